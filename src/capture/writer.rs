@@ -1,0 +1,377 @@
+//! Writing a capture file: the recorder's only way to touch it.
+
+use super::block;
+use super::schema;
+use super::{DropRow, ProcessRow};
+use crate::event::{Direction, RawEvent};
+use anyhow::{bail, Context, Result};
+use rusqlite::{params, Connection};
+use std::collections::HashMap;
+use std::fs::OpenOptions;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+/// Raw bytes per block before it is sealed. Larger blocks compress better;
+/// smaller ones make time-range reads cheaper. See BENCHMARKS.md.
+pub const BLOCK_TARGET: usize = 1 << 20;
+pub const ZSTD_LEVEL: i32 = 3;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+struct StreamKey {
+    pid: u32,
+    tls: bool,
+    /// inode, or SSL* for TLS streams
+    id: u64,
+    direction: Direction,
+}
+
+struct StreamRow {
+    id: i64,
+    fd: u32,
+    fd_kind: u8,
+    ssl: u64,
+    ino: u64,
+    peer_ino: u64,
+    tcp: Option<(String, u16, String, u16)>,
+    first_ts: u64,
+    last_ts: u64,
+    events: u64,
+    bytes: u64,
+    dirty: bool,
+}
+
+/// Running totals, for the status line and the final summary.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct WriterStats {
+    pub records: u64,
+    pub events: u64,
+    pub payload_bytes: u64,
+    pub streams: u64,
+    pub blocks: u64,
+}
+
+pub struct CaptureWriter {
+    conn: Connection,
+    path: PathBuf,
+    next_seq: u64,
+    block_id: Option<i64>,
+    block_first_seq: u64,
+    block_buf: Vec<u8>,
+    block_records: u64,
+    block_ts: Option<(u64, u64)>,
+    block_streams: HashMap<i64, u64>,
+    streams: HashMap<StreamKey, StreamRow>,
+    stats: WriterStats,
+}
+
+impl CaptureWriter {
+    /// Creates a new capture file, mode 0600. An existing file is an error
+    /// unless `force`.
+    pub fn create(path: &Path, force: bool) -> Result<Self> {
+        if force {
+            for suffix in ["", "-journal", "-wal", "-shm"] {
+                let p = PathBuf::from(format!("{}{suffix}", path.display()));
+                match std::fs::remove_file(&p) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(e).with_context(|| format!("removing {}", p.display())),
+                }
+            }
+        }
+        // Claim the name first, with the mode, so that SQLite never creates it
+        // with the umask's permissions and two recorders never share a file.
+        match OpenOptions::new().write(true).create_new(true).mode(0o600).open(path) {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => bail!(
+                "{} already exists; choose another name or pass --force to overwrite it",
+                path.display()
+            ),
+            Err(e) => return Err(e).with_context(|| format!("creating {}", path.display())),
+        }
+        let conn = Connection::open(path).with_context(|| format!("opening {}", path.display()))?;
+        conn.execute_batch(
+            "PRAGMA page_size = 65536;
+             PRAGMA journal_mode = DELETE;
+             PRAGMA synchronous = NORMAL;",
+        )?;
+        schema::create(&conn)?;
+        conn.execute_batch("BEGIN")?;
+        Ok(CaptureWriter {
+            conn,
+            path: path.to_path_buf(),
+            next_seq: 0,
+            block_id: None,
+            block_first_seq: 0,
+            block_buf: Vec::with_capacity(BLOCK_TARGET + (64 << 10)),
+            block_records: 0,
+            block_ts: None,
+            block_streams: HashMap::new(),
+            streams: HashMap::new(),
+            stats: WriterStats::default(),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn set_meta(&mut self, key: &str, value: &str) -> Result<()> {
+        self.conn.execute(
+            "INSERT INTO meta (key, value) VALUES (?1, ?2)
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            params![key, value],
+        )?;
+        Ok(())
+    }
+
+    /// Stores one ring-buffer record. `bytes` must be a whole record: header
+    /// and exactly `len` payload bytes.
+    pub fn push_event(&mut self, bytes: &[u8]) -> Result<()> {
+        let ev = RawEvent::parse(bytes).context("storing a ring-buffer record")?;
+        if ev.stored_len() != bytes.len() {
+            bail!("record has {} bytes after its payload", bytes.len() - ev.stored_len());
+        }
+        if self.block_buf.len() >= BLOCK_TARGET {
+            self.seal_block()?;
+        }
+        let ts = ev.hdr.ts_ns;
+        self.block_ts = Some(match self.block_ts {
+            None => (ts, ts),
+            Some((lo, hi)) => (lo.min(ts), hi.max(ts)),
+        });
+        if ev.hdr.kind == crate::event::kind::DATA {
+            let stream_id = self.note_stream(&ev);
+            *self.block_streams.entry(stream_id).or_insert(0) += 1;
+        }
+        block::append_event(&mut self.block_buf, bytes);
+        self.block_records += 1;
+        self.next_seq += 1;
+        self.stats.records += 1;
+        self.stats.events += 1;
+        self.stats.payload_bytes += ev.payload.len() as u64;
+        Ok(())
+    }
+
+    /// Marks that every record submitted before `ts_ns` has been stored.
+    pub fn push_tick(&mut self, ts_ns: u64) -> Result<()> {
+        if self.block_buf.len() >= BLOCK_TARGET {
+            self.seal_block()?;
+        }
+        block::append_tick(&mut self.block_buf, ts_ns);
+        self.block_records += 1;
+        self.next_seq += 1;
+        self.stats.records += 1;
+        Ok(())
+    }
+
+    fn note_stream(&mut self, ev: &RawEvent) -> i64 {
+        let h = &ev.hdr;
+        let key = StreamKey {
+            pid: h.tgid,
+            tls: ev.is_tls(),
+            id: if ev.is_tls() { h.ssl } else { h.ino },
+            direction: ev.direction(),
+        };
+        let next_id = self.streams.len() as i64 + 1;
+        let row = self.streams.entry(key).or_insert_with(|| StreamRow {
+            id: next_id,
+            fd: h.fd,
+            fd_kind: h.fd_kind,
+            ssl: h.ssl,
+            ino: h.ino,
+            peer_ino: h.peer_ino,
+            tcp: crate::event::tcp_endpoints(h),
+            first_ts: h.ts_ns,
+            last_ts: h.ts_ns,
+            events: 0,
+            bytes: 0,
+            dirty: true,
+        });
+        row.first_ts = row.first_ts.min(h.ts_ns);
+        row.last_ts = row.last_ts.max(h.ts_ns);
+        row.events += 1;
+        row.bytes += ev.payload.len() as u64;
+        // A TLS stream learns its socket after its first calls.
+        if row.ino == 0 {
+            row.ino = h.ino;
+            row.tcp = crate::event::tcp_endpoints(h);
+        }
+        row.dirty = true;
+        row.id
+    }
+
+    pub fn add_process(&mut self, p: &ProcessRow) -> Result<()> {
+        self.conn.execute(
+            "INSERT OR REPLACE INTO processes
+               (pid, seen_ts_ns, comm, exe, cmdline, ppid, uid, start_time_ns)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            params![
+                p.pid,
+                p.seen_ts_ns as i64,
+                p.comm,
+                p.exe,
+                p.cmdline,
+                p.ppid,
+                p.uid,
+                p.start_time_ns.map(|t| t as i64)
+            ],
+        )?;
+        Ok(())
+    }
+
+    pub fn add_drops(&mut self, d: &DropRow) -> Result<()> {
+        let c = &d.counts;
+        self.conn.execute(
+            "INSERT INTO drops (start_ktime_ns, end_ktime_ns, events, bytes, ring_full,
+               ring_full_bytes, read_failed, map_full, truncated, truncated_bytes, user_lost)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+            params![
+                d.start_ktime_ns as i64,
+                d.end_ktime_ns as i64,
+                c[0] as i64,
+                c[1] as i64,
+                c[2] as i64,
+                c[3] as i64,
+                c[4] as i64,
+                c[5] as i64,
+                c[6] as i64,
+                c[7] as i64,
+                d.user_lost as i64
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// Writes the growing block and the stream index, and commits: after this
+    /// returns, a killed recorder leaves everything so far in the file.
+    pub fn commit(&mut self) -> Result<()> {
+        self.write_block()?;
+        self.write_streams()?;
+        self.conn.execute_batch("COMMIT; BEGIN")?;
+        Ok(())
+    }
+
+    /// Commits and leaves the file closed and complete.
+    pub fn finish(mut self) -> Result<WriterStats> {
+        self.write_block()?;
+        self.write_streams()?;
+        self.conn.execute_batch("COMMIT")?;
+        self.conn.execute_batch("PRAGMA optimize")?;
+        let stats = self.stats;
+        self.conn
+            .close()
+            .map_err(|(_, e)| e)
+            .context("closing the capture file")?;
+        Ok(stats)
+    }
+
+    pub fn stats(&self) -> WriterStats {
+        WriterStats {
+            streams: self.streams.len() as u64,
+            ..self.stats
+        }
+    }
+
+    /// Bytes the file takes now (pages, including free ones).
+    pub fn file_bytes(&self) -> u64 {
+        std::fs::metadata(&self.path).map(|m| m.len()).unwrap_or(0)
+    }
+
+    fn seal_block(&mut self) -> Result<()> {
+        self.write_block()?;
+        self.block_id = None;
+        self.block_first_seq = self.next_seq;
+        self.block_buf.clear();
+        self.block_records = 0;
+        self.block_ts = None;
+        self.block_streams.clear();
+        self.stats.blocks += 1;
+        Ok(())
+    }
+
+    fn write_block(&mut self) -> Result<()> {
+        if self.block_records == 0 {
+            return Ok(());
+        }
+        let data = zstd::bulk::compress(&self.block_buf, ZSTD_LEVEL).context("compressing a block")?;
+        let (lo, hi) = match self.block_ts {
+            Some((lo, hi)) => (Some(lo as i64), Some(hi as i64)),
+            None => (None, None),
+        };
+        match self.block_id {
+            Some(id) => {
+                self.conn.execute(
+                    "UPDATE blocks SET records = ?2, first_ts_ns = ?3, last_ts_ns = ?4,
+                       raw_bytes = ?5, data = ?6 WHERE block_id = ?1",
+                    params![id, self.block_records as i64, lo, hi, self.block_buf.len() as i64, data],
+                )?;
+            }
+            None => {
+                self.conn.execute(
+                    "INSERT INTO blocks (first_seq, records, first_ts_ns, last_ts_ns, raw_bytes, data)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                    params![
+                        self.block_first_seq as i64,
+                        self.block_records as i64,
+                        lo,
+                        hi,
+                        self.block_buf.len() as i64,
+                        data
+                    ],
+                )?;
+                self.block_id = Some(self.conn.last_insert_rowid());
+            }
+        }
+        let block_id = self.block_id.expect("set above");
+        let mut stmt = self.conn.prepare_cached(
+            "INSERT INTO block_streams (block_id, stream_id, records) VALUES (?1, ?2, ?3)
+             ON CONFLICT (stream_id, block_id) DO UPDATE SET records = excluded.records",
+        )?;
+        for (stream_id, n) in &self.block_streams {
+            stmt.execute(params![block_id, stream_id, *n as i64])?;
+        }
+        Ok(())
+    }
+
+    fn write_streams(&mut self) -> Result<()> {
+        let mut stmt = self.conn.prepare_cached(
+            "INSERT INTO streams (stream_id, pid, fd, fd_kind, tls, ssl, ino, peer_ino, direction,
+               laddr, lport, raddr, rport, first_ts_ns, last_ts_ns, events, bytes)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)
+             ON CONFLICT (stream_id) DO UPDATE SET ino = excluded.ino,
+               laddr = excluded.laddr, lport = excluded.lport, raddr = excluded.raddr,
+               rport = excluded.rport, first_ts_ns = excluded.first_ts_ns,
+               last_ts_ns = excluded.last_ts_ns, events = excluded.events, bytes = excluded.bytes",
+        )?;
+        for (key, row) in self.streams.iter_mut().filter(|(_, r)| r.dirty) {
+            let (laddr, lport, raddr, rport) = match &row.tcp {
+                Some((la, lp, ra, rp)) => (Some(la.as_str()), Some(*lp), Some(ra.as_str()), Some(*rp)),
+                None => (None, None, None, None),
+            };
+            stmt.execute(params![
+                row.id,
+                key.pid,
+                row.fd,
+                row.fd_kind,
+                key.tls,
+                row.ssl as i64,
+                row.ino as i64,
+                row.peer_ino as i64,
+                match key.direction {
+                    Direction::Read => "read",
+                    Direction::Write => "write",
+                },
+                laddr,
+                lport,
+                raddr,
+                rport,
+                row.first_ts as i64,
+                row.last_ts as i64,
+                row.events as i64,
+                row.bytes as i64
+            ])?;
+            row.dirty = false;
+        }
+        Ok(())
+    }
+}
