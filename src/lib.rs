@@ -5,4 +5,8 @@
 //! [`render`] (console, table, JSONL) ← [`cli`].
 
 pub mod capture;
+pub mod cli;
+pub mod decode;
 pub mod event;
+pub mod record;
+pub mod render;

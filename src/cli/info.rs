@@ -1,0 +1,4 @@
+use super::Failure;
+pub fn run(_f: &std::path::Path) -> Result<(), Failure> {
+    Err(Failure::other("info: not built yet"))
+}

@@ -1,0 +1,1 @@
+//! The offline MCP correlator: raw records in, MCP messages out.

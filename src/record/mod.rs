@@ -1,0 +1,1 @@
+//! Recording: load the kernel programs, attach, drain the ring buffer into a capture.

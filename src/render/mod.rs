@@ -1,0 +1,1 @@
+//! Output: console lines, tables and JSONL, from decoded messages.
