@@ -590,9 +590,11 @@ CLASSIC(sendto)
 CLASSIC(recvmsg)
 CLASSIC(sendmsg)
 
-/* Every exec: the recorder learns of processes early and finds new TLS binaries. */
-SEC("tp_btf/sched_process_exec")
-int BPF_PROG(mcpspy_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)
+/*
+ * Every exec: the recorder learns of processes early and finds binaries that
+ * carry their own TLS library. One variant per rung family.
+ */
+static __always_inline int on_exec(const char *filename)
 {
 	struct mcpspy_event *e = bpf_ringbuf_reserve(&events, sizeof(*e) + 256, 0);
 
@@ -608,10 +610,37 @@ int BPF_PROG(mcpspy_exec, struct task_struct *p, pid_t old_pid, struct linux_bin
 	e->tgid = pid_tgid >> 32;
 	e->tid = (__u32)pid_tgid;
 	bpf_get_current_comm(e->comm, sizeof(e->comm));
-	long n = bpf_probe_read_kernel_str((void *)(e + 1), 256, BPF_CORE_READ(bprm, filename));
+	long n = bpf_probe_read_kernel_str((void *)(e + 1), 256, filename);
 
 	e->len = n > 0 ? n - 1 : 0;
 	count(MCPSPY_CNT_EVENTS, 1);
-	bpf_ringbuf_submit(e, 0);
+	bpf_ringbuf_submit(e, wake_flags());
 	return 0;
+}
+
+SEC("tp_btf/sched_process_exec")
+int BPF_PROG(mcpspy_exec_tp_btf, struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)
+{
+	return on_exec(BPF_CORE_READ(bprm, filename));
+}
+
+SEC("raw_tracepoint/sched_process_exec")
+int mcpspy_exec_raw_tp(struct bpf_raw_tracepoint_args *ctx)
+{
+	struct linux_binprm *bprm = (struct linux_binprm *)ctx->args[2];
+
+	return on_exec(BPF_CORE_READ(bprm, filename));
+}
+
+struct sched_exec_args {
+	__u64 common;
+	__u32 filename_loc; /* __data_loc: offset in the low 16 bits */
+	__s32 pid;
+	__s32 old_pid;
+};
+
+SEC("tracepoint/sched/sched_process_exec")
+int mcpspy_exec_tp(struct sched_exec_args *ctx)
+{
+	return on_exec((const char *)ctx + (ctx->filename_loc & 0xffff));
 }

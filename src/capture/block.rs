@@ -1,6 +1,6 @@
 //! The framing of records inside a block (see schema/v1.sql, table `blocks`).
 
-use crate::event::{EventError, RawEvent};
+use crate::event::RawEvent;
 
 pub const TAG_EVENT: u8 = 1;
 pub const TAG_TICK: u8 = 2;
@@ -36,6 +36,24 @@ pub fn append_tick(buf: &mut Vec<u8>, ts_ns: u64) {
     buf.extend_from_slice(&ts_ns.to_le_bytes());
 }
 
+/// The first frame of `data`: (tag, body, bytes consumed), or why it is cut.
+pub fn next_frame(data: &[u8]) -> Result<(u8, &[u8], usize), String> {
+    if data.len() < FRAME_HEADER {
+        return Err(format!(
+            "block ends inside a record frame ({} bytes left)",
+            data.len()
+        ));
+    }
+    let len = u32::from_le_bytes([data[1], data[2], data[3], data[4]]) as usize;
+    match data.get(FRAME_HEADER..FRAME_HEADER + len) {
+        Some(body) => Ok((data[0], body, FRAME_HEADER + len)),
+        None => Err(format!(
+            "record frame declares {len} bytes, block holds {}",
+            data.len() - FRAME_HEADER
+        )),
+    }
+}
+
 /// Walks the records of a decompressed block.
 pub struct Records<'a> {
     data: &'a [u8],
@@ -63,49 +81,34 @@ impl<'a> Iterator for Records<'a> {
         }
         let seq = self.seq;
         self.seq += 1;
-        if rest.len() < FRAME_HEADER {
-            self.pos = self.data.len();
-            return Some(Numbered {
-                seq,
-                record: Record::Damaged {
-                    reason: format!("block ends inside a record frame ({} bytes left)", rest.len()),
-                    len: rest.len(),
-                },
-            });
-        }
-        let tag = rest[0];
-        let len = u32::from_le_bytes([rest[1], rest[2], rest[3], rest[4]]) as usize;
-        let Some(body) = rest.get(FRAME_HEADER..FRAME_HEADER + len) else {
-            self.pos = self.data.len();
-            return Some(Numbered {
-                seq,
-                record: Record::Damaged {
-                    reason: format!(
-                        "record frame declares {len} bytes, block holds {}",
-                        rest.len() - FRAME_HEADER
-                    ),
-                    len: rest.len(),
-                },
-            });
+        let (tag, body, used) = match next_frame(rest) {
+            Ok(frame) => frame,
+            Err(reason) => {
+                self.pos = self.data.len();
+                let len = rest.len();
+                return Some(Numbered {
+                    seq,
+                    record: Record::Damaged { reason, len },
+                });
+            }
         };
-        self.pos += FRAME_HEADER + len;
+        self.pos += used;
+        let len = body.len();
         let record = match tag {
             TAG_EVENT => match RawEvent::parse(body) {
-                Ok(ev) if ev.stored_len() == body.len() => Record::Event(ev),
+                Ok(ev) if ev.stored_len() == len => Record::Event(ev),
                 Ok(ev) => Record::Damaged {
                     reason: format!(
                         "event declares {} payload bytes, frame holds {}",
                         ev.payload.len(),
-                        body.len() - crate::event::HEADER_LEN
+                        len - crate::event::HEADER_LEN
                     ),
                     len,
                 },
-                Err(e @ (EventError::TooShort { .. } | EventError::PayloadTooShort { .. })) => {
-                    Record::Damaged {
-                        reason: e.to_string(),
-                        len,
-                    }
-                }
+                Err(e) => Record::Damaged {
+                    reason: e.to_string(),
+                    len,
+                },
             },
             TAG_TICK if len == 8 => Record::Tick {
                 ts_ns: u64::from_le_bytes(body.try_into().expect("length checked")),

@@ -90,8 +90,7 @@ impl CaptureWriter {
         }
         let conn = Connection::open(path).with_context(|| format!("opening {}", path.display()))?;
         conn.execute_batch(
-            "PRAGMA page_size = 65536;
-             PRAGMA journal_mode = DELETE;
+            "PRAGMA journal_mode = DELETE;
              PRAGMA synchronous = NORMAL;",
         )?;
         schema::create(&conn)?;
@@ -142,14 +141,34 @@ impl CaptureWriter {
         if ev.hdr.kind == crate::event::kind::DATA {
             let stream_id = self.note_stream(&ev);
             *self.block_streams.entry(stream_id).or_insert(0) += 1;
+            self.stats.payload_bytes += ev.payload.len() as u64;
         }
         block::append_event(&mut self.block_buf, bytes);
         self.block_records += 1;
         self.next_seq += 1;
         self.stats.records += 1;
         self.stats.events += 1;
-        self.stats.payload_bytes += ev.payload.len() as u64;
         Ok(())
+    }
+
+    /// Stores records framed as in a block (see capture::block), as the
+    /// recorder batches them. Returns how many records it stored.
+    pub fn push_framed(&mut self, mut data: &[u8]) -> Result<u64> {
+        let mut n = 0;
+        while !data.is_empty() {
+            let (tag, body, used) = block::next_frame(data).map_err(anyhow::Error::msg)?;
+            match tag {
+                block::TAG_EVENT => self.push_event(body)?,
+                block::TAG_TICK => {
+                    let ts = body.try_into().map(u64::from_le_bytes);
+                    self.push_tick(ts.map_err(|_| anyhow::anyhow!("tick of {} bytes", body.len()))?)?
+                }
+                other => bail!("unknown record tag {other}"),
+            }
+            data = &data[used..];
+            n += 1;
+        }
+        Ok(n)
     }
 
     /// Marks that every record submitted before `ts_ns` has been stored.
@@ -245,16 +264,16 @@ impl CaptureWriter {
     /// Writes the growing block and the stream index, and commits: after this
     /// returns, a killed recorder leaves everything so far in the file.
     pub fn commit(&mut self) -> Result<()> {
-        self.write_block()?;
         self.write_streams()?;
+        self.write_block()?;
         self.conn.execute_batch("COMMIT; BEGIN")?;
         Ok(())
     }
 
     /// Commits and leaves the file closed and complete.
     pub fn finish(mut self) -> Result<WriterStats> {
-        self.write_block()?;
         self.write_streams()?;
+        self.write_block()?;
         self.conn.execute_batch("COMMIT")?;
         self.conn.execute_batch("PRAGMA optimize")?;
         let stats = self.stats;
@@ -278,6 +297,7 @@ impl CaptureWriter {
     }
 
     fn seal_block(&mut self) -> Result<()> {
+        self.write_streams()?;
         self.write_block()?;
         self.block_id = None;
         self.block_first_seq = self.next_seq;

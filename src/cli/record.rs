@@ -1,4 +1,122 @@
-use super::{Failure, RecordArgs};
-pub fn run(_a: RecordArgs) -> Result<(), Failure> {
-    Err(Failure::other("record: not built yet"))
+//! `mcpspy record`: thin glue over crate::record.
+
+use super::{AttachChoice, Failure, RecordArgs};
+use crate::record::{self, KernelConfig, Rung};
+use crate::render::size::human_bytes;
+use indicatif::{ProgressBar, ProgressStyle};
+use std::io::IsTerminal;
+use std::time::Duration;
+
+pub fn run(a: RecordArgs) -> Result<(), Failure> {
+    let forced_rung = match a.attach {
+        AttachChoice::Auto => None,
+        AttachChoice::TpBtf => Some(Rung::TpBtf),
+        AttachChoice::RawTp => Some(Rung::RawTp),
+        AttachChoice::Tracepoint => Some(Rung::Tracepoint),
+    };
+    for c in &a.comm {
+        if c.is_empty() || c.len() > 15 {
+            return Err(Failure::input(format!(
+                "--comm {c:?}: the kernel keeps 1 to 15 bytes of a process name"
+            )));
+        }
+    }
+    let duration = match a.duration {
+        Some(s) if !(s.is_finite() && s > 0.0) => {
+            return Err(Failure::input("--duration must be a positive number of seconds"))
+        }
+        Some(s) => Some(Duration::from_secs_f64(s)),
+        None => None,
+    };
+    if a.live {
+        return Err(Failure::other("record --live: not built yet"));
+    }
+    let opts = record::Options {
+        output: a.output.clone(),
+        force: a.force,
+        duration,
+        kernel: KernelConfig {
+            self_tgid: std::process::id(),
+            capture_all: a.all,
+            capture_tcp: true,
+            pids: a.pid.clone(),
+            comms: a.comm.clone(),
+            ring_size: a.ring_size,
+        },
+        forced_rung,
+        command_line: std::env::args().collect(),
+    };
+    let bar = std::io::stderr().is_terminal().then(|| {
+        let bar = ProgressBar::new_spinner();
+        bar.set_style(ProgressStyle::with_template("{spinner} {msg}").expect("static template"));
+        bar.enable_steady_tick(Duration::from_millis(200));
+        bar
+    });
+    let summary = record::run(
+        &opts,
+        None,
+        &mut |s| {
+            let tried: Vec<String> = s
+                .attempts
+                .iter()
+                .map(|t| format!("{} failed: {}", t.rung.name(), first_line(&t.error)))
+                .collect();
+            let line = format!(
+                "mcpspy: recording to {} (attach: {}{}); Ctrl+C to stop",
+                s.output.display(),
+                s.rung.name(),
+                if tried.is_empty() {
+                    String::new()
+                } else {
+                    format!("; {}", tried.join("; "))
+                }
+            );
+            match &bar {
+                Some(b) => b.println(line),
+                None => eprintln!("{line}"),
+            }
+        },
+        &mut |st| {
+            if let Some(b) = &bar {
+                b.set_message(format!(
+                    "{:.0}s  {} events  {}  {} streams  {} drops  file {}",
+                    st.elapsed.as_secs_f64(),
+                    st.writer.events,
+                    human_bytes(st.writer.payload_bytes),
+                    st.writer.streams,
+                    st.losses,
+                    human_bytes(st.file_bytes)
+                ));
+            }
+        },
+    )?;
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    let ratio = if summary.writer.payload_bytes > 0 {
+        format!(
+            " ({:.3} bytes on disk per captured byte)",
+            summary.file_bytes as f64 / summary.writer.payload_bytes as f64
+        )
+    } else {
+        String::new()
+    };
+    eprintln!(
+        "mcpspy: recorded {} events, {} of data, {} streams, {} processes in {:.1}s via {}; {} drops; {} {}{ratio}; ended by {}",
+        summary.writer.events,
+        human_bytes(summary.writer.payload_bytes),
+        summary.writer.streams,
+        summary.processes,
+        summary.elapsed.as_secs_f64(),
+        summary.rung.name(),
+        summary.losses(),
+        opts.output.display(),
+        human_bytes(summary.file_bytes),
+        summary.end_reason,
+    );
+    Ok(())
+}
+
+fn first_line(s: &str) -> &str {
+    s.lines().next().unwrap_or(s)
 }

@@ -1,0 +1,187 @@
+//! Load the kernel programs and attach them at the best rung that works here.
+
+use anyhow::{bail, Context, Result};
+use libbpf_rs::skel::{OpenSkel, Skel, SkelBuilder};
+use libbpf_rs::OpenObject;
+use std::mem::MaybeUninit;
+
+#[allow(clippy::all, dead_code, non_camel_case_types, non_snake_case, unused)]
+mod skel {
+    include!(concat!(env!("OUT_DIR"), "/mcpspy.skel.rs"));
+}
+pub use skel::McpspySkel;
+use skel::*;
+
+/// Where the syscall programs hook in, best first. Each is measured in
+/// BENCHMARKS.md; fentry/fexit and kprobes are absent: they do not load here.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Rung {
+    /// BTF-typed raw tracepoint on sys_exit.
+    TpBtf,
+    /// Raw tracepoint on sys_exit.
+    RawTp,
+    /// Classic tracepoints syscalls:sys_exit_* (needs tracefs).
+    Tracepoint,
+}
+
+impl Rung {
+    pub const LADDER: [Rung; 3] = [Rung::TpBtf, Rung::RawTp, Rung::Tracepoint];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Rung::TpBtf => "tp_btf",
+            Rung::RawTp => "raw_tp",
+            Rung::Tracepoint => "tracepoint",
+        }
+    }
+}
+
+/// Capture-time settings baked into the programs before they load.
+#[derive(Clone, Debug, Default)]
+pub struct KernelConfig {
+    pub self_tgid: u32,
+    pub capture_all: bool,
+    pub capture_tcp: bool,
+    pub pids: Vec<u32>,
+    pub comms: Vec<String>,
+    pub ring_size: u64,
+}
+
+/// Filters the programs hold (MCPSPY_MAX_FILTERS in bpf/mcpspy.bpf.c).
+pub const MAX_FILTERS: usize = 8;
+
+/// A rung that was tried and failed, with why.
+#[derive(Clone, Debug)]
+pub struct Attempt {
+    pub rung: Rung,
+    pub error: String,
+}
+
+/// Loads and attaches at the first rung that works (or only at `forced`), then
+/// runs `f` with the live skeleton. Failed attempts are passed on for the record.
+pub fn with_attached<R>(
+    cfg: &KernelConfig,
+    forced: Option<Rung>,
+    f: impl FnOnce(&mut McpspySkel<'_>, Rung, &[Attempt]) -> Result<R>,
+) -> Result<R> {
+    validate(cfg)?;
+    let ladder: Vec<Rung> = match forced {
+        Some(r) => vec![r],
+        None => Rung::LADDER.to_vec(),
+    };
+    let mut attempts = Vec::new();
+    for rung in ladder {
+        let mut storage = MaybeUninit::<OpenObject>::uninit();
+        let loaded = load_and_attach(&mut storage, cfg, rung);
+        match loaded {
+            Ok(mut skel) => return f(&mut skel, rung, &attempts),
+            Err(e) => attempts.push(Attempt {
+                rung,
+                error: format!("{e:#}"),
+            }),
+        };
+    }
+    let tried: Vec<String> = attempts
+        .iter()
+        .map(|a| format!("{}: {}", a.rung.name(), a.error))
+        .collect();
+    bail!(
+        "no attach point works on this kernel (are you root?):\n  {}",
+        tried.join("\n  ")
+    )
+}
+
+fn validate(cfg: &KernelConfig) -> Result<()> {
+    if cfg.pids.len() > MAX_FILTERS || cfg.comms.len() > MAX_FILTERS {
+        bail!("at most {MAX_FILTERS} --pid and {MAX_FILTERS} --comm filters");
+    }
+    if !cfg.ring_size.is_power_of_two() || cfg.ring_size < 4096 || cfg.ring_size > (1 << 30) {
+        bail!(
+            "--ring-size must be a power of two between 4K and 1G, not {}",
+            cfg.ring_size
+        );
+    }
+    Ok(())
+}
+
+fn load_and_attach<'o>(
+    storage: &'o mut MaybeUninit<OpenObject>,
+    cfg: &KernelConfig,
+    rung: Rung,
+) -> Result<McpspySkel<'o>> {
+    if rung == Rung::Tracepoint {
+        super::mounts::ensure_tracefs()?;
+    }
+    let mut open = McpspySkelBuilder::default()
+        .open(storage)
+        .context("opening the BPF object")?;
+    let ro = open
+        .maps
+        .rodata_data
+        .as_deref_mut()
+        .context("the BPF object has no read-only data")?;
+    ro.self_tgid = cfg.self_tgid;
+    ro.capture_all = cfg.capture_all as u8;
+    ro.capture_tcp = cfg.capture_tcp as u8;
+    ro.n_filter_pids = cfg.pids.len() as u32;
+    for (slot, pid) in ro.filter_pids.iter_mut().zip(&cfg.pids) {
+        *slot = *pid;
+    }
+    ro.n_filter_comms = cfg.comms.len() as u32;
+    for (slot, comm) in ro.filter_comms.iter_mut().zip(&cfg.comms) {
+        for (dst, src) in slot.iter_mut().zip(comm.bytes().take(15)) {
+            *dst = src as i8;
+        }
+    }
+    // Wake the reader early once an eighth of the ring is waiting.
+    ro.wakeup_bytes = cfg.ring_size / 8;
+    open.maps
+        .events
+        .set_max_entries(cfg.ring_size as u32)
+        .context("sizing the ring buffer")?;
+
+    let p = &mut open.progs;
+    p.mcpspy_tp_btf_exit.set_autoload(rung == Rung::TpBtf);
+    p.mcpspy_exec_tp_btf.set_autoload(rung == Rung::TpBtf);
+    p.mcpspy_raw_tp_exit.set_autoload(rung == Rung::RawTp);
+    p.mcpspy_exec_raw_tp.set_autoload(rung == Rung::RawTp);
+    p.mcpspy_exec_tp.set_autoload(rung == Rung::Tracepoint);
+    for prog in [
+        &mut p.mcpspy_tp_exit_read,
+        &mut p.mcpspy_tp_exit_write,
+        &mut p.mcpspy_tp_exit_readv,
+        &mut p.mcpspy_tp_exit_writev,
+        &mut p.mcpspy_tp_exit_recvfrom,
+        &mut p.mcpspy_tp_exit_sendto,
+        &mut p.mcpspy_tp_exit_recvmsg,
+        &mut p.mcpspy_tp_exit_sendmsg,
+    ] {
+        prog.set_autoload(rung == Rung::Tracepoint);
+    }
+    let mut skel = open
+        .load()
+        .with_context(|| format!("loading the {} programs", rung.name()))?;
+    skel.attach()
+        .with_context(|| format!("attaching the {} programs", rung.name()))?;
+    Ok(skel)
+}
+
+/// Sums the per-CPU counters (enum mcpspy_counter).
+pub fn read_counters(skel: &McpspySkel<'_>) -> Result<[u64; crate::event::counter::COUNT]> {
+    use libbpf_rs::MapCore;
+    let mut out = [0u64; crate::event::counter::COUNT];
+    for (i, slot) in out.iter_mut().enumerate() {
+        let key = (i as u32).to_ne_bytes();
+        let per_cpu = skel
+            .maps
+            .counters
+            .lookup_percpu(&key, libbpf_rs::MapFlags::ANY)
+            .context("reading the counters")?
+            .unwrap_or_default();
+        *slot = per_cpu
+            .iter()
+            .filter_map(|v| v.get(..8).map(|b| u64::from_ne_bytes(b.try_into().unwrap_or([0; 8]))))
+            .sum();
+    }
+    Ok(out)
+}

@@ -1,0 +1,135 @@
+//! `mcpspy info`: what a capture file holds, for people.
+
+use super::size::human_bytes;
+use crate::capture::{DropRow, Totals};
+use crate::event::counter;
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+/// Everything `info` shows, gathered by the caller from the capture reader.
+pub struct InfoView<'a> {
+    pub path: &'a std::path::Path,
+    pub meta: &'a BTreeMap<String, String>,
+    pub totals: &'a Totals,
+    pub drops: &'a [DropRow],
+    pub processes: &'a [crate::capture::ProcessRow],
+}
+
+/// Provenance keys, in the order a reader wants them.
+const META_ORDER: [(&str, &str); 17] = [
+    ("tool_version", "mcpspy version"),
+    ("hostname", "host"),
+    ("kernel_release", "kernel"),
+    ("machine", "machine"),
+    ("boot_id", "boot id"),
+    ("started_at", "started"),
+    ("ended_at", "ended"),
+    ("end_reason", "ended by"),
+    ("command_line", "command line"),
+    ("filters", "filters"),
+    ("attach_rung", "attach point"),
+    ("attach_tried", "attach points that failed"),
+    ("ring_size", "ring buffer"),
+    ("compression", "compression"),
+    ("tls", "TLS probes"),
+    ("event_version", "event version"),
+    ("final_counters", "final kernel counters"),
+];
+
+pub fn render(v: &InfoView) -> String {
+    let mut out = String::new();
+    let t = v.totals;
+    let _ = writeln!(out, "capture      {}", v.path.display());
+    for (key, label) in META_ORDER {
+        if let Some(val) = v.meta.get(key) {
+            let shown = match key {
+                "ring_size" => val
+                    .parse::<u64>()
+                    .map(human_bytes)
+                    .unwrap_or_else(|_| val.clone()),
+                "attach_tried" if val == "[]" => continue,
+                _ => val.clone(),
+            };
+            let _ = writeln!(out, "{label:<12} {shown}");
+        }
+    }
+    if !v.meta.contains_key("ended_at") {
+        let _ = writeln!(
+            out,
+            "ended        not recorded: the recorder did not finish (killed?); the file holds what it committed"
+        );
+    }
+    let span = match (t.first_ts_ns, t.last_ts_ns) {
+        (Some(a), Some(b)) => format!("{:.3} s of events", b.saturating_sub(a) as f64 / 1e9),
+        _ => "no events".to_string(),
+    };
+    let _ = writeln!(out, "time span    {span}");
+    let _ = writeln!(
+        out,
+        "records      {} ({} data events, {} blocks)",
+        t.records, t.data_events, t.blocks
+    );
+    let _ = writeln!(out, "streams      {}", t.streams);
+    let _ = writeln!(
+        out,
+        "processes    {} ({} rows)",
+        t.processes,
+        v.processes.len()
+    );
+    let _ = writeln!(out, "data         {}", human_bytes(t.payload_bytes));
+    let _ = writeln!(
+        out,
+        "raw bytes    {} (records as stored, before compression)",
+        human_bytes(t.raw_bytes)
+    );
+    let _ = writeln!(
+        out,
+        "on disk      {} file, {} of compressed blocks",
+        human_bytes(t.file_bytes),
+        human_bytes(t.compressed_bytes)
+    );
+    if t.compressed_bytes > 0 {
+        let _ = writeln!(
+            out,
+            "compression  {:.1}x (raw / compressed blocks); {:.3} file bytes per data byte",
+            t.raw_bytes as f64 / t.compressed_bytes as f64,
+            if t.payload_bytes > 0 {
+                t.file_bytes as f64 / t.payload_bytes as f64
+            } else {
+                0.0
+            }
+        );
+    }
+    let mut sums = [0u64; counter::COUNT];
+    let mut user_lost = 0;
+    for d in v.drops {
+        for (s, c) in sums.iter_mut().zip(d.counts.iter()) {
+            *s += c;
+        }
+        user_lost += d.user_lost;
+    }
+    let lossy: Vec<&DropRow> = v.drops.iter().filter(|d| d.losses() > 0).collect();
+    let losses = sums[counter::RING_FULL]
+        + sums[counter::READ_FAILED]
+        + sums[counter::MAP_FULL]
+        + sums[counter::TRUNCATED]
+        + user_lost;
+    if losses == 0 {
+        let _ = writeln!(out, "drops        none");
+    } else {
+        let _ = writeln!(
+            out,
+            "drops        {} records lost to a full ring ({}), {} unreadable chunks, {} untracked streams, {} truncated calls ({}), {} unstorable records; in {} of {} ledger slices",
+            sums[counter::RING_FULL],
+            human_bytes(sums[counter::RING_FULL_BYTES]),
+            sums[counter::READ_FAILED],
+            sums[counter::MAP_FULL],
+            sums[counter::TRUNCATED],
+            human_bytes(sums[counter::TRUNCATED_BYTES]),
+            user_lost,
+            lossy.len(),
+            v.drops.len()
+        );
+    }
+    out
+}
