@@ -1,0 +1,167 @@
+#!/usr/bin/env python3
+"""A real MCP server built with the official Python SDK (PyPI `mcp` 2.x), for mcpspy's tests.
+
+Transports:
+  stdio (default)              newline-delimited JSON on stdin/stdout (or whatever fds 0/1 are,
+                               e.g. one end of a socket pair)
+  --transport http             Streamable HTTP under uvicorn at http(s)://127.0.0.1:PORT/mcp,
+                               SSE response mode by default, --json-response for application/json
+  --transport sse              the deprecated HTTP+SSE transport: GET /sse, POST /messages/
+  --certfile/--keyfile         serve HTTP or SSE over TLS
+
+Tools: echo(text), blob(size), fail(), rpc_error(), slow(steps), ask_client().
+blob(size) returns a text of exactly `size` ASCII bytes: 64-byte blocks, each the block number in
+16 hex digits followed by 48 letters, so a reader can tell which part of a large result it sees.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import sys
+import warnings
+
+import anyio
+import mcp_types as types
+from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver.exceptions import ToolError
+from mcp.shared.exceptions import MCPError
+
+SERVER_NAME = "mcpspy-peer-py"
+BLOB_BLOCK_TAIL = "ABCDEFGHIJKLMNOPQRSTUVWXabcdefghijklmnopqrstuvwx"  # 48 bytes
+assert len(BLOB_BLOCK_TAIL) == 48
+
+mcp = MCPServer(SERVER_NAME, version="1.0.0", log_level="WARNING")
+
+
+def blob_text(size: int) -> str:
+    """Exactly `size` ASCII bytes; none of them needs escaping in JSON."""
+    blocks = size // 64 + 1
+    text = "".join(f"{i:016x}{BLOB_BLOCK_TAIL}" for i in range(blocks))
+    return text[:size]
+
+
+@mcp.tool()
+def echo(text: str) -> str:
+    """Return the text unchanged."""
+    return text
+
+
+@mcp.tool(structured_output=False)  # the text once, not again as structuredContent
+def blob(size: int) -> str:
+    """Return exactly `size` bytes of ASCII text."""
+    if size < 0 or size > 256 * 1024 * 1024:
+        raise ToolError(f"size out of range: {size}")
+    return blob_text(size)
+
+
+@mcp.tool()
+def fail() -> str:
+    """Always fails: the result has isError=true (a tool error, not a JSON-RPC error)."""
+    raise ToolError("fail() always fails")
+
+
+@mcp.tool()
+def rpc_error() -> str:
+    """Always answers with a JSON-RPC error object (code -32602, with data)."""
+    raise MCPError(code=types.INVALID_PARAMS, message="rpc_error() always errors", data={"peer": SERVER_NAME})
+
+
+@mcp.tool()
+async def slow(steps: int, ctx: Context) -> str:
+    """Sends `steps` progress notifications (when the caller asked for progress), then answers."""
+    for i in range(1, steps + 1):
+        await ctx.report_progress(i, steps, f"step {i}/{steps}")
+        await anyio.sleep(0.01)
+    return f"done after {steps} steps"
+
+
+@mcp.tool()
+async def ask_client(ctx: Context) -> str:
+    """Sends the client two requests of its own (roots/list, then sampling/createMessage).
+
+    Their JSON-RPC ids are the server's own and overlap the client's ids.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # both features are deprecated at 2026-07-28
+        roots = await ctx.session.list_roots()
+        sampled = await ctx.session.create_message(
+            messages=[types.SamplingMessage(role="user", content=types.TextContent(type="text", text="say hi"))],
+            max_tokens=16,
+        )
+    text = sampled.content.text if isinstance(sampled.content, types.TextContent) else "?"
+    return f"roots={len(roots.roots)} sampled={text}"
+
+
+def write_info(path: str | None, extra: dict) -> None:
+    """Who this process is, as the kernel will name it, for the tests' ground truth."""
+    if not path:
+        return
+    with open(f"/proc/{os.getpid()}/comm") as f:
+        comm = f.read().strip()
+    info = {"role": "server", "pid": os.getpid(), "ppid": os.getppid(), "comm": comm, "argv": sys.argv, **extra}
+    for fd in (0, 1):
+        try:
+            st = os.fstat(fd)
+            info[f"fd{fd}_inode"] = st.st_ino
+        except OSError:
+            pass
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(info, f)
+        f.write("\n")
+    os.replace(tmp, path)
+
+
+async def serve_http(args: argparse.Namespace) -> None:
+    import uvicorn
+
+    if args.transport == "http":
+        app = mcp.streamable_http_app(json_response=args.json_response, host=args.host)
+        path = "/mcp"
+    else:
+        app = mcp.sse_app(host=args.host)
+        path = "/sse"
+    sock = socket.socket(socket.AF_INET6 if ":" in args.host else socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((args.host, args.port))
+    sock.listen(128)
+    port = sock.getsockname()[1]
+    scheme = "https" if args.certfile else "http"
+    url = f"{scheme}://{args.host}:{port}{path}"
+    config = uvicorn.Config(
+        app,
+        log_level="warning",
+        ssl_certfile=args.certfile,
+        ssl_keyfile=args.keyfile,
+        timeout_graceful_shutdown=2,
+    )
+    server = uvicorn.Server(config)
+    write_info(args.info, {"transport": args.transport, "url": url, "port": port, "json_response": args.json_response})
+    print(f"py_server: listening on {url}", file=sys.stderr, flush=True)
+    await server.serve(sockets=[sock])
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--transport", choices=["stdio", "http", "sse"], default="stdio")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=0, help="0 picks a free port (see --info for the one chosen)")
+    p.add_argument("--json-response", action="store_true", help="Streamable HTTP: answer POSTs with application/json")
+    p.add_argument("--certfile")
+    p.add_argument("--keyfile")
+    p.add_argument("--info", help="write pid, comm and (HTTP) url of this server as JSON to this file")
+    args = p.parse_args()
+    if bool(args.certfile) != bool(args.keyfile):
+        p.error("--certfile and --keyfile go together")
+    if args.transport == "stdio":
+        write_info(args.info, {"transport": "stdio"})
+        mcp.run("stdio")
+    else:
+        anyio.run(serve_http, args)
+
+
+if __name__ == "__main__":
+    main()
