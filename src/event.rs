@@ -123,7 +123,10 @@ impl fmt::Display for EventError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             EventError::TooShort { len } => {
-                write!(f, "record of {len} bytes is shorter than the {HEADER_LEN}-byte header")
+                write!(
+                    f,
+                    "record of {len} bytes is shorter than the {HEADER_LEN}-byte header"
+                )
             }
             EventError::PayloadTooShort { declared, present } => write!(
                 f,
@@ -214,9 +217,7 @@ pub fn tcp_endpoints(h: &EventHeader) -> Option<(String, u16, String, u16)> {
         }
     };
     match h.fd_kind {
-        fd_kind::TCP4 | fd_kind::TCP6 => {
-            Some((addr(&h.laddr), h.lport, addr(&h.raddr), h.rport))
-        }
+        fd_kind::TCP4 | fd_kind::TCP6 => Some((addr(&h.laddr), h.lport, addr(&h.raddr), h.rport)),
         _ => None,
     }
 }

@@ -129,22 +129,34 @@ mod tests {
 
     #[test]
     fn frames_round_trip_and_damage_is_reported() {
-        let ev = encode(&EventHeader { tgid: 7, ..Default::default() }, b"abc");
+        let ev = encode(
+            &EventHeader {
+                tgid: 7,
+                ..Default::default()
+            },
+            b"abc",
+        );
         let mut buf = Vec::new();
         append_event(&mut buf, &ev);
         append_tick(&mut buf, 99);
         let recs: Vec<_> = Records::new(&buf, 10).collect();
         assert_eq!(recs.len(), 2);
         assert_eq!(recs[0].seq, 10);
-        assert!(matches!(recs[0].record, Record::Event(e) if e.payload == b"abc" && e.hdr.tgid == 7));
+        assert!(
+            matches!(recs[0].record, Record::Event(e) if e.payload == b"abc" && e.hdr.tgid == 7)
+        );
         assert!(matches!(recs[1].record, Record::Tick { ts_ns: 99 }));
 
         // A cut block yields one damaged record, not a panic or silence.
         let cut: Vec<_> = Records::new(&buf[..buf.len() - 3], 0).collect();
         assert_eq!(cut.len(), 2);
-        assert!(matches!(&cut[1].record, Record::Damaged { reason, .. } if reason.contains("declares 8")));
+        assert!(
+            matches!(&cut[1].record, Record::Damaged { reason, .. } if reason.contains("declares 8"))
+        );
         buf.push(9);
         let tail: Vec<_> = Records::new(&buf, 0).collect();
-        assert!(matches!(&tail[2].record, Record::Damaged { reason, .. } if reason.contains("inside a record frame")));
+        assert!(
+            matches!(&tail[2].record, Record::Damaged { reason, .. } if reason.contains("inside a record frame"))
+        );
     }
 }

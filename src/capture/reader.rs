@@ -94,7 +94,12 @@ impl CaptureReader {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 return Err(CaptureError::Missing(path.into()))
             }
-            Err(err) => return Err(CaptureError::Io { path: path.into(), err }),
+            Err(err) => {
+                return Err(CaptureError::Io {
+                    path: path.into(),
+                    err,
+                })
+            }
         }
         match Self::open_read_only(path) {
             Err(OpenFailure::NeedsRollback) => Self::open_rolled_back_copy(path),
@@ -215,9 +220,8 @@ impl CaptureReader {
     /// Blocks in record order, one decompressed at a time.
     pub fn blocks(&self, filter: &BlockFilter) -> Result<BlockIter<'_>, CaptureError> {
         let mut ids: Vec<(i64, u64, u64, u64)> = Vec::new();
-        let mut sql = String::from(
-            "SELECT block_id, first_seq, records, raw_bytes FROM blocks b WHERE 1",
-        );
+        let mut sql =
+            String::from("SELECT block_id, first_seq, records, raw_bytes FROM blocks b WHERE 1");
         if let Some((lo, hi)) = filter.ktime_range {
             // Blocks with only ticks are kept: they carry the decoder's clock.
             sql.push_str(&format!(
@@ -372,9 +376,11 @@ impl CaptureReader {
             .map_err(|e| self.damaged(e))?;
         let block_span: (Option<i64>, Option<i64>) = self
             .conn
-            .query_row("SELECT MIN(first_ts_ns), MAX(last_ts_ns) FROM blocks", [], |r| {
-                Ok((r.get(0)?, r.get(1)?))
-            })
+            .query_row(
+                "SELECT MIN(first_ts_ns), MAX(last_ts_ns) FROM blocks",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
             .map_err(|e| self.damaged(e))?;
         let file_bytes = std::fs::metadata(&self.path).map(|m| m.len()).unwrap_or(0);
         Ok(Totals {
@@ -459,19 +465,17 @@ impl Iterator for BlockIter<'_> {
             Ok(d) => d,
             Err(e) => return Some(Err(fail(e.to_string()))),
         };
-        Some(
-            match zstd::bulk::decompress(&data, raw_bytes as usize) {
-                Ok(raw) if raw.len() as u64 == raw_bytes => Ok(Block {
-                    block_id,
-                    first_seq,
-                    data: raw,
-                }),
-                Ok(raw) => Err(fail(format!(
-                    "decompressed to {} bytes, expected {raw_bytes}",
-                    raw.len()
-                ))),
-                Err(e) => Err(fail(format!("zstd: {e}"))),
-            },
-        )
+        Some(match zstd::bulk::decompress(&data, raw_bytes as usize) {
+            Ok(raw) if raw.len() as u64 == raw_bytes => Ok(Block {
+                block_id,
+                first_seq,
+                data: raw,
+            }),
+            Ok(raw) => Err(fail(format!(
+                "decompressed to {} bytes, expected {raw_bytes}",
+                raw.len()
+            ))),
+            Err(e) => Err(fail(format!("zstd: {e}"))),
+        })
     }
 }

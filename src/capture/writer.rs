@@ -80,7 +80,12 @@ impl CaptureWriter {
         }
         // Claim the name first, with the mode, so that SQLite never creates it
         // with the umask's permissions and two recorders never share a file.
-        match OpenOptions::new().write(true).create_new(true).mode(0o600).open(path) {
+        match OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path)
+        {
             Ok(_) => {}
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => bail!(
                 "{} already exists; choose another name or pass --force to overwrite it",
@@ -128,7 +133,10 @@ impl CaptureWriter {
     pub fn push_event(&mut self, bytes: &[u8]) -> Result<()> {
         let ev = RawEvent::parse(bytes).context("storing a ring-buffer record")?;
         if ev.stored_len() != bytes.len() {
-            bail!("record has {} bytes after its payload", bytes.len() - ev.stored_len());
+            bail!(
+                "record has {} bytes after its payload",
+                bytes.len() - ev.stored_len()
+            );
         }
         if self.block_buf.len() >= BLOCK_TARGET {
             self.seal_block()?;
@@ -161,7 +169,9 @@ impl CaptureWriter {
                 block::TAG_EVENT => self.push_event(body)?,
                 block::TAG_TICK => {
                     let ts = body.try_into().map(u64::from_le_bytes);
-                    self.push_tick(ts.map_err(|_| anyhow::anyhow!("tick of {} bytes", body.len()))?)?
+                    self.push_tick(
+                        ts.map_err(|_| anyhow::anyhow!("tick of {} bytes", body.len()))?,
+                    )?
                 }
                 other => bail!("unknown record tag {other}"),
             }
@@ -313,7 +323,8 @@ impl CaptureWriter {
         if self.block_records == 0 {
             return Ok(());
         }
-        let data = zstd::bulk::compress(&self.block_buf, ZSTD_LEVEL).context("compressing a block")?;
+        let data =
+            zstd::bulk::compress(&self.block_buf, ZSTD_LEVEL).context("compressing a block")?;
         let (lo, hi) = match self.block_ts {
             Some((lo, hi)) => (Some(lo as i64), Some(hi as i64)),
             None => (None, None),
@@ -323,7 +334,14 @@ impl CaptureWriter {
                 self.conn.execute(
                     "UPDATE blocks SET records = ?2, first_ts_ns = ?3, last_ts_ns = ?4,
                        raw_bytes = ?5, data = ?6 WHERE block_id = ?1",
-                    params![id, self.block_records as i64, lo, hi, self.block_buf.len() as i64, data],
+                    params![
+                        id,
+                        self.block_records as i64,
+                        lo,
+                        hi,
+                        self.block_buf.len() as i64,
+                        data
+                    ],
                 )?;
             }
             None => {
@@ -365,7 +383,9 @@ impl CaptureWriter {
         )?;
         for (key, row) in self.streams.iter_mut().filter(|(_, r)| r.dirty) {
             let (laddr, lport, raddr, rport) = match &row.tcp {
-                Some((la, lp, ra, rp)) => (Some(la.as_str()), Some(*lp), Some(ra.as_str()), Some(*rp)),
+                Some((la, lp, ra, rp)) => {
+                    (Some(la.as_str()), Some(*lp), Some(ra.as_str()), Some(*rp))
+                }
                 None => (None, None, None, None),
             };
             stmt.execute(params![

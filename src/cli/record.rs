@@ -23,7 +23,9 @@ pub fn run(a: RecordArgs) -> Result<(), Failure> {
     }
     let duration = match a.duration {
         Some(s) if !(s.is_finite() && s > 0.0) => {
-            return Err(Failure::input("--duration must be a positive number of seconds"))
+            return Err(Failure::input(
+                "--duration must be a positive number of seconds",
+            ))
         }
         Some(s) => Some(Duration::from_secs_f64(s)),
         None => None,

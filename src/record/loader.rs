@@ -180,7 +180,10 @@ pub fn read_counters(skel: &McpspySkel<'_>) -> Result<[u64; crate::event::counte
             .unwrap_or_default();
         *slot = per_cpu
             .iter()
-            .filter_map(|v| v.get(..8).map(|b| u64::from_ne_bytes(b.try_into().unwrap_or([0; 8]))))
+            .filter_map(|v| {
+                v.get(..8)
+                    .map(|b| u64::from_ne_bytes(b.try_into().unwrap_or([0; 8])))
+            })
             .sum();
     }
     Ok(out)

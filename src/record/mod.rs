@@ -243,7 +243,18 @@ fn drain(
 
     let mut ledger = Ledger::new(loader::read_counters(skel)?);
     let mut processes = 0usize;
-    let polled = poll_loop(skel, &ring, &batch, opts, &to_writer, &shared, &mut ledger, &mut processes, start, on_status);
+    let polled = poll_loop(
+        skel,
+        &ring,
+        &batch,
+        opts,
+        &to_writer,
+        &shared,
+        &mut ledger,
+        &mut processes,
+        start,
+        on_status,
+    );
     let end_reason = match polled {
         Ok(reason) => reason,
         Err(e) => {
@@ -319,8 +330,8 @@ fn poll_loop(
                 return Err(e).context("polling the ring buffer");
             }
         }
-        let stopping = STOP.load(Ordering::SeqCst)
-            || opts.duration.is_some_and(|d| start.elapsed() >= d);
+        let stopping =
+            STOP.load(Ordering::SeqCst) || opts.duration.is_some_and(|d| start.elapsed() >= d);
         if stopping {
             // Detach first, so that what is drained below is all there will be.
             skel.links = Default::default();

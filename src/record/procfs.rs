@@ -59,7 +59,11 @@ pub fn host_facts() -> HostFacts {
     let mut u: libc::utsname = unsafe { std::mem::zeroed() };
     unsafe { libc::uname(&mut u) };
     let field = |f: &[libc::c_char]| -> String {
-        let bytes: Vec<u8> = f.iter().take_while(|&&c| c != 0).map(|&c| c as u8).collect();
+        let bytes: Vec<u8> = f
+            .iter()
+            .take_while(|&&c| c != 0)
+            .map(|&c| c as u8)
+            .collect();
         String::from_utf8_lossy(&bytes).into_owned()
     };
     HostFacts {
@@ -90,15 +94,20 @@ pub fn process_row(pid: u32, comm: &str, seen_ts_ns: u64) -> ProcessRow {
     // Fields after the parenthesised comm, which may itself hold spaces.
     let after_comm: Vec<&str> = stat
         .as_deref()
-        .and_then(|s| s.rfind(')').map(|i| s[i + 1..].split_whitespace().collect()))
+        .and_then(|s| {
+            s.rfind(')')
+                .map(|i| s[i + 1..].split_whitespace().collect())
+        })
         .unwrap_or_default();
     let ppid = after_comm.get(1).and_then(|v| v.parse().ok());
     let start_ticks: Option<u64> = after_comm.get(19).and_then(|v| v.parse().ok());
-    let uid = fs::read_to_string(format!("{dir}/status")).ok().and_then(|s| {
-        s.lines()
-            .find_map(|l| l.strip_prefix("Uid:"))
-            .and_then(|v| v.split_whitespace().next().and_then(|u| u.parse().ok()))
-    });
+    let uid = fs::read_to_string(format!("{dir}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Uid:"))
+                .and_then(|v| v.split_whitespace().next().and_then(|u| u.parse().ok()))
+        });
     ProcessRow {
         pid,
         seen_ts_ns,

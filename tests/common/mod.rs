@@ -1,0 +1,199 @@
+//! Helpers for tests that record with the real kernel programs.
+#![allow(dead_code)]
+
+use mcpspy::capture::{CaptureReader, Record};
+use mcpspy::event::{kind, Direction};
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_mcpspy");
+
+/// Recording tests watch the whole host: run them one at a time.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+pub fn serial() -> MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// True when this test can load BPF programs. Says so loudly when it cannot.
+pub fn bpf_available(test: &str) -> bool {
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    let btf = Path::new("/sys/kernel/btf/vmlinux").exists();
+    if root && btf {
+        return true;
+    }
+    eprintln!(
+        "\n*** SKIPPED {test}: needs root and kernel BTF to load BPF (root: {root}, /sys/kernel/btf/vmlinux: {btf}) ***\n"
+    );
+    false
+}
+
+pub struct Recorder {
+    child: Child,
+    pub path: PathBuf,
+    stderr: std::sync::mpsc::Receiver<String>,
+    pub stderr_lines: Vec<String>,
+}
+
+/// Starts `mcpspy record -o PATH ARGS...` and waits until it is attached.
+pub fn start_recorder(path: &Path, args: &[&str]) -> Recorder {
+    let mut child = Command::new(BIN)
+        .arg("record")
+        .arg("-o")
+        .arg(path)
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("starting mcpspy record");
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stderr = child.stderr.take().expect("piped");
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let mut rec = Recorder {
+        child,
+        path: path.to_path_buf(),
+        stderr: rx,
+        stderr_lines: Vec::new(),
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        match rec.stderr.recv_timeout(Duration::from_millis(100)) {
+            Ok(line) => {
+                let attached = line.contains("recording to");
+                rec.stderr_lines.push(line);
+                if attached {
+                    return rec;
+                }
+            }
+            Err(_) => {
+                if let Ok(Some(status)) = rec.child.try_wait() {
+                    panic!(
+                        "mcpspy record exited early ({status}): {:?}",
+                        rec.stderr_lines
+                    );
+                }
+                assert!(Instant::now() < deadline, "mcpspy record never attached");
+            }
+        }
+    }
+}
+
+impl Recorder {
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends `signal` and waits for a clean exit; returns stdout.
+    pub fn stop_with(mut self, signal: libc::c_int) -> (String, Vec<String>) {
+        // SAFETY: kill on our own child's pid.
+        unsafe { libc::kill(self.child.id() as i32, signal) };
+        let out = self.child.wait_with_output().expect("waiting for mcpspy");
+        while let Ok(line) = self.stderr.recv_timeout(Duration::from_secs(2)) {
+            self.stderr_lines.push(line);
+        }
+        assert!(
+            out.status.success(),
+            "mcpspy record failed ({}): {:?}",
+            out.status,
+            self.stderr_lines
+        );
+        (
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            self.stderr_lines,
+        )
+    }
+
+    pub fn stop(self) -> (String, Vec<String>) {
+        self.stop_with(libc::SIGINT)
+    }
+}
+
+/// One process's bytes on one pipe or socket, one direction, reassembled by
+/// stream offset. `gaps` lists (offset, missing bytes) that the capture lacks.
+#[derive(Default, Debug)]
+pub struct Stream {
+    pub bytes: Vec<u8>,
+    pub gaps: Vec<(u64, u64)>,
+    pub fd_kind: u8,
+    pub peer_ino: u64,
+    pub events: usize,
+    pub comm: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct StreamKey {
+    pub pid: u32,
+    pub ino: u64,
+    pub direction: Direction,
+}
+
+/// Every data stream in a capture, reassembled.
+pub fn streams(path: &Path) -> BTreeMap<StreamKey, Stream> {
+    let reader = CaptureReader::open(path).expect("opening capture");
+    type Chunks = Vec<(u64, Vec<u8>)>;
+    let mut chunks: BTreeMap<StreamKey, (Chunks, Stream)> = BTreeMap::new();
+    for block in reader.blocks(&Default::default()).expect("listing blocks") {
+        let block = block.expect("reading block");
+        for rec in block.records() {
+            match rec.record {
+                Record::Event(ev) if ev.hdr.kind == kind::DATA => {
+                    let key = StreamKey {
+                        pid: ev.hdr.tgid,
+                        ino: ev.hdr.ino,
+                        direction: ev.direction(),
+                    };
+                    let entry = chunks.entry(key).or_default();
+                    entry.0.push((ev.hdr.stream_off, ev.payload.to_vec()));
+                    entry.1.fd_kind = ev.hdr.fd_kind;
+                    entry.1.peer_ino = ev.hdr.peer_ino;
+                    entry.1.events += 1;
+                    entry.1.comm = ev.comm();
+                }
+                Record::Damaged { reason, .. } => panic!("damaged record: {reason}"),
+                _ => {}
+            }
+        }
+    }
+    chunks
+        .into_iter()
+        .map(|(key, (mut parts, mut s))| {
+            parts.sort_by_key(|(off, _)| *off);
+            let mut next = parts.first().map(|p| p.0).unwrap_or(0);
+            for (off, data) in parts {
+                if off > next {
+                    s.gaps.push((next, off - next));
+                }
+                if off + data.len() as u64 > next {
+                    let skip = next.saturating_sub(off) as usize;
+                    s.bytes.extend_from_slice(&data[skip..]);
+                    next = off + data.len() as u64;
+                }
+            }
+            (key, s)
+        })
+        .collect()
+}
+
+/// The stream of `pid` in `direction` whose bytes contain `needle`.
+pub fn find_stream(
+    all: &BTreeMap<StreamKey, Stream>,
+    pid: u32,
+    direction: Direction,
+) -> Vec<(&StreamKey, &Stream)> {
+    all.iter()
+        .filter(|(k, _)| k.pid == pid && k.direction == direction)
+        .collect()
+}
+
+pub fn temp_capture(dir: &tempfile::TempDir, name: &str) -> PathBuf {
+    dir.path().join(name)
+}

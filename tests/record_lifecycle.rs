@@ -1,0 +1,306 @@
+//! How a recording starts, ends and fails: signals, --duration, SIGKILL, a
+//! flooded ring, filters, file safety. Needs root and BPF; skipped loudly elsewhere.
+
+mod common;
+
+use common::*;
+use mcpspy::capture::CaptureReader;
+use mcpspy::event::{counter, Direction};
+use std::io::{BufRead, BufReader};
+use std::os::unix::fs::PermissionsExt;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const TICKER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/workloads/ticker.py");
+const PIPE_PAIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/workloads/pipe_pair.py");
+
+fn info(path: &std::path::Path) -> (i32, String, String) {
+    let out = Command::new(BIN).arg("info").arg(path).output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Ids of the ping messages in a written stream.
+fn ids_in(bytes: &[u8]) -> Vec<u64> {
+    bytes
+        .split(|&b| b == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_slice(l).expect("whole JSON lines");
+            v["id"].as_u64().unwrap()
+        })
+        .collect()
+}
+
+#[test]
+fn sigkill_leaves_a_file_with_everything_before_the_last_commit() {
+    if !bpf_available("sigkill_leaves_a_file_with_everything_before_the_last_commit") {
+        return;
+    }
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let capture = dir.path().join("killed.db");
+    let rec = start_recorder(&capture, &[]);
+    let mut ticker = Command::new("python3")
+        .args([TICKER, "--seconds", "5", "--interval-ms", "10"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(ticker.stdout.take().unwrap()).lines();
+    let writer: u32 = lines.next().unwrap().unwrap()["writer ".len()..]
+        .parse()
+        .unwrap();
+    let started = Instant::now();
+    let mut sent: Vec<(u64, Instant)> = Vec::new();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        if let Some(rest) = line.strip_prefix("sent ") {
+            let id = rest.split_whitespace().next().unwrap().parse().unwrap();
+            sent.push((id, Instant::now()));
+        }
+        if started.elapsed() > Duration::from_millis(3200) {
+            break;
+        }
+    }
+    let killed_at = Instant::now();
+    // SAFETY: kill on our own child's pid.
+    unsafe { libc::kill(rec.pid() as i32, libc::SIGKILL) };
+    drop(rec);
+    let _ = ticker.kill();
+    let _ = ticker.wait();
+
+    let (code, text, err) = info(&capture);
+    assert_eq!(code, 0, "info after SIGKILL: {err}");
+    assert!(
+        text.contains("did not finish"),
+        "info says the recording was cut: {text}"
+    );
+    let all = streams(&capture);
+    let found = find_stream(&all, writer, Direction::Write);
+    assert_eq!(found.len(), 1, "the writer's stream is in the file");
+    let ids = ids_in(&found[0].1.bytes);
+    // Commits happen at least once a second: all sent 1.5 s before the kill is there.
+    let must: Vec<u64> = sent
+        .iter()
+        .filter(|(_, t)| killed_at.duration_since(*t) > Duration::from_millis(1500))
+        .map(|(id, _)| *id)
+        .collect();
+    assert!(
+        must.len() > 50,
+        "the workload ran long enough ({} messages)",
+        must.len()
+    );
+    assert_eq!(&ids[..must.len()], &must[..], "ids in order, none missing");
+}
+
+#[test]
+fn sigterm_and_duration_end_cleanly() {
+    if !bpf_available("sigterm_and_duration_end_cleanly") {
+        return;
+    }
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let a = dir.path().join("term.db");
+    let rec = start_recorder(&a, &[]);
+    let (_, log) = rec.stop_with(libc::SIGTERM);
+    assert!(
+        log.iter().any(|l| l.contains("ended by signal SIGTERM")),
+        "{log:?}"
+    );
+    let meta = CaptureReader::open(&a).unwrap().meta().unwrap();
+    assert_eq!(meta["end_reason"], "signal SIGTERM");
+    assert!(meta.contains_key("ended_at"));
+
+    let b = dir.path().join("duration.db");
+    let t = Instant::now();
+    let out = Command::new(BIN)
+        .args(["record", "--duration", "1.5", "-o"])
+        .arg(&b)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(t.elapsed() >= Duration::from_millis(1500));
+    let meta = CaptureReader::open(&b).unwrap().meta().unwrap();
+    assert_eq!(meta["end_reason"], "duration");
+    assert_eq!(meta["attach_rung"], "tp_btf", "the best rung loads here");
+    let summary = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        summary.contains("mcpspy: recorded "),
+        "one-line summary: {summary}"
+    );
+}
+
+#[test]
+fn file_is_private_and_never_overwritten_without_force() {
+    if !bpf_available("file_is_private_and_never_overwritten_without_force") {
+        return;
+    }
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.db");
+    std::fs::write(&path, b"precious").unwrap();
+    let out = Command::new(BIN)
+        .args(["record", "--duration", "0.2", "-o"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--force"));
+    assert_eq!(std::fs::read(&path).unwrap(), b"precious");
+
+    let out = Command::new(BIN)
+        .args(["record", "--duration", "0.2", "--force", "-o"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    assert_eq!(info(&path).0, 0);
+}
+
+#[test]
+fn flooded_tiny_ring_counts_every_lost_byte() {
+    if !bpf_available("flooded_tiny_ring_counts_every_lost_byte") {
+        return;
+    }
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let capture = dir.path().join("flood.db");
+    let rec = start_recorder(&capture, &["--ring-size", "64K"]);
+    let out = Command::new("python3")
+        .arg(PIPE_PAIR)
+        .arg(dir.path())
+        .args(["--message-bytes", "8000000", "8000000"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    rec.stop();
+    let wrote = std::fs::read(dir.path().join("write.bin")).unwrap().len() as u64;
+
+    let reader = CaptureReader::open(&capture).unwrap();
+    let drops = reader.drops().unwrap();
+    let lost_records: u64 = drops.iter().map(|d| d.counts[counter::RING_FULL]).sum();
+    let lost_bytes: u64 = drops
+        .iter()
+        .map(|d| d.counts[counter::RING_FULL_BYTES])
+        .sum();
+    assert!(lost_records > 0, "a 64 KiB ring cannot carry 16 MB at once");
+    // Every byte the two processes moved is either in the file or counted lost.
+    let all = streams(&capture);
+    let captured: u64 = all.values().map(|s| s.bytes.len() as u64).sum();
+    assert_eq!(
+        captured + lost_bytes,
+        2 * wrote,
+        "captured + counted losses = moved"
+    );
+    // Losses show in the data itself: as gaps in stream offsets.
+    assert!(all.values().any(|s| !s.gaps.is_empty()));
+    let (code, text, _) = info(&capture);
+    assert_eq!(code, 0);
+    assert!(
+        text.contains(&format!(
+            "drops        {lost_records} records lost to a full ring"
+        )),
+        "{text}"
+    );
+}
+
+#[test]
+fn comm_and_pid_filters_select_processes() {
+    if !bpf_available("comm_and_pid_filters_select_processes") {
+        return;
+    }
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let capture = dir.path().join("filtered.db");
+    let rec = start_recorder(&capture, &["--comm", "mcpspy-keep"]);
+    let run = |name: &str| {
+        let out = Command::new("python3")
+            .args([TICKER, "--seconds", "0.3", "--name", name])
+            .output()
+            .unwrap();
+        let text = String::from_utf8(out.stdout).unwrap();
+        text.lines().next().unwrap()["writer ".len()..]
+            .parse::<u32>()
+            .unwrap()
+    };
+    let kept = run("mcpspy-keep");
+    let skipped = run("mcpspy-skip");
+    rec.stop();
+    let all = streams(&capture);
+    assert!(
+        all.keys().all(|k| k.pid != skipped),
+        "filtered-out process captured"
+    );
+    assert!(
+        all.keys().any(|k| k.pid == kept),
+        "selected process missing"
+    );
+    assert!(all.values().all(|s| s.comm == "mcpspy-keep"));
+
+    // --pid: a process already running when the recording starts.
+    let mut ticker = Command::new("python3")
+        .args([TICKER, "--seconds", "3", "--interval-ms", "20"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(ticker.stdout.take().unwrap()).lines();
+    let writer: u32 = lines.next().unwrap().unwrap()["writer ".len()..]
+        .parse()
+        .unwrap();
+    let reader: u32 = lines.next().unwrap().unwrap()["reader ".len()..]
+        .parse()
+        .unwrap();
+    let capture = dir.path().join("by_pid.db");
+    let rec = start_recorder(&capture, &["--pid", &writer.to_string()]);
+    std::thread::sleep(Duration::from_millis(500));
+    rec.stop();
+    let _ = ticker.kill();
+    let _ = ticker.wait();
+    let all = streams(&capture);
+    assert!(all.keys().any(|k| k.pid == writer), "selected pid missing");
+    assert!(
+        all.keys().all(|k| k.pid == writer),
+        "only the selected pid: {:?}",
+        all.keys()
+    );
+    assert!(!all.keys().any(|k| k.pid == reader));
+    // Joined mid-stream, every captured write is still a whole message.
+    let s = &find_stream(&all, writer, Direction::Write)[0].1;
+    assert!(ids_in(&s.bytes).windows(2).all(|w| w[1] == w[0] + 1));
+}
+
+#[test]
+fn info_rejects_files_that_are_not_captures() {
+    let dir = tempfile::tempdir().unwrap();
+    let junk = dir.path().join("junk.db");
+    std::fs::write(&junk, b"this is not sqlite at all, just text").unwrap();
+    let (code, _, err) = info(&junk);
+    assert_eq!(code, 2);
+    assert!(err.contains("not an mcpspy capture"), "{err}");
+
+    let other = dir.path().join("other.db");
+    rusqlite::Connection::open(&other)
+        .unwrap()
+        .execute_batch("CREATE TABLE t (x); INSERT INTO t VALUES (1);")
+        .unwrap();
+    let (code, _, err) = info(&other);
+    assert_eq!(code, 2);
+    assert!(err.contains("application_id"), "{err}");
+
+    let (code, _, err) = info(&dir.path().join("missing.db"));
+    assert_eq!(code, 2);
+    assert!(err.contains("no such file"), "{err}");
+}

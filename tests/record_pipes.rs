@@ -1,0 +1,177 @@
+//! Recording with the real kernel programs: pipes and unix socket pairs carry
+//! exactly known bytes, and the capture must hold every one of them, per
+//! stream, in order. Needs root and BPF; skipped loudly elsewhere.
+
+mod common;
+
+use common::*;
+use mcpspy::event::{fd_kind, Direction};
+use std::path::Path;
+use std::process::Command;
+
+struct Workload {
+    writer: u32,
+    reader: u32,
+    wrote: Vec<u8>,
+    read: Vec<u8>,
+}
+
+fn run_pipe_pair(dir: &Path, args: &[&str]) -> Workload {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/workloads/pipe_pair.py");
+    let out = Command::new("python3")
+        .arg(script)
+        .arg(dir)
+        .args(args)
+        .output()
+        .expect("running python3");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    let pid_of = |role: &str| -> u32 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(role))
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("no {role} line in {text:?}"))
+    };
+    Workload {
+        writer: pid_of("writer "),
+        reader: pid_of("reader "),
+        wrote: std::fs::read(dir.join("write.bin")).unwrap(),
+        read: std::fs::read(dir.join("read.bin")).unwrap(),
+    }
+}
+
+/// Records the workload and checks both sides' bytes, whole and in order.
+fn record_and_check(name: &str, args: &[&str], expect_kind: u8) {
+    record_and_check_with(name, &[], args, expect_kind)
+}
+
+fn record_and_check_with(name: &str, record_args: &[&str], args: &[&str], expect_kind: u8) {
+    if !bpf_available(name) {
+        return;
+    }
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let capture = dir.path().join("capture.db");
+    let rec = start_recorder(&capture, record_args);
+    let w = run_pipe_pair(dir.path(), args);
+    let (_, log) = rec.stop();
+    eprintln!("{name}: {}", log.join("\n"));
+    assert_eq!(w.wrote, w.read, "the workload itself lost bytes");
+
+    let all = streams(&capture);
+    for (pid, direction, want) in [
+        (w.writer, Direction::Write, &w.wrote),
+        (w.reader, Direction::Read, &w.read),
+    ] {
+        let found = find_stream(&all, pid, direction);
+        assert_eq!(
+            found.len(),
+            1,
+            "{name}: one {direction:?} stream of pid {pid}, got {found:?}"
+        );
+        let (key, s) = found[0];
+        assert!(s.gaps.is_empty(), "{name}: gaps {:?}", s.gaps);
+        assert_eq!(s.fd_kind, expect_kind, "{name}: descriptor kind");
+        assert_eq!(
+            s.bytes.len(),
+            want.len(),
+            "{name}: captured {} of {} bytes of pid {pid} {direction:?}",
+            s.bytes.len(),
+            want.len()
+        );
+        assert!(
+            s.bytes == **want,
+            "{name}: bytes of pid {pid} {direction:?} differ"
+        );
+        if expect_kind == fd_kind::UNIX {
+            assert_ne!(s.peer_ino, 0, "{name}: unix sockets name their peer");
+            assert_ne!(s.peer_ino, key.ino);
+        }
+    }
+    // Writer and reader name the same channel: one pipe inode, or each other's socket.
+    let wk = find_stream(&all, w.writer, Direction::Write)[0];
+    let rk = find_stream(&all, w.reader, Direction::Read)[0];
+    if expect_kind == fd_kind::PIPE {
+        assert_eq!(wk.0.ino, rk.0.ino, "{name}: both ends see one pipe inode");
+    } else {
+        assert_eq!(wk.1.peer_ino, rk.0.ino);
+        assert_eq!(rk.1.peer_ino, wk.0.ino);
+    }
+}
+
+#[test]
+fn small_messages_on_a_pipe() {
+    record_and_check(
+        "small_messages_on_a_pipe",
+        &["--message-bytes", "10", "200", "3000", "70000"],
+        fd_kind::PIPE,
+    );
+}
+
+#[test]
+fn one_mib_and_sixteen_mib_messages_arrive_whole() {
+    record_and_check(
+        "one_mib_and_sixteen_mib_messages_arrive_whole",
+        &[
+            "--message-bytes",
+            "1048576",
+            "16777216",
+            "--read-chunk",
+            "65536",
+        ],
+        fd_kind::PIPE,
+    );
+}
+
+#[test]
+fn message_in_many_small_writes_and_reads() {
+    record_and_check(
+        "message_in_many_small_writes_and_reads",
+        &[
+            "--message-bytes",
+            "300",
+            "500",
+            "--write-chunk",
+            "7",
+            "--read-chunk",
+            "5",
+            "--pause-ms",
+            "1",
+        ],
+        fd_kind::PIPE,
+    );
+}
+
+#[test]
+fn stdio_over_a_unix_socket_pair() {
+    record_and_check(
+        "stdio_over_a_unix_socket_pair",
+        &["--socketpair", "--message-bytes", "50", "100000", "20"],
+        fd_kind::UNIX,
+    );
+}
+
+/// Every attach rung that loads here captures the same bytes.
+#[test]
+fn each_attach_rung_captures_everything() {
+    for rung in ["tp-btf", "raw-tp", "tracepoint"] {
+        record_and_check_with(
+            &format!("each_attach_rung_captures_everything[{rung}]"),
+            &["--attach", rung],
+            &[
+                "--message-bytes",
+                "10",
+                "5000",
+                "100000",
+                "--write-chunk",
+                "4096",
+            ],
+            fd_kind::PIPE,
+        );
+    }
+}
