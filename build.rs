@@ -5,7 +5,8 @@ use std::{env, path::PathBuf};
 const SRC: &str = "bpf/mcpspy.bpf.c";
 
 fn main() {
-    let out = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR")).join("mcpspy.skel.rs");
+    let out =
+        PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR")).join("mcpspy.skel.rs");
     SkeletonBuilder::new()
         .source(SRC)
         .clang_args(["-I", "bpf", "-Wall", "-Wno-unused-function"])

@@ -50,9 +50,28 @@ fn c_facts() -> Vec<(String, u64)> {
 }
 
 const FIELDS: [&str; 22] = [
-    "kind", "call", "direction", "fd_kind", "flags", "len", "fd", "ts_ns", "tgid", "tid", "ino",
-    "peer_ino", "stream_off", "call_len", "call_off", "ssl", "laddr", "raddr", "lport", "rport",
-    "_pad", "comm",
+    "kind",
+    "call",
+    "direction",
+    "fd_kind",
+    "flags",
+    "len",
+    "fd",
+    "ts_ns",
+    "tgid",
+    "tid",
+    "ino",
+    "peer_ino",
+    "stream_off",
+    "call_len",
+    "call_off",
+    "ssl",
+    "laddr",
+    "raddr",
+    "lport",
+    "rport",
+    "_pad",
+    "comm",
 ];
 
 fn rust_offset(field: &str) -> usize {
@@ -115,11 +134,17 @@ fn constants() -> Vec<(&'static str, u64)> {
         ("MCPSPY_CNT_EVENTS", counter::EVENTS as u64),
         ("MCPSPY_CNT_BYTES", counter::BYTES as u64),
         ("MCPSPY_CNT_RING_FULL", counter::RING_FULL as u64),
-        ("MCPSPY_CNT_RING_FULL_BYTES", counter::RING_FULL_BYTES as u64),
+        (
+            "MCPSPY_CNT_RING_FULL_BYTES",
+            counter::RING_FULL_BYTES as u64,
+        ),
         ("MCPSPY_CNT_READ_FAILED", counter::READ_FAILED as u64),
         ("MCPSPY_CNT_MAP_FULL", counter::MAP_FULL as u64),
         ("MCPSPY_CNT_TRUNCATED", counter::TRUNCATED as u64),
-        ("MCPSPY_CNT_TRUNCATED_BYTES", counter::TRUNCATED_BYTES as u64),
+        (
+            "MCPSPY_CNT_TRUNCATED_BYTES",
+            counter::TRUNCATED_BYTES as u64,
+        ),
         ("MCPSPY_CNT_MAX", counter::COUNT as u64),
     ]
 }
@@ -134,7 +159,11 @@ fn rust_mirror_matches_the_c_header() {
             .unwrap_or_else(|| panic!("probe did not print {name}"))
             .1
     };
-    assert_eq!(get("sizeof"), size_of::<EventHeader>() as u64, "struct size");
+    assert_eq!(
+        get("sizeof"),
+        size_of::<EventHeader>() as u64,
+        "struct size"
+    );
     assert_eq!(event::HEADER_LEN, size_of::<EventHeader>());
     for f in FIELDS {
         assert_eq!(get(f), rust_offset(f) as u64, "offset of {f}");

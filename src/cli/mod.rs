@@ -9,7 +9,11 @@ mod read;
 mod record;
 
 #[derive(Parser, Debug)]
-#[command(name = "mcpspy", version, about = "Record and replay MCP traffic, captured from the kernel")]
+#[command(
+    name = "mcpspy",
+    version,
+    about = "Record and replay MCP traffic, captured from the kernel"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
