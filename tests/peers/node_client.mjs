@@ -3,7 +3,7 @@
 // reference server @modelcontextprotocol/server-everything, for mcpspy's tests.
 //
 //   node tests/peers/node_client.mjs --out DIR [--transport stdio|http] [--url URL] [--cafile PEM]
-//                                    [--echo-size N] [--timeout SECONDS]
+//                                    [--server-info FILE] [--echo-size N] [--timeout SECONDS]
 //
 // stdio (default): spawns `node .../server-everything/dist/index.js stdio` with the SDK's
 // StdioClientTransport. http: the SDK's StreamableHTTPClientTransport to --url (start the server
@@ -43,6 +43,7 @@ const { values: args } = parseArgs({
     transport: { type: "string", default: "stdio" },
     url: { type: "string" },
     cafile: { type: "string" },
+    "server-info": { type: "string" },
     "echo-size": { type: "string", default: "0" },
     timeout: { type: "string", default: "60" },
   },
@@ -160,7 +161,8 @@ async function drainSse(stream) {
       const line = buf.slice(0, i);
       buf = buf.slice(i + (buf.startsWith("\r\n", i) ? 2 : 1));
       if (line === "") {
-        if (data.length) logMessage("recv", data.join("\n"));
+        // Events with empty data (the server's resumability priming events) carry no message.
+        if (data.join("\n") !== "") logMessage("recv", data.join("\n"));
         data = [];
       } else if (line.startsWith("data:")) {
         data.push(line.slice(5).replace(/^ /, ""));
@@ -179,7 +181,11 @@ function nodeFetchWithAgent(url, init, agent) {
       resolve(new Response(body, { status: res.statusCode, statusText: res.statusMessage, headers }));
     });
     req.on("error", reject);
-    if (init.signal) init.signal.addEventListener("abort", () => req.destroy(new Error("aborted")));
+    if (init.signal) {
+      const abort = () => req.destroy(new Error("aborted"));
+      init.signal.addEventListener("abort", abort, { once: true });
+      req.on("close", () => init.signal.removeEventListener("abort", abort));
+    }
     if (init.body !== undefined) req.write(init.body);
     req.end();
   });
@@ -231,6 +237,8 @@ if (serverPid) {
   let comm = null;
   try { comm = fs.readFileSync(`/proc/${serverPid}/comm`, "utf8").trim(); } catch { /* gone */ }
   writeLog({ event: "peer", role: "server", pid: serverPid, comm, argv: [process.execPath, EVERYTHING, "stdio"] });
+} else if (args["server-info"]) {
+  writeLog({ event: "peer", ...JSON.parse(fs.readFileSync(args["server-info"], "utf8")) });
 }
 check("connect", client.getServerVersion()?.name === "mcp-servers/everything", JSON.stringify(client.getServerVersion()));
 

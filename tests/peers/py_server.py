@@ -17,8 +17,10 @@ blob(size) returns a text of exactly `size` ASCII bytes: 64-byte blocks, each th
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import signal
 import socket
 import sys
 import warnings
@@ -118,6 +120,18 @@ def write_info(path: str | None, extra: dict) -> None:
 async def serve_http(args: argparse.Namespace) -> None:
     import uvicorn
 
+    class Server(uvicorn.Server):
+        """Shuts down gracefully on SIGINT/SIGTERM and then exits 0 (uvicorn re-raises the signal)."""
+
+        @contextlib.contextmanager
+        def capture_signals(self):  # type: ignore[no-untyped-def]
+            old = {sig: signal.signal(sig, self.handle_exit) for sig in (signal.SIGINT, signal.SIGTERM)}
+            try:
+                yield
+            finally:
+                for sig, handler in old.items():
+                    signal.signal(sig, handler)
+
     if args.transport == "http":
         app = mcp.streamable_http_app(json_response=args.json_response, host=args.host)
         path = "/mcp"
@@ -138,7 +152,7 @@ async def serve_http(args: argparse.Namespace) -> None:
         ssl_keyfile=args.keyfile,
         timeout_graceful_shutdown=2,
     )
-    server = uvicorn.Server(config)
+    server = Server(config)
     write_info(args.info, {"transport": args.transport, "url": url, "port": port, "json_response": args.json_response})
     print(f"py_server: listening on {url}", file=sys.stderr, flush=True)
     await server.serve(sockets=[sock])

@@ -34,7 +34,22 @@ CASES = {
     "raw-socketpair": ([PY, f"{HERE}/raw_pair.py", "--transport", "socketpair", "--big", "2000"], "raw_client.jsonl"),
     "node-stdio": (["node", f"{HERE}/node_client.mjs", "--echo-size", "1048576"], "node_client.jsonl"),
 }
-QUICK = ["py-stdio-auto", "py-stdio-legacy", "py-socketpair", "raw-pipe", "raw-socketpair", "node-stdio"]
+HTTP = [PY, f"{HERE}/http_session.py"]
+HTTP_CASES = {
+    "py-http-sse": ([*HTTP, "--peers", "py", "--blob", "1048576"], "client.jsonl"),
+    "py-http-json-legacy": ([*HTTP, "--peers", "py", "--json-response", "--mode", "legacy", "--blob", "1048576"],
+                            "client.jsonl"),
+    "py-legacy-sse": ([*HTTP, "--peers", "py", "--transport", "sse", "--mode", "legacy", "--blob", "1048576"],
+                      "client.jsonl"),
+    "py-https": ([*HTTP, "--peers", "py", "--tls", "--blob", "1048576"], "client.jsonl"),
+    "py-https-legacy-sse": ([*HTTP, "--peers", "py", "--tls", "--transport", "sse", "--mode", "legacy"],
+                            "client.jsonl"),
+    "node-http": ([*HTTP, "--peers", "node", "--echo-size", "1048576"], "node_client.jsonl"),
+    "node-https": ([*HTTP, "--peers", "node", "--tls", "--echo-size", "1048576"], "node_client.jsonl"),
+}
+CASES.update(HTTP_CASES)
+QUICK = ["py-stdio-auto", "py-stdio-legacy", "py-socketpair", "raw-pipe", "raw-socketpair", "node-stdio",
+         "py-http-sse", "py-https", "node-http"]
 
 
 def read_jsonl(path: str) -> list[dict]:
@@ -67,6 +82,27 @@ def channel(truth: dict, writer: int, reader: int) -> tuple[dict, dict]:
     return found[0]
 
 
+def check_http(name: str, truth: dict, out: str, client: int, server: int, messages: list[dict]) -> list[str]:
+    """Plain HTTP: every logged message under 64 KiB is in the TCP bytes of its direction, verbatim
+    (bigger ones may be cut by chunked encoding). TLS: none is (the bytes are ciphertext)."""
+    problems = []
+    tcp = [s for s in truth["streams"] if s["kind"] == "tcp" and s["tgid"] == client]
+    conns = len({s["target"] for s in tcp})
+    wire = {d: b"\n".join(stream_bytes(out, s) for s in tcp if s["direction"] == d) for d in ("write", "read")}
+    tls = "https" in name
+    small = [m for m in messages if m["bytes"] < 65536]
+    found = sum(m["text"].encode() in wire["write" if m["dir"] == "sent" else "read"] for m in small)
+    if tls and found:
+        problems.append(f"{found} messages in clear on a TLS connection")
+    if not tls and found != len(small):
+        problems.append(f"only {found} of {len(small)} logged messages found verbatim in the TCP bytes")
+    if not any(s["tgid"] == server for s in truth["streams"] if s["kind"] == "tcp"):
+        problems.append("no TCP data seen in the server process")
+    print(f"  http: {len(messages)} messages, {conns} client TCP connections, {sum(map(len, wire.values()))} TCP bytes, "
+          f"{found}/{len(small)} small messages verbatim on the wire")
+    return problems
+
+
 def check_case(name: str, out: str) -> list[str]:
     problems: list[str] = []
     truth = json.load(open(os.path.join(out, "truth.json")))
@@ -84,6 +120,8 @@ def check_case(name: str, out: str) -> list[str]:
         elif who.get("comm") and who["comm"] not in proc["comms"]:
             problems.append(f"pid {pid}: logged comm {who['comm']!r}, kernel comms {proc['comms']}")
     messages = [x for x in log if x["event"] == "message"]
+    if name in HTTP_CASES:
+        return problems + check_http(name, truth, out, client, server, messages)
     for direction, (a, b) in (("sent", (client, server)), ("recv", (server, client))):
         w, r = channel(truth, a, b)
         wb, rb = stream_bytes(out, w), stream_bytes(out, r)
@@ -109,7 +147,7 @@ def check_case(name: str, out: str) -> list[str]:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", help="keep the outputs here (default: a temporary directory)")
-    p.add_argument("--quick", action="store_true", help="skip the 16 MiB case")
+    p.add_argument("--quick", action="store_true", help="a shorter list: no 16 MiB, fewer HTTP variants")
     p.add_argument("cases", nargs="*", help="cases to run: " + ", ".join(CASES))
     args = p.parse_args()
     cases = args.cases or (QUICK if args.quick else list(CASES))

@@ -18,8 +18,9 @@ parser keeps the calls on pipes and sockets and writes:
 
 A stream is one direction of one open file (a pipe or socket, named by its inode) in one process,
 whatever fd numbers it had: the Python SDK's stdio_server dups fds 0/1 above 2 before using them.
-comm is the thread's name as the kernel has it (strace -Y), which is what eBPF's
-bpf_get_current_comm() sees. Failed calls (EAGAIN) carry no data and are left out.
+comm is the calling thread's name as the kernel has it, which is what eBPF's bpf_get_current_comm()
+sees: inherited at clone, the executable's basename (15 bytes at most) at execve, changed by
+prctl(PR_SET_NAME). Failed calls (EAGAIN) carry no data and are left out.
 Regular files, ttys and /dev/null are left out, so are strace's own reads of its tracees.
 """
 
@@ -39,11 +40,11 @@ DATA_SYSCALLS = {
     "read": "read", "readv": "read", "recvfrom": "read", "recvmsg": "read",
     "write": "write", "writev": "write", "sendto": "write", "sendmsg": "write",
 }
-PROC_SYSCALLS = {"clone", "clone3", "fork", "vfork", "execve"}
+PROC_SYSCALLS = {"clone", "clone3", "fork", "vfork", "execve", "prctl"}
 TRACED = sorted(set(DATA_SYSCALLS) | PROC_SYSCALLS)
 DEFAULT_STRSIZE = 64 * 1024 * 1024
 
-LINE_RE = re.compile(rb"^(\d+)<([^>]*)> (\d+\.\d+) (.*)$", re.S)
+LINE_RE = re.compile(rb"^(\d+) (\d+\.\d+) (.*)$", re.S)
 RESUMED_RE = re.compile(rb"^<\.\.\. ([a-z0-9_]+) resumed>(.*)$", re.S)
 CALL_RE = re.compile(rb"^([a-z0-9_]+)\((.*)$", re.S)
 UNFINISHED = b" <unfinished ...>"
@@ -55,7 +56,7 @@ class TruthError(Exception):
 
 def strace_command(out: str, strsize: int, command: list[str]) -> list[str]:
     return [
-        "strace", "-f", "-qq", "--seccomp-bpf", "-Y", "-yy", "-x", "-v", "-ttt",
+        "strace", "-f", "-qq", "--seccomp-bpf", "-yy", "-x", "-v", "-ttt",
         "-s", str(strsize), "-e", "signal=none", "-e", "trace=" + ",".join(TRACED),
         "-o", os.path.join(out, "strace.txt"), "--", *command,
     ]
@@ -140,6 +141,10 @@ class Parser:
         self.out = out
         self.pending: dict[int, bytes] = {}
         self.tgid_of: dict[int, int] = {}
+        # The kernel's comm of each thread: inherited at clone, basename of the file at execve (16
+        # bytes with the NUL), changed by prctl(PR_SET_NAME). strace -Y shows stale names after a
+        # vfork+execve, so it is tracked here instead.
+        self.comm_of: dict[int, str] = {}
         self.processes: dict[int, dict[str, Any]] = {}
         self.streams: dict[tuple[int, str, str], dict[str, Any]] = {}
         self.files: dict[int, BinaryIO] = {}
@@ -167,7 +172,7 @@ class Parser:
         m = LINE_RE.match(line)
         if not m:
             return  # "+++ exited", "--- SIG", "???" lines: nothing to do
-        tid, comm, ts, rest = int(m.group(1)), m.group(2).decode("utf-8", "replace"), float(m.group(3)), m.group(4)
+        tid, ts, rest = int(m.group(1)), float(m.group(2)), m.group(3)
         tgid = self.tgid(tid)
         if rest.endswith(UNFINISHED):
             self.pending[tid] = rest[: -len(UNFINISHED)]
@@ -182,9 +187,6 @@ class Parser:
         if not c:
             return
         name = c.group(1).decode()
-        proc = self.process(tgid)
-        if comm not in proc["comms"]:
-            proc["comms"].append(comm)
         args = c.group(2)
         ret_s = args.rsplit(b") = ", 1)
         if len(ret_s) != 2:
@@ -197,9 +199,19 @@ class Parser:
         if name in PROC_SYSCALLS:
             self.proc_call(name, tid, tgid, args, ret)
         elif name in DATA_SYSCALLS and ret > 0:
-            self.data_call(name, tid, tgid, comm, ts, args, ret)
+            self.data_call(name, tid, tgid, self.comm_of.get(tid, "?"), ts, args, ret)
+
+    def set_comm(self, tid: int, tgid: int, comm: str) -> None:
+        self.comm_of[tid] = comm
+        comms = self.process(tgid)["comms"]
+        if comm not in comms:
+            comms.append(comm)
 
     def proc_call(self, name: str, tid: int, tgid: int, args: bytes, ret: int) -> None:
+        if name == "prctl":
+            if ret == 0 and args.startswith(b"PR_SET_NAME, "):
+                self.set_comm(tid, tgid, unquote(args, len(b"PR_SET_NAME, "))[0][:15].decode("utf-8", "replace"))
+            return
         if name == "execve":
             if ret == 0:
                 proc = self.process(tgid)
@@ -213,17 +225,22 @@ class Parser:
                     if args[pos:pos + 2] == b", ":
                         pos += 2
                 proc["argv"] = argv
-                proc["comms"] = []  # exec gives a new comm; the next lines name it
+                proc["comms"] = []
+                self.set_comm(tid, tgid, os.path.basename(proc["exe"].encode())[:15].decode("utf-8", "replace"))
             return
         if ret <= 0:
             return
         if name in ("clone", "clone3") and b"CLONE_THREAD" in args:
             self.tgid_of[ret] = tgid
             self.process(tgid)["threads"].append(ret)
+            child_tgid = tgid
         else:
             self.tgid_of[ret] = ret
             child = self.process(ret)
             child["parent"] = tgid
+            child_tgid = ret
+        if tid in self.comm_of:
+            self.set_comm(ret, child_tgid, self.comm_of[tid])
 
     def data_call(self, name: str, tid: int, tgid: int, comm: str, ts: float, args: bytes, ret: int) -> None:
         fd, target, pos = split_fd(args)
