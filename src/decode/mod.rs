@@ -1,1 +1,653 @@
-//! The offline MCP correlator: raw records in, MCP messages out.
+//! The MCP correlator: raw records in, MCP messages out.
+//!
+//! One pipeline, one module per stage:
+//! [`reassembly`] (each stream's bytes in offset order, losses explicit) →
+//! [`framing`] (lines of JSON; HTTP slots in here) →
+//! [`channel`] (the writer's and the reader's copy of each message, shown once) →
+//! [`jsonrpc`] (parsed in place, once per message) →
+//! [`session`] (sessions, roles, request/response pairing) → [`Item`]s.
+//!
+//! The decoder is incremental and deterministic: replay feeds it the records
+//! of a file, the live recorder feeds it the records it writes, in the same
+//! order, and both get the same items. Its only clock is the records' own
+//! timestamps and ticks. Items come out in time order (message timestamp,
+//! then release order): an item is released once nothing still held could
+//! produce an earlier one, and at most `reorder_ns` after the clock passes it.
+
+pub mod channel;
+pub mod framing;
+pub mod item;
+pub mod jsonrpc;
+pub mod mcp;
+pub mod reassembly;
+pub mod session;
+
+pub use item::{
+    BatchPos, CopyInfo, Direction, Flag, FlagReason, Implementation, Item, Kind, Peer, RequestRef,
+    SessionSummary, Transport,
+};
+
+use crate::capture::{BlockError, Numbered, Record};
+use crate::event::{fd_kind, flags, kind, Direction as IoDirection, EventHeader, RawEvent};
+use channel::{Channel, ChannelKey, Merged, Side, TcpEnd};
+use framing::{Frame, Framer};
+use reassembly::{Chunk, Reassembler};
+use session::{Route, SessionKey, Sessions};
+use std::cmp::{Ordering, Reverse};
+use std::collections::{BTreeSet, BinaryHeap, HashMap};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+
+#[derive(Clone, Debug)]
+pub struct DecodeOptions {
+    /// How long a copy waits for its counterpart, and data for a hole to fill.
+    pub hold_ns: u64,
+    /// How far records may arrive behind the clock and still be ordered.
+    pub reorder_ns: u64,
+    /// Longest message kept whole; longer ones are cut (and flagged).
+    pub max_line: usize,
+    /// Bytes one stream or channel may hold back before it is forced on.
+    pub max_held: usize,
+}
+
+impl Default for DecodeOptions {
+    fn default() -> Self {
+        DecodeOptions {
+            hold_ns: 500_000_000,
+            reorder_ns: 50_000_000,
+            max_line: 64 << 20,
+            max_held: 64 << 20,
+        }
+    }
+}
+
+/// One stream: one process's side of one file, one direction.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+struct StreamKey {
+    tgid: u32,
+    tls: bool,
+    /// Inode, or the SSL* for TLS plaintext.
+    id: u64,
+    direction: IoDirection,
+}
+
+struct Stream {
+    hdr: EventHeader,
+    reasm: Reassembler,
+    framer: Framer,
+    channel: usize,
+    side: Side,
+    timer_at: Option<u64>,
+}
+
+impl Stream {
+    fn peer(&self) -> Peer {
+        Peer {
+            pid: self.hdr.tgid,
+            comm: self.hdr.comm,
+        }
+    }
+
+    /// (address, port) of this end and of the far end, for TCP.
+    fn tcp_ends(&self) -> Option<(TcpEnd, TcpEnd)> {
+        let h = &self.hdr;
+        let known = h.lport != 0 && h.rport != 0;
+        matches!(h.fd_kind, fd_kind::TCP4 | fd_kind::TCP6)
+            .then_some(((h.laddr, h.lport), (h.raddr, h.rport)))
+            .filter(|_| known)
+    }
+}
+
+struct ChannelSlot {
+    chan: Channel,
+    timer_at: Option<u64>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Owner {
+    Stream(usize),
+    Channel(usize),
+}
+
+enum Pending {
+    Merged(Merged),
+    Damage(Flag),
+}
+
+/// An item ready to be shown, ordered by (timestamp, release order).
+struct Ready {
+    ts: u64,
+    order: u64,
+    what: Pending,
+}
+
+impl PartialEq for Ready {
+    fn eq(&self, o: &Self) -> bool {
+        (self.ts, self.order) == (o.ts, o.order)
+    }
+}
+impl Eq for Ready {}
+impl PartialOrd for Ready {
+    fn partial_cmp(&self, o: &Self) -> Option<Ordering> {
+        Some(self.cmp(o))
+    }
+}
+impl Ord for Ready {
+    fn cmp(&self, o: &Self) -> Ordering {
+        (self.ts, self.order).cmp(&(o.ts, o.order))
+    }
+}
+
+/// The correlator. Feed it records in file order; it calls `sink` with each item.
+pub struct Decoder {
+    opts: DecodeOptions,
+    clock: u64,
+    streams: Vec<Stream>,
+    stream_index: HashMap<StreamKey, usize>,
+    channels: Vec<ChannelSlot>,
+    channel_index: HashMap<ChannelKey, usize>,
+    timers: BinaryHeap<Reverse<(u64, Owner)>>,
+    waiting_streams: BTreeSet<usize>,
+    waiting_channels: BTreeSet<usize>,
+    ready: BinaryHeap<Reverse<Ready>>,
+    released: u64,
+    sessions: Sessions,
+    frames: Vec<Frame>,
+    merged: Vec<Merged>,
+}
+
+impl Decoder {
+    pub fn new(opts: DecodeOptions) -> Self {
+        Decoder {
+            opts,
+            clock: 0,
+            streams: Vec::new(),
+            stream_index: HashMap::new(),
+            channels: Vec::new(),
+            channel_index: HashMap::new(),
+            timers: BinaryHeap::new(),
+            waiting_streams: BTreeSet::new(),
+            waiting_channels: BTreeSet::new(),
+            ready: BinaryHeap::new(),
+            released: 0,
+            sessions: Sessions::default(),
+            frames: Vec::new(),
+            merged: Vec::new(),
+        }
+    }
+
+    /// The decoder's clock: the latest record timestamp or tick seen.
+    pub fn clock(&self) -> u64 {
+        self.clock
+    }
+
+    /// Sessions so far, by id.
+    pub fn sessions(&self) -> impl Iterator<Item = &SessionSummary> {
+        self.sessions.summaries()
+    }
+
+    /// Items shown so far.
+    pub fn items(&self) -> u64 {
+        self.sessions.items()
+    }
+
+    /// One record of a capture, in file order.
+    pub fn push(&mut self, rec: &Numbered<'_>, sink: &mut impl FnMut(&Item<'_>)) {
+        match &rec.record {
+            Record::Event(ev) => self.push_event(rec.seq, ev, sink),
+            Record::Tick { ts_ns } => self.push_tick(*ts_ns, sink),
+            Record::Damaged { reason, len } => {
+                let flag = Flag {
+                    reason: FlagReason::DamagedRecord,
+                    detail: format!("record {} ({len} bytes) does not parse: {reason}", rec.seq),
+                    len: *len as u64,
+                };
+                self.schedule(self.clock, Pending::Damage(flag));
+                self.release(sink);
+            }
+        }
+    }
+
+    /// A block whose records cannot be read. The streams they belonged to
+    /// show the bytes as lost too.
+    pub fn push_block_error(&mut self, e: &BlockError, sink: &mut impl FnMut(&Item<'_>)) {
+        let last = (e.first_seq + e.records).saturating_sub(1);
+        let flag = Flag {
+            reason: FlagReason::UnreadableBlock,
+            detail: format!(
+                "block {} (records {}..={last}) cannot be read: {}",
+                e.block_id, e.first_seq, e.why
+            ),
+            len: 0,
+        };
+        self.schedule(self.clock, Pending::Damage(flag));
+        self.release(sink);
+    }
+
+    /// A tick: every record submitted before `ts_ns` has been seen.
+    pub fn push_tick(&mut self, ts_ns: u64, sink: &mut impl FnMut(&Item<'_>)) {
+        self.clock = self.clock.max(ts_ns);
+        self.run_timers();
+        self.release(sink);
+    }
+
+    /// A ring-buffer record; `seq` is its number in the capture.
+    pub fn push_event(&mut self, seq: u64, ev: &RawEvent<'_>, sink: &mut impl FnMut(&Item<'_>)) {
+        self.clock = self.clock.max(ev.hdr.ts_ns);
+        match ev.hdr.kind {
+            kind::DATA => self.data(seq, ev),
+            // The records after an exec carry the new name; nothing to decode.
+            kind::EXEC => {}
+            other => {
+                let flag = Flag {
+                    reason: FlagReason::DamagedRecord,
+                    detail: format!("record {seq} has kind {other}, unknown to this version"),
+                    len: ev.payload.len() as u64,
+                };
+                self.schedule(self.clock, Pending::Damage(flag));
+            }
+        }
+        self.run_timers();
+        self.release(sink);
+    }
+
+    /// The capture is over: everything held is shown.
+    pub fn finish(&mut self, sink: &mut impl FnMut(&Item<'_>)) {
+        for i in 0..self.streams.len() {
+            self.close_stream(i);
+        }
+        for c in 0..self.channels.len() {
+            let mut merged = std::mem::take(&mut self.merged);
+            self.channels[c].chan.finish(&mut |m| merged.push(m));
+            self.schedule_merged(&mut merged);
+            self.merged = merged;
+        }
+        self.waiting_streams.clear();
+        self.waiting_channels.clear();
+        self.timers.clear();
+        while let Some(Reverse(r)) = self.ready.pop() {
+            self.emit(r, sink);
+        }
+    }
+
+    fn data(&mut self, seq: u64, ev: &RawEvent<'_>) {
+        let h = &ev.hdr;
+        let tls = h.flags & flags::TLS != 0;
+        let key = StreamKey {
+            tgid: h.tgid,
+            tls,
+            id: if tls { h.ssl } else { h.ino },
+            direction: ev.direction(),
+        };
+        let restart = h.flags & flags::STREAM_START != 0;
+        let idx = match self.stream_index.get(&key) {
+            // The kernel began the stream again (it had lost track of it):
+            // what was open ends here, and offsets start over.
+            Some(&i) if restart => {
+                self.close_stream(i);
+                self.open_stream(key, h)
+            }
+            Some(&i) => i,
+            None => self.open_stream(key, h),
+        };
+        let call_start = h.stream_off.saturating_sub(h.call_off);
+        let chunk = Chunk {
+            off: h.stream_off,
+            bytes: ev.payload,
+            ts: h.ts_ns,
+            seq,
+            read_failed: h.flags & flags::READ_FAILED != 0,
+            call_end: call_start.saturating_add(h.call_len),
+            truncated: h.flags & flags::TRUNCATED != 0,
+        };
+        let clock = self.clock;
+        let (hold, max_held) = (self.opts.hold_ns, self.opts.max_held);
+        let mut frames = std::mem::take(&mut self.frames);
+        let s = &mut self.streams[idx];
+        // The latest name: a process can exec, or name a thread.
+        s.hdr.comm = h.comm;
+        let Stream { reasm, framer, .. } = s;
+        let mut to_framer = |p: reassembly::Piece<'_>| framer.feed(p, &mut |f| frames.push(f));
+        reasm.push(chunk, clock, &mut to_framer);
+        if reasm.pending_bytes() > max_held {
+            reasm.expire(clock, hold, max_held, &mut to_framer);
+        }
+        self.route_frames(idx, &mut frames);
+        self.frames = frames;
+        self.arm(Owner::Stream(idx));
+    }
+
+    fn open_stream(&mut self, key: StreamKey, h: &EventHeader) -> usize {
+        let idx = self.streams.len();
+        let channel_key = channel_key(h, key.direction);
+        let channel = match channel_key.and_then(|k| self.channel_index.get(&k)) {
+            Some(&c) => c,
+            None => {
+                let c = self.channels.len();
+                self.channels.push(ChannelSlot {
+                    chan: Channel::new(channel_key.is_none()),
+                    timer_at: None,
+                });
+                if let Some(k) = channel_key {
+                    self.channel_index.insert(k, c);
+                }
+                c
+            }
+        };
+        let framer = match h.fd_kind {
+            fd_kind::TCP4 | fd_kind::TCP6 => Framer::sniffing(self.opts.max_line),
+            _ => Framer::ndjson(self.opts.max_line),
+        };
+        let start = if h.flags & flags::STREAM_START != 0 {
+            h.stream_off
+        } else {
+            0
+        };
+        self.streams.push(Stream {
+            hdr: *h,
+            reasm: Reassembler::new(start),
+            framer,
+            channel,
+            side: match key.direction {
+                IoDirection::Write => Side::Writer,
+                IoDirection::Read => Side::Reader,
+            },
+            timer_at: None,
+        });
+        self.stream_index.insert(key, idx);
+        idx
+    }
+
+    /// Flushes a stream that has ended (restart, or end of capture).
+    fn close_stream(&mut self, i: usize) {
+        let mut frames = std::mem::take(&mut self.frames);
+        let Stream { reasm, framer, .. } = &mut self.streams[i];
+        reasm.finish(&mut |p| framer.feed(p, &mut |f| frames.push(f)));
+        framer.finish(&mut |f| frames.push(f));
+        self.route_frames(i, &mut frames);
+        self.frames = frames;
+        self.waiting_streams.remove(&i);
+    }
+
+    fn route_frames(&mut self, stream: usize, frames: &mut Vec<Frame>) {
+        if frames.is_empty() {
+            return;
+        }
+        let (c, side) = (self.streams[stream].channel, self.streams[stream].side);
+        let mut merged = std::mem::take(&mut self.merged);
+        let (clock, hold, max_held) = (self.clock, self.opts.hold_ns, self.opts.max_held);
+        let chan = &mut self.channels[c].chan;
+        for f in frames.drain(..) {
+            chan.push(side, stream, f, clock, hold, &mut |m| merged.push(m));
+        }
+        if chan.held_bytes() > max_held {
+            chan.expire(clock, max_held, &mut |m| merged.push(m));
+        }
+        self.schedule_merged(&mut merged);
+        self.merged = merged;
+        self.arm(Owner::Channel(c));
+    }
+
+    fn schedule_merged(&mut self, merged: &mut Vec<Merged>) {
+        for m in merged.drain(..) {
+            self.schedule(m.ts(), Pending::Merged(m));
+        }
+    }
+
+    fn schedule(&mut self, ts: u64, what: Pending) {
+        self.released += 1;
+        self.ready.push(Reverse(Ready {
+            ts,
+            order: self.released,
+            what,
+        }));
+    }
+
+    /// Sets a timer for the owner's next deadline, and tracks what it holds.
+    fn arm(&mut self, owner: Owner) {
+        let (deadline, timer_at, waiting) = match owner {
+            Owner::Stream(i) => {
+                let s = &mut self.streams[i];
+                (
+                    s.reasm.deadline(self.opts.hold_ns),
+                    &mut s.timer_at,
+                    &mut self.waiting_streams,
+                )
+            }
+            Owner::Channel(c) => {
+                let ch = &mut self.channels[c];
+                (
+                    ch.chan.deadline(),
+                    &mut ch.timer_at,
+                    &mut self.waiting_channels,
+                )
+            }
+        };
+        let idx = match owner {
+            Owner::Stream(i) | Owner::Channel(i) => i,
+        };
+        match deadline {
+            Some(d) => {
+                waiting.insert(idx);
+                if timer_at.is_none_or(|t| d < t) {
+                    *timer_at = Some(d);
+                    self.timers.push(Reverse((d, owner)));
+                }
+            }
+            None => {
+                waiting.remove(&idx);
+            }
+        }
+    }
+
+    fn run_timers(&mut self) {
+        while let Some(&Reverse((t, owner))) = self.timers.peek() {
+            if t > self.clock {
+                break;
+            }
+            self.timers.pop();
+            let (clock, hold, max_held) = (self.clock, self.opts.hold_ns, self.opts.max_held);
+            match owner {
+                Owner::Stream(i) => {
+                    let mut frames = std::mem::take(&mut self.frames);
+                    let s = &mut self.streams[i];
+                    if s.timer_at == Some(t) {
+                        s.timer_at = None;
+                    }
+                    let Stream { reasm, framer, .. } = s;
+                    reasm.expire(clock, hold, max_held, &mut |p| {
+                        framer.feed(p, &mut |f| frames.push(f))
+                    });
+                    self.route_frames(i, &mut frames);
+                    self.frames = frames;
+                }
+                Owner::Channel(c) => {
+                    let mut merged = std::mem::take(&mut self.merged);
+                    let ch = &mut self.channels[c];
+                    if ch.timer_at == Some(t) {
+                        ch.timer_at = None;
+                    }
+                    ch.chan.expire(clock, max_held, &mut |m| merged.push(m));
+                    self.schedule_merged(&mut merged);
+                    self.merged = merged;
+                }
+            }
+            self.arm(owner);
+        }
+    }
+
+    /// Shows the ready items that nothing held back could precede.
+    fn release(&mut self, sink: &mut impl FnMut(&Item<'_>)) {
+        let Some(Reverse(top)) = self.ready.peek() else {
+            return;
+        };
+        let horizon = self.clock.saturating_sub(self.opts.reorder_ns);
+        if top.ts > horizon {
+            return;
+        }
+        let held = self
+            .waiting_streams
+            .iter()
+            .filter_map(|&i| self.streams[i].reasm.min_pending_ts())
+            .chain(
+                self.waiting_channels
+                    .iter()
+                    .filter_map(|&c| self.channels[c].chan.min_held_ts()),
+            )
+            .min();
+        let bound = held.map_or(horizon, |h| h.min(horizon));
+        while self.ready.peek().is_some_and(|Reverse(r)| r.ts <= bound) {
+            if let Some(Reverse(r)) = self.ready.pop() {
+                self.emit(r, sink);
+            }
+        }
+    }
+
+    fn emit(&mut self, r: Ready, sink: &mut impl FnMut(&Item<'_>)) {
+        match r.what {
+            Pending::Damage(flag) => self.sessions.damage(r.ts, flag, sink),
+            Pending::Merged(m) => {
+                let route = self.route(&m);
+                self.sessions.handle(&route, &m.body, sink);
+            }
+        }
+    }
+
+    /// Who sent a merged message to whom, over what, in which session.
+    fn route<'m>(&self, m: &'m Merged) -> Route<'m> {
+        let stream_of =
+            |span: &Option<channel::Span>| span.as_ref().map(|s| &self.streams[s.stream]);
+        let guess = m.peer.map(|i| &self.streams[i]);
+        let ws = stream_of(&m.writer).or(guess.filter(|_| m.writer.is_none()));
+        let rs = stream_of(&m.reader).or(guess.filter(|_| m.reader.is_none()));
+        let copy = |span: &'m Option<channel::Span>| {
+            span.as_ref().map(|s| CopyInfo {
+                pid: self.streams[s.stream].hdr.tgid,
+                fd: self.streams[s.stream].hdr.fd,
+                start: s.start,
+                end: s.end,
+                first_ts: s.first_ts,
+                last_ts: s.last_ts,
+                seqs: &s.seqs,
+            })
+        };
+        let any = ws.or(rs);
+        let (transport, key, from_end) = match any.map(|s| s.hdr.fd_kind) {
+            Some(fd_kind::PIPE) => {
+                let ino = any.map_or(0, |s| s.hdr.ino);
+                let (key, end) = pipe_key(ws.map(|s| s.hdr.tgid), rs.map(|s| s.hdr.tgid));
+                (Some(Transport::Pipe { ino }), key, end)
+            }
+            Some(fd_kind::UNIX) => {
+                let w_ino = ws
+                    .map(|s| s.hdr.ino)
+                    .or(rs.map(|s| s.hdr.peer_ino))
+                    .filter(|&i| i != 0);
+                let r_ino = rs
+                    .map(|s| s.hdr.ino)
+                    .or(ws.map(|s| s.hdr.peer_ino))
+                    .filter(|&i| i != 0);
+                let transport = Transport::Unix {
+                    ino: w_ino.unwrap_or(0),
+                    peer_ino: r_ino.unwrap_or(0),
+                };
+                let (key, end) = match (w_ino, r_ino) {
+                    (Some(w), Some(r)) => (
+                        Some(SessionKey::Sockets(w.min(r), w.max(r))),
+                        usize::from(w > r),
+                    ),
+                    _ => one_pid(ws, rs),
+                };
+                (Some(transport), key, end)
+            }
+            Some(fd_kind::TCP4 | fd_kind::TCP6) => {
+                let ends = ws
+                    .and_then(|s| s.tcp_ends())
+                    .or(rs.and_then(|s| s.tcp_ends()).map(|(l, r)| (r, l)));
+                match ends {
+                    Some((from, to)) => (
+                        Some(Transport::Tcp {
+                            tls: any.is_some_and(|s| s.hdr.flags & flags::TLS != 0),
+                            from: socket_addr(any.map_or(0, |s| s.hdr.fd_kind), from),
+                            to: socket_addr(any.map_or(0, |s| s.hdr.fd_kind), to),
+                        }),
+                        Some(SessionKey::Tcp(from.min(to), from.max(to))),
+                        usize::from(from > to),
+                    ),
+                    None => {
+                        let (key, end) = one_pid(ws, rs);
+                        (None, key, end)
+                    }
+                }
+            }
+            _ => {
+                let (key, end) = one_pid(ws, rs);
+                let ino = any.map_or(0, |s| s.hdr.ino);
+                (Some(Transport::Other { ino }), key, end)
+            }
+        };
+        Route {
+            ts_ns: m.ts(),
+            transport,
+            key,
+            from_end,
+            from: ws.map(Stream::peer),
+            to: rs.map(Stream::peer),
+            writer: copy(&m.writer),
+            reader: copy(&m.reader),
+            copies_differ: m.differs,
+        }
+    }
+}
+
+/// The session of pipes between two processes, and the sender's end.
+fn pipe_key(writer: Option<u32>, reader: Option<u32>) -> (Option<SessionKey>, usize) {
+    match (writer, reader) {
+        (Some(w), Some(r)) => (
+            Some(SessionKey::Pids(w.min(r), w.max(r))),
+            usize::from(w > r),
+        ),
+        (Some(w), None) => (Some(SessionKey::OnePid(w)), 0),
+        (None, Some(r)) => (Some(SessionKey::OnePid(r)), 1),
+        (None, None) => (None, 0),
+    }
+}
+
+fn one_pid(ws: Option<&Stream>, rs: Option<&Stream>) -> (Option<SessionKey>, usize) {
+    match (ws, rs) {
+        (Some(w), _) => (Some(SessionKey::OnePid(w.hdr.tgid)), 0),
+        (None, Some(r)) => (Some(SessionKey::OnePid(r.hdr.tgid)), 1),
+        (None, None) => (None, 0),
+    }
+}
+
+fn socket_addr(kind: u8, (addr, port): TcpEnd) -> SocketAddr {
+    let ip = if kind == fd_kind::TCP4 {
+        IpAddr::V4(Ipv4Addr::new(addr[0], addr[1], addr[2], addr[3]))
+    } else {
+        let v6 = Ipv6Addr::from(addr);
+        v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4)
+    };
+    SocketAddr::new(ip, port)
+}
+
+/// The channel a stream's records belong to, from either end; None when no
+/// other end can be recognised.
+fn channel_key(h: &EventHeader, dir: IoDirection) -> Option<ChannelKey> {
+    let tls = h.flags & flags::TLS != 0;
+    match (h.fd_kind, dir) {
+        (fd_kind::PIPE, _) if !tls => Some(ChannelKey::Pipe(h.ino)),
+        (fd_kind::UNIX, IoDirection::Write) if !tls => Some(ChannelKey::Unix(h.ino)),
+        (fd_kind::UNIX, IoDirection::Read) if !tls && h.peer_ino != 0 => {
+            Some(ChannelKey::Unix(h.peer_ino))
+        }
+        (fd_kind::TCP4 | fd_kind::TCP6, _) if h.lport != 0 && h.rport != 0 => {
+            let (local, remote) = ((h.laddr, h.lport), (h.raddr, h.rport));
+            let (from, to) = match dir {
+                IoDirection::Write => (local, remote),
+                IoDirection::Read => (remote, local),
+            };
+            Some(ChannelKey::Tcp { tls, from, to })
+        }
+        _ => None,
+    }
+}

@@ -1,0 +1,691 @@
+//! Channel merge: every message on a pipe or socket is seen twice, once as
+//! the writer wrote it and once as the reader read it. This stage pairs the
+//! two copies and yields each message once.
+//!
+//! A channel is one direction of one pipe or socket: the writer's stream and
+//! the reader's stream of the same bytes. Copies pair first by content, in
+//! FIFO order; the first pair fixes the offset difference between the two
+//! streams, and from then on copies pair by offset, which also tells which
+//! damaged frames of one side the other side has whole. A copy whose
+//! counterpart has not arrived waits for a hold time and is then shown alone;
+//! a counterpart that turns up later is recognised and absorbed.
+
+use super::framing::{Frame, FrameBody};
+use std::collections::VecDeque;
+
+/// The two ends of a channel (index into per-side arrays).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Side {
+    Writer = 0,
+    Reader = 1,
+}
+
+impl Side {
+    fn other(self) -> Side {
+        match self {
+            Side::Writer => Side::Reader,
+            Side::Reader => Side::Writer,
+        }
+    }
+}
+
+/// A TCP end: address (IPv4 in the first 4 bytes) and port.
+pub type TcpEnd = ([u8; 16], u16);
+
+/// What identifies a channel from either end's records.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ChannelKey {
+    /// Both ends see the pipe's inode.
+    Pipe(u64),
+    /// Unix socket: the writing socket's inode (the reader's peer inode).
+    Unix(u64),
+    /// TCP: (address, port) of the sender, then of the receiver.
+    Tcp { tls: bool, from: TcpEnd, to: TcpEnd },
+}
+
+/// One side's copy of a message: where it was and which records carried it.
+#[derive(Clone, Debug)]
+pub struct Span {
+    pub stream: usize,
+    pub start: u64,
+    pub end: u64,
+    pub first_ts: u64,
+    pub last_ts: u64,
+    pub seqs: Vec<u64>,
+}
+
+impl Span {
+    fn of(stream: usize, f: &Frame) -> Span {
+        Span {
+            stream,
+            start: f.start,
+            end: f.end,
+            first_ts: f.first_ts,
+            last_ts: f.last_ts,
+            seqs: f.seqs.clone(),
+        }
+    }
+}
+
+/// A message (or damage) as this stage yields it: shown once.
+#[derive(Debug)]
+pub struct Merged {
+    /// The text, from the writer's copy when it has one.
+    pub body: FrameBody,
+    pub writer: Option<Span>,
+    pub reader: Option<Span>,
+    /// The stream of the side not seen, when the channel has only one there.
+    pub peer: Option<usize>,
+    /// Both copies were seen and their bytes differ (the writer's is shown).
+    pub differs: bool,
+}
+
+impl Merged {
+    /// The message's time: the writer's, else the reader's.
+    pub fn ts(&self) -> u64 {
+        self.writer
+            .as_ref()
+            .or(self.reader.as_ref())
+            .map_or(0, |s| s.last_ts)
+    }
+}
+
+struct Held {
+    stream: usize,
+    frame: Frame,
+    deadline: u64,
+}
+
+/// A copy shown alone on time-out, whose counterpart may still arrive.
+struct Ghost {
+    start: u64,
+    end: u64,
+    text: Vec<u8>,
+}
+
+/// How far copies are searched for a content match.
+const LOOKAHEAD: usize = 8;
+/// Ranges of whole messages remembered per side, for coverage checks.
+const COVER_RUNS: usize = 64;
+/// Copies remembered after being shown alone.
+const GHOSTS: usize = 256;
+
+pub struct Channel {
+    /// No other end can ever be seen: everything passes straight through.
+    solo: bool,
+    /// Whole-line copies waiting for their counterpart.
+    queues: [VecDeque<Held>; 2],
+    /// Damaged frames waiting to learn whether the other side has those bytes whole.
+    damaged: [VecDeque<Held>; 2],
+    ghosts: [VecDeque<Ghost>; 2],
+    /// Runs of whole messages seen, in each side's own offsets.
+    cover: [VecDeque<(u64, u64)>; 2],
+    /// End of the last frame seen, in each side's own offsets.
+    progress: [Option<u64>; 2],
+    streams: [Vec<usize>; 2],
+    /// Reader offset minus writer offset of the same byte (one stream per side).
+    delta: Option<i128>,
+    held_bytes: usize,
+}
+
+impl Channel {
+    pub fn new(solo: bool) -> Self {
+        Channel {
+            solo,
+            queues: Default::default(),
+            damaged: Default::default(),
+            ghosts: Default::default(),
+            cover: Default::default(),
+            progress: [None; 2],
+            streams: Default::default(),
+            delta: None,
+            held_bytes: 0,
+        }
+    }
+
+    pub fn held_bytes(&self) -> usize {
+        self.held_bytes
+    }
+
+    /// Earliest timestamp among held frames: no later output can be older.
+    pub fn min_held_ts(&self) -> Option<u64> {
+        self.queues
+            .iter()
+            .chain(self.damaged.iter())
+            .flat_map(|q| q.iter().map(|h| h.frame.last_ts))
+            .min()
+    }
+
+    /// When the oldest held frame times out.
+    pub fn deadline(&self) -> Option<u64> {
+        self.queues
+            .iter()
+            .chain(self.damaged.iter())
+            .filter_map(|q| q.front().map(|h| h.deadline))
+            .min()
+    }
+
+    /// The stream of `side`, if the channel has seen exactly one there.
+    pub fn single_stream(&self, side: Side) -> Option<usize> {
+        match self.streams[side as usize].as_slice() {
+            [one] => Some(*one),
+            _ => None,
+        }
+    }
+
+    fn delta_mode(&self) -> Option<i128> {
+        self.delta
+            .filter(|_| self.streams[0].len() == 1 && self.streams[1].len() == 1)
+    }
+
+    /// Maps a side's own offset to the writer's offsets (delta mode only).
+    fn map(&self, side: Side, off: u64, delta: i128) -> i128 {
+        match side {
+            Side::Writer => off as i128,
+            Side::Reader => off as i128 - delta,
+        }
+    }
+
+    pub fn push(
+        &mut self,
+        side: Side,
+        stream: usize,
+        frame: Frame,
+        now: u64,
+        hold: u64,
+        out: &mut impl FnMut(Merged),
+    ) {
+        let s = side as usize;
+        if !self.streams[s].contains(&stream) {
+            self.streams[s].push(stream);
+        }
+        let passes_through = matches!(frame.body, FrameBody::Late | FrameBody::Unsupported { .. });
+        if self.solo || passes_through {
+            return out(self.alone(side, stream, frame));
+        }
+        self.progress[s] = Some(self.progress[s].map_or(frame.end, |p| p.max(frame.end)));
+        let deadline = frame.last_ts.max(now).saturating_add(hold);
+        self.held_bytes += frame.text().map_or(0, <[u8]>::len);
+        let held = Held {
+            stream,
+            frame,
+            deadline,
+        };
+        if held.frame.ends_cleanly() {
+            if self.absorb(side, &held.frame) {
+                self.held_bytes -= held.frame.text().map_or(0, <[u8]>::len);
+                return;
+            }
+            if matches!(
+                held.frame.body,
+                FrameBody::Text {
+                    cut_start: None,
+                    ..
+                }
+            ) {
+                self.note_cover(side, held.frame.start, held.frame.end);
+            }
+            self.queues[s].push_back(held);
+        } else {
+            self.damaged[s].push_back(held);
+        }
+        self.settle(out);
+    }
+
+    fn note_cover(&mut self, side: Side, start: u64, end: u64) {
+        let runs = &mut self.cover[side as usize];
+        match runs.back_mut() {
+            Some(last) if start <= last.1.saturating_add(1) && start >= last.0 => {
+                last.1 = last.1.max(end)
+            }
+            _ => {
+                runs.push_back((start, end));
+                if runs.len() > COVER_RUNS {
+                    runs.pop_front();
+                }
+            }
+        }
+    }
+
+    /// Did the other side see the bytes of `side`'s frame whole?
+    fn covered(&self, side: Side, f: &Frame, delta: i128) -> bool {
+        let other = side.other();
+        let (start, end) = (self.map(side, f.start, delta), self.map(side, f.end, delta));
+        self.cover[other as usize].iter().any(|&(a, b)| {
+            self.map(other, a, delta) <= start && self.map(other, b, delta) + 1 >= end
+        })
+    }
+
+    /// Has the other side got past the end of `side`'s frame?
+    fn other_passed(&self, side: Side, f: &Frame, delta: i128) -> bool {
+        let other = side.other();
+        self.progress[other as usize]
+            .is_some_and(|p| self.map(other, p, delta) + 1 >= self.map(side, f.end, delta))
+    }
+
+    /// A late counterpart of a copy already shown alone: drop it.
+    fn absorb(&mut self, side: Side, f: &Frame) -> bool {
+        let other = side.other();
+        let text = f.text().unwrap_or_default();
+        if let Some(delta) = self.delta_mode() {
+            let start = self.map(side, f.start, delta);
+            let end = self.map(side, f.end, delta);
+            while let Some(g) = self.ghosts[other as usize].front() {
+                let (gs, ge) = (
+                    self.map(other, g.start, delta),
+                    self.map(other, g.end, delta),
+                );
+                if ge < start {
+                    self.ghosts[other as usize].pop_front();
+                    continue;
+                }
+                if (gs, ge) == (start, end) && g.text == text {
+                    self.ghosts[other as usize].pop_front();
+                    return true;
+                }
+                return false;
+            }
+            return false;
+        }
+        let ghosts = &mut self.ghosts[other as usize];
+        match ghosts.iter().take(LOOKAHEAD).position(|g| g.text == text) {
+            Some(i) => {
+                ghosts.drain(..=i);
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn settle(&mut self, out: &mut impl FnMut(Merged)) {
+        loop {
+            let step = match (self.queues[0].front(), self.queues[1].front()) {
+                (Some(w), Some(r)) => self.compare(w, r),
+                _ => Step::Wait,
+            };
+            match step {
+                Step::Pair => self.pair(out),
+                Step::Alone(side) => {
+                    let h = self.pop(side);
+                    out(self.alone(side, h.stream, h.frame));
+                }
+                Step::Drop(side) => {
+                    self.pop(side);
+                }
+                Step::Wait => break,
+            }
+        }
+        for side in [Side::Writer, Side::Reader] {
+            while let Some(d) = self.damaged[side as usize].front() {
+                match self.delta_mode() {
+                    Some(delta) if !self.other_passed(side, &d.frame, delta) => break,
+                    Some(delta) => {
+                        let covered = self.covered(side, &d.frame, delta);
+                        let h = self.pop_damaged(side);
+                        if !covered {
+                            out(self.alone(side, h.stream, h.frame));
+                        }
+                    }
+                    // Without aligned offsets there is no telling: show it.
+                    None => {
+                        let h = self.pop_damaged(side);
+                        out(self.alone(side, h.stream, h.frame));
+                    }
+                }
+            }
+        }
+    }
+
+    fn compare(&self, w: &Held, r: &Held) -> Step {
+        let (wt, rt) = (
+            w.frame.text().unwrap_or_default(),
+            r.frame.text().unwrap_or_default(),
+        );
+        let w_tail = matches!(
+            w.frame.body,
+            FrameBody::Text {
+                cut_start: Some(_),
+                ..
+            }
+        );
+        let r_tail = matches!(
+            r.frame.body,
+            FrameBody::Text {
+                cut_start: Some(_),
+                ..
+            }
+        );
+        // The tail of a message after lost bytes, when the other side has it whole.
+        if w_tail && !r_tail && rt.ends_with(wt) {
+            return Step::Drop(Side::Writer);
+        }
+        if r_tail && !w_tail && wt.ends_with(rt) {
+            return Step::Drop(Side::Reader);
+        }
+        if let Some(delta) = self.delta_mode() {
+            let (ws, we) = (w.frame.start as i128, w.frame.end as i128);
+            let (rs, re) = (r.frame.start as i128 - delta, r.frame.end as i128 - delta);
+            if (ws, we) == (rs, re) {
+                return Step::Pair;
+            }
+            if we <= rs {
+                return Step::Alone(Side::Writer);
+            }
+            if re <= ws {
+                return Step::Alone(Side::Reader);
+            }
+            // Overlapping unequal ranges: the offsets no longer line up
+            // (fall through to content).
+        }
+        if wt == rt {
+            return Step::Pair;
+        }
+        let ahead = |side: Side, text: &[u8]| {
+            self.queues[side as usize]
+                .iter()
+                .skip(1)
+                .take(LOOKAHEAD)
+                .any(|h| h.frame.text() == Some(text))
+        };
+        if ahead(Side::Writer, rt) {
+            Step::Alone(Side::Writer)
+        } else if ahead(Side::Reader, wt) {
+            Step::Alone(Side::Reader)
+        } else {
+            Step::Wait
+        }
+    }
+
+    fn pop(&mut self, side: Side) -> Held {
+        let h = self.queues[side as usize]
+            .pop_front()
+            .expect("settle pops only a front it has seen");
+        self.held_bytes -= h.frame.text().map_or(0, <[u8]>::len);
+        h
+    }
+
+    fn pop_damaged(&mut self, side: Side) -> Held {
+        let h = self.damaged[side as usize]
+            .pop_front()
+            .expect("settle pops only a front it has seen");
+        self.held_bytes -= h.frame.text().map_or(0, <[u8]>::len);
+        h
+    }
+
+    fn pair(&mut self, out: &mut impl FnMut(Merged)) {
+        let w = self.pop(Side::Writer);
+        let r = self.pop(Side::Reader);
+        let single = self.streams[0].len() == 1 && self.streams[1].len() == 1;
+        let aligned = r.frame.start as i128 - w.frame.start as i128;
+        if single && self.delta != Some(aligned) {
+            self.delta = Some(aligned);
+        } else if !single {
+            self.delta = None;
+        }
+        if self.delta_mode().is_none() {
+            // FIFO: copies shown alone before this pair have no counterpart coming.
+            self.ghosts[0].clear();
+            self.ghosts[1].clear();
+        }
+        let differs = w.frame.text() != r.frame.text();
+        let reader = Span::of(r.stream, &r.frame);
+        out(Merged {
+            writer: Some(Span::of(w.stream, &w.frame)),
+            reader: Some(reader),
+            body: w.frame.body,
+            peer: None,
+            differs,
+        });
+    }
+
+    fn alone(&self, side: Side, stream: usize, frame: Frame) -> Merged {
+        let span = Span::of(stream, &frame);
+        let (writer, reader) = match side {
+            Side::Writer => (Some(span), None),
+            Side::Reader => (None, Some(span)),
+        };
+        Merged {
+            body: frame.body,
+            writer,
+            reader,
+            peer: self.single_stream(side.other()),
+            differs: false,
+        }
+    }
+
+    /// Shows alone every held frame that has waited until `now` (or holds
+    /// more than `max_held` bytes), remembering whole ones in case their
+    /// counterpart still comes.
+    pub fn expire(&mut self, now: u64, max_held: usize, out: &mut impl FnMut(Merged)) {
+        loop {
+            let over = self.held_bytes > max_held;
+            let next = [Side::Writer, Side::Reader]
+                .into_iter()
+                .flat_map(|s| {
+                    [
+                        self.queues[s as usize]
+                            .front()
+                            .map(|h| (h.deadline, s, false)),
+                        self.damaged[s as usize]
+                            .front()
+                            .map(|h| (h.deadline, s, true)),
+                    ]
+                })
+                .flatten()
+                .min_by_key(|&(d, ..)| d);
+            let Some((deadline, side, damaged)) = next else {
+                break;
+            };
+            if deadline > now && !over {
+                break;
+            }
+            if damaged {
+                let h = self.pop_damaged(side);
+                let covered = self
+                    .delta_mode()
+                    .is_some_and(|delta| self.covered(side, &h.frame, delta));
+                if !covered {
+                    out(self.alone(side, h.stream, h.frame));
+                }
+            } else {
+                let h = self.pop(side);
+                let ghosts = &mut self.ghosts[side as usize];
+                ghosts.push_back(Ghost {
+                    start: h.frame.start,
+                    end: h.frame.end,
+                    text: h.frame.text().unwrap_or_default().to_vec(),
+                });
+                if ghosts.len() > GHOSTS {
+                    ghosts.pop_front();
+                }
+                out(self.alone(side, h.stream, h.frame));
+            }
+            self.settle(out);
+        }
+    }
+
+    /// The capture is over: pairs what it can, shows the rest.
+    pub fn finish(&mut self, out: &mut impl FnMut(Merged)) {
+        self.settle(out);
+        self.expire(u64::MAX, 0, out);
+    }
+}
+
+enum Step {
+    Pair,
+    Alone(Side),
+    Drop(Side),
+    Wait,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decode::reassembly::Loss;
+
+    fn line(start: u64, text: &str, ts: u64) -> Frame {
+        Frame {
+            start,
+            end: start + text.len() as u64,
+            first_ts: ts,
+            last_ts: ts,
+            seqs: vec![ts],
+            body: FrameBody::Text {
+                text: text.as_bytes().to_vec(),
+                cut_start: None,
+                cut_end: None,
+            },
+        }
+    }
+
+    fn lost(start: u64, end: u64, ts: u64) -> Frame {
+        Frame {
+            start,
+            end,
+            first_ts: ts,
+            last_ts: ts,
+            seqs: vec![],
+            body: FrameBody::Lost { why: Loss::Missing },
+        }
+    }
+
+    #[derive(Debug, PartialEq)]
+    struct Out {
+        text: String,
+        w: bool,
+        r: bool,
+    }
+
+    fn out_of(m: Merged) -> Out {
+        let text = match &m.body {
+            FrameBody::Text { text, .. } => String::from_utf8_lossy(text).into_owned(),
+            FrameBody::Lost { .. } => "<lost>".into(),
+            _ => "<other>".into(),
+        };
+        Out {
+            text,
+            w: m.writer.is_some(),
+            r: m.reader.is_some(),
+        }
+    }
+
+    fn o(text: &str, w: bool, r: bool) -> Out {
+        Out {
+            text: text.into(),
+            w,
+            r,
+        }
+    }
+
+    const HOLD: u64 = 500;
+
+    #[test]
+    fn pairs_copies_and_fills_a_gap_from_the_other_side() {
+        let mut c = Channel::new(false);
+        let mut v = Vec::new();
+        let mut push = |c: &mut Channel, side, f: Frame, now| {
+            c.push(
+                side,
+                if side == Side::Writer { 1 } else { 2 },
+                f,
+                now,
+                HOLD,
+                &mut |m| v.push(out_of(m)),
+            )
+        };
+        // Reader offsets run 100 ahead of the writer's (it was watched earlier).
+        push(&mut c, Side::Writer, line(0, "{a}", 1), 1);
+        push(&mut c, Side::Reader, line(100, "{a}", 2), 2);
+        // The reader lost the second message; the writer has it.
+        push(&mut c, Side::Writer, line(4, "{bb}", 3), 3);
+        push(&mut c, Side::Reader, lost(104, 109, 4), 4);
+        push(&mut c, Side::Writer, line(9, "{c}", 5), 5);
+        push(&mut c, Side::Reader, line(109, "{c}", 6), 6);
+        assert_eq!(
+            v,
+            vec![
+                o("{a}", true, true),
+                o("{bb}", true, false),
+                o("{c}", true, true)
+            ]
+        );
+        assert_eq!(c.held_bytes(), 0);
+    }
+
+    #[test]
+    fn a_loss_both_sides_had_is_shown_once_per_side_that_lacks_it() {
+        let mut c = Channel::new(false);
+        let mut v = Vec::new();
+        let mut push = |c: &mut Channel, side, f: Frame| {
+            c.push(
+                side,
+                if side == Side::Writer { 1 } else { 2 },
+                f,
+                0,
+                HOLD,
+                &mut |m| v.push(out_of(m)),
+            )
+        };
+        push(&mut c, Side::Writer, line(0, "{a}", 1));
+        push(&mut c, Side::Reader, line(0, "{a}", 2));
+        push(&mut c, Side::Writer, lost(4, 9, 3));
+        push(&mut c, Side::Reader, lost(4, 9, 4));
+        push(&mut c, Side::Writer, line(9, "{c}", 5));
+        push(&mut c, Side::Reader, line(9, "{c}", 6));
+        assert_eq!(
+            v,
+            vec![
+                o("{a}", true, true),
+                o("<lost>", true, false),
+                o("<lost>", false, true),
+                o("{c}", true, true)
+            ]
+        );
+    }
+
+    #[test]
+    fn late_counterparts_are_absorbed() {
+        let mut c = Channel::new(false);
+        let mut v = Vec::new();
+        let mut sink = |m| v.push(out_of(m));
+        c.push(Side::Writer, 1, line(0, "{a}", 1), 1, HOLD, &mut sink);
+        c.push(Side::Reader, 2, line(0, "{a}", 2), 2, HOLD, &mut sink);
+        // The reader is busy: the writer's copy times out first.
+        c.push(Side::Writer, 1, line(4, "{b}", 10), 10, HOLD, &mut sink);
+        assert_eq!(c.deadline(), Some(10 + HOLD));
+        c.expire(10 + HOLD, usize::MAX, &mut sink);
+        c.push(Side::Reader, 2, line(4, "{b}", 900), 900, HOLD, &mut sink);
+        c.push(Side::Writer, 1, line(8, "{c}", 901), 901, HOLD, &mut sink);
+        c.push(Side::Reader, 2, line(8, "{c}", 902), 902, HOLD, &mut sink);
+        c.finish(&mut sink);
+        assert_eq!(
+            v,
+            vec![
+                o("{a}", true, true),
+                o("{b}", true, false),
+                o("{c}", true, true)
+            ]
+        );
+    }
+
+    #[test]
+    fn content_pairing_skips_a_copy_the_other_side_never_had() {
+        let mut c = Channel::new(false);
+        let mut v = Vec::new();
+        let mut sink = |m| v.push(out_of(m));
+        // Two writers on one pipe: offsets cannot be aligned, content can.
+        c.push(Side::Writer, 1, line(0, "{a}", 1), 1, HOLD, &mut sink);
+        c.push(Side::Writer, 3, line(0, "{x}", 2), 2, HOLD, &mut sink);
+        c.push(Side::Writer, 1, line(4, "{b}", 3), 3, HOLD, &mut sink);
+        c.push(Side::Reader, 2, line(0, "{a}", 4), 4, HOLD, &mut sink);
+        c.push(Side::Reader, 2, line(4, "{b}", 5), 5, HOLD, &mut sink);
+        assert_eq!(
+            v,
+            vec![
+                o("{a}", true, true),
+                o("{x}", true, false),
+                o("{b}", true, true)
+            ]
+        );
+    }
+}

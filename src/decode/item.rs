@@ -1,0 +1,272 @@
+//! What the decoder yields: one [`Item`] per message (or per piece of
+//! damage), borrowing from the decoder for the duration of the callback.
+
+use super::reassembly::Loss;
+use serde_json::value::RawValue;
+use std::borrow::Cow;
+use std::net::SocketAddr;
+
+/// A process as the kernel named it at the time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Peer {
+    pub pid: u32,
+    pub comm: [u8; crate::event::COMM_LEN],
+}
+
+impl Peer {
+    pub fn comm(&self) -> String {
+        crate::event::comm_to_string(&self.comm)
+    }
+}
+
+/// How the bytes travelled.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Transport {
+    Pipe {
+        ino: u64,
+    },
+    Unix {
+        ino: u64,
+        peer_ino: u64,
+    },
+    Tcp {
+        tls: bool,
+        from: SocketAddr,
+        to: SocketAddr,
+    },
+    /// Any other file (captured with --all).
+    Other {
+        ino: u64,
+    },
+}
+
+impl Transport {
+    /// The transport family, as `query --transport` names it.
+    pub fn family(&self) -> &'static str {
+        match self {
+            Transport::Pipe { .. } | Transport::Unix { .. } => "stdio",
+            Transport::Tcp { .. } => "tcp",
+            Transport::Other { .. } => "other",
+        }
+    }
+}
+
+/// Which way a message went, once roles are known.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Direction {
+    ClientToServer,
+    ServerToClient,
+}
+
+/// One side's copy of the message: the stream and the records it came from.
+#[derive(Clone, Copy, Debug)]
+pub struct CopyInfo<'a> {
+    pub pid: u32,
+    pub fd: u32,
+    /// Stream offsets [start, end) of the text (without the newline).
+    pub start: u64,
+    pub end: u64,
+    pub first_ts: u64,
+    pub last_ts: u64,
+    pub seqs: &'a [u64],
+}
+
+/// The request a response answers, or a notification refers to.
+#[derive(Clone, Debug)]
+pub struct RequestRef {
+    /// Its item number.
+    pub n: u64,
+    pub id: Box<str>,
+    pub method: Box<str>,
+    /// The tool, prompt or resource it named.
+    pub subject: Option<Box<str>>,
+    pub ts_ns: u64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BatchPos {
+    /// 0-based position in the batch.
+    pub index: usize,
+    pub len: usize,
+}
+
+#[derive(Debug)]
+pub enum Kind<'a> {
+    Request {
+        id: &'a RawValue,
+        method: &'a str,
+        params: Option<&'a RawValue>,
+        subject: Option<Cow<'a, str>>,
+    },
+    Notification {
+        method: &'a str,
+        params: Option<&'a RawValue>,
+        subject: Option<Cow<'a, str>>,
+        /// notifications/progress and notifications/cancelled: their request.
+        refers_to: Option<&'a RequestRef>,
+    },
+    Response {
+        id: &'a RawValue,
+        result: &'a RawValue,
+        answers: Option<&'a RequestRef>,
+        latency_ns: Option<u64>,
+    },
+    Error {
+        id: Option<&'a RawValue>,
+        error: &'a RawValue,
+        code: Option<i64>,
+        message: Option<Cow<'a, str>>,
+        answers: Option<&'a RequestRef>,
+        latency_ns: Option<u64>,
+    },
+    Flagged(Flag),
+}
+
+impl Kind<'_> {
+    /// The method, for requests and notifications; for responses, the
+    /// method of the request they answer.
+    pub fn method(&self) -> Option<&str> {
+        match self {
+            Kind::Request { method, .. } | Kind::Notification { method, .. } => Some(method),
+            Kind::Response { answers, .. } | Kind::Error { answers, .. } => {
+                answers.map(|a| &*a.method)
+            }
+            Kind::Flagged(_) => None,
+        }
+    }
+
+    /// The tool (prompt, resource) the message or its request names.
+    pub fn subject(&self) -> Option<&str> {
+        match self {
+            Kind::Request { subject, .. } => subject.as_deref(),
+            Kind::Response { answers, .. } | Kind::Error { answers, .. } => {
+                answers.and_then(|a| a.subject.as_deref())
+            }
+            _ => None,
+        }
+    }
+
+    pub fn latency_ns(&self) -> Option<u64> {
+        match self {
+            Kind::Response { latency_ns, .. } | Kind::Error { latency_ns, .. } => *latency_ns,
+            _ => None,
+        }
+    }
+
+    pub fn answers(&self) -> Option<&RequestRef> {
+        match self {
+            Kind::Response { answers, .. } | Kind::Error { answers, .. } => *answers,
+            _ => None,
+        }
+    }
+}
+
+/// Why an item is flagged instead of decoded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FlagReason {
+    InvalidUtf8,
+    InvalidJson,
+    TooDeep,
+    NotJsonRpc,
+    /// Bytes never captured.
+    Lost(Loss),
+    /// Only part of a message was captured.
+    Truncated,
+    /// Longer than the decoder keeps.
+    TooLong,
+    /// Bytes that arrived after their place in the stream had been passed.
+    Late,
+    /// A record the file holds but that does not parse.
+    DamagedRecord,
+    /// A block of records that cannot be read.
+    UnreadableBlock,
+    /// A protocol recognised but not decoded.
+    Unsupported,
+}
+
+impl FlagReason {
+    /// Stable machine name (JSONL `reason`).
+    pub fn code(self) -> &'static str {
+        match self {
+            FlagReason::InvalidUtf8 => "invalid_utf8",
+            FlagReason::InvalidJson => "invalid_json",
+            FlagReason::TooDeep => "too_deep",
+            FlagReason::NotJsonRpc => "not_jsonrpc",
+            FlagReason::Lost(_) => "lost",
+            FlagReason::Truncated => "truncated",
+            FlagReason::TooLong => "too_long",
+            FlagReason::Late => "late",
+            FlagReason::DamagedRecord => "damaged_record",
+            FlagReason::UnreadableBlock => "unreadable_block",
+            FlagReason::Unsupported => "unsupported",
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Flag {
+    pub reason: FlagReason,
+    pub detail: String,
+    /// Bytes of the stream the flag covers (lost bytes count too).
+    pub len: u64,
+}
+
+/// One decoded message, or one flagged piece of damage.
+#[derive(Debug)]
+pub struct Item<'a> {
+    /// 1, 2, 3… in output order, over the whole capture.
+    pub n: u64,
+    /// CLOCK_MONOTONIC ns: when the sender's write completed, or when the
+    /// reader's read did if the writer's copy was not seen.
+    pub ts_ns: u64,
+    pub transport: Option<Transport>,
+    pub from: Option<Peer>,
+    pub to: Option<Peer>,
+    pub session: Option<&'a SessionSummary>,
+    pub direction: Option<Direction>,
+    pub kind: Kind<'a>,
+    /// The JSON text as captured (one element's text for a batch member;
+    /// what was captured for damage).
+    pub text: &'a [u8],
+    pub batch: Option<BatchPos>,
+    pub writer: Option<CopyInfo<'a>>,
+    pub reader: Option<CopyInfo<'a>>,
+    /// Both copies were seen and their bytes differ (the writer's is shown).
+    pub copies_differ: bool,
+    /// The text is not the whole message.
+    pub truncated: bool,
+}
+
+/// A client or server implementation, as it introduced itself.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Implementation {
+    pub name: Option<String>,
+    pub version: Option<String>,
+}
+
+/// What is known about a session so far.
+#[derive(Clone, Debug)]
+pub struct SessionSummary {
+    /// 1, 2, 3… by first message.
+    pub id: u64,
+    pub transport: Option<Transport>,
+    pub client: Option<Peer>,
+    pub server: Option<Peer>,
+    /// The two processes, before roles are known (or when they never are).
+    pub ends: [Option<Peer>; 2],
+    pub protocol_version: Option<String>,
+    /// The handshake that opened it: initialize, server/discover, or none seen.
+    pub handshake: Option<&'static str>,
+    pub client_info: Option<Implementation>,
+    pub server_info: Option<Implementation>,
+    /// Raw JSON, as exchanged.
+    pub client_capabilities: Option<String>,
+    pub server_capabilities: Option<String>,
+    pub messages: u64,
+    pub flagged: u64,
+    pub requests: u64,
+    /// Requests still waiting for a response.
+    pub unanswered: u64,
+    pub first_ts: u64,
+    pub last_ts: u64,
+}

@@ -1,0 +1,309 @@
+//! What MCP defines on top of JSON-RPC: its methods, who sends them, and the
+//! few parameters the correlator reads (tool names, progress tokens, the
+//! handshake). Everything else stays raw.
+
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use std::borrow::Cow;
+
+/// Which side of a session sends a method.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Sender {
+    Client,
+    Server,
+    Either,
+}
+
+/// A method the MCP specification defines.
+#[derive(Debug)]
+pub struct MethodInfo {
+    pub name: &'static str,
+    /// A request (answered) rather than a notification.
+    pub request: bool,
+    pub sender: Sender,
+    /// One line on what the method is for.
+    pub about: &'static str,
+}
+
+const fn req(name: &'static str, sender: Sender, about: &'static str) -> MethodInfo {
+    MethodInfo {
+        name,
+        request: true,
+        sender,
+        about,
+    }
+}
+
+const fn note(name: &'static str, sender: Sender, about: &'static str) -> MethodInfo {
+    MethodInfo {
+        name,
+        request: false,
+        sender,
+        about,
+    }
+}
+
+use Sender::{Client, Either, Server};
+
+/// The methods of MCP revisions 2024-11-05 to 2026-07-28.
+pub const METHODS: &[MethodInfo] = &[
+    req(
+        "initialize",
+        Client,
+        "Open a session: versions, identities, capabilities",
+    ),
+    req(
+        "server/discover",
+        Client,
+        "Ask which versions and features the server offers",
+    ),
+    req("ping", Either, "Check that the other side still answers"),
+    req("tools/list", Client, "List the tools the server offers"),
+    req("tools/call", Client, "Run one of the server's tools"),
+    req(
+        "resources/list",
+        Client,
+        "List the resources the server exposes",
+    ),
+    req(
+        "resources/templates/list",
+        Client,
+        "List the server's resource URI patterns",
+    ),
+    req("resources/read", Client, "Fetch the contents of a resource"),
+    req(
+        "resources/subscribe",
+        Client,
+        "Ask to hear when a resource changes",
+    ),
+    req(
+        "resources/unsubscribe",
+        Client,
+        "Stop hearing about a resource's changes",
+    ),
+    req("prompts/list", Client, "List the server's prompt templates"),
+    req(
+        "prompts/get",
+        Client,
+        "Fetch a prompt, filled in with arguments",
+    ),
+    req(
+        "completion/complete",
+        Client,
+        "Ask for suggested values of an argument",
+    ),
+    req(
+        "logging/setLevel",
+        Client,
+        "Choose the least severe log level to receive",
+    ),
+    req(
+        "roots/list",
+        Server,
+        "Ask which filesystem roots the client shares",
+    ),
+    req(
+        "sampling/createMessage",
+        Server,
+        "Ask the client's language model for a reply",
+    ),
+    req(
+        "elicitation/create",
+        Server,
+        "Ask the user, through the client, for input",
+    ),
+    req(
+        "tasks/get",
+        Either,
+        "Ask for the state of a long-running task",
+    ),
+    req("tasks/list", Either, "List long-running tasks"),
+    req(
+        "tasks/result",
+        Either,
+        "Collect the outcome of a finished task",
+    ),
+    req("tasks/cancel", Either, "Stop a long-running task"),
+    note(
+        "notifications/initialized",
+        Client,
+        "The client is ready for normal traffic",
+    ),
+    note(
+        "notifications/cancelled",
+        Either,
+        "The sender gives up on an earlier request",
+    ),
+    note(
+        "notifications/progress",
+        Either,
+        "How far a running request has got",
+    ),
+    note(
+        "notifications/message",
+        Server,
+        "A log entry from the server",
+    ),
+    note(
+        "notifications/roots/list_changed",
+        Client,
+        "The client's roots changed",
+    ),
+    note(
+        "notifications/tools/list_changed",
+        Server,
+        "The server's tools changed",
+    ),
+    note(
+        "notifications/resources/list_changed",
+        Server,
+        "The server's resources changed",
+    ),
+    note(
+        "notifications/resources/updated",
+        Server,
+        "A subscribed resource changed",
+    ),
+    note(
+        "notifications/prompts/list_changed",
+        Server,
+        "The server's prompts changed",
+    ),
+    note(
+        "notifications/elicitation/complete",
+        Server,
+        "An elicitation the server started is over",
+    ),
+    note(
+        "notifications/tasks/status",
+        Either,
+        "A long-running task changed state",
+    ),
+];
+
+/// The MCP definition of a method, if MCP defines it.
+pub fn lookup(method: &str) -> Option<&'static MethodInfo> {
+    METHODS.iter().find(|m| m.name == method)
+}
+
+/// The `_meta` keys of MCP 2026-07-28, which replace the handshake.
+#[derive(Deserialize, Default)]
+pub struct Meta<'a> {
+    #[serde(rename = "progressToken", borrow, default)]
+    pub progress_token: Option<&'a RawValue>,
+    #[serde(rename = "io.modelcontextprotocol/protocolVersion", borrow, default)]
+    pub protocol_version: Option<Cow<'a, str>>,
+    #[serde(rename = "io.modelcontextprotocol/clientInfo", borrow, default)]
+    pub client_info: Option<Implementation<'a>>,
+    #[serde(rename = "io.modelcontextprotocol/clientCapabilities", borrow, default)]
+    pub client_capabilities: Option<&'a RawValue>,
+    #[serde(rename = "io.modelcontextprotocol/serverInfo", borrow, default)]
+    pub server_info: Option<Implementation<'a>>,
+}
+
+/// `clientInfo` / `serverInfo`.
+#[derive(Deserialize, Clone, Debug, Default)]
+pub struct Implementation<'a> {
+    #[serde(borrow, default)]
+    pub name: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    pub version: Option<Cow<'a, str>>,
+}
+
+/// The parameters the correlator reads, from any request or notification.
+#[derive(Deserialize, Default)]
+pub struct Params<'a> {
+    #[serde(rename = "_meta", borrow, default)]
+    pub meta: Option<Meta<'a>>,
+    /// tools/call, prompts/get
+    #[serde(borrow, default)]
+    pub name: Option<Cow<'a, str>>,
+    /// resources/*
+    #[serde(borrow, default)]
+    pub uri: Option<Cow<'a, str>>,
+    /// initialize
+    #[serde(rename = "protocolVersion", borrow, default)]
+    pub protocol_version: Option<Cow<'a, str>>,
+    #[serde(rename = "clientInfo", borrow, default)]
+    pub client_info: Option<Implementation<'a>>,
+    #[serde(borrow, default)]
+    pub capabilities: Option<&'a RawValue>,
+    /// notifications/progress
+    #[serde(rename = "progressToken", borrow, default)]
+    pub progress_token: Option<&'a RawValue>,
+    #[serde(default)]
+    pub progress: Option<f64>,
+    #[serde(default)]
+    pub total: Option<f64>,
+    /// notifications/cancelled
+    #[serde(rename = "requestId", borrow, default)]
+    pub request_id: Option<&'a RawValue>,
+    /// notifications/message
+    #[serde(borrow, default)]
+    pub level: Option<Cow<'a, str>>,
+}
+
+/// Reads the known parameters; parameters that are not an object, or do not
+/// have the expected types, give none (the raw text is still shown).
+pub fn params(raw: Option<&RawValue>) -> Params<'_> {
+    raw.and_then(|r| serde_json::from_str(r.get()).ok())
+        .unwrap_or_default()
+}
+
+/// The result members of `initialize` and `server/discover` that describe the server.
+#[derive(Deserialize, Default)]
+pub struct HandshakeResult<'a> {
+    #[serde(rename = "protocolVersion", borrow, default)]
+    pub protocol_version: Option<Cow<'a, str>>,
+    #[serde(rename = "supportedVersions", borrow, default)]
+    pub supported_versions: Option<Vec<Cow<'a, str>>>,
+    #[serde(rename = "serverInfo", borrow, default)]
+    pub server_info: Option<Implementation<'a>>,
+    #[serde(borrow, default)]
+    pub capabilities: Option<&'a RawValue>,
+    #[serde(rename = "_meta", borrow, default)]
+    pub meta: Option<Meta<'a>>,
+}
+
+pub fn handshake_result(raw: &RawValue) -> HandshakeResult<'_> {
+    serde_json::from_str(raw.get()).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn catalogue_is_consistent() {
+        for (i, m) in METHODS.iter().enumerate() {
+            assert!(
+                METHODS[i + 1..].iter().all(|o| o.name != m.name),
+                "{} listed twice",
+                m.name
+            );
+            assert_eq!(
+                m.request,
+                !m.name.starts_with("notifications/"),
+                "{}",
+                m.name
+            );
+        }
+        assert_eq!(lookup("tools/call").map(|m| m.sender), Some(Client));
+        assert!(lookup("tools/frobnicate").is_none());
+    }
+
+    #[test]
+    fn params_are_read_without_a_tree() {
+        let raw: &RawValue = serde_json::from_str(
+            r#"{"name":"get_weather","arguments":{"deep":[[[1]]]},"_meta":{"progressToken":"t-1"}}"#,
+        )
+        .unwrap();
+        let p = params(Some(raw));
+        assert_eq!(p.name.as_deref(), Some("get_weather"));
+        assert_eq!(p.meta.unwrap().progress_token.unwrap().get(), "\"t-1\"");
+        let not_object: &RawValue = serde_json::from_str("[1,2]").unwrap();
+        assert!(params(Some(not_object)).name.is_none());
+        let wrong_type: &RawValue = serde_json::from_str(r#"{"name":5}"#).unwrap();
+        assert!(params(Some(wrong_type)).name.is_none());
+    }
+}

@@ -1,0 +1,587 @@
+//! Sessions and pairing: merged messages become items. Messages between the
+//! same two ends form a session; roles come from the handshake (or the
+//! methods each side sends); requests pair with responses per session and
+//! per direction, and progress and cancellation notices find their request.
+
+use super::channel::TcpEnd;
+use super::framing::{Cut, FrameBody};
+use super::item::{
+    BatchPos, CopyInfo, Direction, Flag, FlagReason, Implementation, Item, Kind, Peer, RequestRef,
+    SessionSummary, Transport,
+};
+use super::jsonrpc::{self, Invalid, InvalidReason, Message, MessageKind, Parsed};
+use super::mcp::{self, Sender};
+use serde_json::value::RawValue;
+use std::borrow::Cow;
+use std::collections::{HashMap, VecDeque};
+
+/// What identifies a session: its two ends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum SessionKey {
+    /// Pipes between two processes (lower pid first).
+    Pids(u32, u32),
+    /// Pipes of one process whose peer was never seen.
+    OnePid(u32),
+    /// A Unix socket pair (lower inode first).
+    Sockets(u64, u64),
+    /// A TCP connection: (address, port) of each end, lower first.
+    Tcp(TcpEnd, TcpEnd),
+}
+
+/// Where a merged message goes: decided by the decoder from its streams.
+#[derive(Clone, Copy, Debug)]
+pub struct Route<'a> {
+    pub ts_ns: u64,
+    pub transport: Option<Transport>,
+    pub key: Option<SessionKey>,
+    /// Which end of the session sent it (0 or 1, in the key's order).
+    pub from_end: usize,
+    pub from: Option<Peer>,
+    pub to: Option<Peer>,
+    pub writer: Option<CopyInfo<'a>>,
+    pub reader: Option<CopyInfo<'a>>,
+    pub copies_differ: bool,
+}
+
+struct Pending {
+    request: RequestRef,
+    token: Option<Box<str>>,
+}
+
+struct Session {
+    summary: SessionSummary,
+    client_end: Option<usize>,
+    /// The roles came from a handshake, not from a guess.
+    roles_certain: bool,
+    initialized: bool,
+    /// Requests sent by each end, by id text.
+    pending: [HashMap<Box<str>, VecDeque<Pending>>; 2],
+    /// Progress tokens of the pending requests sent by each end.
+    tokens: [HashMap<Box<str>, RequestRef>; 2],
+}
+
+#[derive(Default)]
+pub struct Sessions {
+    current: HashMap<SessionKey, usize>,
+    sessions: Vec<Session>,
+    next_n: u64,
+}
+
+impl Sessions {
+    pub fn summaries(&self) -> impl Iterator<Item = &SessionSummary> {
+        self.sessions.iter().map(|s| &s.summary)
+    }
+
+    /// Items shown so far.
+    pub fn items(&self) -> u64 {
+        self.next_n
+    }
+
+    /// Turns one merged frame into items.
+    pub fn handle(
+        &mut self,
+        route: &Route<'_>,
+        body: &FrameBody,
+        sink: &mut impl FnMut(&Item<'_>),
+    ) {
+        match body {
+            FrameBody::Text {
+                text,
+                cut_start,
+                cut_end: None,
+            } => match jsonrpc::parse(text) {
+                Parsed::One(msg) => self.message(route, msg, text, None, sink),
+                Parsed::Batch(elements) => {
+                    let len = elements.len();
+                    for (index, el) in elements.into_iter().enumerate() {
+                        let pos = Some(BatchPos { index, len });
+                        match el.parsed {
+                            Ok(msg) => self.message(route, msg, el.text.as_bytes(), pos, sink),
+                            Err(e) => {
+                                let flag = invalid_flag(&e, el.text.len());
+                                self.flag(route, flag, el.text.as_bytes(), pos, false, sink)
+                            }
+                        }
+                    }
+                }
+                // Text after lost bytes that is not a message: the end of one.
+                Parsed::Invalid(_) if cut_start.is_some() => {
+                    let flag = Flag {
+                        reason: FlagReason::Truncated,
+                        detail: format!(
+                            "end of a message whose start was lost ({} bytes kept)",
+                            text.len()
+                        ),
+                        len: text.len() as u64,
+                    };
+                    self.flag(route, flag, text, None, true, sink)
+                }
+                Parsed::Invalid(e) => {
+                    self.flag(route, invalid_flag(&e, text.len()), text, None, false, sink)
+                }
+            },
+            FrameBody::Text {
+                text,
+                cut_end: Some(cut),
+                ..
+            } => {
+                let (reason, why) = match cut {
+                    Cut::Loss(loss) => (FlagReason::Truncated, loss.as_str().to_string()),
+                    Cut::CaptureEnd => (
+                        FlagReason::Truncated,
+                        "the capture ended inside it".to_string(),
+                    ),
+                    Cut::TooLong { dropped } => (
+                        FlagReason::TooLong,
+                        format!("longer than the decoder keeps; {dropped} more bytes not kept"),
+                    ),
+                };
+                let flag = Flag {
+                    reason,
+                    detail: format!("message cut short: {why} ({} bytes kept)", text.len()),
+                    len: route.span_len(),
+                };
+                self.flag(route, flag, text, None, true, sink)
+            }
+            FrameBody::Lost { why } => {
+                let len = route.span_len();
+                let flag = Flag {
+                    reason: FlagReason::Lost(*why),
+                    detail: format!("{len} bytes lost: {}", why.as_str()),
+                    len,
+                };
+                self.flag(route, flag, b"", None, true, sink)
+            }
+            FrameBody::Late => {
+                let len = route.span_len();
+                let flag = Flag {
+                    reason: FlagReason::Late,
+                    detail: format!(
+                        "{len} bytes arrived after their place in the stream was passed; not decoded"
+                    ),
+                    len,
+                };
+                self.flag(route, flag, b"", None, false, sink)
+            }
+            FrameBody::Unsupported { protocol, text } => {
+                let flag = Flag {
+                    reason: FlagReason::Unsupported,
+                    detail: format!("{protocol} stream: not decoded by this version of mcpspy"),
+                    len: route.span_len(),
+                };
+                self.flag(route, flag, text, None, false, sink)
+            }
+        }
+    }
+
+    /// A record or block that cannot be read, outside any stream.
+    pub fn damage(&mut self, ts_ns: u64, flag: Flag, sink: &mut impl FnMut(&Item<'_>)) {
+        let route = Route {
+            ts_ns,
+            transport: None,
+            key: None,
+            from_end: 0,
+            from: None,
+            to: None,
+            writer: None,
+            reader: None,
+            copies_differ: false,
+        };
+        self.flag(&route, flag, b"", None, true, sink);
+    }
+
+    fn next_n(&mut self) -> u64 {
+        self.next_n += 1;
+        self.next_n
+    }
+
+    fn flag(
+        &mut self,
+        route: &Route<'_>,
+        flag: Flag,
+        text: &[u8],
+        batch: Option<BatchPos>,
+        truncated: bool,
+        sink: &mut impl FnMut(&Item<'_>),
+    ) {
+        let n = self.next_n();
+        // Damage joins the session its channel already has; it opens none.
+        let session = route
+            .key
+            .and_then(|k| self.current.get(&k).copied())
+            .inspect(|&i| {
+                let s = &mut self.sessions[i];
+                s.summary.flagged += 1;
+                s.note_ends(route);
+            });
+        let session = session.map(|i| &self.sessions[i]);
+        sink(&Item {
+            n,
+            ts_ns: route.ts_ns,
+            transport: route.transport,
+            from: route.from,
+            to: route.to,
+            session: session.map(|s| &s.summary),
+            direction: session.and_then(|s| s.direction(route.from_end)),
+            kind: Kind::Flagged(flag),
+            text,
+            batch,
+            writer: route.writer,
+            reader: route.reader,
+            copies_differ: route.copies_differ,
+            truncated,
+        });
+    }
+
+    fn session_for(&mut self, route: &Route<'_>, msg: &Message<'_>) -> Option<usize> {
+        let key = route.key?;
+        let reopens =
+            msg.kind == MessageKind::Request && msg.method.as_deref() == Some("initialize");
+        match self.current.get(&key) {
+            Some(&i) if !(reopens && self.sessions[i].initialized) => Some(i),
+            _ => {
+                let i = self.sessions.len();
+                self.sessions.push(Session::new(i as u64 + 1, route));
+                self.current.insert(key, i);
+                Some(i)
+            }
+        }
+    }
+
+    fn message(
+        &mut self,
+        route: &Route<'_>,
+        msg: Message<'_>,
+        text: &[u8],
+        batch: Option<BatchPos>,
+        sink: &mut impl FnMut(&Item<'_>),
+    ) {
+        let n = self.next_n();
+        let idx = self.session_for(route, &msg);
+        let e = route.from_end;
+        let mut answered: Option<(RequestRef, Option<u64>)> = None;
+        let mut refers: Option<RequestRef> = None;
+        let mut subject: Option<Cow<'_, str>> = None;
+        let method = msg.method.as_deref().unwrap_or_default();
+        let params = match msg.kind {
+            MessageKind::Request | MessageKind::Notification => mcp::params(msg.params),
+            _ => mcp::Params::default(),
+        };
+        if let Some(s) = idx.map(|i| &mut self.sessions[i]) {
+            s.note_ends(route);
+            s.summary.messages += 1;
+            match msg.kind {
+                MessageKind::Request => {
+                    s.learn_roles(e, method, true);
+                    s.learn_from_request(method, &params);
+                    subject = request_subject(method, &params);
+                    s.summary.requests += 1;
+                    s.summary.unanswered += 1;
+                    let id = raw_key(msg.id);
+                    let request = RequestRef {
+                        n,
+                        id: id.clone(),
+                        method: method.into(),
+                        subject: subject.as_deref().map(Into::into),
+                        ts_ns: route.ts_ns,
+                    };
+                    let token = params
+                        .meta
+                        .as_ref()
+                        .and_then(|m| m.progress_token)
+                        .map(|t| Box::<str>::from(t.get()));
+                    if let Some(t) = &token {
+                        s.tokens[e].insert(t.clone(), request.clone());
+                    }
+                    s.pending[e]
+                        .entry(id)
+                        .or_default()
+                        .push_back(Pending { request, token });
+                }
+                MessageKind::Notification => {
+                    s.learn_roles(e, method, false);
+                    subject = notification_subject(method, &params);
+                    refers = match method {
+                        "notifications/progress" => params
+                            .progress_token
+                            .and_then(|t| s.tokens[1 - e].get(t.get()).cloned()),
+                        "notifications/cancelled" => params.request_id.and_then(|id| {
+                            s.pending[e]
+                                .get(id.get())
+                                .and_then(|q| q.front())
+                                .map(|p| p.request.clone())
+                        }),
+                        _ => None,
+                    };
+                }
+                MessageKind::Response | MessageKind::Error => {
+                    if let Some(p) = s.take_pending(1 - e, msg.id) {
+                        let latency = route.ts_ns.saturating_sub(p.request.ts_ns);
+                        if msg.kind == MessageKind::Response {
+                            s.learn_from_result(&p.request.method, msg.result);
+                        }
+                        answered = Some((p.request, Some(latency)));
+                    }
+                }
+            }
+        }
+        let kind = match msg.kind {
+            MessageKind::Request => Kind::Request {
+                id: msg.id.unwrap_or(RawValue::NULL),
+                method,
+                params: msg.params,
+                subject,
+            },
+            MessageKind::Notification => Kind::Notification {
+                method,
+                params: msg.params,
+                subject,
+                refers_to: refers.as_ref(),
+            },
+            MessageKind::Response => Kind::Response {
+                id: msg.id.unwrap_or(RawValue::NULL),
+                result: msg.result.unwrap_or(RawValue::NULL),
+                answers: answered.as_ref().map(|a| &a.0),
+                latency_ns: answered.as_ref().and_then(|a| a.1),
+            },
+            MessageKind::Error => {
+                let info = msg.error.map(jsonrpc::error_info).unwrap_or_default();
+                Kind::Error {
+                    id: msg.id,
+                    error: msg.error.unwrap_or(RawValue::NULL),
+                    code: info.code,
+                    message: info.message,
+                    answers: answered.as_ref().map(|a| &a.0),
+                    latency_ns: answered.as_ref().and_then(|a| a.1),
+                }
+            }
+        };
+        let session = idx.map(|i| &self.sessions[i]);
+        sink(&Item {
+            n,
+            ts_ns: route.ts_ns,
+            transport: route.transport,
+            from: route.from,
+            to: route.to,
+            session: session.map(|s| &s.summary),
+            direction: session.and_then(|s| s.direction(e)),
+            kind,
+            text,
+            batch,
+            writer: route.writer,
+            reader: route.reader,
+            copies_differ: route.copies_differ,
+            truncated: false,
+        });
+    }
+}
+
+impl Route<'_> {
+    /// Stream bytes the message spans (either copy's).
+    fn span_len(&self) -> u64 {
+        self.writer
+            .or(self.reader)
+            .map_or(0, |c| c.end.saturating_sub(c.start))
+    }
+}
+
+/// An id (or token) as a map key: its exact JSON text.
+fn raw_key(raw: Option<&RawValue>) -> Box<str> {
+    raw.map_or("null", |r| r.get()).into()
+}
+
+fn invalid_flag(e: &Invalid, len: usize) -> Flag {
+    let reason = match e.reason {
+        InvalidReason::Utf8 => FlagReason::InvalidUtf8,
+        InvalidReason::Json => FlagReason::InvalidJson,
+        InvalidReason::TooDeep => FlagReason::TooDeep,
+        InvalidReason::NotJsonRpc => FlagReason::NotJsonRpc,
+    };
+    Flag {
+        reason,
+        detail: e.detail.clone(),
+        len: len as u64,
+    }
+}
+
+fn request_subject<'a>(method: &str, p: &mcp::Params<'a>) -> Option<Cow<'a, str>> {
+    match method {
+        "tools/call" | "prompts/get" => p.name.clone(),
+        "resources/read" | "resources/subscribe" | "resources/unsubscribe" => p.uri.clone(),
+        _ => None,
+    }
+}
+
+fn notification_subject<'a>(method: &str, p: &mcp::Params<'a>) -> Option<Cow<'a, str>> {
+    match method {
+        "notifications/progress" => p.progress.map(|done| {
+            Cow::Owned(match p.total {
+                Some(total) => format!("{done}/{total}"),
+                None => format!("{done}"),
+            })
+        }),
+        "notifications/message" => p.level.clone(),
+        "notifications/resources/updated" => p.uri.clone(),
+        _ => None,
+    }
+}
+
+fn implementation(i: &mcp::Implementation<'_>) -> Implementation {
+    Implementation {
+        name: i.name.as_deref().map(str::to_string),
+        version: i.version.as_deref().map(str::to_string),
+    }
+}
+
+impl Session {
+    fn new(id: u64, route: &Route<'_>) -> Self {
+        Session {
+            summary: SessionSummary {
+                id,
+                transport: route.transport,
+                client: None,
+                server: None,
+                ends: [None; 2],
+                protocol_version: None,
+                handshake: None,
+                client_info: None,
+                server_info: None,
+                client_capabilities: None,
+                server_capabilities: None,
+                messages: 0,
+                flagged: 0,
+                requests: 0,
+                unanswered: 0,
+                first_ts: route.ts_ns,
+                last_ts: route.ts_ns,
+            },
+            client_end: None,
+            roles_certain: false,
+            initialized: false,
+            pending: Default::default(),
+            tokens: Default::default(),
+        }
+    }
+
+    fn direction(&self, from_end: usize) -> Option<Direction> {
+        self.client_end.map(|c| {
+            if c == from_end {
+                Direction::ClientToServer
+            } else {
+                Direction::ServerToClient
+            }
+        })
+    }
+
+    fn note_ends(&mut self, route: &Route<'_>) {
+        let s = &mut self.summary;
+        s.first_ts = s.first_ts.min(route.ts_ns);
+        s.last_ts = s.last_ts.max(route.ts_ns);
+        if route.from.is_some() {
+            s.ends[route.from_end] = route.from;
+        }
+        if route.to.is_some() {
+            s.ends[1 - route.from_end] = route.to;
+        }
+        if let Some(c) = self.client_end {
+            s.client = s.ends[c];
+            s.server = s.ends[1 - c];
+        }
+    }
+
+    /// Roles: certain from a handshake request, guessed from the methods
+    /// each side sends until then.
+    fn learn_roles(&mut self, from_end: usize, method: &str, request: bool) {
+        let handshake = request && matches!(method, "initialize" | "server/discover");
+        if self.roles_certain || (self.client_end.is_some() && !handshake) {
+            return;
+        }
+        let client = if handshake {
+            self.roles_certain = true;
+            Some(from_end)
+        } else {
+            match mcp::lookup(method).map(|m| m.sender) {
+                Some(Sender::Client) => Some(from_end),
+                Some(Sender::Server) => Some(1 - from_end),
+                _ => None,
+            }
+        };
+        if let Some(c) = client {
+            self.client_end = Some(c);
+            self.summary.client = self.summary.ends[c];
+            self.summary.server = self.summary.ends[1 - c];
+        }
+    }
+
+    fn learn_from_request(&mut self, method: &str, p: &mcp::Params<'_>) {
+        let s = &mut self.summary;
+        match method {
+            "initialize" => {
+                self.initialized = true;
+                s.handshake = Some("initialize");
+                s.protocol_version = p.protocol_version.as_deref().map(str::to_string);
+                s.client_info = p.client_info.as_ref().map(implementation);
+                s.client_capabilities = p.capabilities.map(|c| c.get().to_string());
+            }
+            "server/discover" if s.handshake.is_none() => s.handshake = Some("server/discover"),
+            _ => {}
+        }
+        // MCP 2026-07-28: every request carries the version and the client.
+        if let Some(meta) = &p.meta {
+            if s.handshake != Some("initialize") {
+                if let Some(v) = &meta.protocol_version {
+                    s.protocol_version = Some(v.to_string());
+                }
+            }
+            if s.client_info.is_none() {
+                s.client_info = meta.client_info.as_ref().map(implementation);
+            }
+            if s.client_capabilities.is_none() {
+                s.client_capabilities = meta.client_capabilities.map(|c| c.get().to_string());
+            }
+        }
+    }
+
+    fn learn_from_result(&mut self, method: &str, result: Option<&RawValue>) {
+        if !matches!(method, "initialize" | "server/discover") {
+            return;
+        }
+        let Some(r) = result.map(mcp::handshake_result) else {
+            return;
+        };
+        let s = &mut self.summary;
+        if let Some(v) = r.protocol_version {
+            s.protocol_version = Some(v.into_owned());
+        } else if s.protocol_version.is_none() {
+            s.protocol_version = r
+                .supported_versions
+                .as_ref()
+                .and_then(|v| v.first())
+                .map(|v| v.to_string());
+        }
+        let server = r
+            .server_info
+            .as_ref()
+            .or(r.meta.as_ref().and_then(|m| m.server_info.as_ref()));
+        if let Some(i) = server {
+            s.server_info = Some(implementation(i));
+        }
+        if let Some(c) = r.capabilities {
+            s.server_capabilities = Some(c.get().to_string());
+        }
+    }
+
+    fn take_pending(&mut self, requester: usize, id: Option<&RawValue>) -> Option<Pending> {
+        let key = id?.get();
+        let queue = self.pending[requester].get_mut(key)?;
+        let p = queue.pop_front()?;
+        if queue.is_empty() {
+            self.pending[requester].remove(key);
+        }
+        if let Some(t) = &p.token {
+            self.tokens[requester].remove(t);
+        }
+        self.summary.unanswered -= 1;
+        Some(p)
+    }
+}
