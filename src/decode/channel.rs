@@ -315,6 +315,7 @@ impl Channel {
                 Step::Wait => break,
             }
         }
+        while self.merge_damaged(out) {}
         for side in [Side::Writer, Side::Reader] {
             while let Some(d) = self.damaged[side as usize].front() {
                 match self.delta_mode() {
@@ -334,6 +335,41 @@ impl Channel {
                 }
             }
         }
+    }
+
+    /// Damage both copies have in the same place is shown once: the copy
+    /// that kept more text, with both copies' records.
+    fn merge_damaged(&mut self, out: &mut impl FnMut(Merged)) -> bool {
+        let (Some(delta), Some(w), Some(r)) = (
+            self.delta_mode(),
+            self.damaged[0].front(),
+            self.damaged[1].front(),
+        ) else {
+            return false;
+        };
+        let (rs, re) = (r.frame.start as i128 - delta, r.frame.end as i128 - delta);
+        let overlap = (w.frame.start as i128) < re.max(rs + 1)
+            && rs < (w.frame.end as i128).max(w.frame.start as i128 + 1);
+        if !overlap {
+            return false;
+        }
+        let w = self.pop_damaged(Side::Writer);
+        let r = self.pop_damaged(Side::Reader);
+        let (writer, reader) = (Span::of(w.stream, &w.frame), Span::of(r.stream, &r.frame));
+        let text_len = |h: &Held| h.frame.text().map_or(0, <[u8]>::len);
+        let body = if text_len(&r) > text_len(&w) {
+            r.frame.body
+        } else {
+            w.frame.body
+        };
+        out(Merged {
+            body,
+            writer: Some(writer),
+            reader: Some(reader),
+            peer: None,
+            differs: false,
+        });
+        true
     }
 
     fn compare(&self, w: &Held, r: &Held) -> Step {
@@ -479,7 +515,9 @@ impl Channel {
             if deadline > now && !over {
                 break;
             }
-            if damaged {
+            if damaged && self.merge_damaged(out) {
+                // Shown once, with the other side's copy.
+            } else if damaged {
                 let h = self.pop_damaged(side);
                 let covered = self
                     .delta_mode()
@@ -613,7 +651,7 @@ mod tests {
     }
 
     #[test]
-    fn a_loss_both_sides_had_is_shown_once_per_side_that_lacks_it() {
+    fn a_loss_both_copies_had_is_shown_once() {
         let mut c = Channel::new(false);
         let mut v = Vec::new();
         let mut push = |c: &mut Channel, side, f: Frame| {
@@ -636,8 +674,7 @@ mod tests {
             v,
             vec![
                 o("{a}", true, true),
-                o("<lost>", true, false),
-                o("<lost>", false, true),
+                o("<lost>", true, true),
                 o("{c}", true, true)
             ]
         );

@@ -1,4 +1,175 @@
-//! Output: console lines, tables and JSONL, from decoded messages.
+//! Output: console lines, JSONL and tables, from decoded items. Nothing here
+//! parses captured data; everything here writes it carefully (captured text
+//! is attacker-controlled, so terminal control characters are escaped).
 
+pub mod console;
+pub mod filter;
 pub mod info;
+pub mod jsonl;
 pub mod size;
+pub mod summary;
+
+use chrono::{DateTime, Duration, Local, NaiveDate, Utc};
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+/// Converts kernel timestamps (CLOCK_MONOTONIC ns) to wall-clock time, from
+/// the pair of clocks the recorder read at the start.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct WallClock {
+    start: Option<(DateTime<Utc>, u64)>,
+}
+
+impl WallClock {
+    pub fn new(started_at: DateTime<Utc>, started_ktime_ns: u64) -> Self {
+        WallClock {
+            start: Some((started_at, started_ktime_ns)),
+        }
+    }
+
+    /// From a capture's meta table (`started_at`, `started_ktime_ns`);
+    /// unknown when either is missing or unreadable.
+    pub fn from_meta(meta: &BTreeMap<String, String>) -> Self {
+        let at = meta
+            .get("started_at")
+            .and_then(|s| DateTime::parse_from_rfc3339(s).ok());
+        let kt = meta
+            .get("started_ktime_ns")
+            .and_then(|s| s.trim().parse::<u64>().ok());
+        match (at, kt) {
+            (Some(at), Some(kt)) => WallClock::new(at.with_timezone(&Utc), kt),
+            _ => WallClock::default(),
+        }
+    }
+
+    pub fn is_known(&self) -> bool {
+        self.start.is_some()
+    }
+
+    pub fn utc(&self, ts_ns: u64) -> Option<DateTime<Utc>> {
+        let (at, kt) = self.start?;
+        let delta = i64::try_from(ts_ns as i128 - kt as i128).ok()?;
+        at.checked_add_signed(Duration::nanoseconds(delta))
+    }
+
+    /// The kernel timestamp of a wall-clock instant.
+    pub fn ktime(&self, wall: DateTime<Utc>) -> Option<u64> {
+        let (at, kt) = self.start?;
+        let delta = (wall - at).num_nanoseconds()?;
+        u64::try_from(kt as i128 + delta as i128).ok()
+    }
+
+    /// The local date the capture started on.
+    pub fn local_start_date(&self) -> Option<NaiveDate> {
+        self.start
+            .map(|(at, _)| at.with_timezone(&Local).date_naive())
+    }
+
+    /// Local time of day, HH:MM:SS.mmm (or monotonic seconds when unknown).
+    pub fn local_time(&self, ts_ns: u64) -> String {
+        match self.utc(ts_ns) {
+            Some(t) => t.with_timezone(&Local).format("%H:%M:%S%.3f").to_string(),
+            None => format!("{}.{:03}", ts_ns / 1_000_000_000, ts_ns / 1_000_000 % 1000),
+        }
+    }
+
+    /// Local date and time, for tables.
+    pub fn local_datetime(&self, ts_ns: u64) -> String {
+        match self.utc(ts_ns) {
+            Some(t) => t
+                .with_timezone(&Local)
+                .format("%Y-%m-%d %H:%M:%S%.3f")
+                .to_string(),
+            None => format!("{}.{:03}", ts_ns / 1_000_000_000, ts_ns / 1_000_000 % 1000),
+        }
+    }
+}
+
+/// Captured text made safe for a terminal: control characters (C0, DEL,
+/// C1) and bidirectional overrides are written as `\u{..}` escapes, and
+/// bytes that are not UTF-8 as `\x..`. Valid JSON text passes unchanged.
+pub fn clean_bytes(bytes: &[u8]) -> Cow<'_, str> {
+    match std::str::from_utf8(bytes) {
+        Ok(s) => clean(s),
+        Err(_) => {
+            let mut out = String::with_capacity(bytes.len() + 16);
+            for chunk in bytes.utf8_chunks() {
+                out.push_str(&clean(chunk.valid()));
+                for b in chunk.invalid() {
+                    let _ = write!(out, "\\x{b:02x}");
+                }
+            }
+            Cow::Owned(out)
+        }
+    }
+}
+
+pub fn clean(s: &str) -> Cow<'_, str> {
+    fn unsafe_char(c: char) -> bool {
+        (c.is_control() && c != '\t')
+            || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+    }
+    if !s.chars().any(unsafe_char) {
+        return Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        if unsafe_char(c) {
+            let _ = write!(out, "\\u{{{:x}}}", c as u32);
+        } else {
+            out.push(c);
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// A latency for people: 0.153ms, 12.4ms, 1.250s.
+pub fn latency(ns: u64) -> String {
+    let ms = ns as f64 / 1e6;
+    if ms < 1.0 {
+        format!("{ms:.3}ms")
+    } else if ms < 1000.0 {
+        format!("{ms:.1}ms")
+    } else {
+        format!("{:.3}s", ms / 1000.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wall_clock_maps_both_ways() {
+        let at = DateTime::parse_from_rfc3339("2026-03-01T12:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let c = WallClock::new(at, 1_000_000_000);
+        let t = c.utc(3_500_000_000).unwrap();
+        assert_eq!(t.to_rfc3339(), "2026-03-01T12:00:02.500+00:00");
+        assert_eq!(c.ktime(t), Some(3_500_000_000));
+        // Before the start is fine too.
+        assert_eq!(c.utc(0).unwrap().to_rfc3339(), "2026-03-01T11:59:59+00:00");
+        assert!(WallClock::default().utc(5).is_none());
+        let meta = BTreeMap::from([
+            (
+                "started_at".to_string(),
+                "2026-03-01T12:00:00.000000000Z".to_string(),
+            ),
+            ("started_ktime_ns".to_string(), "1000000000".to_string()),
+        ]);
+        assert!(WallClock::from_meta(&meta).is_known());
+    }
+
+    #[test]
+    fn terminal_controls_are_escaped() {
+        assert_eq!(clean("plain {\"a\":\"é\"}\t"), "plain {\"a\":\"é\"}\t");
+        assert_eq!(clean("\u{1b}[31mred"), "\\u{1b}[31mred");
+        assert_eq!(clean("a\u{9b}b\u{202e}c\nd"), "a\\u{9b}b\\u{202e}c\\u{a}d");
+        assert_eq!(clean_bytes(b"ok\xff\x1b"), "ok\\xff\\u{1b}");
+        assert_eq!(latency(153_000), "0.153ms");
+        assert_eq!(latency(12_400_000), "12.4ms");
+        assert_eq!(latency(1_250_000_000), "1.250s");
+    }
+}

@@ -1,0 +1,258 @@
+//! The console view: one line per message, the same live and on replay.
+//!
+//! ```text
+//! 12:34:56.789 python[12345] → node[12346] REQ tools/call (get_weather) Run one of the server's tools
+//! 12:34:56.901 node[12346] → python[12345] RESP OK tools/call (get_weather) 112.3ms
+//! ```
+
+use super::{clean, clean_bytes, latency, WallClock};
+use crate::decode::{mcp, CopyInfo, FlagReason, Item, Kind, Peer, Transport};
+use std::io::{self, Write};
+
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ConsoleStyle {
+    /// ANSI colours (only on a terminal, and never with NO_COLOR).
+    pub color: bool,
+    /// Print each message's JSON text under its line.
+    pub body: bool,
+}
+
+impl ConsoleStyle {
+    /// Colour when `is_tty` and NO_COLOR is unset (https://no-color.org).
+    pub fn for_terminal(is_tty: bool, body: bool) -> Self {
+        ConsoleStyle {
+            color: is_tty && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
+            body,
+        }
+    }
+}
+
+pub struct Console {
+    clock: WallClock,
+    style: ConsoleStyle,
+    line: String,
+}
+
+const DIM: &str = "\x1b[2m";
+const RESET: &str = "\x1b[0m";
+const CYAN: &str = "\x1b[36m";
+const GREEN: &str = "\x1b[32m";
+const RED: &str = "\x1b[31m";
+const YELLOW: &str = "\x1b[33m";
+const BOLD_RED: &str = "\x1b[1;31m";
+
+impl Console {
+    pub fn new(clock: WallClock, style: ConsoleStyle) -> Self {
+        Console {
+            clock,
+            style,
+            line: String::with_capacity(256),
+        }
+    }
+
+    /// Writes the item's line (and with `body`, its text).
+    pub fn write(&mut self, item: &Item<'_>, out: &mut impl Write) -> io::Result<()> {
+        self.line.clear();
+        self.format(item);
+        self.line.push('\n');
+        out.write_all(self.line.as_bytes())?;
+        if self.style.body && !item.text.is_empty() {
+            out.write_all(clean_bytes(item.text).as_bytes())?;
+            out.write_all(b"\n")?;
+        }
+        Ok(())
+    }
+
+    fn paint(&mut self, color: &str, text: &str) {
+        if self.style.color {
+            self.line.push_str(color);
+            self.line.push_str(text);
+            self.line.push_str(RESET);
+        } else {
+            self.line.push_str(text);
+        }
+    }
+
+    fn format(&mut self, item: &Item<'_>) {
+        let time = self.clock.local_time(item.ts_ns);
+        self.paint(DIM, &time);
+        self.line.push(' ');
+        if item.from.is_some() || item.to.is_some() {
+            push_peer(&mut self.line, item.from);
+            self.line.push_str(" → ");
+            push_peer(&mut self.line, item.to);
+            self.line.push(' ');
+        }
+        match &item.kind {
+            Kind::Request {
+                method, subject, ..
+            } => {
+                self.paint(CYAN, "REQ");
+                self.method(method, subject.as_deref());
+            }
+            Kind::Notification {
+                method,
+                subject,
+                refers_to,
+                ..
+            } => {
+                self.paint(YELLOW, "NOTIFY");
+                self.line.push(' ');
+                self.line.push_str(&clean(method));
+                if let Some(s) = subject {
+                    self.line.push(' ');
+                    self.line.push_str(&clean(s));
+                }
+                if let Some(r) = refers_to {
+                    self.line.push_str(" (for ");
+                    self.line.push_str(&clean(&r.method));
+                    if let Some(s) = &r.subject {
+                        self.line.push(' ');
+                        self.line.push_str(&clean(s));
+                    }
+                    self.line.push_str(&format!(" #{})", r.n));
+                }
+                self.describe(method);
+            }
+            Kind::Response {
+                answers,
+                latency_ns,
+                id,
+                ..
+            } => {
+                self.paint(GREEN, "RESP OK");
+                self.answered(
+                    answers.map(|a| (&*a.method, a.subject.as_deref())),
+                    id.get(),
+                    *latency_ns,
+                );
+            }
+            Kind::Error {
+                code,
+                message,
+                answers,
+                latency_ns,
+                id,
+                ..
+            } => {
+                self.paint(RED, "ERR");
+                self.line.push(' ');
+                self.line
+                    .push_str(&clean(message.as_deref().unwrap_or("(no message)")));
+                match code {
+                    Some(c) => self.line.push_str(&format!(" (code {c})")),
+                    None => self.line.push_str(" (no code)"),
+                }
+                let id = id.map_or("null", |i| i.get());
+                self.answered(
+                    answers.map(|a| (&*a.method, a.subject.as_deref())),
+                    id,
+                    *latency_ns,
+                );
+            }
+            Kind::Flagged(flag) => {
+                let label = format!("!! {}", flag.reason.code().to_uppercase());
+                self.paint(BOLD_RED, &label);
+                self.line.push(' ');
+                self.line.push_str(&clean(&flag.detail));
+                if let Some(place) = place(item) {
+                    self.line.push_str(&place);
+                }
+                if flag.reason == FlagReason::Unsupported && !item.text.is_empty() {
+                    self.line.push_str(": ");
+                    self.line.push_str(&clean_bytes(item.text));
+                }
+            }
+        }
+        if let Some(b) = item.batch {
+            self.line
+                .push_str(&format!(" [batch {}/{}]", b.index + 1, b.len));
+        }
+        if item.copies_differ {
+            self.line.push_str(" [reader's copy differs]");
+        }
+    }
+
+    fn method(&mut self, method: &str, subject: Option<&str>) {
+        self.line.push(' ');
+        self.line.push_str(&clean(method));
+        if let Some(s) = subject {
+            self.line.push_str(" (");
+            self.line.push_str(&clean(s));
+            self.line.push(')');
+        }
+        self.describe(method);
+    }
+
+    fn describe(&mut self, method: &str) {
+        match mcp::lookup(method) {
+            Some(m) => {
+                self.line.push(' ');
+                self.line.push_str(m.about);
+            }
+            None => self.line.push_str(" (not an MCP method)"),
+        }
+    }
+
+    fn answered(
+        &mut self,
+        request: Option<(&str, Option<&str>)>,
+        id: &str,
+        latency_ns: Option<u64>,
+    ) {
+        match request {
+            Some((method, subject)) => {
+                self.line.push(' ');
+                self.line.push_str(&clean(method));
+                if let Some(s) = subject {
+                    self.line.push_str(" (");
+                    self.line.push_str(&clean(s));
+                    self.line.push(')');
+                }
+            }
+            None => {
+                self.line.push_str(" to unseen request ");
+                self.line.push_str(&clean(id));
+            }
+        }
+        if let Some(ns) = latency_ns {
+            self.line.push(' ');
+            self.line.push_str(&latency(ns));
+        }
+    }
+}
+
+fn push_peer(line: &mut String, p: Option<Peer>) {
+    match p {
+        Some(p) => {
+            line.push_str(&clean(&p.comm()));
+            line.push_str(&format!("[{}]", p.pid));
+        }
+        None => line.push('?'),
+    }
+}
+
+/// Where damage sits: the transport and each copy's stream offset.
+fn place(item: &Item<'_>) -> Option<String> {
+    let copy = |label: &str, c: &CopyInfo<'_>| {
+        format!("{label} pid {} fd {} offset {}", c.pid, c.fd, c.start)
+    };
+    let mut parts = Vec::new();
+    if let Some(t) = &item.transport {
+        parts.push(match t {
+            Transport::Pipe { ino } => format!("pipe {ino}"),
+            Transport::Unix { ino, .. } => format!("unix socket {ino}"),
+            Transport::Tcp { tls, from, to } => {
+                format!("{} {from} → {to}", if *tls { "tls" } else { "tcp" })
+            }
+            Transport::Other { ino } => format!("file {ino}"),
+        });
+    }
+    if let Some(c) = &item.writer {
+        parts.push(copy("writer", c));
+    }
+    if let Some(c) = &item.reader {
+        parts.push(copy("reader", c));
+    }
+    (!parts.is_empty()).then(|| format!(" [{}]", parts.join(", ")))
+}

@@ -1,0 +1,112 @@
+//! Which items query and export show. Conditions combine with AND.
+//!
+//! `errors` and `min_latency` select responses, and also the requests they
+//! answer; a request's response comes after it, so the caller makes two
+//! passes: [`Filter::answer_selects`] on every item of the first collects
+//! the requests, and [`Filter::matches`] on the second decides.
+
+use crate::decode::{Item, Kind};
+use std::collections::HashSet;
+
+#[derive(Clone, Debug, Default)]
+pub struct Filter {
+    pub methods: Vec<String>,
+    pub tools: Vec<String>,
+    pub pids: Vec<u32>,
+    pub comms: Vec<String>,
+    pub sessions: Vec<u64>,
+    /// Kernel timestamps, inclusive.
+    pub since_ns: Option<u64>,
+    pub until_ns: Option<u64>,
+    pub errors: bool,
+    pub min_latency_ns: Option<u64>,
+    /// A transport family (`Transport::family`).
+    pub transport: Option<&'static str>,
+}
+
+impl Filter {
+    /// Selection by the response needs a first pass.
+    pub fn needs_answers(&self) -> bool {
+        self.errors || self.min_latency_ns.is_some()
+    }
+
+    /// Conditions only messages can meet: damage never matches them.
+    fn about_messages(&self) -> bool {
+        !self.methods.is_empty() || !self.tools.is_empty() || self.needs_answers()
+    }
+
+    /// First pass: the request (item number) this response selects, if any.
+    pub fn answer_selects(&self, item: &Item<'_>) -> Option<u64> {
+        let answers = item.kind.answers()?;
+        self.response_ok(item).then_some(answers.n)
+    }
+
+    fn response_ok(&self, item: &Item<'_>) -> bool {
+        let is_error = matches!(item.kind, Kind::Error { .. });
+        let slow = match self.min_latency_ns {
+            Some(min) => item.kind.latency_ns().is_some_and(|l| l >= min),
+            None => true,
+        };
+        matches!(item.kind, Kind::Response { .. } | Kind::Error { .. })
+            && (!self.errors || is_error)
+            && slow
+    }
+
+    /// `selected`: the requests the first pass collected (empty when
+    /// `needs_answers` is false).
+    pub fn matches(&self, item: &Item<'_>, selected: &HashSet<u64>) -> bool {
+        if let Kind::Flagged(_) = item.kind {
+            if self.about_messages() {
+                return false;
+            }
+        }
+        if !self.methods.is_empty()
+            && !item
+                .kind
+                .method()
+                .is_some_and(|m| self.methods.iter().any(|x| x == m))
+        {
+            return false;
+        }
+        if !self.tools.is_empty() {
+            let is_call = item.kind.method() == Some("tools/call");
+            let tool = item.kind.subject();
+            if !(is_call && tool.is_some_and(|t| self.tools.iter().any(|x| x == t))) {
+                return false;
+            }
+        }
+        let peers = [item.from, item.to];
+        if !self.pids.is_empty() && !peers.iter().flatten().any(|p| self.pids.contains(&p.pid)) {
+            return false;
+        }
+        if !self.comms.is_empty()
+            && !peers
+                .iter()
+                .flatten()
+                .any(|p| self.comms.contains(&p.comm()))
+        {
+            return false;
+        }
+        if !self.sessions.is_empty() && !item.session.is_some_and(|s| self.sessions.contains(&s.id))
+        {
+            return false;
+        }
+        if self.since_ns.is_some_and(|t| item.ts_ns < t)
+            || self.until_ns.is_some_and(|t| item.ts_ns > t)
+        {
+            return false;
+        }
+        if let Some(family) = self.transport {
+            if item.transport.map(|t| t.family()) != Some(family) {
+                return false;
+            }
+        }
+        if self.needs_answers() {
+            return match item.kind {
+                Kind::Request { .. } => selected.contains(&item.n),
+                _ => self.response_ok(item),
+            };
+        }
+        true
+    }
+}

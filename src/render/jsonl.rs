@@ -1,0 +1,322 @@
+//! JSONL export: one object per item (schema: docs/jsonl.md).
+
+use super::WallClock;
+use crate::decode::{CopyInfo, Direction, Item, Kind, Peer, RequestRef, Transport};
+use std::io::{self, Write};
+
+pub struct Jsonl {
+    clock: WallClock,
+    /// (second, "YYYY-MM-DDTHH:MM:SS") of the last timestamp written.
+    second: Option<(i64, String)>,
+    buf: Vec<u8>,
+}
+
+impl Jsonl {
+    pub fn new(clock: WallClock) -> Self {
+        Jsonl {
+            clock,
+            second: None,
+            buf: Vec::with_capacity(4096),
+        }
+    }
+
+    pub fn write(&mut self, item: &Item<'_>, out: &mut impl Write) -> io::Result<()> {
+        self.buf.clear();
+        self.object(item);
+        self.buf.push(b'\n');
+        out.write_all(&self.buf)
+    }
+
+    fn raw(&mut self, s: &str) {
+        self.buf.extend_from_slice(s.as_bytes());
+    }
+
+    fn key(&mut self, k: &str) {
+        self.buf.push(b',');
+        self.buf.push(b'"');
+        self.raw(k);
+        self.raw("\":");
+    }
+
+    fn string(&mut self, s: &str) {
+        // Writing to a Vec cannot fail.
+        let _ = serde_json::to_writer(&mut self.buf, s);
+    }
+
+    fn opt_string(&mut self, s: Option<&str>) {
+        match s {
+            Some(s) => self.string(s),
+            None => self.raw("null"),
+        }
+    }
+
+    fn number(&mut self, n: impl std::fmt::Display) {
+        let _ = write!(self.buf, "{n}");
+    }
+
+    /// A captured JSON value, byte for byte; a value spread over lines
+    /// (possible in HTTP bodies) is joined so that the record stays one line.
+    fn json(&mut self, raw: Option<&str>) {
+        match raw {
+            None => self.raw("null"),
+            Some(r) if memchr::memchr2(b'\n', b'\r', r.as_bytes()).is_none() => self.raw(r),
+            Some(r) => minify_into(r, &mut self.buf),
+        }
+    }
+
+    fn timestamp(&mut self, ts_ns: u64) {
+        let Some(t) = self.clock.utc(ts_ns) else {
+            return self.raw("null");
+        };
+        let secs = t.timestamp();
+        if self.second.as_ref().is_none_or(|(s, _)| *s != secs) {
+            self.second = Some((secs, t.format("%Y-%m-%dT%H:%M:%S").to_string()));
+        }
+        if let Some((_, prefix)) = &self.second {
+            let _ = write!(self.buf, "\"{prefix}.{:09}Z\"", t.timestamp_subsec_nanos());
+        }
+    }
+
+    fn peer(&mut self, p: Option<Peer>) {
+        match p {
+            Some(p) => {
+                self.raw("{\"pid\":");
+                self.number(p.pid);
+                self.raw(",\"comm\":");
+                self.string(&p.comm());
+                self.raw("}");
+            }
+            None => self.raw("null"),
+        }
+    }
+
+    fn request_ref(&mut self, r: &RequestRef) {
+        self.raw("{\"n\":");
+        self.number(r.n);
+        self.raw(",\"id\":");
+        self.json(Some(&r.id));
+        self.raw(",\"method\":");
+        self.string(&r.method);
+        if let Some(s) = &r.subject {
+            self.raw(",\"subject\":");
+            self.string(s);
+        }
+        self.raw(",\"ts_ns\":");
+        self.number(r.ts_ns);
+        self.raw("}");
+    }
+
+    fn copy(&mut self, c: &Option<CopyInfo<'_>>) {
+        let Some(c) = c else {
+            return self.raw("null");
+        };
+        self.raw("{\"pid\":");
+        self.number(c.pid);
+        self.raw(",\"fd\":");
+        self.number(c.fd);
+        self.raw(",\"offset\":");
+        self.number(c.start);
+        self.raw(",\"end\":");
+        self.number(c.end);
+        self.raw(",\"ts_ns\":");
+        self.number(c.last_ts);
+        self.raw(",\"seqs\":[");
+        for (i, s) in c.seqs.iter().enumerate() {
+            if i > 0 {
+                self.buf.push(b',');
+            }
+            self.number(s);
+        }
+        self.raw("]}");
+    }
+
+    fn object(&mut self, item: &Item<'_>) {
+        self.raw("{\"n\":");
+        self.number(item.n);
+        self.key("timestamp");
+        self.timestamp(item.ts_ns);
+        self.key("ts_ns");
+        self.number(item.ts_ns);
+        self.key("transport_type");
+        self.opt_string(item.transport.as_ref().map(Transport::family));
+        self.key("stdio_transport");
+        match item.transport {
+            Some(Transport::Pipe { ino }) => self.stdio(item, "pipe", ino, None),
+            Some(Transport::Unix { ino, peer_ino }) => {
+                self.stdio(item, "unix", ino, Some(peer_ino))
+            }
+            _ => self.raw("null"),
+        }
+        if let Some(Transport::Tcp { tls, from, to }) = item.transport {
+            self.key("tcp_transport");
+            self.raw("{\"from\":");
+            self.string(&from.to_string());
+            self.raw(",\"to\":");
+            self.string(&to.to_string());
+            self.raw(",\"tls\":");
+            self.raw(if tls { "true" } else { "false" });
+            self.raw("}");
+        }
+        let (kind, id, params, result, error) = match &item.kind {
+            Kind::Request { id, params, .. } => ("request", Some(id.get()), *params, None, None),
+            Kind::Notification { params, .. } => ("notification", None, *params, None, None),
+            Kind::Response { id, result, .. } => {
+                ("response", Some(id.get()), None, Some(*result), None)
+            }
+            Kind::Error { id, error, .. } => {
+                ("error", id.map(|i| i.get()), None, None, Some(*error))
+            }
+            Kind::Flagged(_) => ("flagged", None, None, None, None),
+        };
+        self.key("type");
+        self.string(kind);
+        self.key("id");
+        self.json(id);
+        self.key("method");
+        self.opt_string(item.kind.method());
+        self.key("params");
+        self.json(params.map(|r| r.get()));
+        self.key("result");
+        self.json(result.map(|r| r.get()));
+        self.key("error");
+        self.json(error.map(|r| r.get()));
+        self.key("direction");
+        self.opt_string(item.direction.map(|d| match d {
+            Direction::ClientToServer => "client->server",
+            Direction::ServerToClient => "server->client",
+        }));
+        self.key("session");
+        match item.session {
+            Some(s) => {
+                self.raw("{\"id\":");
+                self.number(s.id);
+                self.raw(",\"client\":");
+                self.peer(s.client);
+                self.raw(",\"server\":");
+                self.peer(s.server);
+                self.raw("}");
+            }
+            None => self.raw("null"),
+        }
+        if let Some(subject) = item.kind.subject() {
+            self.key("subject");
+            self.string(subject);
+        }
+        match &item.kind {
+            Kind::Response { answers, .. } | Kind::Error { answers, .. } => {
+                self.key("request");
+                match answers {
+                    Some(r) => self.request_ref(r),
+                    None => self.raw("null"),
+                }
+                self.key("latency_ms");
+                match item.kind.latency_ns() {
+                    Some(ns) => self.number(ns as f64 / 1e6),
+                    None => self.raw("null"),
+                }
+            }
+            Kind::Notification {
+                refers_to: Some(r), ..
+            } => {
+                self.key("request");
+                self.request_ref(r);
+            }
+            _ => {}
+        }
+        if let Kind::Flagged(flag) = &item.kind {
+            self.key("flag");
+            self.raw("{\"reason\":");
+            self.string(flag.reason.code());
+            self.raw(",\"detail\":");
+            self.string(&flag.detail);
+            self.raw(",\"stream_bytes\":");
+            self.number(flag.len);
+            self.raw("}");
+            self.key("text");
+            self.string(&String::from_utf8_lossy(item.text));
+        }
+        self.key("size_bytes");
+        self.number(item.text.len());
+        self.key("truncated");
+        self.raw(if item.truncated { "true" } else { "false" });
+        if let Some(b) = item.batch {
+            self.key("batch");
+            self.raw("{\"index\":");
+            self.number(b.index);
+            self.raw(",\"size\":");
+            self.number(b.len);
+            self.raw("}");
+        }
+        if item.copies_differ {
+            self.key("copies_differ");
+            self.raw("true");
+        }
+        self.key("records");
+        self.raw("{\"writer\":");
+        self.copy(&item.writer);
+        self.raw(",\"reader\":");
+        self.copy(&item.reader);
+        self.raw("}}");
+    }
+
+    fn stdio(&mut self, item: &Item<'_>, kind: &str, ino: u64, peer_ino: Option<u64>) {
+        self.raw("{\"from_pid\":");
+        self.opt_number(item.from.map(|p| p.pid));
+        self.raw(",\"from_comm\":");
+        self.opt_string(item.from.map(|p| p.comm()).as_deref());
+        self.raw(",\"to_pid\":");
+        self.opt_number(item.to.map(|p| p.pid));
+        self.raw(",\"to_comm\":");
+        self.opt_string(item.to.map(|p| p.comm()).as_deref());
+        self.raw(",\"fd_kind\":");
+        self.string(kind);
+        self.raw(",\"ino\":");
+        self.number(ino);
+        if let Some(p) = peer_ino {
+            self.raw(",\"peer_ino\":");
+            self.number(p);
+        }
+        self.raw("}");
+    }
+
+    fn opt_number(&mut self, n: Option<u32>) {
+        match n {
+            Some(n) => self.number(n),
+            None => self.raw("null"),
+        }
+    }
+}
+
+/// Drops the whitespace between JSON tokens (never inside strings).
+fn minify_into(json: &str, out: &mut Vec<u8>) {
+    let mut in_string = false;
+    let mut escaped = false;
+    for &b in json.as_bytes() {
+        if in_string {
+            out.push(b);
+            match (escaped, b) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+        } else if !matches!(b, b' ' | b'\t' | b'\n' | b'\r') {
+            if b == b'"' {
+                in_string = true;
+            }
+            out.push(b);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::minify_into;
+
+    #[test]
+    fn minify_keeps_strings() {
+        let mut v = Vec::new();
+        minify_into("{\n  \"a b\": [1, \"x\\\" y\"]\r\n}", &mut v);
+        assert_eq!(String::from_utf8(v).unwrap(), r#"{"a b":[1,"x\" y"]}"#);
+    }
+}

@@ -1,0 +1,212 @@
+//! A whole stdio session through the decoder: every message once, writer →
+//! reader, roles, pairing, latency, progress and cancellation links, batches.
+
+mod decode_support;
+
+use decode_support::*;
+
+#[test]
+fn every_message_once_with_roles_and_pairs() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = typical_session(&dir.path().join("s.db"));
+    let (items, sessions) = decode_file(&path);
+    type Line = (String, Option<String>, Option<u32>, Option<u32>);
+    let summary: Vec<Line> = items
+        .iter()
+        .map(|i| (i.kind.clone(), i.method.clone(), i.from, i.to))
+        .collect();
+    let c = Some(CLIENT.pid);
+    let sv = Some(SERVER.pid);
+    let m = |s: &str| Some(s.to_string());
+    assert_eq!(
+        summary,
+        vec![
+            ("request".into(), m("initialize"), c, sv),
+            ("response".into(), m("initialize"), sv, c),
+            ("notification".into(), m("notifications/initialized"), c, sv),
+            ("request".into(), m("tools/list"), c, sv),
+            ("response".into(), m("tools/list"), sv, c),
+            ("request".into(), m("tools/call"), c, sv),
+            ("request".into(), m("roots/list"), sv, c),
+            ("response".into(), m("roots/list"), c, sv),
+            ("notification".into(), m("notifications/progress"), sv, c),
+            ("response".into(), m("tools/call"), sv, c),
+            ("request".into(), m("tools/call"), c, sv),
+            ("error".into(), m("tools/call"), sv, c),
+            ("request".into(), m("tools/call"), c, sv),
+            ("notification".into(), m("notifications/cancelled"), c, sv),
+            ("request".into(), m("ping"), c, sv),
+            ("notification".into(), m("x/custom"), c, sv),
+            ("flagged".into(), None, c, sv),
+            ("response".into(), m("ping"), sv, c),
+        ]
+    );
+    // Both copies of every message were paired (records from both sides).
+    for i in &items {
+        assert!(
+            !i.writer_seqs.is_empty() && !i.reader_seqs.is_empty(),
+            "{i:?}"
+        );
+    }
+    // One session, numbered 1, roles from the handshake.
+    assert_eq!(sessions.len(), 1);
+    let s = &sessions[0];
+    assert_eq!(s.client.map(|p| p.pid), c);
+    assert_eq!(s.server.map(|p| p.pid), sv);
+    assert_eq!(s.protocol_version.as_deref(), Some("2025-06-18"));
+    assert_eq!(
+        s.client_info.as_ref().and_then(|i| i.name.as_deref()),
+        Some("test-client")
+    );
+    assert_eq!(
+        s.server_info.as_ref().and_then(|i| i.version.as_deref()),
+        Some("9.8.7")
+    );
+    assert!(s
+        .server_capabilities
+        .as_deref()
+        .unwrap()
+        .contains("listChanged"));
+    assert!(items.iter().all(|i| i.session == Some(1)));
+    assert_eq!(items[0].direction.as_deref(), Some("ClientToServer"));
+    assert_eq!(items[6].direction.as_deref(), Some("ServerToClient"));
+    // Responses answer the right request per direction, despite id 2 twice.
+    let call = &items[5];
+    let roots = &items[6];
+    assert_eq!(items[7].answers, Some(roots.n));
+    assert_eq!(items[9].answers, Some(call.n));
+    assert_eq!(items[9].subject.as_deref(), Some("get_weather"));
+    assert!(items[9].latency_ns.unwrap() > 100_000_000);
+    assert_eq!(
+        items[9].latency_ns,
+        Some(items[9].ts_ns - call.ts_ns),
+        "latency is between the two sender timestamps"
+    );
+    // The big result arrived whole, from the writer's copy.
+    assert_eq!(items[9].text, response(2, &big_result()));
+    assert!(items[9].writer_seqs.len() >= 13 && items[9].reader_seqs.len() >= 49);
+    // Unicode arguments kept exactly.
+    assert!(call.text.contains("Zürich 東京 🌦"));
+    // Progress and cancellation find their requests.
+    assert_eq!(items[8].refers_to, Some(call.n));
+    assert_eq!(items[8].subject.as_deref(), Some("1/2"));
+    assert_eq!(items[13].refers_to, Some(items[12].n));
+    // The cancelled request stays pending: no timer expires it.
+    assert_eq!(s.unanswered, 1);
+    // Batch elements, each with its index; the bad one flagged.
+    assert_eq!(items[14].batch, Some((0, 3)));
+    assert_eq!(items[16].batch, Some((2, 3)));
+    assert_eq!(items[16].flag.as_ref().unwrap().0, "not_jsonrpc");
+    assert_eq!(items[16].text, "17");
+    assert_eq!(items[17].answers, Some(items[14].n));
+    // Errors keep the code and message.
+    assert!(items[11].text.contains("-32602"));
+    // Numbering is dense and in order; time never goes backwards.
+    for (k, i) in items.iter().enumerate() {
+        assert_eq!(i.n, k as u64 + 1);
+    }
+    assert!(items.windows(2).all(|w| w[0].ts_ns <= w[1].ts_ns));
+}
+
+#[test]
+fn decoding_is_deterministic() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = typical_session(&dir.path().join("s.db"));
+    let a = decode_file(&path).0;
+    let b = decode_file(&path).0;
+    assert_eq!(a, b);
+    assert!(!a.is_empty());
+}
+
+#[test]
+fn sessions_from_discover_and_from_client_only_methods() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = Synth::new(&dir.path().join("d.db"));
+    // Session 1: MCP 2026-07-28 over a Unix socket pair, no initialize.
+    let (a2b, b2a) = s.socketpair();
+    let meta = r#"{"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientInfo":{"name":"c2","version":"2.3.0"},"io.modelcontextprotocol/clientCapabilities":{}}}"#;
+    s.send(CLIENT, SERVER, a2b, &request(0, "server/discover", meta));
+    s.send(
+        SERVER,
+        CLIENT,
+        b2a,
+        &response(
+            0,
+            r#"{"supportedVersions":["2026-07-28"],"capabilities":{"tools":{}},"_meta":{"io.modelcontextprotocol/serverInfo":{"name":"s2","version":"0.1"}}}"#,
+        ),
+    );
+    s.send(CLIENT, SERVER, a2b, &request(1, "tools/list", meta));
+    // Session 2: captured mid-way; the server speaks first, then the client
+    // sends a client-only request.
+    let other = Proc {
+        pid: 3000,
+        comm: "node",
+    };
+    let p1 = s.pipe();
+    let p2 = s.pipe();
+    s.send(
+        other,
+        CLIENT,
+        p2,
+        &notification("notifications/message", r#"{"level":"info","data":"hi"}"#),
+    );
+    s.send(
+        CLIENT,
+        other,
+        p1,
+        &request(7, "resources/read", r#"{"uri":"file:///a"}"#),
+    );
+    s.send(other, CLIENT, p2, &response(7, r#"{"contents":[]}"#));
+    s.tick();
+    let (items, sessions) = decode_file(&s.finish());
+    assert_eq!(sessions.len(), 2);
+    let one = &sessions[0];
+    assert_eq!(one.handshake, Some("server/discover"));
+    assert_eq!(one.protocol_version.as_deref(), Some("2026-07-28"));
+    assert_eq!(one.client.map(|p| p.pid), Some(CLIENT.pid));
+    assert_eq!(
+        one.client_info.as_ref().unwrap().name.as_deref(),
+        Some("c2")
+    );
+    assert_eq!(
+        one.server_info.as_ref().unwrap().name.as_deref(),
+        Some("s2")
+    );
+    let two = &sessions[1];
+    assert_eq!(two.client.map(|p| p.pid), Some(CLIENT.pid));
+    assert_eq!(two.server.map(|p| p.pid), Some(other.pid));
+    // The log notification told the roles before any request did.
+    assert_eq!(items[3].direction.as_deref(), Some("ServerToClient"));
+    assert_eq!(items[4].subject.as_deref(), Some("file:///a"));
+    assert_eq!(items[5].answers, Some(items[4].n));
+    // Unix socket copies pair through the peer inode.
+    assert!(items[..3]
+        .iter()
+        .all(|i| !i.writer_seqs.is_empty() && !i.reader_seqs.is_empty()));
+}
+
+#[test]
+fn a_second_initialize_opens_a_new_session() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = Synth::new(&dir.path().join("r.db"));
+    let c2s = s.pipe();
+    let s2c = s.pipe();
+    for _ in 0..2 {
+        s.send(CLIENT, SERVER, c2s, &request(0, "initialize", INIT_PARAMS));
+        s.send(SERVER, CLIENT, s2c, &response(0, INIT_RESULT));
+    }
+    let (items, sessions) = decode_file(&s.finish());
+    assert_eq!(sessions.len(), 2);
+    let ids: Vec<_> = items.iter().map(|i| i.session).collect();
+    assert_eq!(ids, vec![Some(1), Some(1), Some(2), Some(2)]);
+    assert_eq!(items[3].answers, Some(items[2].n));
+}
+
+/// Writes the capture to $MCPSPY_SYNTH_OUT, to look at by hand.
+#[test]
+#[ignore]
+fn write_typical_session() {
+    if let Some(p) = std::env::var_os("MCPSPY_SYNTH_OUT") {
+        typical_session(std::path::Path::new(&p));
+    }
+}

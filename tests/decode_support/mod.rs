@@ -1,0 +1,468 @@
+//! Synthetic captures that behave like the kernel's: every pipe or socket
+//! message is recorded at the writer and again at the reader, offsets count
+//! per stream, large calls are chunked, reads take whatever the pipe holds.
+//! Shared by the decode_* and cli_read_* tests (`mod decode_support;`).
+#![allow(dead_code)]
+
+use mcpspy::capture::{CaptureReader, CaptureWriter, DropRow, ProcessRow};
+use mcpspy::decode::{DecodeOptions, Decoder, Item, Kind};
+use mcpspy::event::{self, call, fd_kind, flags, kind, EventHeader, CHUNK_MAX};
+use std::collections::{HashMap, VecDeque};
+use std::path::{Path, PathBuf};
+
+/// Wall clock and CLOCK_MONOTONIC at the start of every synthetic capture.
+pub const STARTED_AT: &str = "2026-03-01T12:00:00.000000000Z";
+pub const START_NS: u64 = 1_000_000_000;
+
+#[derive(Clone, Copy, Debug)]
+pub struct Proc {
+    pub pid: u32,
+    pub comm: &'static str,
+}
+
+pub const CLIENT: Proc = Proc {
+    pid: 1000,
+    comm: "python3",
+};
+pub const SERVER: Proc = Proc {
+    pid: 2000,
+    comm: "mcp-server",
+};
+
+/// One direction of a pipe or socket pair: what was written and not yet read.
+struct Chan {
+    fd_kind: u8,
+    w_ino: u64,
+    w_peer: u64,
+    r_ino: u64,
+    r_peer: u64,
+    buf: VecDeque<u8>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ChanId(usize);
+
+pub struct Synth {
+    writer: CaptureWriter,
+    path: PathBuf,
+    pub now: u64,
+    next_ino: u64,
+    chans: Vec<Chan>,
+    /// Next offset per (pid, ino, direction).
+    offsets: HashMap<(u32, u64, u8), u64>,
+    /// Streams already started.
+    started: HashMap<(u32, u64, u8), ()>,
+}
+
+fn comm(name: &str) -> [u8; 16] {
+    let mut c = [0u8; 16];
+    let n = name.len().min(15);
+    c[..n].copy_from_slice(&name.as_bytes()[..n]);
+    c
+}
+
+impl Synth {
+    pub fn new(path: &Path) -> Synth {
+        let mut writer = CaptureWriter::create(path, true).expect("create capture");
+        writer.set_meta("started_at", STARTED_AT).unwrap();
+        writer
+            .set_meta("started_ktime_ns", &START_NS.to_string())
+            .unwrap();
+        Synth {
+            writer,
+            path: path.to_path_buf(),
+            now: START_NS + 1_000_000,
+            next_ino: 5000,
+            chans: Vec::new(),
+            offsets: HashMap::new(),
+            started: HashMap::new(),
+        }
+    }
+
+    pub fn pipe(&mut self) -> ChanId {
+        self.next_ino += 1;
+        let ino = self.next_ino;
+        self.chans.push(Chan {
+            fd_kind: fd_kind::PIPE,
+            w_ino: ino,
+            w_peer: 0,
+            r_ino: ino,
+            r_peer: 0,
+            buf: VecDeque::new(),
+        });
+        ChanId(self.chans.len() - 1)
+    }
+
+    /// A connected Unix socket pair: (a → b, b → a).
+    pub fn socketpair(&mut self) -> (ChanId, ChanId) {
+        let (a, b) = (self.next_ino + 1, self.next_ino + 2);
+        self.next_ino += 2;
+        for (w, r) in [(a, b), (b, a)] {
+            self.chans.push(Chan {
+                fd_kind: fd_kind::UNIX,
+                w_ino: w,
+                w_peer: r,
+                r_ino: r,
+                r_peer: w,
+                buf: VecDeque::new(),
+            });
+        }
+        (ChanId(self.chans.len() - 2), ChanId(self.chans.len() - 1))
+    }
+
+    pub fn advance(&mut self, ns: u64) {
+        self.now += ns;
+    }
+
+    pub fn tick(&mut self) {
+        self.writer.push_tick(self.now).unwrap();
+    }
+
+    /// A header for `p`'s side of `chan`.
+    fn header(&mut self, p: Proc, chan: ChanId, write: bool) -> EventHeader {
+        let c = &self.chans[chan.0];
+        let (ino, peer) = if write {
+            (c.w_ino, c.w_peer)
+        } else {
+            (c.r_ino, c.r_peer)
+        };
+        EventHeader {
+            kind: kind::DATA,
+            call: if write { call::WRITE } else { call::READ },
+            direction: u8::from(write),
+            fd_kind: c.fd_kind,
+            fd: if write { 1 } else { 0 },
+            ts_ns: self.now,
+            tgid: p.pid,
+            tid: p.pid,
+            ino,
+            peer_ino: peer,
+            comm: comm(p.comm),
+            ..Default::default()
+        }
+    }
+
+    /// The records of one call moving `bytes` (chunked like the kernel),
+    /// advancing the stream offset; not stored yet.
+    pub fn call_records(
+        &mut self,
+        p: Proc,
+        chan: ChanId,
+        write: bool,
+        bytes: &[u8],
+    ) -> Vec<Vec<u8>> {
+        let mut hdr = self.header(p, chan, write);
+        let key = (p.pid, hdr.ino, hdr.direction);
+        let off = *self.offsets.get(&key).unwrap_or(&0);
+        if self.started.insert(key, ()).is_none() {
+            hdr.flags |= flags::STREAM_START;
+        }
+        self.offsets.insert(key, off + bytes.len() as u64);
+        hdr.call_len = bytes.len() as u64;
+        let mut recs = Vec::new();
+        for (i, chunk) in bytes.chunks(CHUNK_MAX).enumerate() {
+            let mut h = hdr;
+            if i > 0 {
+                h.flags &= !flags::STREAM_START;
+            }
+            h.stream_off = off + (i * CHUNK_MAX) as u64;
+            h.call_off = (i * CHUNK_MAX) as u64;
+            recs.push(event::encode(&h, chunk));
+        }
+        self.now += 10_000;
+        recs
+    }
+
+    pub fn store(&mut self, recs: impl IntoIterator<Item = Vec<u8>>) {
+        for r in recs {
+            self.writer.push_event(&r).unwrap();
+        }
+    }
+
+    /// One write call: recorded, and its bytes wait in the channel.
+    pub fn write(&mut self, p: Proc, chan: ChanId, bytes: &[u8]) {
+        let recs = self.call_records(p, chan, true, bytes);
+        self.store(recs);
+        self.chans[chan.0].buf.extend(bytes);
+    }
+
+    /// A write whose records never reach the capture (a counted drop).
+    pub fn write_lost(&mut self, p: Proc, chan: ChanId, bytes: &[u8]) {
+        self.call_records(p, chan, true, bytes);
+        self.chans[chan.0].buf.extend(bytes);
+    }
+
+    /// One read call taking up to `max` bytes of what waits in the channel.
+    pub fn read(&mut self, p: Proc, chan: ChanId, max: usize) -> usize {
+        let bytes = self.take(chan, max);
+        if !bytes.is_empty() {
+            let recs = self.call_records(p, chan, false, &bytes);
+            self.store(recs);
+        }
+        bytes.len()
+    }
+
+    /// A read whose records never reach the capture.
+    pub fn read_lost(&mut self, p: Proc, chan: ChanId, max: usize) -> usize {
+        let bytes = self.take(chan, max);
+        self.call_records(p, chan, false, &bytes);
+        bytes.len()
+    }
+
+    fn take(&mut self, chan: ChanId, max: usize) -> Vec<u8> {
+        let buf = &mut self.chans[chan.0].buf;
+        let n = max.min(buf.len());
+        buf.drain(..n).collect()
+    }
+
+    /// Reads until the channel is empty, `size` bytes at a time.
+    pub fn drain(&mut self, p: Proc, chan: ChanId, size: usize) {
+        while self.read(p, chan, size) > 0 {}
+    }
+
+    /// A message sent and received whole: one write, reads of 4 KiB.
+    pub fn send(&mut self, from: Proc, to: Proc, chan: ChanId, json: &str) {
+        let mut line = json.as_bytes().to_vec();
+        line.push(b'\n');
+        self.write(from, chan, &line);
+        self.advance(20_000);
+        self.drain(to, chan, 4096);
+        self.advance(50_000);
+    }
+
+    pub fn add_drops(&mut self, d: &DropRow) {
+        self.writer.add_drops(d).unwrap();
+    }
+
+    pub fn add_process(&mut self, p: Proc) {
+        self.writer
+            .add_process(&ProcessRow {
+                pid: p.pid,
+                seen_ts_ns: START_NS,
+                comm: p.comm.into(),
+                ..Default::default()
+            })
+            .unwrap();
+    }
+
+    pub fn finish(self) -> PathBuf {
+        self.writer.finish().unwrap();
+        self.path
+    }
+}
+
+/// An item, reduced to owned values for assertions.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Seen {
+    pub n: u64,
+    pub ts_ns: u64,
+    pub kind: String,
+    pub method: Option<String>,
+    pub subject: Option<String>,
+    pub id: Option<String>,
+    pub from: Option<u32>,
+    pub to: Option<u32>,
+    pub session: Option<u64>,
+    pub direction: Option<String>,
+    pub text: String,
+    pub latency_ns: Option<u64>,
+    pub answers: Option<u64>,
+    pub refers_to: Option<u64>,
+    pub flag: Option<(String, String)>,
+    pub writer_seqs: Vec<u64>,
+    pub reader_seqs: Vec<u64>,
+    pub writer_off: Option<u64>,
+    pub reader_off: Option<u64>,
+    pub batch: Option<(usize, usize)>,
+    pub truncated: bool,
+}
+
+impl Seen {
+    pub fn of(item: &Item<'_>) -> Seen {
+        let (kind, id, refers_to) = match &item.kind {
+            Kind::Request { id, .. } => ("request", Some(id.get().to_string()), None),
+            Kind::Notification { refers_to, .. } => ("notification", None, refers_to.map(|r| r.n)),
+            Kind::Response { id, .. } => ("response", Some(id.get().to_string()), None),
+            Kind::Error { id, .. } => ("error", id.map(|i| i.get().to_string()), None),
+            Kind::Flagged(_) => ("flagged", None, None),
+        };
+        Seen {
+            n: item.n,
+            ts_ns: item.ts_ns,
+            kind: kind.into(),
+            method: item.kind.method().map(str::to_string),
+            subject: item
+                .kind
+                .subject()
+                .map(str::to_string)
+                .or(match &item.kind {
+                    Kind::Notification { subject, .. } => subject.as_deref().map(str::to_string),
+                    _ => None,
+                }),
+            id,
+            from: item.from.map(|p| p.pid),
+            to: item.to.map(|p| p.pid),
+            session: item.session.map(|s| s.id),
+            direction: item.direction.map(|d| format!("{d:?}")),
+            text: String::from_utf8_lossy(item.text).into_owned(),
+            latency_ns: item.kind.latency_ns(),
+            answers: item.kind.answers().map(|a| a.n),
+            refers_to,
+            flag: match &item.kind {
+                Kind::Flagged(f) => Some((f.reason.code().to_string(), f.detail.clone())),
+                _ => None,
+            },
+            writer_seqs: item.writer.map(|c| c.seqs.to_vec()).unwrap_or_default(),
+            reader_seqs: item.reader.map(|c| c.seqs.to_vec()).unwrap_or_default(),
+            writer_off: item.writer.map(|c| c.start),
+            reader_off: item.reader.map(|c| c.start),
+            batch: item.batch.map(|b| (b.index, b.len)),
+            truncated: item.truncated,
+        }
+    }
+}
+
+/// Decodes a capture file, the way replay does.
+pub fn decode_file(path: &Path) -> (Vec<Seen>, Vec<mcpspy::decode::SessionSummary>) {
+    let reader = CaptureReader::open(path).expect("open capture");
+    let mut dec = Decoder::new(DecodeOptions::default());
+    let mut seen = Vec::new();
+    for block in reader.blocks(&Default::default()).unwrap() {
+        match block {
+            Ok(b) => {
+                for rec in b.records() {
+                    dec.push(&rec, &mut |it| seen.push(Seen::of(it)));
+                }
+            }
+            Err(e) => dec.push_block_error(&e, &mut |it| seen.push(Seen::of(it))),
+        }
+    }
+    dec.finish(&mut |it| seen.push(Seen::of(it)));
+    (seen, dec.sessions().cloned().collect())
+}
+
+/// JSON-RPC lines of a typical session.
+pub fn request(id: u64, method: &str, params: &str) -> String {
+    format!(r#"{{"jsonrpc":"2.0","id":{id},"method":"{method}","params":{params}}}"#)
+}
+
+pub fn notification(method: &str, params: &str) -> String {
+    format!(r#"{{"jsonrpc":"2.0","method":"{method}","params":{params}}}"#)
+}
+
+pub fn response(id: u64, result: &str) -> String {
+    format!(r#"{{"jsonrpc":"2.0","id":{id},"result":{result}}}"#)
+}
+
+pub fn error(id: u64, code: i64, message: &str) -> String {
+    format!(r#"{{"jsonrpc":"2.0","id":{id},"error":{{"code":{code},"message":"{message}"}}}}"#)
+}
+
+pub const INIT_PARAMS: &str = r#"{"protocolVersion":"2025-06-18","capabilities":{"roots":{"listChanged":true}},"clientInfo":{"name":"test-client","version":"1.2.3"}}"#;
+pub const INIT_RESULT: &str = r#"{"protocolVersion":"2025-06-18","capabilities":{"tools":{"listChanged":true}},"serverInfo":{"name":"test-server","version":"9.8.7"}}"#;
+
+pub fn big_result() -> String {
+    format!(
+        r#"{{"content":[{{"type":"text","text":"{}"}}]}}"#,
+        "x".repeat(200_000)
+    )
+}
+
+/// Client → server on one pipe, server → client on another.
+pub fn typical_session(path: &std::path::Path) -> std::path::PathBuf {
+    let mut s = Synth::new(path);
+    let c2s = s.pipe();
+    let s2c = s.pipe();
+    s.send(CLIENT, SERVER, c2s, &request(0, "initialize", INIT_PARAMS));
+    s.send(SERVER, CLIENT, s2c, &response(0, INIT_RESULT));
+    s.send(
+        CLIENT,
+        SERVER,
+        c2s,
+        &notification("notifications/initialized", "{}"),
+    );
+    s.send(CLIENT, SERVER, c2s, &request(1, "tools/list", "{}"));
+    s.send(
+        SERVER,
+        CLIENT,
+        s2c,
+        &response(1, r#"{"tools":[{"name":"get_weather"}]}"#),
+    );
+    // A call with a progress token and unicode arguments.
+    s.send(
+        CLIENT,
+        SERVER,
+        c2s,
+        &request(
+            2,
+            "tools/call",
+            r#"{"name":"get_weather","arguments":{"city":"Zürich 東京 🌦"},"_meta":{"progressToken":"tok-2"}}"#,
+        ),
+    );
+    // The server asks the client something, reusing id 2 in its own direction.
+    s.send(SERVER, CLIENT, s2c, &request(2, "roots/list", "{}"));
+    s.send(CLIENT, SERVER, c2s, &response(2, r#"{"roots":[]}"#));
+    s.send(
+        SERVER,
+        CLIENT,
+        s2c,
+        &notification(
+            "notifications/progress",
+            r#"{"progressToken":"tok-2","progress":1,"total":2}"#,
+        ),
+    );
+    s.advance(100_000_000);
+    // A 200 KB result: one write, chunked by the kernel, read in 4 KiB pieces
+    // that start before the write's record arrives (the write blocks).
+    let line = format!("{}\n", response(2, &big_result()));
+    let recs = s.call_records(SERVER, s2c, true, line.as_bytes());
+    // The reader's reads of the same bytes come first.
+    {
+        let mut done = 0;
+        let bytes = line.as_bytes().to_vec();
+        while done < bytes.len() {
+            let n = (bytes.len() - done).min(4096);
+            let r = s.call_records(CLIENT, s2c, false, &bytes[done..done + n]);
+            s.store(r);
+            done += n;
+        }
+    }
+    s.store(recs);
+    s.send(
+        CLIENT,
+        SERVER,
+        c2s,
+        &request(3, "tools/call", r#"{"name":"nope","arguments":{}}"#),
+    );
+    s.send(SERVER, CLIENT, s2c, &error(3, -32602, "Unknown tool: nope"));
+    s.send(
+        CLIENT,
+        SERVER,
+        c2s,
+        &request(4, "tools/call", r#"{"name":"slow","arguments":{}}"#),
+    );
+    s.send(
+        CLIENT,
+        SERVER,
+        c2s,
+        &notification(
+            "notifications/cancelled",
+            r#"{"requestId":4,"reason":"user"}"#,
+        ),
+    );
+    // A batch, with one element that is not JSON-RPC.
+    s.send(
+        CLIENT,
+        SERVER,
+        c2s,
+        r#"[{"jsonrpc":"2.0","id":5,"method":"ping"},{"jsonrpc":"2.0","method":"x/custom"},17]"#,
+    );
+    s.send(
+        SERVER,
+        CLIENT,
+        s2c,
+        r#"[{"jsonrpc":"2.0","id":5,"result":{}}]"#,
+    );
+    s.tick();
+    s.finish()
+}
