@@ -44,6 +44,12 @@ const volatile __u32 n_filter_pids = 0;
 const volatile __u32 filter_pids[MCPSPY_MAX_FILTERS] = {};
 const volatile __u32 n_filter_comms = 0;
 const volatile char filter_comms[MCPSPY_MAX_FILTERS][MCPSPY_COMM_LEN] = {};
+/* OpenSSL probes are attached: tie SSL* objects to their sockets. */
+const volatile __u8 tls_probes = 0;
+/* Set by userspace when the recording ends: from then on nothing is emitted,
+ * so the final drain sees everything there will be, while the (slow to
+ * detach) probes are still attached. */
+volatile __u32 stopped = 0;
 /* Wake the reader only once this much data waits; it polls on a timer anyway. */
 const volatile __u64 wakeup_bytes = 1 << 20;
 
@@ -356,120 +362,269 @@ static __always_inline __u64 mix64(__u64 h, __u64 v)
 	return h;
 }
 
+/* What a descriptor is: learned cheaply, before anything is copied. */
+struct fd_info {
+	__u64 ino;
+	__u64 peer_ino;
+	__u64 chan; /* the channel both ends share: pipe inode, socket pair, TCP 4-tuple */
+	struct sock *sk;
+	__u16 family;
+	__u8 kind;
+};
+
 /*
- * Classify the descriptor and fill the header's identity fields.
- * Returns 0 for descriptors that are never captured, else the channel key.
+ * Classify descriptor `fd` of the current task. Returns 0 for descriptors
+ * that are never captured. Task, fdtable and inode are walked with direct
+ * (BTF) loads: this runs on every read and write on the host.
  */
-static __always_inline __u64 describe_fd(__u32 fd, struct mcpspy_event *h)
+static __always_inline int classify_fd(struct task_struct *task, __u32 fd, struct fd_info *fi)
 {
-	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
-	struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
-	struct file **fds;
+	struct fdtable *fdt = task->files->fdt;
 	struct file *file;
 
-	if (fd >= BPF_CORE_READ(fdt, max_fds))
+	if (fd >= fdt->max_fds)
 		return 0;
-	fds = BPF_CORE_READ(fdt, fd);
-	if (bpf_probe_read_kernel(&file, sizeof(file), &fds[fd]) || !file)
+	if (bpf_probe_read_kernel(&file, sizeof(file), &fdt->fd[fd]) || !file)
 		return 0;
-	struct inode *inode = BPF_CORE_READ(file, f_inode);
-	__u32 mode = BPF_CORE_READ(inode, i_mode) & MCPSPY_S_IFMT;
+	file = bpf_core_cast(file, struct file);
+	struct inode *inode = file->f_inode;
+	__u32 mode = inode->i_mode & MCPSPY_S_IFMT;
 
-	h->ino = BPF_CORE_READ(inode, i_ino);
+	fi->ino = inode->i_ino;
+	fi->chan = fi->ino;
 	if (mode == MCPSPY_S_IFIFO) {
-		h->fd_kind = MCPSPY_FD_PIPE;
-		return h->ino;
+		fi->kind = MCPSPY_FD_PIPE;
+		return 1;
 	}
 	if (mode != MCPSPY_S_IFSOCK) {
-		if (!capture_all)
-			return 0;
-		h->fd_kind = MCPSPY_FD_OTHER;
-		return h->ino;
+		fi->kind = MCPSPY_FD_OTHER;
+		return capture_all;
 	}
-	struct socket *sock = BPF_CORE_READ(file, private_data);
-	struct sock *sk = BPF_CORE_READ(sock, sk);
-	__u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
-	__u16 type = BPF_CORE_READ(sk, sk_type);
+	struct socket *sock = bpf_core_cast(file->private_data, struct socket);
+	struct sock *sk = sock->sk;
+	__u16 type = sk->sk_type;
 
+	fi->family = sk->__sk_common.skc_family;
+	fi->sk = sk;
+	fi->kind = MCPSPY_FD_OTHER;
 	if (type != MCPSPY_SOCK_STREAM)
-		return capture_all ? (h->fd_kind = MCPSPY_FD_OTHER, h->ino) : 0;
-	if (family == MCPSPY_AF_UNIX) {
+		return capture_all;
+	if (fi->family == MCPSPY_AF_UNIX) {
 		struct sock *peer = BPF_CORE_READ((struct unix_sock *)sk, peer);
 
-		h->fd_kind = MCPSPY_FD_UNIX;
+		fi->kind = MCPSPY_FD_UNIX;
 		if (peer)
-			h->peer_ino = BPF_CORE_READ(peer, sk_socket, file, f_inode, i_ino);
+			fi->peer_ino = BPF_CORE_READ(peer, sk_socket, file, f_inode, i_ino);
 		/* Both ends name the pair by its smaller inode. */
-		return (h->peer_ino && h->peer_ino < h->ino) ? h->peer_ino : h->ino;
+		if (fi->peer_ino && fi->peer_ino < fi->ino)
+			fi->chan = fi->peer_ino;
+		return 1;
 	}
-	if (family != MCPSPY_AF_INET && family != MCPSPY_AF_INET6)
-		return capture_all ? (h->fd_kind = MCPSPY_FD_OTHER, h->ino) : 0;
+	if (fi->family != MCPSPY_AF_INET && fi->family != MCPSPY_AF_INET6)
+		return capture_all;
 	if (!capture_tcp && !capture_all)
 		return 0;
-	h->lport = BPF_CORE_READ(sk, __sk_common.skc_num);
-	h->rport = __builtin_bswap16(BPF_CORE_READ(sk, __sk_common.skc_dport));
-	if (family == MCPSPY_AF_INET) {
-		h->fd_kind = MCPSPY_FD_TCP4;
-		BPF_CORE_READ_INTO((__u32 *)h->laddr, sk, __sk_common.skc_rcv_saddr);
-		BPF_CORE_READ_INTO((__u32 *)h->raddr, sk, __sk_common.skc_daddr);
-	} else {
-		h->fd_kind = MCPSPY_FD_TCP6;
-		BPF_CORE_READ_INTO(&h->laddr, sk, __sk_common.skc_v6_rcv_saddr);
-		BPF_CORE_READ_INTO(&h->raddr, sk, __sk_common.skc_v6_daddr);
-	}
+	fi->kind = fi->family == MCPSPY_AF_INET ? MCPSPY_FD_TCP4 : MCPSPY_FD_TCP6;
 	/* The same key from both ends of a connection: order the endpoints. */
-	__u64 a = ((__u64)h->lport << 32) ^ *(__u32 *)h->laddr ^ *(__u32 *)&h->laddr[12];
-	__u64 b = ((__u64)h->rport << 32) ^ *(__u32 *)h->raddr ^ *(__u32 *)&h->raddr[12];
-	__u64 lo = a < b ? a : b, hi = a < b ? b : a;
+	__u64 a = ((__u64)BPF_CORE_READ(sk, __sk_common.skc_num) << 32) ^
+		  BPF_CORE_READ(sk, __sk_common.skc_rcv_saddr);
+	__u64 b = ((__u64)__builtin_bswap16(BPF_CORE_READ(sk, __sk_common.skc_dport)) << 32) ^
+		  BPF_CORE_READ(sk, __sk_common.skc_daddr);
+	if (fi->family == MCPSPY_AF_INET6) {
+		a ^= BPF_CORE_READ(sk, __sk_common.skc_v6_rcv_saddr.in6_u.u6_addr32[3]);
+		b ^= BPF_CORE_READ(sk, __sk_common.skc_v6_daddr.in6_u.u6_addr32[3]);
+	}
+	fi->chan = mix64(mix64(0x6d637073ULL, a < b ? a : b), a < b ? b : a) | 1;
+	return 1;
+}
 
-	return mix64(mix64(0x6d637073ULL, lo), hi) | 1;
+/* A TCP connection as seen from one end. */
+struct conn_id {
+	__u64 ino;
+	__u8 laddr[16];
+	__u8 raddr[16];
+	__u16 lport;
+	__u16 rport;
+	__u32 fd;
+	__u8 kind;
+	__u8 direction; /* of the call that last used it (thread_socks) */
+};
+
+/* TCP endpoints: read only for calls that need them. */
+static __always_inline void read_endpoints(struct conn_id *c, const struct fd_info *fi)
+{
+	struct sock *sk = fi->sk;
+
+	c->ino = fi->ino;
+	c->kind = fi->kind;
+	c->lport = BPF_CORE_READ(sk, __sk_common.skc_num);
+	c->rport = __builtin_bswap16(BPF_CORE_READ(sk, __sk_common.skc_dport));
+	if (fi->family == MCPSPY_AF_INET) {
+		BPF_CORE_READ_INTO((__u32 *)c->laddr, sk, __sk_common.skc_rcv_saddr);
+		BPF_CORE_READ_INTO((__u32 *)c->raddr, sk, __sk_common.skc_daddr);
+	} else {
+		BPF_CORE_READ_INTO(&c->laddr, sk, __sk_common.skc_v6_rcv_saddr);
+		BPF_CORE_READ_INTO(&c->raddr, sk, __sk_common.skc_v6_daddr);
+	}
+}
+
+static __always_inline void conn_into_header(struct mcpspy_event *h, const struct conn_id *c)
+{
+	h->ino = c->ino;
+	h->fd_kind = c->kind;
+	h->lport = c->lport;
+	h->rport = c->rport;
+	__builtin_memcpy(h->laddr, c->laddr, 16);
+	__builtin_memcpy(h->raddr, c->raddr, 16);
 }
 
 /*
- * Decide whether the stream is captured and emit its bytes.
- * `buf`/`iov` is the user buffer (or iovec array), `ret` the bytes moved.
+ * TLS plaintext is read at SSL_read/SSL_write, where the socket is unknown.
+ * OpenSSL with a socket BIO does its syscalls inside the SSL call; with a
+ * memory BIO (Python's asyncio, Node) the event loop thread does them just
+ * before SSL_read and just after SSL_write. Both are seen from here.
  */
-static __always_inline int capture(struct emit_ctx *c, __u64 chan, __u32 tls_stream,
-				   __u64 stream_id)
+struct ssl_call {
+	__u64 ssl;
+	__u64 buf;
+	__u64 out_len; /* _ex forms: where the byte count is written */
+	__u8 ex;
+	__u8 direction;
+};
+
+struct ssl_key {
+	__u32 tgid;
+	__u32 _pad;
+	__u64 ssl;
+};
+
+/* In-flight SSL calls, by thread (pid_tgid). */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64);
+	__type(value, struct ssl_call);
+} ssl_calls SEC(".maps");
+
+/* The socket of each SSL*, once known. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct ssl_key);
+	__type(value, struct conn_id);
+} ssl_conns SEC(".maps");
+
+/* The TCP socket each thread of a TLS-using process used last. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64);
+	__type(value, struct conn_id);
+} thread_socks SEC(".maps");
+
+/* SSL* whose plaintext was written but whose socket write has not happened yet, by thread. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64);
+	__type(value, __u64);
+} pending_ssl_writes SEC(".maps");
+
+/* Processes that called into OpenSSL: only their TCP calls are tracked for TLS. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u32);
+	__type(value, __u8);
+} ssl_tgids SEC(".maps");
+
+/* A TCP call by a TLS-using process: learn which SSL* this socket serves. */
+static __always_inline void note_tcp_call(__u64 pid_tgid, const struct fd_info *fi, __u32 fd,
+					  __u8 direction)
 {
-	struct stream_key key = { .tgid = c->hdr.tgid, .tls = tls_stream, .id = stream_id };
-	struct stream_state *st = bpf_map_lookup_elem(&streams, &key);
+	struct conn_id conn = {};
 
-	if (!st) {
-		if (!process_selected())
-			return 0;
-		if (!capture_all && !bpf_map_lookup_elem(&channels, &chan)) {
-			/* Unwatched channel: look at the first bytes of the call. */
-			struct mcpspy_sniff sniff = {};
-			__u64 n = c->left_in_buf;
+	read_endpoints(&conn, fi);
+	conn.fd = fd;
+	conn.direction = direction;
+	bpf_map_update_elem(&thread_socks, &pid_tgid, &conn, BPF_ANY);
+	struct ssl_key key = { .tgid = pid_tgid >> 32 };
+	struct ssl_call *inside = bpf_map_lookup_elem(&ssl_calls, &pid_tgid);
 
-			if (n > MCPSPY_SNIFF_LEN)
-				n = MCPSPY_SNIFF_LEN;
-			if (bpf_probe_read_user(sniff.b, n, c->base))
-				return 0;
-			sniff.n = n;
-			int tcp = c->hdr.fd_kind == MCPSPY_FD_TCP4 || c->hdr.fd_kind == MCPSPY_FD_TCP6;
-			if (tcp ? !sniff_http(&sniff) : !sniff_jsonrpc(&sniff))
-				return 0;
-			__u8 one = 1;
-
-			bpf_map_update_elem(&channels, &chan, &one, BPF_ANY);
-		}
-		struct stream_state zero = {};
-
-		if (bpf_map_update_elem(&streams, &key, &zero, BPF_NOEXIST) &&
-		    !bpf_map_lookup_elem(&streams, &key)) {
-			count(MCPSPY_CNT_MAP_FULL, 1);
-			return 0;
-		}
-		st = bpf_map_lookup_elem(&streams, &key);
-		if (!st) {
-			count(MCPSPY_CNT_MAP_FULL, 1);
-			return 0;
-		}
-		c->hdr.flags |= MCPSPY_F_STREAM_START;
+	if (inside) {
+		/* A socket BIO: the syscall happens inside SSL_read/SSL_write. */
+		key.ssl = inside->ssl;
+		bpf_map_update_elem(&ssl_conns, &key, &conn, BPF_ANY);
 	}
-	/* Only captured calls pay for the clock and the name. */
+	__u64 *pending = bpf_map_lookup_elem(&pending_ssl_writes, &pid_tgid);
+
+	if (pending && direction == MCPSPY_DIR_WRITE) {
+		/* A memory BIO: ciphertext leaves right after SSL_write. */
+		key.ssl = *pending;
+		bpf_map_update_elem(&ssl_conns, &key, &conn, BPF_ANY);
+		bpf_map_delete_elem(&pending_ssl_writes, &pid_tgid);
+	}
+}
+
+/*
+ * Is this call's stream captured? Returns its state, creating it when the
+ * stream starts being watched (and then sets *started).
+ * `first`/`first_len` are the first bytes of the call, for the watch test.
+ */
+static __always_inline struct stream_state *
+watched_stream(const struct stream_key *key, __u64 chan, __u8 kind, const __u8 *first,
+	       __u64 first_len, int *started)
+{
+	struct stream_state *st;
+
+	if (capture_all) {
+		st = bpf_map_lookup_elem(&streams, key);
+		if (st)
+			return st;
+	} else if (chan && bpf_map_lookup_elem(&channels, &chan)) {
+		st = bpf_map_lookup_elem(&streams, key);
+		if (st)
+			return st;
+	} else {
+		/* Unwatched channel, the common case: look at the first bytes. */
+		struct mcpspy_sniff sniff = {};
+		__u64 n = first_len;
+		int tcp = kind == MCPSPY_FD_TCP4 || kind == MCPSPY_FD_TCP6;
+
+		if (n > MCPSPY_SNIFF_LEN)
+			n = MCPSPY_SNIFF_LEN;
+		if (bpf_probe_read_user(sniff.b, n, first))
+			return NULL;
+		sniff.n = n;
+		/* Most traffic fails on its first byte: decide that without a call. */
+		__u8 c0 = sniff.b[0];
+		if (!tcp && c0 != '{' && c0 != '[' && !is_space(c0))
+			return NULL;
+		if (tcp && c0 != 'G' && c0 != 'P' && c0 != 'D' && c0 != 'H' && c0 != 'O')
+			return NULL;
+		if (tcp ? !sniff_http(&sniff) : !sniff_jsonrpc(&sniff))
+			return NULL;
+	}
+	if (!process_selected())
+		return NULL;
+	__u8 one = 1;
+	struct stream_state zero = {};
+
+	if (!capture_all && chan)
+		bpf_map_update_elem(&channels, &chan, &one, BPF_ANY);
+	bpf_map_update_elem(&streams, key, &zero, BPF_NOEXIST);
+	st = bpf_map_lookup_elem(&streams, key);
+	if (!st)
+		count(MCPSPY_CNT_MAP_FULL, 1);
+	*started = 1;
+	return st;
+}
+
+/* Emit the call's bytes, `c->left` of them, from its buffer or iovecs. */
+static __always_inline void emit_call(struct emit_ctx *c, struct stream_state *st, int started)
+{
+	if (started)
+		c->hdr.flags |= MCPSPY_F_STREAM_START;
 	c->hdr.ts_ns = bpf_ktime_get_ns();
 	bpf_get_current_comm(c->hdr.comm, sizeof(c->hdr.comm));
 	c->stream_off = __sync_fetch_and_add(&st->off[c->hdr.direction & 1], c->left);
@@ -479,7 +634,6 @@ static __always_inline int capture(struct emit_ctx *c, __u64 chan, __u32 tls_str
 	if (loops > (1 << 23))
 		loops = 1 << 23;
 	bpf_loop(loops, emit_step, c, 0);
-	return 0;
 }
 
 /* The common exit handler of every syscall rung. */
@@ -488,7 +642,7 @@ static __always_inline int on_sys_exit(long nr, long ret, __u64 a0, __u64 a1, __
 	__u8 call, direction;
 	int vector = 0;
 
-	if (ret <= 0)
+	if (ret <= 0 || stopped)
 		return 0;
 	switch (nr) {
 	case MCPSPY_NR_READ: call = MCPSPY_CALL_READ; direction = MCPSPY_DIR_READ; break;
@@ -501,46 +655,82 @@ static __always_inline int on_sys_exit(long nr, long ret, __u64 a0, __u64 a1, __
 	case MCPSPY_NR_SENDMSG: call = MCPSPY_CALL_SENDMSG; direction = MCPSPY_DIR_WRITE; vector = 2; break;
 	default: return 0;
 	}
-	/* bpf_loop wants its context on the stack. */
-	struct emit_ctx ctx = {};
-	struct emit_ctx *c = &ctx;
-	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	struct task_struct *task = bpf_get_current_task_btf();
+	__u32 tgid = task->tgid;
 
-	if ((pid_tgid >> 32) == self_tgid)
+	if (tgid == self_tgid)
 		return 0;
-	c->hdr.kind = MCPSPY_REC_DATA;
-	c->hdr.call = call;
-	c->hdr.direction = direction;
-	c->hdr.tgid = pid_tgid >> 32;
-	c->hdr.tid = (__u32)pid_tgid;
-	c->hdr.fd = a0;
-	__u64 chan = describe_fd(a0, &c->hdr);
+	struct fd_info fi = {};
 
-	if (!chan)
+	if (!classify_fd(task, a0, &fi))
 		return 0;
-	c->left = ret;
-	c->hdr.call_len = ret;
-	if (vector == 0) {
-		c->base = (const __u8 *)a1;
-		c->left_in_buf = ret;
-	} else {
+	/* The call's first bytes: its buffer, or its first non-empty iovec. */
+	const struct iovec *iov = NULL;
+	__u64 iov_cnt = 0, iov_idx = 0;
+	const __u8 *first = (const __u8 *)a1;
+	__u64 first_len = ret;
+
+	if (vector) {
 		if (vector == 1) {
-			c->iov = (const struct iovec *)a1;
-			c->iov_cnt = a2;
+			iov = (const struct iovec *)a1;
+			iov_cnt = a2;
 		} else {
 			struct user_msghdr msg;
 
 			if (bpf_probe_read_user(&msg, sizeof(msg), (void *)a1))
 				return 0;
-			c->iov = msg.msg_iov;
-			c->iov_cnt = msg.msg_iovlen;
+			iov = msg.msg_iov;
+			iov_cnt = msg.msg_iovlen;
 		}
-		/* Load the first non-empty iovec so the watch test can see its bytes. */
-		for (int i = 0; i < 8 && c->left_in_buf == 0; i++)
-			if (next_iov(c))
+		first_len = 0;
+		for (int i = 0; i < 8 && first_len == 0 && iov_idx < iov_cnt; i++) {
+			struct iovec v;
+
+			if (bpf_probe_read_user(&v, sizeof(v), &iov[iov_idx]))
 				return 0;
+			iov_idx++;
+			first = v.iov_base;
+			first_len = v.iov_len;
+		}
+		if (first_len > (__u64)ret)
+			first_len = ret;
 	}
-	return capture(c, chan, 0, c->hdr.ino);
+	if (tls_probes && (fi.kind == MCPSPY_FD_TCP4 || fi.kind == MCPSPY_FD_TCP6) &&
+	    bpf_map_lookup_elem(&ssl_tgids, &tgid))
+		note_tcp_call(((__u64)tgid << 32) | task->pid, &fi, a0, direction);
+	struct stream_key key = { .tgid = tgid, .id = fi.ino };
+	int started = 0;
+	struct stream_state *st = watched_stream(&key, fi.chan, fi.kind, first, first_len, &started);
+
+	if (!st)
+		return 0;
+	/* Captured: build the record header (bpf_loop wants its context on the stack). */
+	struct emit_ctx ctx = {};
+
+	ctx.hdr.kind = MCPSPY_REC_DATA;
+	ctx.hdr.call = call;
+	ctx.hdr.direction = direction;
+	ctx.hdr.fd_kind = fi.kind;
+	ctx.hdr.fd = a0;
+	ctx.hdr.tgid = tgid;
+	ctx.hdr.tid = task->pid;
+	ctx.hdr.ino = fi.ino;
+	ctx.hdr.peer_ino = fi.peer_ino;
+	ctx.hdr.call_len = ret;
+	if (fi.kind == MCPSPY_FD_TCP4 || fi.kind == MCPSPY_FD_TCP6) {
+		struct conn_id conn = {};
+
+		read_endpoints(&conn, &fi);
+		conn_into_header(&ctx.hdr, &conn);
+	}
+	ctx.base = first;
+	ctx.left_in_buf = first_len;
+	ctx.left = ret;
+	ctx.iov = iov;
+	ctx.iov_cnt = iov_cnt;
+	ctx.iov_idx = iov_idx;
+	emit_call(&ctx, st, started);
+	return 0;
 }
 
 /* Rung 1: BTF-typed raw tracepoint; direct, typed access to the registers. */
@@ -590,12 +780,130 @@ CLASSIC(sendto)
 CLASSIC(recvmsg)
 CLASSIC(sendmsg)
 
+/* OpenSSL entry points: remember the arguments until the call returns. */
+static __always_inline int ssl_enter(void *ssl, const void *buf, void *out_len, __u8 ex,
+				     __u8 direction)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	__u32 tgid = pid_tgid >> 32;
+	struct ssl_call c = {
+		.ssl = (__u64)ssl,
+		.buf = (__u64)buf,
+		.out_len = (__u64)out_len,
+		.ex = ex,
+		.direction = direction,
+	};
+
+	if (tgid == self_tgid || stopped)
+		return 0;
+	bpf_map_update_elem(&ssl_calls, &pid_tgid, &c, BPF_ANY);
+	if (!bpf_map_lookup_elem(&ssl_tgids, &tgid)) {
+		__u8 one = 1;
+
+		bpf_map_update_elem(&ssl_tgids, &tgid, &one, BPF_ANY);
+	}
+	return 0;
+}
+
+SEC("uprobe")
+int BPF_UPROBE(mcpspy_ssl_write, void *ssl, const void *buf, int num)
+{
+	return ssl_enter(ssl, buf, NULL, 0, MCPSPY_DIR_WRITE);
+}
+
+SEC("uprobe")
+int BPF_UPROBE(mcpspy_ssl_write_ex, void *ssl, const void *buf, __u64 num, __u64 *written)
+{
+	return ssl_enter(ssl, buf, written, 1, MCPSPY_DIR_WRITE);
+}
+
+SEC("uprobe")
+int BPF_UPROBE(mcpspy_ssl_read, void *ssl, void *buf, int num)
+{
+	return ssl_enter(ssl, buf, NULL, 0, MCPSPY_DIR_READ);
+}
+
+SEC("uprobe")
+int BPF_UPROBE(mcpspy_ssl_read_ex, void *ssl, void *buf, __u64 num, __u64 *readbytes)
+{
+	return ssl_enter(ssl, buf, readbytes, 1, MCPSPY_DIR_READ);
+}
+
+/* Every SSL_* return: the plaintext is in the buffer now. */
+SEC("uretprobe")
+int BPF_URETPROBE(mcpspy_ssl_ret, long ret)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	struct ssl_call *in = bpf_map_lookup_elem(&ssl_calls, &pid_tgid);
+
+	if (!in || stopped)
+		return 0;
+	struct ssl_call c = *in;
+
+	bpf_map_delete_elem(&ssl_calls, &pid_tgid);
+	__u64 n = 0;
+
+	if (c.ex) {
+		if (ret != 1 || bpf_probe_read_user(&n, sizeof(n), (void *)c.out_len))
+			return 0;
+	} else {
+		if (ret <= 0)
+			return 0;
+		n = ret;
+	}
+	if (n == 0)
+		return 0;
+	__u32 tgid = pid_tgid >> 32;
+	struct ssl_key sk = { .tgid = tgid, .ssl = c.ssl };
+	struct conn_id *conn = bpf_map_lookup_elem(&ssl_conns, &sk);
+
+	if (!conn && c.direction == MCPSPY_DIR_READ) {
+		/* A memory BIO: the ciphertext was read just before, on this thread. */
+		struct conn_id *last = bpf_map_lookup_elem(&thread_socks, &pid_tgid);
+
+		if (last && last->direction == MCPSPY_DIR_READ) {
+			bpf_map_update_elem(&ssl_conns, &sk, last, BPF_ANY);
+			conn = bpf_map_lookup_elem(&ssl_conns, &sk);
+		}
+	}
+	if (!conn && c.direction == MCPSPY_DIR_WRITE)
+		bpf_map_update_elem(&pending_ssl_writes, &pid_tgid, &c.ssl, BPF_ANY);
+	struct stream_key key = { .tgid = tgid, .tls = 1, .id = c.ssl };
+	int started = 0;
+	struct stream_state *st =
+		watched_stream(&key, 0, MCPSPY_FD_TCP4, (const __u8 *)c.buf, n, &started);
+
+	if (!st)
+		return 0;
+	struct emit_ctx e = {};
+
+	e.hdr.kind = MCPSPY_REC_DATA;
+	e.hdr.call = c.direction == MCPSPY_DIR_READ ? MCPSPY_CALL_SSL_READ : MCPSPY_CALL_SSL_WRITE;
+	e.hdr.direction = c.direction;
+	e.hdr.flags = MCPSPY_F_TLS;
+	e.hdr.tgid = tgid;
+	e.hdr.tid = (__u32)pid_tgid;
+	e.hdr.ssl = c.ssl;
+	e.hdr.call_len = n;
+	if (conn) {
+		conn_into_header(&e.hdr, conn);
+		e.hdr.fd = conn->fd;
+	}
+	e.base = (const __u8 *)c.buf;
+	e.left_in_buf = n;
+	e.left = n;
+	emit_call(&e, st, started);
+	return 0;
+}
+
 /*
  * Every exec: the recorder learns of processes early and finds binaries that
  * carry their own TLS library. One variant per rung family.
  */
 static __always_inline int on_exec(const char *filename)
 {
+	if (stopped)
+		return 0;
 	struct mcpspy_event *e = bpf_ringbuf_reserve(&events, sizeof(*e) + 256, 0);
 
 	if (!e) {

@@ -59,7 +59,7 @@ CREATE INDEX blocks_by_time ON blocks (first_ts_ns, last_ts_ns);
 
 -- Streams: one process's side of one pipe, socket or TLS connection, one
 -- direction. Built by the recorder from the event headers, as an index.
---   fd_kind    enum mcpspy_fd_kind; tls = 1 for SSL_* plaintext
+--   fd_kind    enum mcpspy_fd_kind (TLS: 0 until its socket is known); tls = 1 for SSL_* plaintext
 --   ino        pipe inode or socket inode (tls: the socket, when known)
 --   peer_ino   unix sockets: the peer socket's inode
 --   laddr/raddr/lport/rport   TCP endpoints (text addresses)

@@ -221,8 +221,10 @@ impl CaptureWriter {
         row.events += 1;
         row.bytes += ev.payload.len() as u64;
         // A TLS stream learns its socket after its first calls.
-        if row.ino == 0 {
+        if row.ino == 0 && h.ino != 0 {
             row.ino = h.ino;
+            row.fd = h.fd;
+            row.fd_kind = h.fd_kind;
             row.tcp = crate::event::tcp_endpoints(h);
         }
         row.dirty = true;
@@ -376,7 +378,8 @@ impl CaptureWriter {
             "INSERT INTO streams (stream_id, pid, fd, fd_kind, tls, ssl, ino, peer_ino, direction,
                laddr, lport, raddr, rport, first_ts_ns, last_ts_ns, events, bytes)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)
-             ON CONFLICT (stream_id) DO UPDATE SET ino = excluded.ino,
+             ON CONFLICT (stream_id) DO UPDATE SET ino = excluded.ino, fd = excluded.fd,
+               fd_kind = excluded.fd_kind,
                laddr = excluded.laddr, lport = excluded.lport, raddr = excluded.raddr,
                rport = excluded.rport, first_ts_ns = excluded.first_ts_ns,
                last_ts_ns = excluded.last_ts_ns, events = excluded.events, bytes = excluded.bytes",

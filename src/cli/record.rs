@@ -44,6 +44,7 @@ pub fn run(a: RecordArgs) -> Result<(), Failure> {
             pids: a.pid.clone(),
             comms: a.comm.clone(),
             ring_size: a.ring_size,
+            tls: !a.no_tls,
         },
         forced_rung,
         command_line: std::env::args().collect(),

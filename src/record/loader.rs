@@ -45,6 +45,8 @@ pub struct KernelConfig {
     pub pids: Vec<u32>,
     pub comms: Vec<String>,
     pub ring_size: u64,
+    /// Load the OpenSSL uprobe programs (the recorder attaches them).
+    pub tls: bool,
 }
 
 /// Filters the programs hold (MCPSPY_MAX_FILTERS in bpf/mcpspy.bpf.c).
@@ -65,6 +67,7 @@ pub fn with_attached<R>(
     f: impl FnOnce(&mut McpspySkel<'_>, Rung, &[Attempt]) -> Result<R>,
 ) -> Result<R> {
     validate(cfg)?;
+    libbpf_log::install();
     let ladder: Vec<Rung> = match forced {
         Some(r) => vec![r],
         None => Rung::LADDER.to_vec(),
@@ -77,7 +80,7 @@ pub fn with_attached<R>(
             Ok(mut skel) => return f(&mut skel, rung, &attempts),
             Err(e) => attempts.push(Attempt {
                 rung,
-                error: format!("{e:#}"),
+                error: format!("{e:#}{}", libbpf_log::tail(12)),
             }),
         };
     }
@@ -133,6 +136,7 @@ fn load_and_attach<'o>(
             *dst = src as i8;
         }
     }
+    ro.tls_probes = cfg.tls as u8;
     // Wake the reader early once an eighth of the ring is waiting.
     ro.wakeup_bytes = cfg.ring_size / 8;
     open.maps
@@ -158,12 +162,31 @@ fn load_and_attach<'o>(
     ] {
         prog.set_autoload(rung == Rung::Tracepoint);
     }
+    for prog in [
+        &mut p.mcpspy_ssl_write,
+        &mut p.mcpspy_ssl_write_ex,
+        &mut p.mcpspy_ssl_read,
+        &mut p.mcpspy_ssl_read_ex,
+        &mut p.mcpspy_ssl_ret,
+    ] {
+        prog.set_autoload(cfg.tls);
+    }
+    libbpf_log::clear();
     let mut skel = open
         .load()
         .with_context(|| format!("loading the {} programs", rung.name()))?;
     skel.attach()
         .with_context(|| format!("attaching the {} programs", rung.name()))?;
     Ok(skel)
+}
+
+/// Tells every program to return at once (the `stopped` global).
+pub fn stop_emitting(skel: &mut McpspySkel<'_>) {
+    if let Some(bss) = skel.maps.bss_data.as_deref_mut() {
+        // SAFETY: a valid, aligned pointer into the map's mmap'ed memory.
+        unsafe { std::ptr::write_volatile(&mut bss.stopped, 1) };
+        std::sync::atomic::fence(std::sync::atomic::Ordering::SeqCst);
+    }
 }
 
 /// Sums the per-CPU counters (enum mcpspy_counter).
@@ -187,4 +210,42 @@ pub fn read_counters(skel: &McpspySkel<'_>) -> Result<[u64; crate::event::counte
             .sum();
     }
     Ok(out)
+}
+
+/// libbpf's messages, kept rather than printed: a failed rung reports the
+/// tail with its error, and probing programs that lack OpenSSL stays quiet.
+mod libbpf_log {
+    use std::sync::Mutex;
+
+    static LINES: Mutex<Vec<String>> = Mutex::new(Vec::new());
+    const KEEP: usize = 400;
+
+    fn collect(_level: libbpf_rs::PrintLevel, msg: String) {
+        if let Ok(mut lines) = LINES.lock() {
+            if lines.len() >= KEEP {
+                lines.drain(..KEEP / 2);
+            }
+            lines.push(msg.trim_end().to_string());
+        }
+    }
+
+    pub fn install() {
+        libbpf_rs::set_print(Some((libbpf_rs::PrintLevel::Warn, collect)));
+    }
+
+    pub fn clear() {
+        if let Ok(mut lines) = LINES.lock() {
+            lines.clear();
+        }
+    }
+
+    /// The last `n` lines, as an indented block (empty when there are none).
+    pub fn tail(n: usize) -> String {
+        let lines = LINES.lock().map(|l| l.clone()).unwrap_or_default();
+        let start = lines.len().saturating_sub(n);
+        lines[start..]
+            .iter()
+            .map(|l| format!("\n      {l}"))
+            .collect()
+    }
 }

@@ -7,6 +7,7 @@
 pub mod loader;
 mod mounts;
 pub mod procfs;
+mod tls;
 
 use crate::capture::{block, CaptureWriter, DropRow, ProcessRow, WriterStats};
 use crate::event::{self, counter, RawEvent, HEADER_LEN};
@@ -154,12 +155,12 @@ pub fn run(
             .collect();
         writer.set_meta("attach_rung", rung.name())?;
         writer.set_meta("attach_tried", &serde_json::to_string(&tried)?)?;
-        on_started(&Started {
+        let started = Started {
             rung,
             attempts: attempts.to_vec(),
             output: opts.output.clone(),
-        });
-        drain(skel, rung, opts, writer, live, on_status)
+        };
+        drain(skel, &started, opts, writer, live, on_started, on_status)
     });
     if result.is_err() && !attached {
         // Nothing was recorded: an empty capture would only mislead.
@@ -181,8 +182,10 @@ fn chown_to_sudo_user(path: &std::path::Path) -> Result<()> {
 #[derive(Default)]
 struct Batch {
     framed: Vec<u8>,
-    /// Processes to look up in /proc: (pid, kernel comm, ts, exec'd).
+    /// Processes to look up in /proc: (pid, kernel comm, ts).
     new_pids: Vec<(u32, String, u64)>,
+    /// Every execve on the host: (pid, file name), for the TLS probes.
+    execs: Vec<(u32, String)>,
     seen: HashSet<u32>,
     malformed: u64,
 }
@@ -196,6 +199,8 @@ impl Batch {
         };
         let h = &ev.hdr;
         if h.kind == event::kind::EXEC {
+            self.execs
+                .push((h.tgid, String::from_utf8_lossy(ev.payload).into_owned()));
             // Only processes whose traffic is captured belong in the file; for
             // them an exec means a new program image, worth a new row.
             if !self.seen.contains(&h.tgid) {
@@ -211,12 +216,20 @@ impl Batch {
 
 fn drain(
     skel: &mut loader::McpspySkel<'_>,
-    rung: Rung,
+    started: &Started,
     opts: &Options,
     mut writer: CaptureWriter,
     live: Option<Box<dyn LiveSink>>,
+    on_started: &mut dyn FnMut(&Started),
     on_status: &mut dyn FnMut(&Status),
 ) -> Result<Summary> {
+    let rung = started.rung;
+    let mut tls = opts.kernel.tls.then(|| tls::TlsProbes::start(skel));
+    if let Some(t) = &tls {
+        writer.set_meta("tls", &t.describe())?;
+    }
+    // Everything is attached now: what happens from here on is captured.
+    on_started(started);
     let start = Instant::now();
     let anchor = procfs::ClockAnchor::now();
     writer.set_meta("started_at", &anchor.rfc3339())?;
@@ -241,21 +254,17 @@ fn drain(
     .context("opening the ring buffer")?;
     let ring = rb.build().context("opening the ring buffer")?;
 
-    let mut ledger = Ledger::new(loader::read_counters(skel)?);
-    let mut processes = 0usize;
-    let polled = poll_loop(
-        skel,
-        &ring,
-        &batch,
-        opts,
-        &to_writer,
-        &shared,
-        &mut ledger,
-        &mut processes,
+    let mut d = Drainer {
+        ring: &ring,
+        batch: &batch,
+        to_writer: &to_writer,
+        ledger: Ledger::new(loader::read_counters(skel)?),
+        processes: 0,
+        tls: tls.as_mut(),
+        tls_targets: 0,
         start,
-        on_status,
-    );
-    let end_reason = match polled {
+    };
+    let end_reason = match d.run(skel, opts, &shared, on_status) {
         Ok(reason) => reason,
         Err(e) => {
             // A writer failure surfaces here as a closed channel: report its own error.
@@ -266,23 +275,20 @@ fn drain(
             };
         }
     };
+    let (ledger, processes) = (d.ledger, d.processes);
     let end = procfs::ClockAnchor::now();
     let totals = ledger.totals;
+    let final_counters: std::collections::BTreeMap<String, u64> = counter::NAMES
+        .iter()
+        .zip(totals.iter())
+        .map(|(n, v)| (n.to_string(), *v))
+        .chain(std::iter::once(("user_lost".to_string(), ledger.user_lost)))
+        .collect();
     for (k, v) in [
         ("ended_at", end.rfc3339()),
         ("ended_ktime_ns", end.ktime_ns.to_string()),
         ("end_reason", end_reason.clone()),
-        (
-            "final_counters",
-            serde_json::to_string(
-                &counter::NAMES
-                    .iter()
-                    .zip(totals.iter())
-                    .map(|(n, v)| (n.to_string(), *v))
-                    .chain(std::iter::once(("user_lost".to_string(), ledger.user_lost)))
-                    .collect::<std::collections::BTreeMap<_, _>>(),
-            )?,
-        ),
+        ("final_counters", serde_json::to_string(&final_counters)?),
     ] {
         to_writer
             .send(ToWriter::Meta(k.to_string(), v))
@@ -294,6 +300,9 @@ fn drain(
         .join()
         .map_err(|_| anyhow::anyhow!("the capture writer panicked"))??;
     chown_to_sudo_user(&opts.output)?;
+    if let Some(t) = tls.as_mut() {
+        t.detach();
+    }
     Ok(Summary {
         rung,
         writer: stats,
@@ -305,78 +314,106 @@ fn drain(
     })
 }
 
-#[allow(clippy::too_many_arguments)]
-fn poll_loop(
-    skel: &mut loader::McpspySkel<'_>,
-    ring: &libbpf_rs::RingBuffer<'_>,
-    batch: &RefCell<Batch>,
-    opts: &Options,
-    to_writer: &mpsc::SyncSender<ToWriter>,
-    shared: &Mutex<Status>,
-    ledger: &mut Ledger,
-    processes: &mut usize,
+/// The polling thread's state between two polls.
+struct Drainer<'a> {
+    ring: &'a libbpf_rs::RingBuffer<'a>,
+    batch: &'a RefCell<Batch>,
+    to_writer: &'a mpsc::SyncSender<ToWriter>,
+    ledger: Ledger,
+    processes: usize,
+    tls: Option<&'a mut tls::TlsProbes>,
+    tls_targets: usize,
     start: Instant,
-    on_status: &mut dyn FnMut(&Status),
-) -> Result<String> {
-    let send = |msg: ToWriter| -> Result<()> {
-        to_writer
+}
+
+impl Drainer<'_> {
+    fn send(&self, msg: ToWriter) -> Result<()> {
+        self.to_writer
             .send(msg)
             .map_err(|_| anyhow::anyhow!("the capture writer stopped"))
-    };
-    let mut last_ledger = Instant::now();
-    loop {
-        if let Err(e) = ring.poll(POLL_INTERVAL) {
-            if e.kind() != libbpf_rs::ErrorKind::Interrupted {
-                return Err(e).context("polling the ring buffer");
+    }
+
+    /// Polls until a signal or the duration; returns why it stopped.
+    fn run(
+        &mut self,
+        skel: &mut loader::McpspySkel<'_>,
+        opts: &Options,
+        shared: &Mutex<Status>,
+        on_status: &mut dyn FnMut(&Status),
+    ) -> Result<String> {
+        let mut last_ledger = Instant::now();
+        loop {
+            if let Err(e) = self.ring.poll(POLL_INTERVAL) {
+                if e.kind() != libbpf_rs::ErrorKind::Interrupted {
+                    return Err(e).context("polling the ring buffer");
+                }
             }
-        }
-        let stopping =
-            STOP.load(Ordering::SeqCst) || opts.duration.is_some_and(|d| start.elapsed() >= d);
-        if stopping {
-            // Detach first, so that what is drained below is all there will be.
-            skel.links = Default::default();
-        }
-        // Records that arrived without a wake-up (they are batched) and, when stopping, the rest.
-        ring.consume().context("draining the ring buffer")?;
-        let (framed, new_pids, malformed) = {
-            let mut b = batch.borrow_mut();
-            block::append_tick(&mut b.framed, procfs::monotonic_ns());
-            let malformed = std::mem::take(&mut b.malformed);
-            (
-                std::mem::take(&mut b.framed),
-                std::mem::take(&mut b.new_pids),
-                malformed,
-            )
-        };
-        ledger.user_lost += malformed;
-        for (pid, comm, ts) in new_pids {
-            *processes += 1;
-            send(ToWriter::Process(procfs::process_row(pid, &comm, ts)))?;
-        }
-        send(ToWriter::Records(framed))?;
-        if stopping || last_ledger.elapsed() >= COMMIT_INTERVAL {
-            last_ledger = Instant::now();
-            if let Some(row) = ledger.slice(loader::read_counters(skel)?) {
-                send(ToWriter::Drops(row))?;
+            let stopping = STOP.load(Ordering::SeqCst)
+                || opts.duration.is_some_and(|d| self.start.elapsed() >= d);
+            if stopping {
+                // Stop emitting first, so that what is drained below is all
+                // there will be; programs already running get a moment to finish.
+                loader::stop_emitting(skel);
+                skel.links = Default::default();
+                std::thread::sleep(Duration::from_millis(20));
             }
-        }
-        {
-            let mut s = shared.lock().map_err(|_| anyhow::anyhow!("status lock"))?;
-            s.losses = ledger.losses();
-            s.elapsed = start.elapsed();
-            on_status(&s);
-        }
-        if stopping {
-            return Ok(if STOP.load(Ordering::SeqCst) {
-                if STOP_SIGNAL.load(Ordering::SeqCst) == libc::SIGTERM {
+            // Records that arrived without a wake-up (they are batched) and, when stopping, the rest.
+            self.ring.consume().context("draining the ring buffer")?;
+            self.flush(skel)?;
+            if stopping || last_ledger.elapsed() >= COMMIT_INTERVAL {
+                last_ledger = Instant::now();
+                if let Some(row) = self.ledger.slice(loader::read_counters(skel)?) {
+                    self.send(ToWriter::Drops(row))?;
+                }
+            }
+            {
+                let mut s = shared.lock().map_err(|_| anyhow::anyhow!("status lock"))?;
+                s.losses = self.ledger.losses();
+                s.elapsed = self.start.elapsed();
+                on_status(&s);
+            }
+            if stopping {
+                return Ok(if !STOP.load(Ordering::SeqCst) {
+                    "duration".to_string()
+                } else if STOP_SIGNAL.load(Ordering::SeqCst) == libc::SIGTERM {
                     "signal SIGTERM".to_string()
                 } else {
                     "signal SIGINT".to_string()
-                }
-            } else {
-                "duration".to_string()
-            });
+                });
+            }
         }
+    }
+
+    /// Hands what the last poll collected to the writer, with a clock tick.
+    fn flush(&mut self, skel: &loader::McpspySkel<'_>) -> Result<()> {
+        let (framed, new_pids, execs, malformed) = {
+            let mut b = self.batch.borrow_mut();
+            block::append_tick(&mut b.framed, procfs::monotonic_ns());
+            (
+                std::mem::take(&mut b.framed),
+                std::mem::take(&mut b.new_pids),
+                std::mem::take(&mut b.execs),
+                std::mem::take(&mut b.malformed),
+            )
+        };
+        self.ledger.user_lost += malformed;
+        for (pid, comm, ts) in new_pids {
+            self.processes += 1;
+            self.send(ToWriter::Process(procfs::process_row(pid, &comm, ts)))?;
+        }
+        self.send(ToWriter::Records(framed))?;
+        if let Some(t) = self.tls.as_mut() {
+            for (pid, file) in &execs {
+                t.on_exec(skel, *pid, file);
+            }
+            t.rescan_if_due(skel);
+            if t.targets.len() != self.tls_targets {
+                self.tls_targets = t.targets.len();
+                let described = t.describe();
+                self.send(ToWriter::Meta("tls".into(), described))?;
+            }
+        }
+        Ok(())
     }
 }
 

@@ -1,0 +1,175 @@
+#!/usr/bin/env python3
+"""Recording overhead and capacity of `mcpspy record`, measured side by side.
+
+Every figure is a ratio of runs taken in alternation (plain, recording,
+recording, plain, ...) in one invocation, so that a machine whose speed drifts
+still gives a fair comparison. Needs root (the recorder loads BPF).
+
+usage: sudo bench/overhead.py [--bin target/release/mcpspy] [--pairs 7]
+                              [--rungs tp-btf,raw-tp,tracepoint] [--only NAME,...]
+Prints a Markdown report on stdout.
+"""
+import argparse, json, os, platform, signal, sqlite3, statistics, subprocess, sys, tempfile, time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+WL = os.path.join(HERE, "workloads")
+PY = sys.executable
+
+UNRELATED = {
+    "dd bs=128 x500k through a pipe": ["sh", "-c", "dd if=/dev/zero bs=128 count=500000 status=none | dd of=/dev/null bs=128 status=none"],
+    "dd bs=4k x200k through a pipe": ["sh", "-c", "dd if=/dev/zero bs=4k count=200000 status=none | dd of=/dev/null bs=4k status=none"],
+    "python: 200k non-JSON 77 B writes": [PY, os.path.join(WL, "small_writes.py")],
+}
+
+
+def run_timed(cmd):
+    """Runs cmd; returns (wall s, cpu s of it and its children, stdout)."""
+    t0 = time.perf_counter()
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    out = p.stdout.read()
+    _, status, ru = os.wait4(p.pid, 0)
+    wall = time.perf_counter() - t0
+    if status != 0:
+        sys.exit(f"workload failed: {cmd}")
+    # wait4 counts the child and the descendants it reaped (the dd pair under sh).
+    return wall, ru.ru_utime + ru.ru_stime, out
+
+
+class Recorder:
+    def __init__(self, binary, rung, path, extra=()):
+        self.path = path
+        args = [binary, "record", "--force", "-o", path] + (["--attach", rung] if rung else []) + list(extra)
+        self.p = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        self.log = []
+        for line in self.p.stderr:
+            self.log.append(line.rstrip())
+            if "recording to" in line:
+                return
+        sys.exit(f"recorder did not start: {self.log}")
+
+    def stop(self):
+        self.p.send_signal(signal.SIGINT)
+        rest = self.p.stderr.read()
+        self.log += rest.splitlines()
+        if self.p.wait() != 0:
+            sys.exit(f"recorder failed: {self.log}")
+        return self.log
+
+
+def measure(cmd, binary, rung, pairs, metric):
+    """Alternates plain and recorded runs; returns per-pair ratios and medians."""
+    plain, recorded = [], []
+    with tempfile.TemporaryDirectory() as d:
+        for i in range(pairs):
+            order = ("plain", "rec") if i % 2 == 0 else ("rec", "plain")
+            for kind in order:
+                if kind == "plain":
+                    plain.append(run_timed(cmd))
+                else:
+                    rec = Recorder(binary, rung, os.path.join(d, "c.db"))
+                    recorded.append(run_timed(cmd))
+                    rec.stop()
+    return metric(plain, recorded)
+
+
+def time_metric(plain, recorded):
+    wall = [r[0] / p[0] for p, r in zip(plain, recorded)]
+    cpu = [r[1] / p[1] for p, r in zip(plain, recorded)]
+    return {
+        "plain_wall": statistics.median(p[0] for p in plain),
+        "rec_wall": statistics.median(r[0] for r in recorded),
+        "wall_ratio": statistics.median(wall),
+        "cpu_ratio": statistics.median(cpu),
+        "wall_ratio_range": (min(wall), max(wall)),
+    }
+
+
+def rate_metric(plain, recorded):
+    rate = lambda run: json.loads(run[2])["msgs_per_s"]
+    ratios = [rate(p) / rate(r) for p, r in zip(plain, recorded)]
+    return {
+        "plain_rate": statistics.median(rate(p) for p in plain),
+        "rec_rate": statistics.median(rate(r) for r in recorded),
+        "wall_ratio": statistics.median(ratios),
+        "wall_ratio_range": (min(ratios), max(ratios)),
+    }
+
+
+def capture_facts(path):
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    lost = db.execute("SELECT COALESCE(SUM(ring_full + read_failed + map_full + truncated + user_lost), 0) FROM drops").fetchone()[0]
+    events, payload = db.execute("SELECT COALESCE(SUM(events), 0), COALESCE(SUM(bytes), 0) FROM streams").fetchone()
+    db.close()
+    return lost, events, payload, os.path.getsize(path)
+
+
+def loadable_rungs(binary, wanted):
+    ok = []
+    with tempfile.TemporaryDirectory() as d:
+        for rung in wanted:
+            r = subprocess.run([binary, "record", "--force", "--duration", "0.2", "--attach", rung, "-o", os.path.join(d, "x.db")],
+                               capture_output=True, text=True)
+            if r.returncode == 0:
+                ok.append(rung)
+            else:
+                print(f"<!-- rung {rung} does not load: {r.stderr.strip().splitlines()[-1]} -->")
+    return ok
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--bin", default=os.path.join(HERE, "..", "target", "release", "mcpspy"))
+    ap.add_argument("--pairs", type=int, default=7)
+    ap.add_argument("--rungs", default="tp-btf,raw-tp,tracepoint")
+    ap.add_argument("--only", default="unrelated,echo,rate", help="which sections")
+    a = ap.parse_args()
+    only = set(a.only.split(","))
+    binary = os.path.abspath(a.bin)
+    rungs = loadable_rungs(binary, a.rungs.split(","))
+    print(f"Machine: {platform.node()}, Linux {platform.release()}, {os.cpu_count()} CPUs; "
+          f"{a.pairs} alternating pairs per figure; medians, ratio = recording / not recording.\n")
+
+    if "unrelated" in only:
+        print("### Unrelated pipe I/O (nothing is captured; the in-kernel filter rejects it)\n")
+        print("| workload | rung | plain wall s | recording wall s | wall ratio (min-max) | CPU ratio |")
+        print("|---|---|---|---|---|---|")
+        for name, cmd in UNRELATED.items():
+            for rung in rungs:
+                m = measure(cmd, binary, rung, a.pairs, time_metric)
+                lo, hi = m["wall_ratio_range"]
+                print(f"| {name} | {rung} | {m['plain_wall']:.3f} | {m['rec_wall']:.3f} | "
+                      f"{m['wall_ratio']:.2f}x ({lo:.2f}-{hi:.2f}) | {m['cpu_ratio']:.2f}x |", flush=True)
+        print()
+
+    if "echo" in only:
+        print("### MCP stdio echo pair (every message captured at both ends)\n")
+        print("| rung | plain msgs/s | recording msgs/s | slowdown (min-max) |")
+        print("|---|---|---|---|")
+        cmd = [PY, os.path.join(WL, "echo_pair.py"), "--messages", "20000"]
+        for rung in rungs:
+            m = measure(cmd, binary, rung, a.pairs, rate_metric)
+            lo, hi = m["wall_ratio_range"]
+            print(f"| {rung} | {m['plain_rate']:.0f} | {m['rec_rate']:.0f} | {m['wall_ratio']:.3f}x ({lo:.3f}-{hi:.3f}) |", flush=True)
+        print()
+
+    if "rate" in only:
+        print("### Sustained 1 KiB messages through a pipe, default rung and ring\n")
+        print("| offered msgs/s | achieved msgs/s | records lost | records stored | file bytes per captured JSON byte |")
+        print("|---|---|---|---|---|")
+        best = 0
+        with tempfile.TemporaryDirectory() as d:
+            path = os.path.join(d, "rate.db")
+            for rate in [25000, 50000, 100000, 150000, 200000, 0]:
+                rec = Recorder(binary, None, path)
+                _, _, out = run_timed([PY, os.path.join(WL, "rate.py"), "--rate", str(rate), "--seconds", "4"])
+                rec.stop()
+                got = json.loads(out)
+                lost, events, payload, size = capture_facts(path)
+                print(f"| {'unpaced' if rate == 0 else rate} | {got['msgs_per_s']:.0f} | {lost} | {events} | {size / max(payload, 1):.4f} |", flush=True)
+                if lost == 0:
+                    best = max(best, got["msgs_per_s"])
+        print(f"\nHighest rate with 0 records lost: {best:.0f} msgs/s (each message is stored twice: writer and reader side).\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,196 @@
+//! TLS plaintext: uprobes on OpenSSL's SSL_read/SSL_write (and their _ex
+//! forms) in every library and program that exports them, including programs
+//! that start, and libraries that are loaded, after the recording began.
+//! A probe on a file applies to every process that maps it, now or later.
+
+use super::loader::McpspySkel;
+use libbpf_rs::{Link, UprobeOpts};
+use std::collections::HashSet;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// How often to look for newly loaded copies of libssl.
+const RESCAN: Duration = Duration::from_secs(3);
+
+/// Where distributions keep the system libssl.
+const LIB_DIRS: [&str; 6] = [
+    "/lib/x86_64-linux-gnu",
+    "/usr/lib/x86_64-linux-gnu",
+    "/lib64",
+    "/usr/lib64",
+    "/usr/lib",
+    "/usr/local/lib",
+];
+const LIB_NAMES: [&str; 2] = ["libssl.so.3", "libssl.so.1.1"];
+
+/// A file whose OpenSSL functions are probed.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Target {
+    pub path: String,
+    pub functions: Vec<&'static str>,
+}
+
+pub struct TlsProbes {
+    links: Vec<Link>,
+    /// (device, inode) of every file already looked at.
+    seen: HashSet<(u64, u64)>,
+    pub targets: Vec<Target>,
+    pub errors: Vec<String>,
+    last_scan: Instant,
+}
+
+impl TlsProbes {
+    /// Probes the system libraries and everything running now.
+    pub fn start(skel: &McpspySkel<'_>) -> Self {
+        let mut t = TlsProbes {
+            links: Vec::new(),
+            seen: HashSet::new(),
+            targets: Vec::new(),
+            errors: Vec::new(),
+            last_scan: Instant::now(),
+        };
+        for dir in LIB_DIRS {
+            for name in LIB_NAMES {
+                let p = Path::new(dir).join(name);
+                if p.exists() {
+                    t.consider(skel, &p);
+                }
+            }
+        }
+        t.scan_processes(skel, true);
+        t
+    }
+
+    /// A process called execve: probe its program if it carries OpenSSL.
+    pub fn on_exec(&mut self, skel: &McpspySkel<'_>, pid: u32, filename: &str) {
+        let path = if filename.starts_with('/') {
+            PathBuf::from(filename)
+        } else {
+            match std::fs::read_link(format!("/proc/{pid}/exe")) {
+                Ok(p) => p,
+                Err(_) => return,
+            }
+        };
+        self.consider(skel, &path);
+    }
+
+    /// Looks for libssl copies that processes loaded since the last look.
+    pub fn rescan_if_due(&mut self, skel: &McpspySkel<'_>) {
+        if self.last_scan.elapsed() >= RESCAN {
+            self.scan_processes(skel, false);
+            self.last_scan = Instant::now();
+        }
+    }
+
+    fn scan_processes(&mut self, skel: &McpspySkel<'_>, with_programs: bool) {
+        let Ok(dir) = std::fs::read_dir("/proc") else {
+            return;
+        };
+        let me = std::process::id().to_string();
+        for entry in dir.flatten() {
+            let name = entry.file_name();
+            let Some(pid) = name.to_str().filter(|s| s.bytes().all(|b| b.is_ascii_digit())) else {
+                continue;
+            };
+            if pid == me {
+                continue;
+            }
+            if with_programs {
+                if let Ok(exe) = std::fs::read_link(format!("/proc/{pid}/exe")) {
+                    self.consider(skel, &exe);
+                }
+            }
+            if let Ok(maps) = std::fs::read_to_string(format!("/proc/{pid}/maps")) {
+                for lib in maps
+                    .lines()
+                    .filter_map(|l| l.split_whitespace().nth(5))
+                    .filter(|p| p.contains("libssl.so"))
+                    .collect::<HashSet<_>>()
+                {
+                    // Through the process's root, so that containers' files are found.
+                    let path = format!("/proc/{pid}/root{lib}");
+                    self.consider_as(skel, Path::new(&path), lib);
+                }
+            }
+        }
+    }
+
+    fn consider(&mut self, skel: &McpspySkel<'_>, path: &Path) {
+        let shown = path.to_string_lossy().into_owned();
+        self.consider_as(skel, path, &shown);
+    }
+
+    /// Probes `path` once if it exports SSL_read and SSL_write.
+    fn consider_as(&mut self, skel: &McpspySkel<'_>, path: &Path, shown: &str) {
+        let Ok(meta) = std::fs::metadata(path) else {
+            return;
+        };
+        if !meta.is_file() || !self.seen.insert((meta.dev(), meta.ino())) {
+            return;
+        }
+        let p = &skel.progs;
+        let entries = [
+            ("SSL_write", &p.mcpspy_ssl_write),
+            ("SSL_write_ex", &p.mcpspy_ssl_write_ex),
+            ("SSL_read", &p.mcpspy_ssl_read),
+            ("SSL_read_ex", &p.mcpspy_ssl_read_ex),
+        ];
+        let mut links = Vec::new();
+        let mut functions = Vec::new();
+        let mut last_error = None;
+        for (i, (func, entry)) in entries.into_iter().enumerate() {
+            // Most programs have neither write form: stop there, it is costly to look.
+            if i == 2 && functions.is_empty() {
+                break;
+            }
+            let attach = |prog: &libbpf_rs::ProgramMut<'_>, retprobe: bool| {
+                prog.attach_uprobe_with_opts(
+                    -1,
+                    path,
+                    0,
+                    UprobeOpts {
+                        func_name: Some(func.to_string()),
+                        retprobe,
+                        ..Default::default()
+                    },
+                )
+            };
+            // The entry and the return probe go together, or neither.
+            match attach(entry, false).and_then(|a| Ok((a, attach(&p.mcpspy_ssl_ret, true)?))) {
+                Ok((a, b)) => {
+                    links.extend([a, b]);
+                    functions.push(func);
+                }
+                // Older libraries lack the _ex forms.
+                Err(e) => last_error = Some(format!("{shown}: {func}: {e}")),
+            }
+        }
+        if functions.is_empty() && shown.contains("libssl") {
+            self.errors.extend(last_error);
+        }
+        if !functions.is_empty() {
+            self.links.extend(links);
+            self.targets.push(Target {
+                path: shown.to_string(),
+                functions,
+            });
+        }
+    }
+
+    /// The probes as provenance for the capture's meta table.
+    pub fn describe(&self) -> String {
+        serde_json::json!({ "probed": self.targets, "errors": self.errors }).to_string()
+    }
+
+    /// Detaches every probe. The kernel waits for a grace period per uprobe
+    /// (about 0.1 s here): wait for them side by side, not one after another.
+    pub fn detach(&mut self) {
+        let links = std::mem::take(&mut self.links);
+        std::thread::scope(|s| {
+            for link in links {
+                s.spawn(move || drop(link));
+            }
+        });
+    }
+}
