@@ -44,7 +44,7 @@ PROC_SYSCALLS = {"clone", "clone3", "fork", "vfork", "execve", "prctl"}
 TRACED = sorted(set(DATA_SYSCALLS) | PROC_SYSCALLS)
 DEFAULT_STRSIZE = 64 * 1024 * 1024
 
-LINE_RE = re.compile(rb"^(\d+) (\d+\.\d+) (.*)$", re.S)
+LINE_RE = re.compile(rb"^(\d+) +(\d+\.\d+) (.*)$", re.S)  # strace pads short pids
 RESUMED_RE = re.compile(rb"^<\.\.\. ([a-z0-9_]+) resumed>(.*)$", re.S)
 CALL_RE = re.compile(rb"^([a-z0-9_]+)\((.*)$", re.S)
 UNFINISHED = b" <unfinished ...>"
