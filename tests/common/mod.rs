@@ -197,3 +197,74 @@ pub fn find_stream(
 pub fn temp_capture(dir: &tempfile::TempDir, name: &str) -> PathBuf {
     dir.path().join(name)
 }
+
+pub const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+
+/// The test setup's Python (scripts/setup.sh makes it).
+pub fn venv_python() -> PathBuf {
+    let p = Path::new(ROOT).join(".venv/bin/python3");
+    assert!(
+        p.exists(),
+        "{} is missing: run scripts/setup.sh first",
+        p.display()
+    );
+    p
+}
+
+/// One stream of the strace ground truth (tests/peers/syscall_truth.py).
+#[derive(Debug)]
+pub struct TruthStream {
+    pub tgid: u32,
+    pub inode: u64,
+    pub direction: Direction,
+    pub kind: String,
+    pub bytes: Vec<u8>,
+}
+
+/// Runs `args` under the strace ground truth in `dir`; returns its streams.
+pub fn run_with_truth(dir: &Path, args: &[&str]) -> Vec<TruthStream> {
+    let truth = Path::new(ROOT).join("tests/peers/syscall_truth.py");
+    let out = Command::new(venv_python())
+        .arg(&truth)
+        .arg("run")
+        .arg("--out")
+        .arg(dir)
+        .arg("--")
+        .args(args)
+        .output()
+        .expect("running syscall_truth.py");
+    assert!(
+        out.status.success(),
+        "{args:?} failed: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let truth: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("truth.json")).unwrap()).unwrap();
+    truth["streams"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|s| {
+            Some(TruthStream {
+                tgid: s["tgid"].as_u64()? as u32,
+                inode: s["inode"].as_u64()?,
+                direction: if s["direction"] == "write" {
+                    Direction::Write
+                } else {
+                    Direction::Read
+                },
+                kind: s["kind"].as_str()?.to_string(),
+                bytes: std::fs::read(dir.join(s["file"].as_str()?)).ok()?,
+            })
+        })
+        .collect()
+}
+
+/// True for bytes that start, after whitespace, like JSON: an MCP stdio stream.
+pub fn starts_like_json(bytes: &[u8]) -> bool {
+    bytes
+        .iter()
+        .find(|b| !b.is_ascii_whitespace())
+        .is_some_and(|&b| b == b'{' || b == b'[')
+}

@@ -1,0 +1,165 @@
+//! Real MCP peers from the registries, recorded with the real kernel
+//! programs, checked against an independent ground truth: strace's copy of
+//! every byte each process wrote and read. Needs root, BPF and
+//! scripts/setup.sh; skipped loudly only where BPF cannot load.
+
+mod common;
+
+use common::*;
+use std::collections::BTreeSet;
+
+/// Records `args` and checks that every MCP stream of the session (a pipe or
+/// socket stream whose bytes start like JSON) is in the capture, byte for
+/// byte, per stream and in order, and that nothing else of theirs is.
+fn session_matches_truth(name: &str, args: &[&str]) -> usize {
+    if !bpf_available(name) {
+        return 0;
+    }
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let capture = dir.path().join("capture.db");
+    // "{OUT}" in the peer's arguments: its own log folder.
+    let out = dir.path().join("peer");
+    let args: Vec<String> = args
+        .iter()
+        .map(|a| a.replace("{OUT}", out.to_str().unwrap()))
+        .collect();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let rec = start_recorder(&capture, &[]);
+    let truth = run_with_truth(&dir.path().join("truth"), &args);
+    rec.stop();
+
+    let captured = streams(&capture);
+    let mcp: Vec<&TruthStream> = truth
+        .iter()
+        .filter(|t| (t.kind == "pipe" || t.kind == "unix") && starts_like_json(&t.bytes))
+        .collect();
+    assert!(mcp.len() >= 4, "{name}: a session has two streams each way: {mcp:?}");
+    for t in &mcp {
+        let key = StreamKey {
+            pid: t.tgid,
+            ino: t.inode,
+            direction: t.direction,
+        };
+        let got = captured.get(&key).unwrap_or_else(|| {
+            panic!(
+                "{name}: stream {key:?} ({} bytes) missing; captured: {:?}",
+                t.bytes.len(),
+                captured.keys().collect::<Vec<_>>()
+            )
+        });
+        assert!(got.gaps.is_empty(), "{name}: {key:?} has gaps {:?}", got.gaps);
+        assert_eq!(
+            got.bytes.len(),
+            t.bytes.len(),
+            "{name}: {key:?}: captured {} of {} bytes",
+            got.bytes.len(),
+            t.bytes.len()
+        );
+        assert!(got.bytes == t.bytes, "{name}: {key:?}: bytes differ");
+    }
+    // Nothing but MCP streams of these processes was captured.
+    let pids: BTreeSet<u32> = truth.iter().map(|t| t.tgid).collect();
+    let expected: BTreeSet<StreamKey> = mcp
+        .iter()
+        .map(|t| StreamKey {
+            pid: t.tgid,
+            ino: t.inode,
+            direction: t.direction,
+        })
+        .collect();
+    for key in captured.keys().filter(|k| pids.contains(&k.pid)) {
+        assert!(expected.contains(key), "{name}: unexpected stream {key:?}");
+    }
+    mcp.iter().map(|t| t.bytes.len()).sum()
+}
+
+fn py(script: &str) -> String {
+    format!("{ROOT}/tests/peers/{script}")
+}
+
+#[test]
+fn python_sdk_stdio_session_with_1_and_16_mib_results() {
+    let python = venv_python();
+    let bytes = session_matches_truth(
+        "python_sdk_stdio_session_with_1_and_16_mib_results",
+        &[
+            python.to_str().unwrap(),
+            &py("py_client.py"),
+            "--out",
+            "{OUT}",
+            "--mode",
+            "legacy",
+            "--blob",
+            "1048576",
+            "--blob",
+            "16777216",
+        ],
+    );
+    assert!(bytes == 0 || bytes > 2 * (17 << 20), "both copies of both blobs: {bytes}");
+}
+
+#[test]
+fn python_sdk_stdio_session_2026_discover_mode() {
+    let python = venv_python();
+    session_matches_truth(
+        "python_sdk_stdio_session_2026_discover_mode",
+        &[
+            python.to_str().unwrap(),
+            &py("py_client.py"),
+            "--out",
+            "{OUT}",
+        ],
+    );
+}
+
+#[test]
+fn python_sdk_stdio_over_a_unix_socket_pair() {
+    let python = venv_python();
+    session_matches_truth(
+        "python_sdk_stdio_over_a_unix_socket_pair",
+        &[
+            python.to_str().unwrap(),
+            &py("py_client.py"),
+            "--out",
+            "{OUT}",
+            "--transport",
+            "socketpair",
+            "--mode",
+            "legacy",
+        ],
+    );
+}
+
+#[test]
+fn raw_pair_tiny_writes_and_reads() {
+    let python = venv_python();
+    session_matches_truth(
+        "raw_pair_tiny_writes_and_reads",
+        &[
+            python.to_str().unwrap(),
+            &py("raw_pair.py"),
+            "--out",
+            "{OUT}",
+            "--write-chunk",
+            "7",
+            "--read-chunk",
+            "5",
+        ],
+    );
+}
+
+#[test]
+fn node_sdk_client_with_server_everything() {
+    session_matches_truth(
+        "node_sdk_client_with_server_everything",
+        &[
+            "node",
+            &py("node_client.mjs"),
+            "--out",
+            "{OUT}",
+            "--echo-size",
+            "1048576",
+        ],
+    );
+}
