@@ -11,6 +11,7 @@
 //! a counterpart that turns up later is recognised and absorbed.
 
 use super::framing::{Frame, FrameBody};
+use super::MinSet;
 use std::collections::VecDeque;
 
 /// The two ends of a channel (index into per-side arrays).
@@ -81,6 +82,14 @@ pub struct Merged {
 }
 
 impl Merged {
+    /// Bytes of text it holds.
+    pub fn body_len(&self) -> usize {
+        match &self.body {
+            FrameBody::Text { text, .. } | FrameBody::Unsupported { text, .. } => text.len(),
+            FrameBody::Lost { .. } | FrameBody::Late => 0,
+        }
+    }
+
     /// The message's time: the writer's, else the reader's.
     pub fn ts(&self) -> u64 {
         self.writer
@@ -126,6 +135,8 @@ pub struct Channel {
     /// Reader offset minus writer offset of the same byte (one stream per side).
     delta: Option<i128>,
     held_bytes: usize,
+    /// Timestamps of the held frames.
+    held_ts: MinSet,
 }
 
 impl Channel {
@@ -140,6 +151,7 @@ impl Channel {
             streams: Default::default(),
             delta: None,
             held_bytes: 0,
+            held_ts: MinSet::default(),
         }
     }
 
@@ -149,11 +161,7 @@ impl Channel {
 
     /// Earliest timestamp among held frames: no later output can be older.
     pub fn min_held_ts(&self) -> Option<u64> {
-        self.queues
-            .iter()
-            .chain(self.damaged.iter())
-            .flat_map(|q| q.iter().map(|h| h.frame.last_ts))
-            .min()
+        self.held_ts.min()
     }
 
     /// When the oldest held frame times out.
@@ -173,9 +181,13 @@ impl Channel {
         }
     }
 
+    /// One stream per side: offsets can be (or are) aligned.
+    fn alignable(&self) -> bool {
+        self.streams[0].len() <= 1 && self.streams[1].len() <= 1
+    }
+
     fn delta_mode(&self) -> Option<i128> {
-        self.delta
-            .filter(|_| self.streams[0].len() == 1 && self.streams[1].len() == 1)
+        self.delta.filter(|_| self.alignable())
     }
 
     /// Maps a side's own offset to the writer's offsets (delta mode only).
@@ -206,6 +218,7 @@ impl Channel {
         self.progress[s] = Some(self.progress[s].map_or(frame.end, |p| p.max(frame.end)));
         let deadline = frame.last_ts.max(now).saturating_add(hold);
         self.held_bytes += frame.text().map_or(0, <[u8]>::len);
+        self.held_ts.insert(frame.last_ts);
         let held = Held {
             stream,
             frame,
@@ -214,6 +227,7 @@ impl Channel {
         if held.frame.ends_cleanly() {
             if self.absorb(side, &held.frame) {
                 self.held_bytes -= held.frame.text().map_or(0, <[u8]>::len);
+                self.held_ts.remove(held.frame.last_ts);
                 return;
             }
             if matches!(
@@ -327,7 +341,10 @@ impl Channel {
                             out(self.alone(side, h.stream, h.frame));
                         }
                     }
-                    // Without aligned offsets there is no telling: show it.
+                    // Offsets can still be aligned by a pair to come: wait
+                    // (until the deadline) to learn what the other side has.
+                    None if self.alignable() => break,
+                    // Several streams on a side: there is no telling; show it.
                     None => {
                         let h = self.pop_damaged(side);
                         out(self.alone(side, h.stream, h.frame));
@@ -391,18 +408,18 @@ impl Channel {
                 ..
             }
         );
-        // The tail of a message after lost bytes, when the other side has it whole.
-        if w_tail && !r_tail && rt.ends_with(wt) {
-            return Step::Drop(Side::Writer);
-        }
-        if r_tail && !w_tail && wt.ends_with(rt) {
-            return Step::Drop(Side::Reader);
-        }
         if let Some(delta) = self.delta_mode() {
             let (ws, we) = (w.frame.start as i128, w.frame.end as i128);
             let (rs, re) = (r.frame.start as i128 - delta, r.frame.end as i128 - delta);
             if (ws, we) == (rs, re) {
                 return Step::Pair;
+            }
+            // The tail of a message after lost bytes, when the other side has it whole.
+            if w_tail && !r_tail && rs <= ws && re == we {
+                return Step::Drop(Side::Writer);
+            }
+            if r_tail && !w_tail && ws <= rs && we == re {
+                return Step::Drop(Side::Reader);
             }
             if we <= rs {
                 return Step::Alone(Side::Writer);
@@ -415,6 +432,12 @@ impl Channel {
         }
         if wt == rt {
             return Step::Pair;
+        }
+        if w_tail && !r_tail && rt.ends_with(wt) {
+            return Step::Drop(Side::Writer);
+        }
+        if r_tail && !w_tail && wt.ends_with(rt) {
+            return Step::Drop(Side::Reader);
         }
         let ahead = |side: Side, text: &[u8]| {
             self.queues[side as usize]
@@ -436,7 +459,7 @@ impl Channel {
         let h = self.queues[side as usize]
             .pop_front()
             .expect("settle pops only a front it has seen");
-        self.held_bytes -= h.frame.text().map_or(0, <[u8]>::len);
+        self.unhold(&h);
         h
     }
 
@@ -444,8 +467,13 @@ impl Channel {
         let h = self.damaged[side as usize]
             .pop_front()
             .expect("settle pops only a front it has seen");
-        self.held_bytes -= h.frame.text().map_or(0, <[u8]>::len);
+        self.unhold(&h);
         h
+    }
+
+    fn unhold(&mut self, h: &Held) {
+        self.held_bytes -= h.frame.text().map_or(0, <[u8]>::len);
+        self.held_ts.remove(h.frame.last_ts);
     }
 
     fn pair(&mut self, out: &mut impl FnMut(Merged)) {

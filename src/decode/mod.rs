@@ -113,16 +113,25 @@ enum Pending {
     Damage(Flag),
 }
 
-/// An item ready to be shown, ordered by (timestamp, release order).
+/// An item ready to be shown, ordered by timestamp, then stream offset (a
+/// loss and the message after it can share a timestamp), then release order.
 struct Ready {
     ts: u64,
+    offset: u64,
     order: u64,
+    bytes: usize,
     what: Pending,
+}
+
+impl Ready {
+    fn key(&self) -> (u64, u64, u64) {
+        (self.ts, self.offset, self.order)
+    }
 }
 
 impl PartialEq for Ready {
     fn eq(&self, o: &Self) -> bool {
-        (self.ts, self.order) == (o.ts, o.order)
+        self.key() == o.key()
     }
 }
 impl Eq for Ready {}
@@ -133,7 +142,7 @@ impl PartialOrd for Ready {
 }
 impl Ord for Ready {
     fn cmp(&self, o: &Self) -> Ordering {
-        (self.ts, self.order).cmp(&(o.ts, o.order))
+        self.key().cmp(&o.key())
     }
 }
 
@@ -149,6 +158,8 @@ pub struct Decoder {
     waiting_streams: BTreeSet<usize>,
     waiting_channels: BTreeSet<usize>,
     ready: BinaryHeap<Reverse<Ready>>,
+    /// Text bytes in `ready`.
+    ready_bytes: usize,
     released: u64,
     sessions: Sessions,
     frames: Vec<Frame>,
@@ -168,6 +179,7 @@ impl Decoder {
             waiting_streams: BTreeSet::new(),
             waiting_channels: BTreeSet::new(),
             ready: BinaryHeap::new(),
+            ready_bytes: 0,
             released: 0,
             sessions: Sessions::default(),
             frames: Vec::new(),
@@ -201,7 +213,7 @@ impl Decoder {
                     detail: format!("record {} ({len} bytes) does not parse: {reason}", rec.seq),
                     len: *len as u64,
                 };
-                self.schedule(self.clock, Pending::Damage(flag));
+                self.schedule(self.clock, 0, Pending::Damage(flag));
                 self.release(sink);
             }
         }
@@ -219,7 +231,7 @@ impl Decoder {
             ),
             len: 0,
         };
-        self.schedule(self.clock, Pending::Damage(flag));
+        self.schedule(self.clock, 0, Pending::Damage(flag));
         self.release(sink);
     }
 
@@ -243,7 +255,7 @@ impl Decoder {
                     detail: format!("record {seq} has kind {other}, unknown to this version"),
                     len: ev.payload.len() as u64,
                 };
-                self.schedule(self.clock, Pending::Damage(flag));
+                self.schedule(self.clock, 0, Pending::Damage(flag));
             }
         }
         self.run_timers();
@@ -278,11 +290,12 @@ impl Decoder {
             id: if tls { h.ssl } else { h.ino },
             direction: ev.direction(),
         };
-        let restart = h.flags & flags::STREAM_START != 0;
+        let start_flag = h.flags & flags::STREAM_START != 0;
         let idx = match self.stream_index.get(&key) {
             // The kernel began the stream again (it had lost track of it):
-            // what was open ends here, and offsets start over.
-            Some(&i) if restart => {
+            // what was open ends here, and offsets start over. (A first
+            // record that merely arrives late is not below the next offset.)
+            Some(&i) if start_flag && h.stream_off < self.streams[i].reasm.next_offset() => {
                 self.close_stream(i);
                 self.open_stream(key, h)
             }
@@ -389,15 +402,27 @@ impl Decoder {
 
     fn schedule_merged(&mut self, merged: &mut Vec<Merged>) {
         for m in merged.drain(..) {
-            self.schedule(m.ts(), Pending::Merged(m));
+            let offset = m
+                .writer
+                .as_ref()
+                .or(m.reader.as_ref())
+                .map_or(0, |s| s.start);
+            self.schedule(m.ts(), offset, Pending::Merged(m));
         }
     }
 
-    fn schedule(&mut self, ts: u64, what: Pending) {
+    fn schedule(&mut self, ts: u64, offset: u64, what: Pending) {
         self.released += 1;
+        let bytes = match &what {
+            Pending::Merged(m) => m.body_len(),
+            Pending::Damage(_) => 0,
+        };
+        self.ready_bytes += bytes;
         self.ready.push(Reverse(Ready {
             ts,
+            offset,
             order: self.released,
+            bytes,
             what,
         }));
     }
@@ -475,8 +500,15 @@ impl Decoder {
         }
     }
 
-    /// Shows the ready items that nothing held back could precede.
+    /// Shows the ready items that nothing held back could precede (and,
+    /// when the clock stands still, the oldest ones past the memory limit).
     fn release(&mut self, sink: &mut impl FnMut(&Item<'_>)) {
+        while self.ready_bytes > self.opts.max_held {
+            match self.ready.pop() {
+                Some(Reverse(r)) => self.emit(r, sink),
+                None => break,
+            }
+        }
         let Some(Reverse(top)) = self.ready.peek() else {
             return;
         };
@@ -503,6 +535,7 @@ impl Decoder {
     }
 
     fn emit(&mut self, r: Ready, sink: &mut impl FnMut(&Item<'_>)) {
+        self.ready_bytes -= r.bytes;
         match r.what {
             Pending::Damage(flag) => self.sessions.damage(r.ts, flag, sink),
             Pending::Merged(m) => {
@@ -596,6 +629,29 @@ impl Decoder {
             reader: copy(&m.reader),
             copies_differ: m.differs,
         }
+    }
+}
+
+/// A multiset of timestamps with a cheap minimum: what is held, by time.
+#[derive(Debug, Default)]
+struct MinSet(std::collections::BTreeMap<u64, u32>);
+
+impl MinSet {
+    fn insert(&mut self, v: u64) {
+        *self.0.entry(v).or_default() += 1;
+    }
+
+    fn remove(&mut self, v: u64) {
+        if let std::collections::btree_map::Entry::Occupied(mut e) = self.0.entry(v) {
+            *e.get_mut() -= 1;
+            if *e.get() == 0 {
+                e.remove();
+            }
+        }
+    }
+
+    fn min(&self) -> Option<u64> {
+        self.0.keys().next().copied()
     }
 }
 

@@ -6,6 +6,7 @@
 //! Records of one stream can arrive slightly out of offset order (several
 //! threads), so data beyond a hole waits, for a while, for the hole to fill.
 
+use super::MinSet;
 use std::collections::BTreeMap;
 
 /// Why bytes of a stream are missing.
@@ -94,8 +95,13 @@ struct Segment {
 pub struct Reassembler {
     /// Every byte before this offset has been delivered.
     next: u64,
+    /// Timestamp of the last record delivered: lost bytes came after it.
+    last_ts: Option<u64>,
     pending: BTreeMap<u64, Segment>,
     pending_bytes: usize,
+    /// Timestamps and arrivals of the pending segments.
+    pending_ts: MinSet,
+    pending_arrivals: MinSet,
 }
 
 impl Reassembler {
@@ -103,8 +109,11 @@ impl Reassembler {
     pub fn new(start: u64) -> Self {
         Reassembler {
             next: start,
+            last_ts: None,
             pending: BTreeMap::new(),
             pending_bytes: 0,
+            pending_ts: MinSet::default(),
+            pending_arrivals: MinSet::default(),
         }
     }
 
@@ -122,15 +131,12 @@ impl Reassembler {
 
     /// Smallest timestamp of the data held back.
     pub fn min_pending_ts(&self) -> Option<u64> {
-        self.pending.values().map(|s| s.ts).min()
+        self.pending_ts.min()
     }
 
     /// When the oldest hole times out.
     pub fn deadline(&self, hold: u64) -> Option<u64> {
-        self.pending
-            .values()
-            .map(|s| s.arrival.saturating_add(hold))
-            .min()
+        self.pending_arrivals.min().map(|a| a.saturating_add(hold))
     }
 
     pub fn push(&mut self, c: Chunk<'_>, clock: u64, out: &mut impl FnMut(Piece<'_>)) {
@@ -161,6 +167,7 @@ impl Reassembler {
                     seq: c.seq,
                 });
                 self.next = data_end;
+                self.last_ts = Some(c.ts);
             } else {
                 self.insert(c.off, Body::Data(c.bytes.to_vec()), c, clock, out);
             }
@@ -224,6 +231,8 @@ impl Reassembler {
         if let Body::Data(v) = &seg.body {
             self.pending_bytes += v.len();
         }
+        self.pending_ts.insert(seg.ts);
+        self.pending_arrivals.insert(seg.arrival);
         self.pending.insert(off, seg);
     }
 
@@ -232,6 +241,8 @@ impl Reassembler {
         if let Body::Data(v) = &seg.body {
             self.pending_bytes -= v.len();
         }
+        self.pending_ts.remove(seg.ts);
+        self.pending_arrivals.remove(seg.arrival);
         Some(seg)
     }
 
@@ -291,6 +302,7 @@ impl Reassembler {
             }),
         }
         self.next = end;
+        self.last_ts = Some(self.last_ts.map_or(seg.ts, |t| t.max(seg.ts)));
     }
 
     /// Gives up waiting on holes that have waited `hold` or longer (all of
@@ -325,7 +337,7 @@ impl Reassembler {
                 off: self.next,
                 len: off - self.next,
                 why: Loss::Missing,
-                ts: seg.ts,
+                ts: self.last_ts.unwrap_or(seg.ts),
                 seq: None,
             });
             self.next = off;

@@ -215,6 +215,28 @@ impl Synth {
         buf.drain(..n).collect()
     }
 
+    /// A read whose buffer the kernel could not read: a READ_FAILED record.
+    pub fn read_failed(&mut self, p: Proc, chan: ChanId, max: usize) -> usize {
+        let bytes = self.take(chan, max);
+        let mut recs = self.call_records(p, chan, false, &bytes);
+        for r in &mut recs {
+            let mut h = event::RawEvent::parse(r).expect("own record").hdr;
+            h.flags |= flags::READ_FAILED;
+            *r = event::encode(&h, b"");
+        }
+        self.store(recs);
+        bytes.len()
+    }
+
+    /// A write of which the kernel captured only the first `kept` bytes.
+    pub fn write_truncated(&mut self, p: Proc, chan: ChanId, bytes: &[u8], kept: usize) {
+        let recs = self.call_records(p, chan, true, bytes);
+        let mut h = event::RawEvent::parse(&recs[0]).expect("own record").hdr;
+        h.flags |= flags::TRUNCATED;
+        self.store([event::encode(&h, &bytes[..kept])]);
+        self.chans[chan.0].buf.extend(bytes);
+    }
+
     /// Reads until the channel is empty, `size` bytes at a time.
     pub fn drain(&mut self, p: Proc, chan: ChanId, size: usize) {
         while self.read(p, chan, size) > 0 {}
@@ -324,8 +346,15 @@ impl Seen {
 
 /// Decodes a capture file, the way replay does.
 pub fn decode_file(path: &Path) -> (Vec<Seen>, Vec<mcpspy::decode::SessionSummary>) {
+    decode_file_with(path, DecodeOptions::default())
+}
+
+pub fn decode_file_with(
+    path: &Path,
+    opts: DecodeOptions,
+) -> (Vec<Seen>, Vec<mcpspy::decode::SessionSummary>) {
     let reader = CaptureReader::open(path).expect("open capture");
-    let mut dec = Decoder::new(DecodeOptions::default());
+    let mut dec = Decoder::new(opts);
     let mut seen = Vec::new();
     for block in reader.blocks(&Default::default()).unwrap() {
         match block {
