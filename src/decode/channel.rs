@@ -56,14 +56,15 @@ pub struct Span {
 }
 
 impl Span {
-    fn of(stream: usize, f: &Frame) -> Span {
+    /// The span of a frame being consumed (its record list moves here).
+    fn take(stream: usize, f: &mut Frame) -> Span {
         Span {
             stream,
             start: f.start,
             end: f.end,
             first_ts: f.first_ts,
             last_ts: f.last_ts,
-            seqs: f.seqs.clone(),
+            seqs: std::mem::take(&mut f.seqs),
         }
     }
 }
@@ -370,9 +371,12 @@ impl Channel {
         if !overlap {
             return false;
         }
-        let w = self.pop_damaged(Side::Writer);
-        let r = self.pop_damaged(Side::Reader);
-        let (writer, reader) = (Span::of(w.stream, &w.frame), Span::of(r.stream, &r.frame));
+        let mut w = self.pop_damaged(Side::Writer);
+        let mut r = self.pop_damaged(Side::Reader);
+        let (writer, reader) = (
+            Span::take(w.stream, &mut w.frame),
+            Span::take(r.stream, &mut r.frame),
+        );
         let text_len = |h: &Held| h.frame.text().map_or(0, <[u8]>::len);
         let body = if text_len(&r) > text_len(&w) {
             r.frame.body
@@ -477,8 +481,8 @@ impl Channel {
     }
 
     fn pair(&mut self, out: &mut impl FnMut(Merged)) {
-        let w = self.pop(Side::Writer);
-        let r = self.pop(Side::Reader);
+        let mut w = self.pop(Side::Writer);
+        let mut r = self.pop(Side::Reader);
         let single = self.streams[0].len() == 1 && self.streams[1].len() == 1;
         let aligned = r.frame.start as i128 - w.frame.start as i128;
         if single && self.delta != Some(aligned) {
@@ -492,18 +496,17 @@ impl Channel {
             self.ghosts[1].clear();
         }
         let differs = w.frame.text() != r.frame.text();
-        let reader = Span::of(r.stream, &r.frame);
         out(Merged {
-            writer: Some(Span::of(w.stream, &w.frame)),
-            reader: Some(reader),
+            writer: Some(Span::take(w.stream, &mut w.frame)),
+            reader: Some(Span::take(r.stream, &mut r.frame)),
             body: w.frame.body,
             peer: None,
             differs,
         });
     }
 
-    fn alone(&self, side: Side, stream: usize, frame: Frame) -> Merged {
-        let span = Span::of(stream, &frame);
+    fn alone(&self, side: Side, stream: usize, mut frame: Frame) -> Merged {
+        let span = Span::take(stream, &mut frame);
         let (writer, reader) = match side {
             Side::Writer => (Some(span), None),
             Side::Reader => (None, Some(span)),

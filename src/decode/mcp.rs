@@ -243,11 +243,75 @@ pub struct Params<'a> {
     pub level: Option<Cow<'a, str>>,
 }
 
-/// Reads the known parameters; parameters that are not an object, or do not
-/// have the expected types, give none (the raw text is still shown).
-pub fn params(raw: Option<&RawValue>) -> Params<'_> {
-    raw.and_then(|r| serde_json::from_str(r.get()).ok())
-        .unwrap_or_default()
+/// Reads the parameters the correlator uses from a request or notification.
+/// Parameters that are not an object, or do not have the expected types,
+/// give none (the raw text is still shown).
+///
+/// A second scan of every message's parameters would be the decoder's
+/// largest cost after the first, so it is skipped where nothing would be
+/// read, and a tool call without `_meta` stops at the tool's name.
+pub fn params<'a>(method: &str, raw: Option<&'a RawValue>) -> Params<'a> {
+    let Some(raw) = raw else {
+        return Params::default();
+    };
+    let text = raw.get();
+    let has_meta = memchr::memmem::find(text.as_bytes(), b"\"_meta\"").is_some();
+    match method {
+        "tools/call" | "prompts/get" if !has_meta => Params {
+            name: name_only(text),
+            ..Params::default()
+        },
+        "initialize"
+        | "tools/call"
+        | "prompts/get"
+        | "resources/read"
+        | "resources/subscribe"
+        | "resources/unsubscribe"
+        | "notifications/progress"
+        | "notifications/cancelled"
+        | "notifications/message"
+        | "notifications/resources/updated" => full_params(text),
+        _ if has_meta => full_params(text),
+        _ => Params::default(),
+    }
+}
+
+fn full_params(text: &str) -> Params<'_> {
+    serde_json::from_str(text).unwrap_or_default()
+}
+
+/// The top-level `name` member, read without scanning what follows it.
+fn name_only(text: &str) -> Option<Cow<'_, str>> {
+    use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, Visitor};
+    struct Seed<'s, 'a>(&'s mut Option<Cow<'a, str>>);
+    impl<'de> DeserializeSeed<'de> for Seed<'_, 'de> {
+        type Value = ();
+        fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+            d.deserialize_map(self)
+        }
+    }
+    impl<'de> Visitor<'de> for Seed<'_, 'de> {
+        type Value = ();
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("an object")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+            while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+                if key == "name" {
+                    *self.0 = map.next_value::<Option<Cow<'de, str>>>()?;
+                    // Found: stop. serde_json then reports the rest of the
+                    // object as unread; that error is expected and ignored.
+                    return Ok(());
+                }
+                map.next_value::<IgnoredAny>()?;
+            }
+            Ok(())
+        }
+    }
+    let mut name = None;
+    let mut de = serde_json::Deserializer::from_str(text);
+    let _ = Seed(&mut name).deserialize(&mut de);
+    name
 }
 
 /// The result members of `initialize` and `server/discover` that describe the server.
@@ -298,12 +362,24 @@ mod tests {
             r#"{"name":"get_weather","arguments":{"deep":[[[1]]]},"_meta":{"progressToken":"t-1"}}"#,
         )
         .unwrap();
-        let p = params(Some(raw));
+        let p = params("tools/call", Some(raw));
         assert_eq!(p.name.as_deref(), Some("get_weather"));
         assert_eq!(p.meta.unwrap().progress_token.unwrap().get(), "\"t-1\"");
         let not_object: &RawValue = serde_json::from_str("[1,2]").unwrap();
-        assert!(params(Some(not_object)).name.is_none());
+        assert!(params("tools/call", Some(not_object)).name.is_none());
         let wrong_type: &RawValue = serde_json::from_str(r#"{"name":5}"#).unwrap();
-        assert!(params(Some(wrong_type)).name.is_none());
+        assert!(params("tools/call", Some(wrong_type)).name.is_none());
+        // Without _meta, the name alone is read, wherever it is.
+        for text in [
+            r#"{"name":"a\u00e9","arguments":{"x":[1,2]}}"#,
+            r#"{"arguments":{"name":"inner"},"name":"a\u00e9"}"#,
+        ] {
+            let raw: &RawValue = serde_json::from_str(text).unwrap();
+            assert_eq!(params("tools/call", Some(raw)).name.as_deref(), Some("aé"));
+        }
+        // Methods that need nothing are not read, unless they carry _meta.
+        assert!(params("tools/list", Some(raw)).meta.is_some());
+        let plain: &RawValue = serde_json::from_str(r#"{"name":"n"}"#).unwrap();
+        assert!(params("tools/list", Some(plain)).name.is_none());
     }
 }

@@ -264,7 +264,7 @@ impl Sessions {
         let mut subject: Option<Cow<'_, str>> = None;
         let method = msg.method.as_deref().unwrap_or_default();
         let params = match msg.kind {
-            MessageKind::Request | MessageKind::Notification => mcp::params(msg.params),
+            MessageKind::Request | MessageKind::Notification => mcp::params(method, msg.params),
             _ => mcp::Params::default(),
         };
         if let Some(s) = idx.map(|i| &mut self.sessions[i]) {

@@ -50,8 +50,9 @@ impl Jsonl {
         }
     }
 
-    fn number(&mut self, n: impl std::fmt::Display) {
-        let _ = write!(self.buf, "{n}");
+    /// Integers and floats as serde_json writes them (no `fmt` machinery).
+    fn number(&mut self, n: impl serde::Serialize) {
+        let _ = serde_json::to_writer(&mut self.buf, &n);
     }
 
     /// A captured JSON value, byte for byte; a value spread over lines

@@ -1,0 +1,107 @@
+//! The capture the decode benchmark reads: tools/call requests and results
+//! of 1 KiB each, every one recorded at the writer and at the reader.
+//!
+//! ```text
+//! MCPSPY_SYNTH_OUT=/tmp/1k.db MCPSPY_SYNTH_MESSAGES=200000 \
+//!     cargo test --release --test decode_throughput -- --ignored
+//! /usr/bin/time -v mcpspy export /tmp/1k.db --format jsonl -o /dev/null --force
+//! ```
+
+mod decode_support;
+
+use decode_support::*;
+
+/// A JSON-RPC line of exactly 1024 bytes.
+fn sized(id: u64, request: bool) -> String {
+    let line = |pad: &str| {
+        if request {
+            decode_support::request(
+                id,
+                "tools/call",
+                &format!(r#"{{"name":"get_weather","arguments":{{"city":"{pad}"}}}}"#),
+            )
+        } else {
+            response(
+                id,
+                &format!(r#"{{"content":[{{"type":"text","text":"{pad}"}}],"isError":false}}"#),
+            )
+        }
+    };
+    let bare = line("").len();
+    line(&text(id, 1024usize.saturating_sub(bare)))
+}
+
+/// Varied JSON string content of exactly `len` bytes: words, numbers,
+/// escapes and non-ASCII text, as tool results have.
+fn text(seed: u64, len: usize) -> String {
+    const WORDS: &[&str] = &[
+        "weather",
+        "Zürich",
+        "\\n",
+        "temperature",
+        "14°C",
+        "\\\"cloudy\\\"",
+        "wind",
+        "東京",
+        "humidity",
+        "72%",
+        "forecast",
+        "\\t",
+        "rain",
+        "température",
+        "ветер",
+    ];
+    let mut out = String::new();
+    let mut k = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    while out.len() < len {
+        k ^= k >> 29;
+        k = k.wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        let w = WORDS[(k % WORDS.len() as u64) as usize];
+        let piece = if k % 3 == 0 {
+            format!("{w} {} ", k % 1000)
+        } else {
+            format!("{w} ")
+        };
+        if out.len() + piece.len() > len {
+            break;
+        }
+        out.push_str(&piece);
+    }
+    while out.len() < len {
+        out.push('.');
+    }
+    out
+}
+
+/// Writes the capture to $MCPSPY_SYNTH_OUT ($MCPSPY_SYNTH_MESSAGES messages).
+#[test]
+#[ignore]
+fn write_capture_of_1kib_messages() {
+    let Some(out) = std::env::var_os("MCPSPY_SYNTH_OUT") else {
+        return;
+    };
+    let n: u64 = std::env::var("MCPSPY_SYNTH_MESSAGES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(200_000);
+    let mut s = Synth::new(std::path::Path::new(&out));
+    let c2s = s.pipe();
+    let s2c = s.pipe();
+    for i in 0..n / 2 {
+        s.send(CLIENT, SERVER, c2s, &sized(i, true));
+        s.send(SERVER, CLIENT, s2c, &sized(i, false));
+        if i % 1000 == 0 {
+            s.tick();
+        }
+    }
+    s.finish();
+}
+
+#[test]
+fn lines_are_one_kib() {
+    for (id, req) in [(12345, true), (7, false), (0, true), (99, false)] {
+        let line = sized(id, req);
+        assert_eq!(line.len(), 1024);
+        serde_json::from_str::<serde_json::Value>(&line).expect("valid JSON");
+    }
+}
