@@ -57,7 +57,7 @@ fn text(seed: u64, len: usize) -> String {
         k ^= k >> 29;
         k = k.wrapping_mul(0xbf58_476d_1ce4_e5b9);
         let w = WORDS[(k % WORDS.len() as u64) as usize];
-        let piece = if k % 3 == 0 {
+        let piece = if k.is_multiple_of(3) {
             format!("{w} {} ", k % 1000)
         } else {
             format!("{w} ")
@@ -90,7 +90,7 @@ fn write_capture_of_1kib_messages() {
     for i in 0..n / 2 {
         s.send(CLIENT, SERVER, c2s, &sized(i, true));
         s.send(SERVER, CLIENT, s2c, &sized(i, false));
-        if i % 1000 == 0 {
+        if i.is_multiple_of(1000) {
             s.tick();
         }
     }
