@@ -210,3 +210,110 @@ fn write_typical_session() {
         typical_session(std::path::Path::new(&p));
     }
 }
+
+#[test]
+fn stdio_over_two_socket_pairs_is_one_session() {
+    // Node's child_process gives the child a socket pair for stdin and
+    // another for stdout.
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = Synth::new(&dir.path().join("n.db"));
+    let (to_child, _) = s.socketpair();
+    let (_, from_child) = s.socketpair();
+    s.send(
+        CLIENT,
+        SERVER,
+        to_child,
+        &request(0, "initialize", INIT_PARAMS),
+    );
+    s.send(SERVER, CLIENT, from_child, &response(0, INIT_RESULT));
+    s.send(SERVER, CLIENT, from_child, &request(0, "roots/list", "{}"));
+    s.send(CLIENT, SERVER, to_child, &response(0, r#"{"roots":[]}"#));
+    let (items, sessions) = decode_file(&s.finish());
+    assert_eq!(sessions.len(), 1);
+    assert_eq!(items[1].answers, Some(items[0].n));
+    assert_eq!(items[3].answers, Some(items[2].n));
+    assert_eq!(items[2].direction.as_deref(), Some("ServerToClient"));
+}
+
+#[test]
+fn a_server_slow_to_start_reading_is_still_named_and_paired() {
+    let dir = tempfile::tempdir().unwrap();
+    for (startup_ns, named) in [(2_000_000_000, true), (8_000_000_000, false)] {
+        let mut s = Synth::new(&dir.path().join(format!("{startup_ns}.db")));
+        let c2s = s.pipe();
+        let s2c = s.pipe();
+        s.write(
+            CLIENT,
+            c2s,
+            format!("{}\n", request(1, "initialize", INIT_PARAMS)).as_bytes(),
+        );
+        // The recorder ticks while the server imports its modules.
+        for _ in 0..startup_ns / 100_000_000 {
+            s.advance(100_000_000);
+            s.tick();
+        }
+        s.drain(SERVER, c2s, 4096);
+        s.send(SERVER, CLIENT, s2c, &response(1, INIT_RESULT));
+        let (items, sessions) = decode_file(&s.finish());
+        assert_eq!(items.len(), 2);
+        // Named when it read within the first-contact wait (5 s); either way
+        // the response pairs with the request, in one session.
+        assert_eq!(items[0].to, named.then_some(SERVER.pid));
+        assert_eq!(items[1].answers, Some(items[0].n));
+        assert!(items[1].latency_ns.unwrap() >= startup_ns);
+        assert_eq!(sessions.len(), 1);
+        assert_eq!(sessions[0].server.map(|p| p.pid), Some(SERVER.pid));
+    }
+}
+
+#[test]
+fn a_tool_that_failed_is_not_an_ok_response() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = Synth::new(&dir.path().join("t.db"));
+    let c2s = s.pipe();
+    let s2c = s.pipe();
+    s.send(
+        CLIENT,
+        SERVER,
+        c2s,
+        &request(1, "tools/call", r#"{"name":"x"}"#),
+    );
+    s.send(
+        SERVER,
+        CLIENT,
+        s2c,
+        &response(
+            1,
+            r#"{"content":[{"type":"text","text":"Unknown tool: x"}],"isError":true}"#,
+        ),
+    );
+    s.send(
+        CLIENT,
+        SERVER,
+        c2s,
+        &request(2, "tools/call", r#"{"name":"y"}"#),
+    );
+    // isError inside the content is not the result's.
+    s.send(
+        SERVER,
+        CLIENT,
+        s2c,
+        &response(2, r#"{"structuredContent":{"isError":true},"content":[]}"#),
+    );
+    let path = s.finish();
+    let reader = mcpspy::capture::CaptureReader::open(&path).unwrap();
+    let mut dec = mcpspy::decode::Decoder::new(Default::default());
+    let mut failed = Vec::new();
+    let mut sink = |it: &mcpspy::decode::Item<'_>| {
+        if let mcpspy::decode::Kind::Response { tool_error, .. } = it.kind {
+            failed.push(tool_error);
+        }
+    };
+    for b in reader.blocks(&Default::default()).unwrap() {
+        for rec in b.unwrap().records() {
+            dec.push(&rec, &mut sink);
+        }
+    }
+    dec.finish(&mut sink);
+    assert_eq!(failed, vec![true, false]);
+}

@@ -106,6 +106,14 @@ struct Held {
     deadline: u64,
 }
 
+/// How long a copy waits for its counterpart.
+#[derive(Clone, Copy, Debug)]
+pub struct Hold {
+    pub normal: u64,
+    /// While the channel's other side has never been seen.
+    pub first_contact: u64,
+}
+
 /// A copy shown alone on time-out, whose counterpart may still arrive.
 struct Ghost {
     start: u64,
@@ -115,7 +123,7 @@ struct Ghost {
 
 /// How far copies are searched for a content match.
 const LOOKAHEAD: usize = 8;
-/// Ranges of whole messages remembered per side, for coverage checks.
+/// Runs of captured text remembered per side, for coverage checks.
 const COVER_RUNS: usize = 64;
 /// Copies remembered after being shown alone.
 const GHOSTS: usize = 256;
@@ -128,7 +136,7 @@ pub struct Channel {
     /// Damaged frames waiting to learn whether the other side has those bytes whole.
     damaged: [VecDeque<Held>; 2],
     ghosts: [VecDeque<Ghost>; 2],
-    /// Runs of whole messages seen, in each side's own offsets.
+    /// Runs of captured text, in each side's own offsets.
     cover: [VecDeque<(u64, u64)>; 2],
     /// End of the last frame seen, in each side's own offsets.
     progress: [Option<u64>; 2],
@@ -138,6 +146,8 @@ pub struct Channel {
     held_bytes: usize,
     /// Timestamps of the held frames.
     held_ts: MinSet,
+    /// A copy has been shown alone for want of a counterpart.
+    timed_out: bool,
 }
 
 impl Channel {
@@ -153,6 +163,7 @@ impl Channel {
             delta: None,
             held_bytes: 0,
             held_ts: MinSet::default(),
+            timed_out: false,
         }
     }
 
@@ -205,7 +216,7 @@ impl Channel {
         stream: usize,
         frame: Frame,
         now: u64,
-        hold: u64,
+        hold: Hold,
         out: &mut impl FnMut(Merged),
     ) {
         let s = side as usize;
@@ -217,7 +228,15 @@ impl Channel {
             return out(self.alone(side, stream, frame));
         }
         self.progress[s] = Some(self.progress[s].map_or(frame.end, |p| p.max(frame.end)));
-        let deadline = frame.last_ts.max(now).saturating_add(hold);
+        // Until the other side has been seen at all, its process may still
+        // be starting (a server reads its first request late): wait longer.
+        let first_contact = self.streams[side.other() as usize].is_empty() && !self.timed_out;
+        let wait = if first_contact {
+            hold.first_contact
+        } else {
+            hold.normal
+        };
+        let deadline = frame.last_ts.max(now).saturating_add(wait);
         self.held_bytes += frame.text().map_or(0, <[u8]>::len);
         self.held_ts.insert(frame.last_ts);
         let held = Held {
@@ -225,21 +244,17 @@ impl Channel {
             frame,
             deadline,
         };
+        if held.frame.ends_cleanly() && self.absorb(side, &held.frame) {
+            self.held_bytes -= held.frame.text().map_or(0, <[u8]>::len);
+            self.held_ts.remove(held.frame.last_ts);
+            return;
+        }
+        // Bytes this side captured: what the other side lost there is shown
+        // from here (whole, or as this side's own damage).
+        if let FrameBody::Text { .. } = held.frame.body {
+            self.note_cover(side, held.frame.start, held.frame.end);
+        }
         if held.frame.ends_cleanly() {
-            if self.absorb(side, &held.frame) {
-                self.held_bytes -= held.frame.text().map_or(0, <[u8]>::len);
-                self.held_ts.remove(held.frame.last_ts);
-                return;
-            }
-            if matches!(
-                held.frame.body,
-                FrameBody::Text {
-                    cut_start: None,
-                    ..
-                }
-            ) {
-                self.note_cover(side, held.frame.start, held.frame.end);
-            }
             self.queues[s].push_back(held);
         } else {
             self.damaged[s].push_back(held);
@@ -262,7 +277,7 @@ impl Channel {
         }
     }
 
-    /// Did the other side see the bytes of `side`'s frame whole?
+    /// Did the other side capture the bytes of `side`'s frame?
     fn covered(&self, side: Side, f: &Frame, delta: i128) -> bool {
         let other = side.other();
         let (start, end) = (self.map(side, f.start, delta), self.map(side, f.end, delta));
@@ -558,6 +573,7 @@ impl Channel {
                 }
             } else {
                 let h = self.pop(side);
+                self.timed_out = true;
                 let ghosts = &mut self.ghosts[side as usize];
                 ghosts.push_back(Ghost {
                     start: h.frame.start,
@@ -646,7 +662,10 @@ mod tests {
         }
     }
 
-    const HOLD: u64 = 500;
+    const HOLD: Hold = Hold {
+        normal: 500,
+        first_contact: 500,
+    };
 
     #[test]
     fn pairs_copies_and_fills_a_gap_from_the_other_side() {
@@ -720,8 +739,8 @@ mod tests {
         c.push(Side::Reader, 2, line(0, "{a}", 2), 2, HOLD, &mut sink);
         // The reader is busy: the writer's copy times out first.
         c.push(Side::Writer, 1, line(4, "{b}", 10), 10, HOLD, &mut sink);
-        assert_eq!(c.deadline(), Some(10 + HOLD));
-        c.expire(10 + HOLD, usize::MAX, &mut sink);
+        assert_eq!(c.deadline(), Some(10 + HOLD.normal));
+        c.expire(10 + HOLD.normal, usize::MAX, &mut sink);
         c.push(Side::Reader, 2, line(4, "{b}", 900), 900, HOLD, &mut sink);
         c.push(Side::Writer, 1, line(8, "{c}", 901), 901, HOLD, &mut sink);
         c.push(Side::Reader, 2, line(8, "{c}", 902), 902, HOLD, &mut sink);

@@ -110,6 +110,9 @@ pub enum Kind<'a> {
         result: &'a RawValue,
         answers: Option<&'a RequestRef>,
         latency_ns: Option<u64>,
+        /// A tools/call result with `isError: true`: the tool failed (a
+        /// successful JSON-RPC response all the same).
+        tool_error: bool,
     },
     Error {
         id: Option<&'a RawValue>,
@@ -151,6 +154,18 @@ impl Kind<'_> {
             Kind::Response { latency_ns, .. } | Kind::Error { latency_ns, .. } => *latency_ns,
             _ => None,
         }
+    }
+
+    /// A JSON-RPC error, or a tool's failure reported in its result.
+    pub fn is_failure(&self) -> bool {
+        matches!(
+            self,
+            Kind::Error { .. }
+                | Kind::Response {
+                    tool_error: true,
+                    ..
+                }
+        )
     }
 
     pub fn answers(&self) -> Option<&RequestRef> {

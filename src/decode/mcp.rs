@@ -314,6 +314,21 @@ fn name_only(text: &str) -> Option<Cow<'_, str>> {
     name
 }
 
+/// A tool call's result says the tool failed (`"isError": true`). The
+/// substring test keeps the common case to one fast search.
+pub fn is_tool_error(result: &RawValue) -> bool {
+    #[derive(Deserialize)]
+    struct Outcome {
+        #[serde(rename = "isError", default)]
+        is_error: Option<bool>,
+    }
+    memchr::memmem::find(result.get().as_bytes(), b"\"isError\"").is_some()
+        && serde_json::from_str::<Outcome>(result.get())
+            .ok()
+            .and_then(|o| o.is_error)
+            .unwrap_or(false)
+}
+
 /// The result members of `initialize` and `server/discover` that describe the server.
 #[derive(Deserialize, Default)]
 pub struct HandshakeResult<'a> {

@@ -29,7 +29,7 @@ pub use item::{
 
 use crate::capture::{BlockError, Numbered, Record};
 use crate::event::{fd_kind, flags, kind, Direction as IoDirection, EventHeader, RawEvent};
-use channel::{Channel, ChannelKey, Merged, Side, TcpEnd};
+use channel::{Channel, ChannelKey, Hold, Merged, Side, TcpEnd};
 use framing::{Frame, Framer};
 use reassembly::{Chunk, Reassembler};
 use session::{Route, SessionKey, Sessions};
@@ -41,6 +41,9 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 pub struct DecodeOptions {
     /// How long a copy waits for its counterpart, and data for a hole to fill.
     pub hold_ns: u64,
+    /// How long the first copies on a channel wait while its other side has
+    /// never been seen (a server still starting up).
+    pub first_contact_ns: u64,
     /// How far records may arrive behind the clock and still be ordered.
     pub reorder_ns: u64,
     /// Longest message kept whole; longer ones are cut (and flagged).
@@ -53,6 +56,7 @@ impl Default for DecodeOptions {
     fn default() -> Self {
         DecodeOptions {
             hold_ns: 500_000_000,
+            first_contact_ns: 5_000_000_000,
             reorder_ns: 50_000_000,
             max_line: 64 << 20,
             max_held: 64 << 20,
@@ -387,7 +391,11 @@ impl Decoder {
         }
         let (c, side) = (self.streams[stream].channel, self.streams[stream].side);
         let mut merged = std::mem::take(&mut self.merged);
-        let (clock, hold, max_held) = (self.clock, self.opts.hold_ns, self.opts.max_held);
+        let (clock, max_held) = (self.clock, self.opts.max_held);
+        let hold = Hold {
+            normal: self.opts.hold_ns,
+            first_contact: self.opts.first_contact_ns,
+        };
         let chan = &mut self.channels[c].chan;
         for f in frames.drain(..) {
             chan.push(side, stream, f, clock, hold, &mut |m| merged.push(m));
@@ -565,31 +573,26 @@ impl Decoder {
         };
         let any = ws.or(rs);
         let (transport, key, from_end) = match any.map(|s| s.hdr.fd_kind) {
-            Some(fd_kind::PIPE) => {
-                let ino = any.map_or(0, |s| s.hdr.ino);
-                let (key, end) = pipe_key(ws.map(|s| s.hdr.tgid), rs.map(|s| s.hdr.tgid));
-                (Some(Transport::Pipe { ino }), key, end)
-            }
-            Some(fd_kind::UNIX) => {
-                let w_ino = ws
-                    .map(|s| s.hdr.ino)
-                    .or(rs.map(|s| s.hdr.peer_ino))
-                    .filter(|&i| i != 0);
-                let r_ino = rs
-                    .map(|s| s.hdr.ino)
-                    .or(ws.map(|s| s.hdr.peer_ino))
-                    .filter(|&i| i != 0);
-                let transport = Transport::Unix {
-                    ino: w_ino.unwrap_or(0),
-                    peer_ino: r_ino.unwrap_or(0),
+            Some(kind @ (fd_kind::PIPE | fd_kind::UNIX)) => {
+                let transport = if kind == fd_kind::PIPE {
+                    Transport::Pipe {
+                        ino: any.map_or(0, |s| s.hdr.ino),
+                    }
+                } else {
+                    // The writing socket, and the reading one (each end
+                    // names the other as its peer).
+                    Transport::Unix {
+                        ino: ws
+                            .map(|s| s.hdr.ino)
+                            .or(rs.map(|s| s.hdr.peer_ino))
+                            .unwrap_or(0),
+                        peer_ino: rs
+                            .map(|s| s.hdr.ino)
+                            .or(ws.map(|s| s.hdr.peer_ino))
+                            .unwrap_or(0),
+                    }
                 };
-                let (key, end) = match (w_ino, r_ino) {
-                    (Some(w), Some(r)) => (
-                        Some(SessionKey::Sockets(w.min(r), w.max(r))),
-                        usize::from(w > r),
-                    ),
-                    _ => one_pid(ws, rs),
-                };
+                let (key, end) = pid_key(ws.map(|s| s.hdr.tgid), rs.map(|s| s.hdr.tgid));
                 (Some(transport), key, end)
             }
             Some(fd_kind::TCP4 | fd_kind::TCP6) => {
@@ -655,8 +658,8 @@ impl MinSet {
     }
 }
 
-/// The session of pipes between two processes, and the sender's end.
-fn pipe_key(writer: Option<u32>, reader: Option<u32>) -> (Option<SessionKey>, usize) {
+/// The session of pipes or sockets between two processes, and the sender's end.
+fn pid_key(writer: Option<u32>, reader: Option<u32>) -> (Option<SessionKey>, usize) {
     match (writer, reader) {
         (Some(w), Some(r)) => (
             Some(SessionKey::Pids(w.min(r), w.max(r))),

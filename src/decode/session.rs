@@ -18,12 +18,12 @@ use std::collections::{HashMap, VecDeque};
 /// What identifies a session: its two ends.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum SessionKey {
-    /// Pipes between two processes (lower pid first).
+    /// Pipes or Unix sockets between two processes (lower pid first): a
+    /// pipe each way, a socket pair each way (Node's child stdio), or one
+    /// socket pair both ways.
     Pids(u32, u32),
-    /// Pipes of one process whose peer was never seen.
+    /// Pipes or sockets of one process whose peer was not seen.
     OnePid(u32),
-    /// A Unix socket pair (lower inode first).
-    Sockets(u64, u64),
     /// A TCP connection: (address, port) of each end, lower first.
     Tcp(TcpEnd, TcpEnd),
 }
@@ -62,7 +62,12 @@ struct Session {
 
 #[derive(Default)]
 pub struct Sessions {
-    current: HashMap<SessionKey, usize>,
+    /// The session of each key, and whether the key numbers the ends the
+    /// other way round from the session (a session first seen with one end
+    /// unknown, and adopted by the pair later).
+    current: HashMap<SessionKey, (usize, bool)>,
+    /// Sessions of one process whose peer was never seen, by pid.
+    half_open: HashMap<u32, Vec<usize>>,
     sessions: Vec<Session>,
     next_n: u64,
 }
@@ -206,15 +211,14 @@ impl Sessions {
     ) {
         let n = self.next_n();
         // Damage joins the session its channel already has; it opens none.
-        let session = route
-            .key
-            .and_then(|k| self.current.get(&k).copied())
-            .inspect(|&i| {
-                let s = &mut self.sessions[i];
-                s.summary.flagged += 1;
-                s.note_ends(route);
-            });
-        let session = session.map(|i| &self.sessions[i]);
+        let found = route.key.and_then(|k| self.current.get(&k).copied());
+        let e = route.from_end ^ usize::from(found.is_some_and(|(_, flip)| flip));
+        if let Some((i, _)) = found {
+            let s = &mut self.sessions[i];
+            s.summary.flagged += 1;
+            s.note_ends(route, e);
+        }
+        let session = found.map(|(i, _)| &self.sessions[i]);
         sink(&Item {
             n,
             ts_ns: route.ts_ns,
@@ -222,7 +226,7 @@ impl Sessions {
             from: route.from,
             to: route.to,
             session: session.map(|s| &s.summary),
-            direction: session.and_then(|s| s.direction(route.from_end)),
+            direction: session.and_then(|s| s.direction(e)),
             kind: Kind::Flagged(flag),
             text,
             batch,
@@ -233,19 +237,40 @@ impl Sessions {
         });
     }
 
-    fn session_for(&mut self, route: &Route<'_>, msg: &Message<'_>) -> Option<usize> {
+    /// The session of a message (opening one if needed), and whether its
+    /// key numbers the ends the other way round.
+    fn session_for(&mut self, route: &Route<'_>, msg: &Message<'_>) -> Option<(usize, bool)> {
         let key = route.key?;
         let reopens =
             msg.kind == MessageKind::Request && msg.method.as_deref() == Some("initialize");
         match self.current.get(&key) {
-            Some(&i) if !(reopens && self.sessions[i].initialized) => Some(i),
-            _ => {
-                let i = self.sessions.len();
-                self.sessions.push(Session::new(i as u64 + 1, route));
-                self.current.insert(key, i);
-                Some(i)
+            Some(&(i, flip)) if !(reopens && self.sessions[i].initialized) => {
+                return Some((i, flip))
+            }
+            Some(_) => {}
+            None => {
+                // A process's first message was shown before its reader was
+                // seen (a server slow to start reading): the pair, once seen,
+                // takes over that session, if it is the only such one.
+                if let SessionKey::Pids(lo, hi) = key {
+                    for p in [lo, hi] {
+                        if let Some(&[i]) = self.half_open.get(&p).map(Vec::as_slice) {
+                            self.half_open.remove(&p);
+                            let flip = p != lo;
+                            self.current.insert(key, (i, flip));
+                            return Some((i, flip));
+                        }
+                    }
+                }
             }
         }
+        let i = self.sessions.len();
+        self.sessions.push(Session::new(i as u64 + 1, route));
+        self.current.insert(key, (i, false));
+        if let SessionKey::OnePid(p) = key {
+            self.half_open.entry(p).or_default().push(i);
+        }
+        Some((i, false))
     }
 
     fn message(
@@ -257,8 +282,9 @@ impl Sessions {
         sink: &mut impl FnMut(&Item<'_>),
     ) {
         let n = self.next_n();
-        let idx = self.session_for(route, &msg);
-        let e = route.from_end;
+        let found = self.session_for(route, &msg);
+        let idx = found.map(|(i, _)| i);
+        let e = route.from_end ^ usize::from(found.is_some_and(|(_, flip)| flip));
         let mut answered: Option<(RequestRef, Option<u64>)> = None;
         let mut refers: Option<RequestRef> = None;
         let mut subject: Option<Cow<'_, str>> = None;
@@ -268,7 +294,7 @@ impl Sessions {
             _ => mcp::Params::default(),
         };
         if let Some(s) = idx.map(|i| &mut self.sessions[i]) {
-            s.note_ends(route);
+            s.note_ends(route, e);
             s.summary.messages += 1;
             match msg.kind {
                 MessageKind::Request => {
@@ -343,6 +369,10 @@ impl Sessions {
                 result: msg.result.unwrap_or(RawValue::NULL),
                 answers: answered.as_ref().map(|a| &a.0),
                 latency_ns: answered.as_ref().and_then(|a| a.1),
+                tool_error: answered
+                    .as_ref()
+                    .is_some_and(|a| &*a.0.method == "tools/call")
+                    && msg.result.is_some_and(mcp::is_tool_error),
             },
             MessageKind::Error => {
                 let info = msg.error.map(jsonrpc::error_info).unwrap_or_default();
@@ -473,15 +503,16 @@ impl Session {
         })
     }
 
-    fn note_ends(&mut self, route: &Route<'_>) {
+    /// `from_end`: the sender's end in this session's numbering.
+    fn note_ends(&mut self, route: &Route<'_>, from_end: usize) {
         let s = &mut self.summary;
         s.first_ts = s.first_ts.min(route.ts_ns);
         s.last_ts = s.last_ts.max(route.ts_ns);
         if route.from.is_some() {
-            s.ends[route.from_end] = route.from;
+            s.ends[from_end] = route.from;
         }
         if route.to.is_some() {
-            s.ends[1 - route.from_end] = route.to;
+            s.ends[1 - from_end] = route.to;
         }
         if let Some(c) = self.client_end {
             s.client = s.ends[c];

@@ -118,9 +118,14 @@ impl Console {
                 answers,
                 latency_ns,
                 id,
+                tool_error,
                 ..
             } => {
-                self.paint(GREEN, "RESP OK");
+                if *tool_error {
+                    self.paint(RED, "RESP TOOL ERROR");
+                } else {
+                    self.paint(GREEN, "RESP OK");
+                }
                 self.answered(
                     answers.map(|a| (&*a.method, a.subject.as_deref())),
                     id.get(),

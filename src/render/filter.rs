@@ -42,7 +42,7 @@ impl Filter {
     }
 
     fn response_ok(&self, item: &Item<'_>) -> bool {
-        let is_error = matches!(item.kind, Kind::Error { .. });
+        let is_error = item.kind.is_failure();
         let slow = match self.min_latency_ns {
             Some(min) => item.kind.latency_ns().is_some_and(|l| l >= min),
             None => true,

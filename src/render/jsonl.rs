@@ -215,6 +215,13 @@ impl Jsonl {
                     Some(ns) => self.number(ns as f64 / 1e6),
                     None => self.raw("null"),
                 }
+                if let Kind::Response {
+                    tool_error: true, ..
+                } = item.kind
+                {
+                    self.key("tool_error");
+                    self.raw("true");
+                }
             }
             Kind::Notification {
                 refers_to: Some(r), ..

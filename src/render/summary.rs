@@ -12,6 +12,8 @@ struct MethodRow {
     count: u64,
     responses: u64,
     errors: u64,
+    /// tools/call results with isError.
+    tool_errors: u64,
     latencies: Vec<u64>,
     bytes: u64,
 }
@@ -69,7 +71,10 @@ impl Summary {
         row.bytes += item.text.len() as u64;
         match &item.kind {
             Kind::Request { .. } | Kind::Notification { .. } => row.count += 1,
-            Kind::Response { .. } => row.responses += 1,
+            Kind::Response { tool_error, .. } => {
+                row.responses += 1;
+                row.tool_errors += u64::from(*tool_error);
+            }
             Kind::Error { .. } => {
                 row.responses += 1;
                 row.errors += 1;
@@ -94,6 +99,7 @@ impl Summary {
             "count",
             "responses",
             "errors",
+            "tool errors",
             "p50",
             "p95",
             "max",
@@ -108,13 +114,14 @@ impl Summary {
                 row.count.to_string(),
                 row.responses.to_string(),
                 row.errors.to_string(),
+                row.tool_errors.to_string(),
                 pct(0.50),
                 pct(0.95),
                 row.latencies.last().map_or("-".into(), |&l| latency(l)),
                 row.bytes.to_string(),
             ]);
         }
-        right_align(&mut methods, 2..9);
+        right_align(&mut methods, 2..10);
         let mut table = new_table(&[
             "session",
             "transport",
