@@ -495,3 +495,91 @@ pub fn typical_session(path: &std::path::Path) -> std::path::PathBuf {
     s.tick();
     s.finish()
 }
+
+/// Everything that can go wrong, in one capture, each followed by messages
+/// that decode: bad lines, losses on one side and on both, a call the
+/// kernel cut short, a failed read, a message cut by the end of the
+/// capture, and a second session (MCP 2026-07-28 over a socket pair).
+pub fn damaged_session(path: &Path) -> PathBuf {
+    let mut s = Synth::new(path);
+    let c2s = s.pipe();
+    let s2c = s.pipe();
+    s.add_process(CLIENT);
+    s.add_process(SERVER);
+    s.send(CLIENT, SERVER, c2s, &request(0, "initialize", INIT_PARAMS));
+    s.send(SERVER, CLIENT, s2c, &response(0, INIT_RESULT));
+    s.send(SERVER, CLIENT, s2c, "server log line, not JSON");
+    let mut utf8 =
+        br#"{"jsonrpc":"2.0","method":"notifications/message","params":{"data":""#.to_vec();
+    utf8.extend_from_slice(b"\xc3\x28\"}}\n");
+    s.write(SERVER, s2c, &utf8);
+    s.drain(CLIENT, s2c, 4096);
+    s.send(
+        CLIENT,
+        SERVER,
+        c2s,
+        &request(1, "tools/call", r#"{"name":"a","arguments":{}}"#),
+    );
+    // Lost at the reader only: shown from the writer's copy.
+    s.write(
+        SERVER,
+        s2c,
+        format!("{}\n", response(1, r#"{"content":[]}"#)).as_bytes(),
+    );
+    s.read_lost(CLIENT, s2c, 4096);
+    // Lost on both sides: a gap.
+    s.write_lost(
+        CLIENT,
+        c2s,
+        format!("{}\n", request(2, "tools/call", r#"{"name":"b"}"#)).as_bytes(),
+    );
+    s.read_lost(SERVER, c2s, 4096);
+    s.add_drops(&DropRow {
+        start_ktime_ns: s.now - 1_000_000,
+        end_ktime_ns: s.now,
+        counts: [4, 200, 2, 120, 0, 0, 0, 0],
+        user_lost: 0,
+    });
+    s.send(SERVER, CLIENT, s2c, &error(2, -32603, "Internal error"));
+    // A call the kernel captured only the start of, without a reader copy.
+    let three: String = (3..=5)
+        .map(|i| format!("{}\n", request(i, "ping", "{}")))
+        .collect();
+    s.write_truncated(CLIENT, c2s, three.as_bytes(), 12);
+    s.read_lost(SERVER, c2s, 4096);
+    // A failed read, filled from the writer.
+    s.write(
+        CLIENT,
+        c2s,
+        format!("{}\n", request(6, "ping", "{}")).as_bytes(),
+    );
+    s.read_failed(SERVER, c2s, 4096);
+    s.send(SERVER, CLIENT, s2c, &response(6, "{}"));
+    // A second session over a Unix socket pair, MCP 2026-07-28.
+    let node = Proc {
+        pid: 3000,
+        comm: "node",
+    };
+    let (a2b, b2a) = s.socketpair();
+    let meta = r#"{"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientInfo":{"name":"c2","version":"2.3.0"}}}"#;
+    s.send(CLIENT, node, a2b, &request(0, "server/discover", meta));
+    s.send(
+        node,
+        CLIENT,
+        b2a,
+        &response(0, r#"{"supportedVersions":["2026-07-28"],"capabilities":{},"serverInfo":{"name":"everything","version":"2026.8.31"}}"#),
+    );
+    s.send(
+        node,
+        CLIENT,
+        b2a,
+        &request(0, "sampling/createMessage", r#"{"messages":[]}"#),
+    );
+    s.send(CLIENT, node, a2b, &error(0, -32601, "Method not found"));
+    s.tick();
+    // The capture ends inside a message.
+    let half = request(7, "tools/call", r#"{"name":"c","arguments":{"x":1}}"#);
+    s.write(CLIENT, c2s, &half.as_bytes()[..40]);
+    s.drain(SERVER, c2s, 4096);
+    s.finish()
+}

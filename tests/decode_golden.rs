@@ -1,0 +1,158 @@
+//! Golden outputs: for every capture in fixtures/ (recorded sessions) and
+//! fixtures/synthetic/ (made by tests/decode_support), `replay`, `export`
+//! and `query --summary` must print exactly the files beside it:
+//!
+//! ```text
+//! fixtures/NAME.db             the capture
+//! fixtures/NAME.replay.txt     mcpspy replay NAME.db
+//! fixtures/NAME.replay-b.txt   mcpspy replay -b NAME.db
+//! fixtures/NAME.export.jsonl   mcpspy export NAME.db
+//! fixtures/NAME.summary.txt    mcpspy query NAME.db --summary
+//! ```
+//!
+//! All run with TZ=UTC. To add a fixture, copy the capture in and write its
+//! goldens: `UPDATE_GOLDEN=1 cargo test --test decode_golden`, then review
+//! the new files (git diff) before committing them. The synthetic captures
+//! themselves are rewritten with
+//! `cargo test --test decode_golden -- --ignored write_synthetic_fixtures`.
+
+mod decode_support;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const OUTPUTS: &[(&str, &[&str])] = &[
+    ("replay.txt", &["replay"]),
+    ("replay-b.txt", &["replay", "-b"]),
+    ("export.jsonl", &["export", "--format", "jsonl"]),
+    ("summary.txt", &["query", "--summary"]),
+];
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn fixtures() -> Vec<PathBuf> {
+    let mut all = Vec::new();
+    for dir in ["fixtures", "fixtures/synthetic"] {
+        let Ok(entries) = std::fs::read_dir(root().join(dir)) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.extension().is_some_and(|x| x == "db") {
+                all.push(p);
+            }
+        }
+    }
+    all.sort();
+    all
+}
+
+fn golden_path(capture: &Path, suffix: &str) -> PathBuf {
+    capture.with_extension(suffix)
+}
+
+fn run(args: &[&str], capture: &Path) -> Vec<u8> {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_mcpspy"));
+    cmd.args(&args[..1]).arg(capture).args(&args[1..]);
+    let out = cmd
+        .env("TZ", "UTC")
+        .env_remove("NO_COLOR")
+        .output()
+        .expect("run mcpspy");
+    assert!(
+        out.status.success(),
+        "mcpspy {args:?} {} failed: {}",
+        capture.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+/// The first line where two outputs differ, for a readable failure.
+fn first_difference(want: &[u8], got: &[u8]) -> String {
+    let (w, g) = (String::from_utf8_lossy(want), String::from_utf8_lossy(got));
+    for (i, (a, b)) in w.lines().zip(g.lines()).enumerate() {
+        if a != b {
+            return format!("line {}:\n  want: {a}\n  got:  {b}", i + 1);
+        }
+    }
+    format!(
+        "one output is a prefix of the other ({} vs {} lines)",
+        w.lines().count(),
+        g.lines().count()
+    )
+}
+
+#[test]
+fn outputs_match_the_goldens() {
+    let update = std::env::var_os("UPDATE_GOLDEN").is_some_and(|v| v != "0");
+    let captures = fixtures();
+    assert!(
+        captures
+            .iter()
+            .any(|p| p.starts_with(root().join("fixtures/synthetic"))),
+        "the synthetic fixtures are missing: run the ignored write_synthetic_fixtures test"
+    );
+    let mut failures = Vec::new();
+    for capture in &captures {
+        for (suffix, args) in OUTPUTS {
+            let got = run(args, capture);
+            let golden = golden_path(capture, suffix);
+            if update {
+                std::fs::write(&golden, &got).unwrap();
+                continue;
+            }
+            match std::fs::read(&golden) {
+                Ok(want) if want == got => {}
+                Ok(want) => failures.push(format!(
+                    "{} differs from `mcpspy {}`; {}",
+                    golden.display(),
+                    args.join(" "),
+                    first_difference(&want, &got)
+                )),
+                Err(_) => failures.push(format!(
+                    "{} is missing (UPDATE_GOLDEN=1 writes it)",
+                    golden.display()
+                )),
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+/// The outputs hold what the synthetic sessions were built from: the
+/// goldens are not just whatever the decoder printed once.
+#[test]
+fn synthetic_goldens_say_what_happened() {
+    let dir = root().join("fixtures/synthetic");
+    let replay = std::fs::read_to_string(dir.join("damaged.replay.txt")).unwrap();
+    for needle in [
+        "python3[1000] → mcp-server[2000] REQ initialize",
+        "!! INVALID_JSON",
+        "!! INVALID_UTF8",
+        "!! LOST",
+        "!! TRUNCATED",
+        "ERR Internal error (code -32603) to unseen request 2",
+        "node[3000] → python3[1000] REQ sampling/createMessage",
+        "ERR Method not found (code -32601) sampling/createMessage",
+        "the capture ended inside it",
+    ] {
+        assert!(replay.contains(needle), "damaged replay lacks {needle:?}");
+    }
+    let summary = std::fs::read_to_string(dir.join("damaged.summary.txt")).unwrap();
+    assert!(summary.contains("2026-07-28") && summary.contains("everything 2026.8.31"));
+    let session = std::fs::read_to_string(dir.join("session.replay.txt")).unwrap();
+    assert_eq!(session.lines().count(), 18);
+    assert!(session.contains("RESP OK tools/call (get_weather) 100.4ms"));
+}
+
+#[test]
+#[ignore]
+fn write_synthetic_fixtures() {
+    let dir = root().join("fixtures/synthetic");
+    std::fs::create_dir_all(&dir).unwrap();
+    decode_support::typical_session(&dir.join("session.db"));
+    decode_support::damaged_session(&dir.join("damaged.db"));
+}
