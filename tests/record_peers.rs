@@ -163,3 +163,40 @@ fn node_sdk_client_with_server_everything() {
         ],
     );
 }
+
+/// `record --live` prints, while recording, exactly what `replay` prints of
+/// the file it wrote.
+#[test]
+fn live_view_equals_replay_of_the_file() {
+    if !bpf_available("live_view_equals_replay_of_the_file") {
+        return;
+    }
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let capture = dir.path().join("live.db");
+    let python = venv_python();
+    let rec = start_recorder(&capture, &["--live", "--comm", "python3", "--comm", "node"]);
+    for args in [
+        vec![py("py_client.py"), "--mode".into(), "legacy".into(), "--blob".into(), "200000".into()],
+        vec![py("py_client.py")],
+    ] {
+        let out = std::process::Command::new(&python)
+            .args(&args)
+            .arg("--out")
+            .arg(dir.path().join("peer"))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+    let (live, _) = rec.stop();
+    let replay = std::process::Command::new(BIN)
+        .arg("replay")
+        .arg(&capture)
+        .output()
+        .unwrap();
+    assert!(replay.status.success());
+    let replay = String::from_utf8(replay.stdout).unwrap();
+    assert!(live.lines().count() > 50, "both sessions shown live: {live}");
+    assert!(live.contains("REQ initialize") && live.contains("REQ server/discover"));
+    assert_eq!(live, replay);
+}

@@ -3,8 +3,13 @@
 use super::{AttachChoice, Failure, RecordArgs};
 use crate::record::{self, KernelConfig, Rung};
 use crate::render::size::human_bytes;
+use crate::capture::block::Records;
+use crate::decode::{DecodeOptions, Decoder};
+use crate::render::console::{Console, ConsoleStyle};
+use crate::render::WallClock;
 use indicatif::{ProgressBar, ProgressStyle};
-use std::io::IsTerminal;
+use std::collections::BTreeMap;
+use std::io::{IsTerminal, Write};
 use std::time::Duration;
 
 pub fn run(a: RecordArgs) -> Result<(), Failure> {
@@ -30,9 +35,6 @@ pub fn run(a: RecordArgs) -> Result<(), Failure> {
         Some(s) => Some(Duration::from_secs_f64(s)),
         None => None,
     };
-    if a.live {
-        return Err(Failure::other("record --live: not built yet"));
-    }
     let opts = record::Options {
         output: a.output.clone(),
         force: a.force,
@@ -55,9 +57,12 @@ pub fn run(a: RecordArgs) -> Result<(), Failure> {
         bar.enable_steady_tick(Duration::from_millis(200));
         bar
     });
+    let live: Option<Box<dyn record::LiveSink>> = a
+        .live
+        .then(|| Box::new(LiveConsole::new(a.body)) as Box<dyn record::LiveSink>);
     let summary = record::run(
         &opts,
-        None,
+        live,
         &mut |s| {
             let tried: Vec<String> = s
                 .attempts
@@ -122,4 +127,64 @@ pub fn run(a: RecordArgs) -> Result<(), Failure> {
 
 fn first_line(s: &str) -> &str {
     s.lines().next().unwrap_or(s)
+}
+
+/// `record --live`: the decoder and the console renderer of `replay`, fed the
+/// records as they are stored, so its lines are the lines replay prints.
+struct LiveConsole {
+    decoder: Decoder,
+    console: Option<Console>,
+    body: bool,
+    /// Output stops at the first write error (a closed pipe); recording goes on.
+    failed: bool,
+}
+
+impl LiveConsole {
+    fn new(body: bool) -> Self {
+        LiveConsole {
+            decoder: Decoder::new(DecodeOptions::default()),
+            console: None,
+            body,
+            failed: false,
+        }
+    }
+
+    fn emit(&mut self, run: impl FnOnce(&mut Decoder, &mut dyn FnMut(&crate::decode::Item<'_>))) {
+        let Some(console) = self.console.as_mut() else {
+            return;
+        };
+        let mut out = std::io::stdout().lock();
+        let failed = &mut self.failed;
+        run(&mut self.decoder, &mut |item| {
+            if !*failed && console.write(item, &mut out).is_err() {
+                *failed = true;
+            }
+        });
+        if out.flush().is_err() {
+            self.failed = true;
+        }
+    }
+}
+
+impl record::LiveSink for LiveConsole {
+    fn clock(&mut self, started_at: &str, started_ktime_ns: &str) {
+        let meta = BTreeMap::from([
+            ("started_at".to_string(), started_at.to_string()),
+            ("started_ktime_ns".to_string(), started_ktime_ns.to_string()),
+        ]);
+        let style = ConsoleStyle::for_terminal(std::io::stdout().is_terminal(), self.body);
+        self.console = Some(Console::new(WallClock::from_meta(&meta), style));
+    }
+
+    fn records(&mut self, framed: &[u8], first_seq: u64) {
+        self.emit(|decoder, sink| {
+            for rec in Records::new(framed, first_seq) {
+                decoder.push(&rec, &mut |item| sink(item));
+            }
+        });
+    }
+
+    fn finish(&mut self) {
+        self.emit(|decoder, sink| decoder.finish(&mut |item| sink(item)));
+    }
 }

@@ -43,6 +43,9 @@ pub struct Options {
 
 /// Receives every stored batch of records, in file order.
 pub trait LiveSink: Send {
+    /// The clock anchor, exactly as the file's meta table holds it
+    /// (`started_at`, `started_ktime_ns`); called before any records.
+    fn clock(&mut self, started_at: &str, started_ktime_ns: &str);
     /// `framed` uses the block framing of capture::block; its first record is number `first_seq`.
     fn records(&mut self, framed: &[u8], first_seq: u64);
     fn finish(&mut self);
@@ -232,9 +235,14 @@ fn drain(
     on_started(started);
     let start = Instant::now();
     let anchor = procfs::ClockAnchor::now();
-    writer.set_meta("started_at", &anchor.rfc3339())?;
-    writer.set_meta("started_ktime_ns", &anchor.ktime_ns.to_string())?;
+    let (started_at, started_ktime) = (anchor.rfc3339(), anchor.ktime_ns.to_string());
+    writer.set_meta("started_at", &started_at)?;
+    writer.set_meta("started_ktime_ns", &started_ktime)?;
     writer.commit()?;
+    let mut live = live;
+    if let Some(sink) = live.as_mut() {
+        sink.clock(&started_at, &started_ktime);
+    }
 
     let shared = Arc::new(Mutex::new(Status::default()));
     let (to_writer, writer_rx) = mpsc::sync_channel::<ToWriter>(WRITER_QUEUE);
