@@ -156,3 +156,34 @@ fn write_synthetic_fixtures() {
     decode_support::typical_session(&dir.join("session.db"));
     decode_support::damaged_session(&dir.join("damaged.db"));
 }
+
+/// docs/jsonl.md shows a real line, and documents every field that occurs.
+#[test]
+fn the_jsonl_schema_document_matches_the_export() {
+    let doc = std::fs::read_to_string(root().join("docs/jsonl.md")).unwrap();
+    let start = doc.find("```json\n").expect("an example") + 8;
+    let end = start + doc[start..].find("```").unwrap();
+    let example: serde_json::Value = serde_json::from_str(&doc[start..end]).unwrap();
+    let golden =
+        std::fs::read_to_string(root().join("fixtures/synthetic/session.export.jsonl")).unwrap();
+    let line: serde_json::Value = serde_json::from_str(golden.lines().nth(5).unwrap()).unwrap();
+    assert_eq!(
+        example, line,
+        "the example in docs/jsonl.md is not line 6 of session.export.jsonl"
+    );
+    let mut keys = std::collections::BTreeSet::new();
+    for capture in fixtures() {
+        let export = std::fs::read_to_string(golden_path(&capture, "export.jsonl")).unwrap();
+        for l in export.lines() {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            keys.extend(v.as_object().unwrap().keys().cloned());
+        }
+    }
+    for k in &keys {
+        assert!(
+            doc.contains(&format!("| `{k}` |")),
+            "field `{k}` is not documented in docs/jsonl.md"
+        );
+    }
+    assert!(keys.len() >= 20, "{keys:?}");
+}

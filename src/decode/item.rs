@@ -138,10 +138,13 @@ impl Kind<'_> {
         }
     }
 
-    /// The tool (prompt, resource) the message or its request names.
+    /// The tool (prompt, resource) the message or its request names; for
+    /// notifications, their gist (progress, log level, resource).
     pub fn subject(&self) -> Option<&str> {
         match self {
-            Kind::Request { subject, .. } => subject.as_deref(),
+            Kind::Request { subject, .. } | Kind::Notification { subject, .. } => {
+                subject.as_deref()
+            }
             Kind::Response { answers, .. } | Kind::Error { answers, .. } => {
                 answers.and_then(|a| a.subject.as_deref())
             }

@@ -313,14 +313,7 @@ impl Seen {
             ts_ns: item.ts_ns,
             kind: kind.into(),
             method: item.kind.method().map(str::to_string),
-            subject: item
-                .kind
-                .subject()
-                .map(str::to_string)
-                .or(match &item.kind {
-                    Kind::Notification { subject, .. } => subject.as_deref().map(str::to_string),
-                    _ => None,
-                }),
+            subject: item.kind.subject().map(str::to_string),
             id,
             from: item.from.map(|p| p.pid),
             to: item.to.map(|p| p.pid),
