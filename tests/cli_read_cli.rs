@@ -337,3 +337,25 @@ fn an_unreadable_block_is_reported_and_the_rest_decoded() {
     assert!(out.contains("!! UNREADABLE_BLOCK block 2"), "{out}");
     assert!(out.lines().last().unwrap().contains("REQ ping"));
 }
+
+/// A capture whose recorder died before noting the wall clock: times are
+/// shown on the kernel's clock, and clock times cannot be asked for.
+#[test]
+fn a_capture_without_a_start_time_shows_kernel_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let cap = session(dir.path());
+    rusqlite::Connection::open(&cap)
+        .unwrap()
+        .execute("DELETE FROM meta WHERE key = 'started_at'", [])
+        .unwrap();
+    let o = mcpspy(&["replay", s(&cap)]);
+    assert!(stdout(&o).starts_with("1.001 python3[1000] → mcp-server[2000] REQ initialize"));
+    let o = mcpspy(&["export", s(&cap)]);
+    let first: serde_json::Value =
+        serde_json::from_str(stdout(&o).lines().next().unwrap()).unwrap();
+    assert!(first["timestamp"].is_null());
+    assert_eq!(first["ts_ns"], 1_001_000_000u64);
+    let o = mcpspy(&["query", s(&cap), "--since", "12:00"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("no start time"), "{}", stderr(&o));
+}

@@ -317,3 +317,37 @@ fn a_tool_that_failed_is_not_an_ok_response() {
     dec.finish(&mut sink);
     assert_eq!(failed, vec![true, false]);
 }
+
+#[test]
+fn tcp_copies_pair_by_their_mirrored_ends_and_http_is_reported_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = Synth::new(&dir.path().join("tcp.db"));
+    // JSON-RPC lines over loopback TCP: the two copies pair by 4-tuple.
+    let (c2s, s2c) = s.tcp(ipv4([127, 0, 0, 1], 40000), ipv4([127, 0, 0, 1], 9000));
+    s.send(CLIENT, SERVER, c2s, &request(1, "tools/list", "{}"));
+    s.send(SERVER, CLIENT, s2c, &response(1, "{}"));
+    // An HTTP connection: not decoded by this version, said once per stream.
+    let (h2s, s2h) = s.tcp(ipv4([127, 0, 0, 1], 40001), ipv4([127, 0, 0, 1], 8080));
+    s.write(
+        CLIENT,
+        h2s,
+        b"POST /mcp HTTP/1.1\r\nContent-Length: 2\r\n\r\n{}",
+    );
+    s.drain(SERVER, h2s, 10);
+    s.write(CLIENT, h2s, b"POST /mcp HTTP/1.1\r\n\r\n");
+    s.drain(SERVER, h2s, 4096);
+    s.write(SERVER, s2h, b"HTTP/1.1 202 Accepted\r\n\r\n");
+    s.drain(CLIENT, s2h, 4096);
+    let (items, sessions) = decode_file(&s.finish());
+    assert_eq!(items[0].method.as_deref(), Some("tools/list"));
+    assert!(!items[0].writer_seqs.is_empty() && !items[0].reader_seqs.is_empty());
+    assert_eq!(items[1].answers, Some(items[0].n));
+    assert_eq!(sessions.len(), 1);
+    let http: Vec<_> = items.iter().filter(|i| i.flag.is_some()).collect();
+    assert_eq!(http.len(), 4, "one per stream: {http:#?}");
+    assert!(http
+        .iter()
+        .all(|i| i.flag.as_ref().unwrap().0 == "unsupported"));
+    assert!(http.iter().any(|i| i.text == "HTTP/1.1 202 Accepted"));
+    assert_eq!(items.len(), 6);
+}

@@ -209,11 +209,14 @@ fn progress(reader: &CaptureReader, label: &'static str) -> Result<ProgressBar, 
         return Ok(ProgressBar::hidden());
     }
     let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
-    let style = ProgressStyle::with_template(
-        "{prefix} [{bar:40}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
-    )
-    .map(|s| s.progress_chars("=> "))
-    .unwrap_or_else(|_| ProgressStyle::default_bar());
+    let template = if label.is_empty() {
+        "[{bar:40}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}"
+    } else {
+        "{prefix} [{bar:40}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}"
+    };
+    let style = ProgressStyle::with_template(template)
+        .map(|s| s.progress_chars("=> "))
+        .unwrap_or_else(|_| ProgressStyle::default_bar());
     bar.set_style(style);
     bar.set_prefix(label);
     Ok(bar)

@@ -29,6 +29,9 @@ pub const SERVER: Proc = Proc {
     comm: "mcp-server",
 };
 
+/// A TCP end: IPv4 address in the first 4 bytes, and a port.
+pub type TcpEnd = ([u8; 16], u16);
+
 /// One direction of a pipe or socket pair: what was written and not yet read.
 struct Chan {
     fd_kind: u8,
@@ -36,7 +39,15 @@ struct Chan {
     w_peer: u64,
     r_ino: u64,
     r_peer: u64,
+    /// TCP: the writer's (local, remote) ends; the reader sees them swapped.
+    tcp: Option<(TcpEnd, TcpEnd)>,
     buf: VecDeque<u8>,
+}
+
+pub fn ipv4(a: [u8; 4], port: u16) -> TcpEnd {
+    let mut addr = [0u8; 16];
+    addr[..4].copy_from_slice(&a);
+    (addr, port)
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -88,6 +99,7 @@ impl Synth {
             w_peer: 0,
             r_ino: ino,
             r_peer: 0,
+            tcp: None,
             buf: VecDeque::new(),
         });
         ChanId(self.chans.len() - 1)
@@ -104,6 +116,25 @@ impl Synth {
                 w_peer: r,
                 r_ino: r,
                 r_peer: w,
+                tcp: None,
+                buf: VecDeque::new(),
+            });
+        }
+        (ChanId(self.chans.len() - 2), ChanId(self.chans.len() - 1))
+    }
+
+    /// A loopback TCP connection: (client → server, server → client).
+    pub fn tcp(&mut self, client: TcpEnd, server: TcpEnd) -> (ChanId, ChanId) {
+        let (c, sv) = (self.next_ino + 1, self.next_ino + 2);
+        self.next_ino += 2;
+        for (w, r, ends) in [(c, sv, (client, server)), (sv, c, (server, client))] {
+            self.chans.push(Chan {
+                fd_kind: fd_kind::TCP4,
+                w_ino: w,
+                w_peer: 0,
+                r_ino: r,
+                r_peer: 0,
+                tcp: Some(ends),
                 buf: VecDeque::new(),
             });
         }
@@ -126,7 +157,16 @@ impl Synth {
         } else {
             (c.r_ino, c.r_peer)
         };
+        let ((laddr, lport), (raddr, rport)) = match c.tcp {
+            Some((w, r)) if write => (w, r),
+            Some((w, r)) => (r, w),
+            None => (([0; 16], 0), ([0; 16], 0)),
+        };
         EventHeader {
+            laddr,
+            lport,
+            raddr,
+            rport,
             kind: kind::DATA,
             call: if write { call::WRITE } else { call::READ },
             direction: u8::from(write),
