@@ -163,6 +163,25 @@ impl Summary {
         right_align(&mut table, 5..7);
         right_align(&mut table, 9..10);
         let mut out = format!("{methods}\n{table}\n");
+        // Capabilities as exchanged (raw JSON), for the sessions shown.
+        let mut caps = new_table(&["session", "client capabilities", "server capabilities"]);
+        let mut any = false;
+        for s in sessions
+            .iter()
+            .filter(|s| self.sessions.contains_key(&s.id))
+        {
+            if s.client_capabilities.is_some() || s.server_capabilities.is_some() {
+                any = true;
+                caps.add_row(vec![
+                    s.id.to_string(),
+                    clean(s.client_capabilities.as_deref().unwrap_or("-")).into_owned(),
+                    clean(s.server_capabilities.as_deref().unwrap_or("-")).into_owned(),
+                ]);
+            }
+        }
+        if any {
+            out.push_str(&format!("{caps}\n"));
+        }
         if !self.loose_flags.is_empty() {
             let parts: Vec<String> = self
                 .loose_flags
