@@ -10,9 +10,11 @@
 //! The decoder is incremental and deterministic: replay feeds it the records
 //! of a file, the live recorder feeds it the records it writes, in the same
 //! order, and both get the same items. Its only clock is the records' own
-//! timestamps and ticks. Items come out in time order (message timestamp,
-//! then release order): an item is released once nothing still held could
-//! produce an earlier one, and at most `reorder_ns` after the clock passes it.
+//! timestamps and ticks. Items come out in time order (message timestamp;
+//! ties by stream offset, then release order): an item is released once
+//! nothing still held could produce an earlier one, `reorder_ns` after the
+//! clock passes it. Holding is bounded in time (`hold_ns`, `first_contact_ns`)
+//! and in bytes (`max_held`), never by the size of the capture.
 
 pub mod channel;
 pub mod framing;
@@ -191,19 +193,9 @@ impl Decoder {
         }
     }
 
-    /// The decoder's clock: the latest record timestamp or tick seen.
-    pub fn clock(&self) -> u64 {
-        self.clock
-    }
-
     /// Sessions so far, by id.
     pub fn sessions(&self) -> impl Iterator<Item = &SessionSummary> {
         self.sessions.summaries()
-    }
-
-    /// Items shown so far.
-    pub fn items(&self) -> u64 {
-        self.sessions.items()
     }
 
     /// One record of a capture, in file order.

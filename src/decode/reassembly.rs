@@ -121,10 +121,6 @@ impl Reassembler {
         self.next
     }
 
-    pub fn is_idle(&self) -> bool {
-        self.pending.is_empty()
-    }
-
     pub fn pending_bytes(&self) -> usize {
         self.pending_bytes
     }
@@ -405,7 +401,7 @@ mod tests {
             run(&mut r, chunk(2, b"cd"), 0),
             vec![P::D(2, b"cd".to_vec()), P::D(4, b"ef".to_vec())]
         );
-        assert!(r.is_idle());
+        assert!(r.deadline(0).is_none());
         // A duplicate and an overlap.
         assert_eq!(run(&mut r, chunk(2, b"cd"), 0), vec![P::Late(2, 2)]);
         assert!(run(&mut r, chunk(7, b"hi"), 0).is_empty());
@@ -476,7 +472,7 @@ mod tests {
         let mut v = Vec::new();
         r.finish(&mut |p| v.push(own(p)));
         assert_eq!(v, vec![P::L(120, 5, Loss::ReadFailed)]);
-        assert!(r.is_idle());
+        assert!(r.deadline(0).is_none());
     }
 
     #[test]
@@ -486,6 +482,6 @@ mod tests {
         let mut v = Vec::new();
         r.expire(0, 1_000, 50, &mut |p| v.push(own(p)));
         assert_eq!(v[0], P::L(0, 5, Loss::Missing));
-        assert!(r.is_idle());
+        assert!(r.deadline(0).is_none());
     }
 }

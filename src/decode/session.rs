@@ -77,11 +77,6 @@ impl Sessions {
         self.sessions.iter().map(|s| &s.summary)
     }
 
-    /// Items shown so far.
-    pub fn items(&self) -> u64 {
-        self.next_n
-    }
-
     /// Turns one merged frame into items.
     pub fn handle(
         &mut self,

@@ -43,10 +43,6 @@ impl WallClock {
         }
     }
 
-    pub fn is_known(&self) -> bool {
-        self.start.is_some()
-    }
-
     pub fn utc(&self, ts_ns: u64) -> Option<DateTime<Utc>> {
         let (at, kt) = self.start?;
         let delta = i64::try_from(ts_ns as i128 - kt as i128).ok()?;
@@ -159,7 +155,7 @@ mod tests {
             ),
             ("started_ktime_ns".to_string(), "1000000000".to_string()),
         ]);
-        assert!(WallClock::from_meta(&meta).is_known());
+        assert!(WallClock::from_meta(&meta).utc(0).is_some());
     }
 
     #[test]
