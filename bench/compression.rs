@@ -115,8 +115,8 @@ fn row(records: &[Vec<u8>], size: usize, level: i32, dict: Option<&[u8]>, raw: u
         assert_eq!(back.len(), b.len());
     }
     let dt = t.elapsed().as_secs_f64();
-    let total: u64 = compressed.iter().map(|c| c.len() as u64).sum::<u64>()
-        + dict.map_or(0, |d| d.len() as u64);
+    let total: u64 =
+        compressed.iter().map(|c| c.len() as u64).sum::<u64>() + dict.map_or(0, |d| d.len() as u64);
     println!(
         "| {} KiB | {level} | {} | {:.1} | {:.4} | {:.0} | {:.0} |",
         size >> 10,

@@ -169,28 +169,38 @@ static __always_inline int next_iov(struct emit_ctx *c)
 	return 0;
 }
 
+/* Says in the data itself that the rest of the call is lost. */
+static __always_inline void emit_truncated(struct emit_ctx *c)
+{
+	struct mcpspy_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+
+	count(MCPSPY_CNT_TRUNCATED, 1);
+	count(MCPSPY_CNT_TRUNCATED_BYTES, c->left);
+	if (e) {
+		__builtin_memcpy(e, &c->hdr, sizeof(*e));
+		e->call_off = c->done;
+		e->stream_off = c->stream_off + c->done;
+		e->flags |= MCPSPY_F_TRUNCATED;
+		e->len = 0;
+		bpf_ringbuf_submit(e, wake_flags());
+	} else {
+		count(MCPSPY_CNT_RING_FULL, 1);
+	}
+}
+
+/* One chunk per step; a step that reaches the end of an iovec loads the next. */
 static long emit_step(__u64 i, struct emit_ctx *c)
 {
 	if (c->left == 0)
 		return 1;
 	if (c->left_in_buf == 0) {
-		/* Next iovec: costs one iteration, counted in the loop bound. */
-		if (!next_iov(c))
-			return 0;
-		/* The rest of the call is lost: say so in the data itself. */
-		struct mcpspy_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
-
-		count(MCPSPY_CNT_TRUNCATED, 1);
-		count(MCPSPY_CNT_TRUNCATED_BYTES, c->left);
-		if (e) {
-			__builtin_memcpy(e, &c->hdr, sizeof(*e));
-			e->call_off = c->done;
-			e->stream_off = c->stream_off + c->done;
-			e->flags |= MCPSPY_F_TRUNCATED;
-			e->len = 0;
-			bpf_ringbuf_submit(e, wake_flags());
+		if (next_iov(c)) {
+			emit_truncated(c);
+			c->left = 0;
+			return 1;
 		}
-		return 1;
+		if (c->left_in_buf == 0)
+			return 0; /* an empty iovec */
 	}
 	__u64 n = c->left_in_buf;
 
@@ -577,15 +587,17 @@ watched_stream(const struct stream_key *key, __u64 chan, __u8 kind, const __u8 *
 {
 	struct stream_state *st;
 
-	if (capture_all) {
+	/* Streams without a channel (TLS plaintext) are looked up directly; the
+	 * others only once their channel is known to carry MCP, which spares
+	 * unrelated pipes and sockets a lookup. */
+	int chan_watched = capture_all || (chan && bpf_map_lookup_elem(&channels, &chan));
+
+	if (chan_watched || !chan) {
 		st = bpf_map_lookup_elem(&streams, key);
 		if (st)
 			return st;
-	} else if (chan && bpf_map_lookup_elem(&channels, &chan)) {
-		st = bpf_map_lookup_elem(&streams, key);
-		if (st)
-			return st;
-	} else {
+	}
+	if (!chan_watched) {
 		/* Unwatched channel, the common case: look at the first bytes. */
 		struct mcpspy_sniff sniff = {};
 		__u64 n = first_len;
@@ -628,12 +640,15 @@ static __always_inline void emit_call(struct emit_ctx *c, struct stream_state *s
 	c->hdr.ts_ns = bpf_ktime_get_ns();
 	bpf_get_current_comm(c->hdr.comm, sizeof(c->hdr.comm));
 	c->stream_off = __sync_fetch_and_add(&st->off[c->hdr.direction & 1], c->left);
-	/* Chunks plus one step per iovec; capped well above any real call. */
-	__u64 loops = c->left / MCPSPY_CHUNK_MAX + 2 + (c->iov ? c->iov_cnt : 0);
+	/* Each step emits a chunk or passes an empty iovec; each iovec can end
+	 * in a partial chunk. Capped (bpf_loop's limit) far above real calls. */
+	__u64 loops = c->left / MCPSPY_CHUNK_MAX + 2 + (c->iov ? 2 * c->iov_cnt : 0);
 
 	if (loops > (1 << 23))
 		loops = 1 << 23;
 	bpf_loop(loops, emit_step, c, 0);
+	if (c->left)
+		emit_truncated(c);
 }
 
 /* The common exit handler of every syscall rung. */
@@ -842,14 +857,16 @@ int BPF_URETPROBE(mcpspy_ssl_ret, long ret)
 
 	bpf_map_delete_elem(&ssl_calls, &pid_tgid);
 	__u64 n = 0;
+	/* Every SSL_* here returns int: only the low 32 bits of the register count. */
+	int rc = (int)ret;
 
 	if (c.ex) {
-		if (ret != 1 || bpf_probe_read_user(&n, sizeof(n), (void *)c.out_len))
+		if (rc != 1 || bpf_probe_read_user(&n, sizeof(n), (void *)c.out_len))
 			return 0;
 	} else {
-		if (ret <= 0)
+		if (rc <= 0)
 			return 0;
-		n = ret;
+		n = rc;
 	}
 	if (n == 0)
 		return 0;

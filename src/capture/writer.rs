@@ -220,15 +220,27 @@ impl CaptureWriter {
         row.last_ts = row.last_ts.max(h.ts_ns);
         row.events += 1;
         row.bytes += ev.payload.len() as u64;
-        // A TLS stream learns its socket after its first calls.
-        if row.ino == 0 && h.ino != 0 {
-            row.ino = h.ino;
-            row.fd = h.fd;
-            row.fd_kind = h.fd_kind;
-            row.tcp = crate::event::tcp_endpoints(h);
-        }
         row.dirty = true;
-        row.id
+        let id = row.id;
+        // A TLS stream learns its socket after its first calls, maybe in the
+        // other direction: both directions of the SSL* take it.
+        if ev.is_tls() && h.ino != 0 {
+            for dir in [Direction::Read, Direction::Write] {
+                if let Some(r) = self.streams.get_mut(&StreamKey {
+                    direction: dir,
+                    ..key
+                }) {
+                    if r.ino == 0 {
+                        r.ino = h.ino;
+                        r.fd = h.fd;
+                        r.fd_kind = h.fd_kind;
+                        r.tcp = crate::event::tcp_endpoints(h);
+                        r.dirty = true;
+                    }
+                }
+            }
+        }
+        id
     }
 
     pub fn add_process(&mut self, p: &ProcessRow) -> Result<()> {

@@ -1,11 +1,11 @@
 //! `mcpspy record`: thin glue over crate::record.
 
 use super::{AttachChoice, Failure, RecordArgs};
-use crate::record::{self, KernelConfig, Rung};
-use crate::render::size::human_bytes;
 use crate::capture::block::Records;
 use crate::decode::{DecodeOptions, Decoder};
+use crate::record::{self, KernelConfig, Rung};
 use crate::render::console::{Console, ConsoleStyle};
+use crate::render::size::human_bytes;
 use crate::render::WallClock;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::collections::BTreeMap;

@@ -127,13 +127,17 @@ pub struct Stream {
     pub peer_ino: u64,
     pub events: usize,
     pub comm: String,
+    /// TCP: (local address, local port, remote address, remote port), once known.
+    pub tcp: Option<(String, u16, String, u16)>,
 }
 
+/// A stream: `ino` is the pipe or socket inode, or the SSL* for TLS plaintext.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub struct StreamKey {
     pub pid: u32,
     pub ino: u64,
     pub direction: Direction,
+    pub tls: bool,
 }
 
 /// Every data stream in a capture, reassembled.
@@ -148,10 +152,14 @@ pub fn streams(path: &Path) -> BTreeMap<StreamKey, Stream> {
                 Record::Event(ev) if ev.hdr.kind == kind::DATA => {
                     let key = StreamKey {
                         pid: ev.hdr.tgid,
-                        ino: ev.hdr.ino,
+                        ino: if ev.is_tls() { ev.hdr.ssl } else { ev.hdr.ino },
                         direction: ev.direction(),
+                        tls: ev.is_tls(),
                     };
                     let entry = chunks.entry(key).or_default();
+                    if let Some(tcp) = mcpspy::event::tcp_endpoints(&ev.hdr) {
+                        entry.1.tcp = Some(tcp);
+                    }
                     entry.0.push((ev.hdr.stream_off, ev.payload.to_vec()));
                     entry.1.fd_kind = ev.hdr.fd_kind;
                     entry.1.peer_ino = ev.hdr.peer_ino;
@@ -161,6 +169,17 @@ pub fn streams(path: &Path) -> BTreeMap<StreamKey, Stream> {
                 Record::Damaged { reason, .. } => panic!("damaged record: {reason}"),
                 _ => {}
             }
+        }
+    }
+    // A TLS stream may learn its socket only from the other direction's records.
+    let tls_tcp: BTreeMap<(u32, u64), (String, u16, String, u16)> = chunks
+        .iter()
+        .filter(|(k, _)| k.tls)
+        .filter_map(|(k, (_, s))| Some(((k.pid, k.ino), s.tcp.clone()?)))
+        .collect();
+    for (k, (_, s)) in chunks.iter_mut().filter(|(k, _)| k.tls) {
+        if s.tcp.is_none() {
+            s.tcp = tls_tcp.get(&(k.pid, k.ino)).cloned();
         }
     }
     chunks
@@ -215,10 +234,23 @@ pub fn venv_python() -> PathBuf {
 #[derive(Debug)]
 pub struct TruthStream {
     pub tgid: u32,
+    /// Pipes and unix sockets; 0 for TCP, which strace names by its endpoints.
     pub inode: u64,
     pub direction: Direction,
     pub kind: String,
+    /// strace's name of the file: `pipe:[N]`, `TCP:[a:p->b:q]`, ...
+    pub target: String,
     pub bytes: Vec<u8>,
+}
+
+impl TruthStream {
+    /// TCP: (local port, remote port).
+    pub fn tcp_ports(&self) -> Option<(u16, u16)> {
+        let inner = self.target.strip_prefix("TCP:[")?.strip_suffix(']')?;
+        let (local, remote) = inner.split_once("->")?;
+        let port = |end: &str| end.rsplit_once(':')?.1.parse().ok();
+        Some((port(local)?, port(remote)?))
+    }
 }
 
 /// Runs `args` under the strace ground truth in `dir`; returns its streams.
@@ -248,7 +280,8 @@ pub fn run_with_truth(dir: &Path, args: &[&str]) -> Vec<TruthStream> {
         .filter_map(|s| {
             Some(TruthStream {
                 tgid: s["tgid"].as_u64()? as u32,
-                inode: s["inode"].as_u64()?,
+                inode: s["inode"].as_u64().unwrap_or(0),
+                target: s["target"].as_str()?.to_string(),
                 direction: if s["direction"] == "write" {
                     Direction::Write
                 } else {
