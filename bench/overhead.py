@@ -21,6 +21,11 @@ UNRELATED = {
     "python: 200k non-JSON 77 B writes": [PY, os.path.join(WL, "small_writes.py")],
 }
 
+UNRELATED_TCP = {
+    "TCP loopback, 200k sends of 128 B": [PY, os.path.join(WL, "tcp_stream.py"), "--size", "128", "--count", "200000"],
+    "TCP loopback, 100k sends of 4 KiB": [PY, os.path.join(WL, "tcp_stream.py"), "--size", "4096", "--count", "100000"],
+}
+
 
 def run_timed(cmd):
     """Runs cmd; returns (wall s, cpu s of it and its children, stdout)."""
@@ -121,7 +126,7 @@ def main():
     ap.add_argument("--bin", default=os.path.join(HERE, "..", "target", "release", "mcpspy"))
     ap.add_argument("--pairs", type=int, default=7)
     ap.add_argument("--rungs", default="tp-btf,raw-tp,tracepoint")
-    ap.add_argument("--only", default="unrelated,echo,rate", help="which sections")
+    ap.add_argument("--only", default="unrelated,echo,rate,tcp,http", help="which sections")
     a = ap.parse_args()
     only = set(a.only.split(","))
     binary = os.path.abspath(a.bin)
@@ -129,16 +134,36 @@ def main():
     print(f"Machine: {platform.node()}, Linux {platform.release()}, {os.cpu_count()} CPUs; "
           f"{a.pairs} alternating pairs per figure; medians, ratio = recording / not recording.\n")
 
-    if "unrelated" in only:
-        print("### Unrelated pipe I/O (nothing is captured; the in-kernel filter rejects it)\n")
+    for section, title, workloads in [
+        ("unrelated", "Unrelated pipe I/O (nothing is captured; the in-kernel filter rejects it)", UNRELATED),
+        ("tcp", "Unrelated TCP traffic on loopback (nothing is captured)", UNRELATED_TCP),
+    ]:
+        if section not in only:
+            continue
+        print(f"### {title}\n")
         print("| workload | rung | plain wall s | recording wall s | wall ratio (min-max) | CPU ratio |")
         print("|---|---|---|---|---|---|")
-        for name, cmd in UNRELATED.items():
+        for name, cmd in workloads.items():
             for rung in rungs:
                 m = measure(cmd, binary, rung, a.pairs, time_metric)
                 lo, hi = m["wall_ratio_range"]
                 print(f"| {name} | {rung} | {m['plain_wall']:.3f} | {m['rec_wall']:.3f} | "
                       f"{m['wall_ratio']:.2f}x ({lo:.2f}-{hi:.2f}) | {m['cpu_ratio']:.2f}x |", flush=True)
+        print()
+
+    if "http" in only:
+        print("### MCP over HTTP/1.1 keep-alive, Node client and server (every message captured at both ends)\n")
+        print("| transport | plain msgs/s | recording msgs/s | slowdown (min-max) |")
+        print("|---|---|---|---|")
+        with tempfile.TemporaryDirectory() as d:
+            key, cert = os.path.join(d, "k.pem"), os.path.join(d, "c.pem")
+            subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert,
+                            "-days", "1", "-subj", "/CN=127.0.0.1"], check=True, capture_output=True)
+            echo = ["node", os.path.join(WL, "http_echo.mjs"), "--messages", "5000"]
+            for name, cmd in [("http", echo), ("https (TLS plaintext via uprobes)", echo + ["--tls", key, cert])]:
+                m = measure(cmd, binary, None, a.pairs, rate_metric)
+                lo, hi = m["wall_ratio_range"]
+                print(f"| {name} | {m['plain_rate']:.0f} | {m['rec_rate']:.0f} | {m['wall_ratio']:.3f}x ({lo:.3f}-{hi:.3f}) |", flush=True)
         print()
 
     if "echo" in only:

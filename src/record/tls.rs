@@ -23,6 +23,10 @@ const LIB_DIRS: [&str; 6] = [
     "/usr/local/lib",
 ];
 const LIB_NAMES: [&str; 2] = ["libssl.so.3", "libssl.so.1.1"];
+/// Programs known to carry OpenSSL in their own binary, probed at the start
+/// (found on PATH) so that ones started later are covered from their first
+/// call, not from when their exec is noticed.
+const PROGRAMS: [&str; 2] = ["node", "nodejs"];
 
 /// A file whose OpenSSL functions are probed.
 #[derive(Clone, Debug, serde::Serialize)]
@@ -55,6 +59,15 @@ impl TlsProbes {
                 let p = Path::new(dir).join(name);
                 if p.exists() {
                     t.consider(skel, &p);
+                }
+            }
+        }
+        let path = std::env::var_os("PATH").unwrap_or_default();
+        for dir in std::env::split_paths(&path) {
+            for name in PROGRAMS {
+                let p = dir.join(name);
+                if let Ok(real) = std::fs::canonicalize(&p) {
+                    t.consider(skel, &real);
                 }
             }
         }
