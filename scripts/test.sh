@@ -8,4 +8,4 @@ scripts/setup.sh
 [ -d "$HOME/.cargo/bin" ] && export PATH="$HOME/.cargo/bin:$PATH"
 cargo fmt --all -- --check
 cargo clippy --release --all-targets -- -D warnings
-cargo test --release
+cargo test --release --no-fail-fast

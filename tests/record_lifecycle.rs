@@ -178,11 +178,12 @@ fn flooded_tiny_ring_counts_every_lost_byte() {
     let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     let capture = dir.path().join("flood.db");
-    let rec = start_recorder(&capture, &["--ring-size", "64K"]);
+    // Only the workload is recorded, so that every count below is its own.
+    let rec = start_recorder(&capture, &["--ring-size", "64K", "--comm", "mcpspy-flood"]);
     let out = Command::new("python3")
         .arg(PIPE_PAIR)
         .arg(dir.path())
-        .args(["--message-bytes", "8000000", "8000000"])
+        .args(["--message-bytes", "8000000", "8000000", "--name", "mcpspy-flood"])
         .output()
         .unwrap();
     assert!(out.status.success());

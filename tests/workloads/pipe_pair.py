@@ -3,7 +3,7 @@ exactly known bytes. Ground truth for the recorder tests: each side saves what
 its read()/write() calls moved, and prints its pid.
 
 usage: pipe_pair.py OUTDIR [--socketpair] [--write-chunk N] [--read-chunk N]
-                           [--pause-ms N] [--message-bytes N ...]
+                           [--pause-ms N] [--message-bytes N ...] [--name COMM]
 Each message is one JSON-RPC line; --message-bytes sets the size of its text
 field. Writes go out in --write-chunk pieces (0: one call per message), and
 reads take --read-chunk bytes at a time.
@@ -17,7 +17,12 @@ ap.add_argument("--write-chunk", type=int, default=0)
 ap.add_argument("--read-chunk", type=int, default=65536)
 ap.add_argument("--pause-ms", type=int, default=0)
 ap.add_argument("--message-bytes", type=int, nargs="*", default=[100])
+ap.add_argument("--name", help="set the process name (comm) of both sides")
 a = ap.parse_args()
+
+if a.name:
+    import ctypes
+    ctypes.CDLL(None).prctl(15, a.name.encode(), 0, 0, 0)  # PR_SET_NAME
 
 messages = b"".join(
     (json.dumps({"jsonrpc": "2.0", "id": i, "method": "tools/call",
