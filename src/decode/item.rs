@@ -14,8 +14,14 @@ pub struct Peer {
 }
 
 impl Peer {
-    pub fn comm(&self) -> String {
-        crate::event::comm_to_string(&self.comm)
+    /// The name, borrowed unless it is not UTF-8 (it is written per item).
+    pub fn comm(&self) -> Cow<'_, str> {
+        let end = self
+            .comm
+            .iter()
+            .position(|&b| b == 0)
+            .unwrap_or(self.comm.len());
+        String::from_utf8_lossy(&self.comm[..end])
     }
 }
 

@@ -100,7 +100,7 @@ struct Envelope<'a> {
 
 /// Parses one framed text (a line, without its newline).
 pub fn parse(bytes: &[u8]) -> Parsed<'_> {
-    let text = match std::str::from_utf8(bytes) {
+    let text = match utf8(bytes) {
         Ok(t) => t,
         Err(e) => {
             return Parsed::Invalid(invalid(
@@ -121,6 +121,16 @@ pub fn parse(bytes: &[u8]) -> Parsed<'_> {
             Ok(m) => Parsed::One(m),
             Err(e) => Parsed::Invalid(e),
         },
+    }
+}
+
+/// UTF-8 validation is the largest single cost of decoding text with
+/// non-ASCII characters: the SIMD check first, and the standard library's
+/// only on failure, for the position of the first bad byte.
+pub fn utf8(bytes: &[u8]) -> Result<&str, std::str::Utf8Error> {
+    match simdutf8::basic::from_utf8(bytes) {
+        Ok(text) => Ok(text),
+        Err(_) => std::str::from_utf8(bytes),
     }
 }
 

@@ -2,9 +2,11 @@
 //! few parameters the correlator reads (tool names, progress tokens, the
 //! handshake). Everything else stays raw.
 
+use memchr::memmem::Finder;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use std::borrow::Cow;
+use std::sync::LazyLock;
 
 /// Which side of a session sends a method.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -243,6 +245,10 @@ pub struct Params<'a> {
     pub level: Option<Cow<'a, str>>,
 }
 
+/// Searchers built once: building one costs about as much as a search.
+static META_KEY: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"\"_meta\""));
+static IS_ERROR_KEY: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"\"isError\""));
+
 /// Reads the parameters the correlator uses from a request or notification.
 /// Parameters that are not an object, or do not have the expected types,
 /// give none (the raw text is still shown).
@@ -255,7 +261,7 @@ pub fn params<'a>(method: &str, raw: Option<&'a RawValue>) -> Params<'a> {
         return Params::default();
     };
     let text = raw.get();
-    let has_meta = memchr::memmem::find(text.as_bytes(), b"\"_meta\"").is_some();
+    let has_meta = META_KEY.find(text.as_bytes()).is_some();
     match method {
         "tools/call" | "prompts/get" if !has_meta => Params {
             name: name_only(text),
@@ -322,7 +328,7 @@ pub fn is_tool_error(result: &RawValue) -> bool {
         #[serde(rename = "isError", default)]
         is_error: Option<bool>,
     }
-    memchr::memmem::find(result.get().as_bytes(), b"\"isError\"").is_some()
+    IS_ERROR_KEY.find(result.get().as_bytes()).is_some()
         && serde_json::from_str::<Outcome>(result.get())
             .ok()
             .and_then(|o| o.is_error)

@@ -83,7 +83,7 @@ impl Filter {
             && !peers
                 .iter()
                 .flatten()
-                .any(|p| self.comms.contains(&p.comm()))
+                .any(|p| self.comms.iter().any(|c| *c == p.comm()))
         {
             return false;
         }

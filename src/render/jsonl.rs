@@ -271,11 +271,11 @@ impl Jsonl {
         self.raw("{\"from_pid\":");
         self.opt_number(item.from.map(|p| p.pid));
         self.raw(",\"from_comm\":");
-        self.opt_string(item.from.map(|p| p.comm()).as_deref());
+        self.opt_string(item.from.as_ref().map(Peer::comm).as_deref());
         self.raw(",\"to_pid\":");
         self.opt_number(item.to.map(|p| p.pid));
         self.raw(",\"to_comm\":");
-        self.opt_string(item.to.map(|p| p.comm()).as_deref());
+        self.opt_string(item.to.as_ref().map(Peer::comm).as_deref());
         self.raw(",\"fd_kind\":");
         self.string(kind);
         self.raw(",\"ino\":");
