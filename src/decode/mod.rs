@@ -115,7 +115,8 @@ enum Owner {
 }
 
 enum Pending {
-    Merged(Merged),
+    /// Boxed: the ready queue moves its entries as it sorts them.
+    Merged(Box<Merged>),
     Damage(Flag),
 }
 
@@ -407,7 +408,7 @@ impl Decoder {
                 .as_ref()
                 .or(m.reader.as_ref())
                 .map_or(0, |s| s.start);
-            self.schedule(m.ts(), offset, Pending::Merged(m));
+            self.schedule(m.ts(), offset, Pending::Merged(Box::new(m)));
         }
     }
 
