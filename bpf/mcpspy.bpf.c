@@ -617,8 +617,6 @@ watched_stream(const struct stream_key *key, __u64 chan, __u8 kind, const __u8 *
 		if (tcp ? !sniff_http(&sniff) : !sniff_jsonrpc(&sniff))
 			return NULL;
 	}
-	if (!process_selected())
-		return NULL;
 	__u8 one = 1;
 	struct stream_state zero = {};
 
@@ -640,6 +638,11 @@ static __always_inline void emit_call(struct emit_ctx *c, struct stream_state *s
 	c->hdr.ts_ns = bpf_ktime_get_ns();
 	bpf_get_current_comm(c->hdr.comm, sizeof(c->hdr.comm));
 	c->stream_off = __sync_fetch_and_add(&st->off[c->hdr.direction & 1], c->left);
+	if (!c->iov && c->left <= MCPSPY_CHUNK_MAX) {
+		/* One chunk, the common case: no loop. */
+		emit_step(0, c);
+		return;
+	}
 	/* Each step emits a chunk or passes an empty iovec; each iovec can end
 	 * in a partial chunk. Capped (bpf_loop's limit) far above real calls. */
 	__u64 loops = c->left / MCPSPY_CHUNK_MAX + 2 + (c->iov ? 2 * c->iov_cnt : 0);
@@ -673,7 +676,8 @@ static __always_inline int on_sys_exit(long nr, long ret, __u64 a0, __u64 a1, __
 	struct task_struct *task = bpf_get_current_task_btf();
 	__u32 tgid = task->tgid;
 
-	if (tgid == self_tgid)
+	/* Unselected processes (--pid, --comm) cost next to nothing. */
+	if (tgid == self_tgid || !process_selected())
 		return 0;
 	struct fd_info fi = {};
 
@@ -809,7 +813,7 @@ static __always_inline int ssl_enter(void *ssl, const void *buf, void *out_len, 
 		.direction = direction,
 	};
 
-	if (tgid == self_tgid || stopped)
+	if (tgid == self_tgid || stopped || !process_selected())
 		return 0;
 	bpf_map_update_elem(&ssl_calls, &pid_tgid, &c, BPF_ANY);
 	if (!bpf_map_lookup_elem(&ssl_tgids, &tgid)) {
