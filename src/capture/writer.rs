@@ -343,38 +343,26 @@ impl CaptureWriter {
             Some((lo, hi)) => (Some(lo as i64), Some(hi as i64)),
             None => (None, None),
         };
-        match self.block_id {
-            Some(id) => {
-                self.conn.execute(
-                    "UPDATE blocks SET records = ?2, first_ts_ns = ?3, last_ts_ns = ?4,
-                       raw_bytes = ?5, data = ?6 WHERE block_id = ?1",
-                    params![
-                        id,
-                        self.block_records as i64,
-                        lo,
-                        hi,
-                        self.block_buf.len() as i64,
-                        data
-                    ],
-                )?;
-            }
-            None => {
-                self.conn.execute(
-                    "INSERT INTO blocks (first_seq, records, first_ts_ns, last_ts_ns, raw_bytes, data)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                    params![
-                        self.block_first_seq as i64,
-                        self.block_records as i64,
-                        lo,
-                        hi,
-                        self.block_buf.len() as i64,
-                        data
-                    ],
-                )?;
-                self.block_id = Some(self.conn.last_insert_rowid());
-            }
-        }
-        let block_id = self.block_id.expect("set above");
+        // The growing block is rewritten in place until it is sealed.
+        self.conn.execute(
+            "INSERT INTO blocks (block_id, first_seq, records, first_ts_ns, last_ts_ns, raw_bytes, data)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+             ON CONFLICT (block_id) DO UPDATE SET records = excluded.records,
+               first_ts_ns = excluded.first_ts_ns, last_ts_ns = excluded.last_ts_ns,
+               raw_bytes = excluded.raw_bytes, data = excluded.data",
+            params![
+                self.block_id,
+                self.block_first_seq as i64,
+                self.block_records as i64,
+                lo,
+                hi,
+                self.block_buf.len() as i64,
+                data
+            ],
+        )?;
+        let block_id = *self
+            .block_id
+            .get_or_insert_with(|| self.conn.last_insert_rowid());
         let mut stmt = self.conn.prepare_cached(
             "INSERT INTO block_streams (block_id, stream_id, records) VALUES (?1, ?2, ?3)
              ON CONFLICT (stream_id, block_id) DO UPDATE SET records = excluded.records",
