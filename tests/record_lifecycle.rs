@@ -6,12 +6,10 @@ mod common;
 use common::*;
 use mcpspy::capture::CaptureReader;
 use mcpspy::event::{counter, Direction};
-use std::io::{BufRead, BufReader};
 use std::os::unix::fs::PermissionsExt;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-const TICKER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/workloads/ticker.py");
 const PIPE_PAIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/workloads/pipe_pair.py");
 
 fn info(path: &std::path::Path) -> (i32, String, String) {
@@ -44,33 +42,21 @@ fn sigkill_leaves_a_file_with_everything_before_the_last_commit() {
     let dir = tempfile::tempdir().unwrap();
     let capture = dir.path().join("killed.db");
     let rec = start_recorder(&capture, &[]);
-    let mut ticker = Command::new("python3")
-        .args([TICKER, "--seconds", "5", "--interval-ms", "10"])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(ticker.stdout.take().unwrap()).lines();
-    let writer: u32 = lines.next().unwrap().unwrap()["writer ".len()..]
-        .parse()
-        .unwrap();
+    let mut ticker = Ticker::start(&["--seconds", "5", "--interval-ms", "10"]);
     let started = Instant::now();
     let mut sent: Vec<(u64, Instant)> = Vec::new();
-    for line in lines.by_ref() {
-        let line = line.unwrap();
-        if let Some(rest) = line.strip_prefix("sent ") {
-            let id = rest.split_whitespace().next().unwrap().parse().unwrap();
-            sent.push((id, Instant::now()));
-        }
-        if started.elapsed() > Duration::from_millis(3200) {
-            break;
-        }
+    while started.elapsed() < Duration::from_millis(3200) {
+        sent.push((
+            ticker.next_sent().expect("the ticker runs 5 s"),
+            Instant::now(),
+        ));
     }
     let killed_at = Instant::now();
     // SAFETY: kill on our own child's pid.
     unsafe { libc::kill(rec.pid() as i32, libc::SIGKILL) };
     drop(rec);
-    let _ = ticker.kill();
-    let _ = ticker.wait();
+    let writer = ticker.writer;
+    ticker.stop();
 
     let (code, text, err) = info(&capture);
     assert_eq!(code, 0, "info after SIGKILL: {err}");
@@ -183,7 +169,13 @@ fn flooded_tiny_ring_counts_every_lost_byte() {
     let out = Command::new("python3")
         .arg(PIPE_PAIR)
         .arg(dir.path())
-        .args(["--message-bytes", "8000000", "8000000", "--name", "mcpspy-flood"])
+        .args([
+            "--message-bytes",
+            "8000000",
+            "8000000",
+            "--name",
+            "mcpspy-flood",
+        ])
         .output()
         .unwrap();
     assert!(out.status.success());
@@ -228,14 +220,11 @@ fn comm_and_pid_filters_select_processes() {
     let capture = dir.path().join("filtered.db");
     let rec = start_recorder(&capture, &["--comm", "mcpspy-keep"]);
     let run = |name: &str| {
-        let out = Command::new("python3")
-            .args([TICKER, "--seconds", "0.3", "--name", name])
-            .output()
-            .unwrap();
-        let text = String::from_utf8(out.stdout).unwrap();
-        text.lines().next().unwrap()["writer ".len()..]
-            .parse::<u32>()
-            .unwrap()
+        let mut t = Ticker::start(&["--seconds", "0.3", "--name", name]);
+        while t.next_sent().is_some() {}
+        let writer = t.writer;
+        t.stop();
+        writer
     };
     let kept = run("mcpspy-keep");
     let skipped = run("mcpspy-skip");
@@ -252,24 +241,13 @@ fn comm_and_pid_filters_select_processes() {
     assert!(all.values().all(|s| s.comm == "mcpspy-keep"));
 
     // --pid: a process already running when the recording starts.
-    let mut ticker = Command::new("python3")
-        .args([TICKER, "--seconds", "3", "--interval-ms", "20"])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(ticker.stdout.take().unwrap()).lines();
-    let writer: u32 = lines.next().unwrap().unwrap()["writer ".len()..]
-        .parse()
-        .unwrap();
-    let reader: u32 = lines.next().unwrap().unwrap()["reader ".len()..]
-        .parse()
-        .unwrap();
+    let ticker = Ticker::start(&["--seconds", "3", "--interval-ms", "20"]);
+    let (writer, reader) = (ticker.writer, ticker.reader);
     let capture = dir.path().join("by_pid.db");
     let rec = start_recorder(&capture, &["--pid", &writer.to_string()]);
     std::thread::sleep(Duration::from_millis(500));
     rec.stop();
-    let _ = ticker.kill();
-    let _ = ticker.wait();
+    ticker.stop();
     let all = streams(&capture);
     assert!(all.keys().any(|k| k.pid == writer), "selected pid missing");
     assert!(

@@ -301,3 +301,53 @@ pub fn starts_like_json(bytes: &[u8]) -> bool {
         .find(|b| !b.is_ascii_whitespace())
         .is_some_and(|&b| b == b'{' || b == b'[')
 }
+
+/// tests/workloads/ticker.py: a writer sending one ping per interval to a reader.
+pub struct Ticker {
+    child: Child,
+    lines: std::io::Lines<BufReader<std::process::ChildStdout>>,
+    pub writer: u32,
+    pub reader: u32,
+}
+
+impl Ticker {
+    pub fn start(args: &[&str]) -> Ticker {
+        let mut child = Command::new("python3")
+            .arg(Path::new(ROOT).join("tests/workloads/ticker.py"))
+            .args(args)
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("starting ticker.py");
+        let mut lines = BufReader::new(child.stdout.take().expect("piped")).lines();
+        let mut pid = |role: &str| -> u32 {
+            let line = lines.next().expect("a pid line").expect("text");
+            line.strip_prefix(role)
+                .and_then(|p| p.trim().parse().ok())
+                .unwrap_or_else(|| panic!("expected {role:?}, got {line:?}"))
+        };
+        let writer = pid("writer ");
+        let reader = pid("reader ");
+        Ticker {
+            child,
+            lines,
+            writer,
+            reader,
+        }
+    }
+
+    /// The id of the next message sent, once it has left; None at the end.
+    pub fn next_sent(&mut self) -> Option<u64> {
+        self.lines.by_ref().map_while(Result::ok).find_map(|l| {
+            l.strip_prefix("sent ")?
+                .split_whitespace()
+                .next()?
+                .parse()
+                .ok()
+        })
+    }
+
+    pub fn stop(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
