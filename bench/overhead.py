@@ -131,7 +131,8 @@ def main():
     ap.add_argument("--bin", default=os.path.join(HERE, "..", "target", "release", "mcpspy"))
     ap.add_argument("--pairs", type=int, default=7)
     ap.add_argument("--rungs", default="tp-btf,raw-tp,tracepoint")
-    ap.add_argument("--only", default="unrelated,echo,rate,tcp,http", help="which sections")
+    ap.add_argument("--only", default="unrelated,echo,rate,tcp,http,size", help="which sections")
+    ap.add_argument("--keep-capture", help="with the size section: keep its capture here")
     a = ap.parse_args()
     only = set(a.only.split(","))
     binary = os.path.abspath(a.bin)
@@ -200,6 +201,20 @@ def main():
                 if lost == 0:
                     best = max(best, got["msgs_per_s"])
         print(f"\nHighest rate with 0 records lost: {best:.0f} msgs/s (each message is stored twice: writer and reader side).\n")
+
+    if "size" in only:
+        print("### Capture size of realistic MCP traffic (bench/workloads/realistic.py, 4000 round trips)\n")
+        with tempfile.TemporaryDirectory() as d:
+            path = a.keep_capture or os.path.join(d, "size.db")
+            rec = Recorder(binary, None, path)
+            _, _, out = run_timed([PY, os.path.join(WL, "realistic.py"), "--messages", "4000"])
+            rec.stop()
+            got = json.loads(out)
+            unique = got["json_bytes_client_to_server"] + got["json_bytes_server_to_client"]
+            lost, events, payload, size = capture_facts(path)
+            print("| JSON bytes sent (each message once) | bytes captured (writer and reader copies) | records | records lost | file bytes | file bytes per captured byte | file bytes per JSON byte sent |")
+            print("|---|---|---|---|---|---|---|")
+            print(f"| {unique} | {payload} | {events} | {lost} | {size} | {size / max(payload, 1):.4f} | {size / max(unique, 1):.4f} |\n")
 
 
 if __name__ == "__main__":

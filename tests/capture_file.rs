@@ -1,6 +1,7 @@
 //! The capture file on its own: round trips, indexes, crash safety, bad input.
 //! Root-free: records are made with event::encode.
 
+use mcpspy::capture::writer::BLOCK_TARGET;
 use mcpspy::capture::{BlockFilter, CaptureReader, CaptureWriter, Record};
 use mcpspy::event::{encode, fd_kind, kind, EventHeader};
 use std::path::Path;
@@ -60,31 +61,33 @@ fn all_seqs(r: &CaptureReader, f: &BlockFilter) -> Vec<(u64, u32)> {
 fn round_trip_in_order_with_stream_and_time_indexes() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("c.db");
-    write_capture(&path, 5000);
+    // Enough 1 KiB records for five blocks.
+    let n = 5 * BLOCK_TARGET as u64 / 1024;
+    write_capture(&path, n);
     let r = CaptureReader::open(&path).unwrap();
     let seqs = all_seqs(&r, &BlockFilter::default());
-    assert_eq!(seqs.len(), 5000);
+    assert_eq!(seqs.len() as u64, n);
     // Numbered in file order, ticks included in the numbering.
     assert!(seqs.windows(2).all(|w| w[0].0 < w[1].0));
     let t = r.totals().unwrap();
-    assert_eq!(t.data_events, 5000);
-    assert_eq!(t.records, 5005);
+    assert_eq!(t.data_events, n);
+    assert_eq!(t.records, n + n / 1000);
     assert_eq!(t.streams, 2);
-    assert!(t.blocks >= 5, "1 KiB x 5000 spans several 1 MiB blocks");
-    assert_eq!(t.payload_bytes, 5000 * 1024);
+    assert!(t.blocks >= 5, "{n} records of 1 KiB span five blocks");
+    assert_eq!(t.payload_bytes, n * 1024);
 
     // A time range reads only the blocks that overlap it.
     let late = BlockFilter {
-        ktime_range: Some((1_000 + 4_900, 1_000 + 4_999)),
+        ktime_range: Some((1_000 + n - 100, 1_000 + n - 1)),
         ..Default::default()
     };
     let some = all_seqs(&r, &late);
     assert!(
-        !some.is_empty() && some.len() < 2000,
+        !some.is_empty() && (some.len() as u64) < n / 2,
         "{} records",
         some.len()
     );
-    assert!(some.iter().any(|(s, _)| *s >= 4900));
+    assert!(some.iter().any(|(s, _)| *s >= n - 100));
 
     // A stream filter keeps the blocks holding that stream.
     let streams = r.streams().unwrap();
@@ -128,7 +131,7 @@ fn readers_refuse_what_is_not_a_capture() {
 fn damaged_block_is_reported_not_skipped() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("d.db");
-    write_capture(&path, 3000);
+    write_capture(&path, 3 * BLOCK_TARGET as u64 / 1024);
     rusqlite::Connection::open(&path)
         .unwrap()
         .execute(

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 /// Raw bytes per block before it is sealed. Larger blocks compress better;
 /// smaller ones make time-range reads cheaper. See BENCHMARKS.md.
-pub const BLOCK_TARGET: usize = 1 << 20;
+pub const BLOCK_TARGET: usize = 4 << 20;
 pub const ZSTD_LEVEL: i32 = 3;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
