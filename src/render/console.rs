@@ -7,6 +7,7 @@
 
 use super::{clean, clean_bytes, latency, WallClock};
 use crate::decode::{mcp, CopyInfo, FlagReason, Item, Kind, Peer, Transport};
+use std::fmt::Write as _;
 use std::io::{self, Write};
 
 #[derive(Clone, Copy, Debug, Default)]
@@ -31,6 +32,9 @@ pub struct Console {
     clock: WallClock,
     style: ConsoleStyle,
     line: String,
+    time: String,
+    /// The last second formatted (see WallClock::push_local_time).
+    second: Option<(i64, String)>,
 }
 
 const DIM: &str = "\x1b[2m";
@@ -47,6 +51,8 @@ impl Console {
             clock,
             style,
             line: String::with_capacity(256),
+            time: String::with_capacity(16),
+            second: None,
         }
     }
 
@@ -74,8 +80,12 @@ impl Console {
     }
 
     fn format(&mut self, item: &Item<'_>) {
-        let time = self.clock.local_time(item.ts_ns);
+        let mut time = std::mem::take(&mut self.time);
+        time.clear();
+        self.clock
+            .push_local_time(item.ts_ns, &mut self.second, &mut time);
         self.paint(DIM, &time);
+        self.time = time;
         self.line.push(' ');
         if item.from.is_some() || item.to.is_some() {
             push_peer(&mut self.line, item.from);
@@ -231,7 +241,7 @@ fn push_peer(line: &mut String, p: Option<Peer>) {
     match p {
         Some(p) => {
             line.push_str(&clean(&p.comm()));
-            line.push_str(&format!("[{}]", p.pid));
+            let _ = write!(line, "[{}]", p.pid);
         }
         None => line.push('?'),
     }

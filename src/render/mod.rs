@@ -62,11 +62,36 @@ impl WallClock {
             .map(|(at, _)| at.with_timezone(&Local).date_naive())
     }
 
-    /// Local time of day, HH:MM:SS.mmm (or monotonic seconds when unknown).
-    pub fn local_time(&self, ts_ns: u64) -> String {
+    /// Local time of day, HH:MM:SS.mmm (or monotonic seconds when unknown),
+    /// appended to `out`. `second` keeps the text of the last second
+    /// formatted: consecutive lines mostly share it, and formatting it is
+    /// the largest cost of a console line.
+    pub fn push_local_time(
+        &self,
+        ts_ns: u64,
+        second: &mut Option<(i64, String)>,
+        out: &mut String,
+    ) {
         match self.utc(ts_ns) {
-            Some(t) => t.with_timezone(&Local).format("%H:%M:%S%.3f").to_string(),
-            None => format!("{}.{:03}", ts_ns / 1_000_000_000, ts_ns / 1_000_000 % 1000),
+            Some(t) => {
+                let secs = t.timestamp();
+                if second.as_ref().is_none_or(|(s, _)| *s != secs) {
+                    let hms = t.with_timezone(&Local).format("%H:%M:%S").to_string();
+                    *second = Some((secs, hms));
+                }
+                if let Some((_, hms)) = second {
+                    out.push_str(hms);
+                }
+                let _ = write!(out, ".{:03}", t.timestamp_subsec_millis());
+            }
+            None => {
+                let _ = write!(
+                    out,
+                    "{}.{:03}",
+                    ts_ns / 1_000_000_000,
+                    ts_ns / 1_000_000 % 1000
+                );
+            }
         }
     }
 
@@ -106,7 +131,9 @@ pub fn clean(s: &str) -> Cow<'_, str> {
         (c.is_control() && c != '\t')
             || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
     }
-    if !s.chars().any(unsafe_char) {
+    // Printable ASCII, the common case, is safe without decoding chars.
+    let printable = |b: &u8| matches!(b, b' '..=b'~' | b'\t');
+    if s.as_bytes().iter().all(printable) || !s.chars().any(unsafe_char) {
         return Cow::Borrowed(s);
     }
     let mut out = String::with_capacity(s.len() + 8);
