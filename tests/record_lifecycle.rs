@@ -6,7 +6,7 @@ mod common;
 use common::*;
 use mcpspy::capture::CaptureReader;
 use mcpspy::event::{counter, Direction};
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -154,6 +154,23 @@ fn file_is_private_and_never_overwritten_without_force() {
     let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600);
     assert_eq!(info(&path).0, 0);
+
+    // Under sudo the file belongs to the user who ran sudo.
+    let owned = dir.path().join("owned.db");
+    let out = Command::new(BIN)
+        .args(["record", "--duration", "0.2", "-o"])
+        .arg(&owned)
+        .env("SUDO_UID", "65534")
+        .env("SUDO_GID", "65534")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let meta = std::fs::metadata(&owned).unwrap();
+    assert_eq!((meta.uid(), meta.gid()), (65534, 65534));
 }
 
 #[test]
