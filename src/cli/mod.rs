@@ -149,6 +149,10 @@ pub struct QueryArgs {
     /// Print each message's JSON too
     #[arg(short = 'b', long = "body")]
     pub body: bool,
+    /// Decode the whole capture instead of reading its index (which the
+    /// first query builds, in $XDG_CACHE_HOME/mcpspy or ~/.cache/mcpspy)
+    #[arg(long)]
+    pub no_index: bool,
 }
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]

@@ -5,6 +5,7 @@ use super::{
 };
 use crate::capture::{BlockFilter, CaptureReader};
 use crate::decode::{DecodeOptions, Decoder, Item, SessionSummary};
+use crate::index::{self, Index, IndexError, Key, Select};
 use crate::render::console::{Console, ConsoleStyle};
 use crate::render::filter::Filter;
 use crate::render::jsonl::Jsonl;
@@ -14,7 +15,7 @@ use chrono::{DateTime, Local, NaiveTime, TimeZone, Utc};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::collections::HashSet;
 use std::io::{self, BufWriter, IsTerminal, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 pub fn replay(a: ReplayArgs) -> Result<(), Failure> {
     let reader = open(&a.file)?;
@@ -33,6 +34,21 @@ pub fn query(a: QueryArgs) -> Result<(), Failure> {
     let reader = open(&a.file)?;
     let clock = WallClock::from_meta(&reader.meta()?);
     let filter = filter(&a.filter, &clock)?;
+    if !a.no_index {
+        if let Some((index, path)) = open_index(&reader) {
+            return query_index(&a, &reader, &index, &clock, &filter).map_err(|e| match e {
+                Stop::Io(e) => Failure::from(e),
+                Stop::Index(e) => {
+                    // Never trusted again: the next query builds it anew.
+                    let _ = std::fs::remove_file(&path);
+                    Failure::other(format!(
+                        "{}: the index does not read back ({e}); it was removed, and the next query rebuilds it (or use --no-index)",
+                        path.display()
+                    ))
+                }
+            });
+        }
+    }
     let selected = first_pass(&reader, &filter)?;
     let stdout = io::stdout();
     if a.summary {
@@ -59,6 +75,113 @@ pub fn query(a: QueryArgs) -> Result<(), Failure> {
         Ok(())
     })?;
     finish(out.flush())
+}
+
+/// Why reading an index stopped.
+enum Stop {
+    Io(io::Error),
+    Index(IndexError),
+}
+
+impl From<io::Error> for Stop {
+    fn from(e: io::Error) -> Self {
+        Stop::Io(e)
+    }
+}
+
+impl From<IndexError> for Stop {
+    fn from(e: IndexError) -> Self {
+        Stop::Index(e)
+    }
+}
+
+/// `query` from the index: the same filter, console and tables, on items
+/// read back instead of decoded.
+fn query_index(
+    a: &QueryArgs,
+    reader: &CaptureReader,
+    index: &Index,
+    clock: &WallClock,
+    filter: &Filter,
+) -> Result<(), Stop> {
+    let mut selected = HashSet::new();
+    if filter.needs_answers() {
+        index.each(Select::Answers(filter), false, |item, _| {
+            selected.extend(filter.answer_selects(item));
+            Ok::<(), Stop>(())
+        })?;
+    }
+    let stdout = io::stdout();
+    if a.summary {
+        let mut summary = Summary::default();
+        index.each(Select::Matches(filter), false, |item, size| {
+            if filter.matches(item, &selected) {
+                summary.add_sized(item, size);
+            }
+            Ok::<(), Stop>(())
+        })?;
+        let drops = reader
+            .drops()
+            .map_err(|e| io::Error::other(e.to_string()))?;
+        let tables = summary.render(index.sessions(), &drops, clock);
+        let mut out = stdout.lock();
+        return quiet_pipe(out.write_all(tables.as_bytes()).and_then(|()| out.flush()));
+    }
+    let mut console = Console::new(
+        *clock,
+        ConsoleStyle::for_terminal(stdout.is_terminal(), a.body),
+    );
+    let mut out = BufWriter::with_capacity(1 << 16, stdout.lock());
+    let written = index.each(Select::Matches(filter), a.body, |item, _| {
+        if filter.matches(item, &selected) {
+            console.write(item, &mut out)?;
+        }
+        Ok::<(), Stop>(())
+    });
+    match written {
+        Err(Stop::Io(e)) => quiet_pipe(Err(e)),
+        other => other.and_then(|()| quiet_pipe(out.flush())),
+    }
+}
+
+fn quiet_pipe(r: io::Result<()>) -> Result<(), Stop> {
+    match r {
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
+        other => other.map_err(Stop::Io),
+    }
+}
+
+/// The capture's index, and where it is: opened, or first built by one
+/// full decode. None (with a note saying why) when there can be none;
+/// query then decodes the capture itself.
+fn open_index(reader: &CaptureReader) -> Option<(Index, PathBuf)> {
+    let attempt = || -> Result<(Index, PathBuf), String> {
+        let dir = index::cache_dir()
+            .ok_or("no cache folder: neither $XDG_CACHE_HOME nor $HOME is set")?;
+        let key = Key::of(reader).map_err(|e| e.to_string())?;
+        let path = index::path_in(&dir, &key.capture);
+        if let Ok(found) = Index::open(&path, &key) {
+            return Ok((found, path));
+        }
+        index::make_dir(&dir).map_err(|e| e.to_string())?;
+        index::prune(&dir);
+        let mut builder = index::Builder::create(&path).map_err(|e| e.to_string())?;
+        let sessions = decode(reader, "indexing", |item| {
+            builder.add(item).map_err(io::Error::other)
+        })
+        .map_err(|f| f.message)?
+        .unwrap_or_default();
+        builder.finish(&key, &sessions).map_err(|e| e.to_string())?;
+        let built = Index::open(&path, &key).map_err(|e| e.to_string())?;
+        Ok((built, path))
+    };
+    match attempt() {
+        Ok(found) => Some(found),
+        Err(why) => {
+            eprintln!("mcpspy: note: decoding the whole capture, without an index: {why}");
+            None
+        }
+    }
 }
 
 pub fn export(a: ExportArgs) -> Result<(), Failure> {

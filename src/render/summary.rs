@@ -37,6 +37,11 @@ pub struct Summary {
 
 impl Summary {
     pub fn add(&mut self, item: &Item<'_>) {
+        self.add_sized(item, item.text.len() as u64);
+    }
+
+    /// An item whose text is not at hand (read from an index): its size.
+    pub fn add_sized(&mut self, item: &Item<'_>, text_len: u64) {
         if let Some(s) = item.session {
             let row = self.sessions.entry(s.id).or_insert_with(|| SessionRow {
                 first: item.ts_ns,
@@ -68,7 +73,7 @@ impl Summary {
             ),
         };
         let row = self.methods.entry(key).or_default();
-        row.bytes += item.text.len() as u64;
+        row.bytes += text_len;
         match &item.kind {
             Kind::Request { .. } | Kind::Notification { .. } => row.count += 1,
             Kind::Response { tool_error, .. } => {
