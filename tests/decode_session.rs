@@ -319,35 +319,39 @@ fn a_tool_that_failed_is_not_an_ok_response() {
 }
 
 #[test]
-fn tcp_copies_pair_by_their_mirrored_ends_and_http_is_reported_once() {
+fn tcp_copies_pair_by_their_mirrored_ends_and_http2_is_reported_once() {
     let dir = tempfile::tempdir().unwrap();
     let mut s = Synth::new(&dir.path().join("tcp.db"));
     // JSON-RPC lines over loopback TCP: the two copies pair by 4-tuple.
     let (c2s, s2c) = s.tcp(ipv4([127, 0, 0, 1], 40000), ipv4([127, 0, 0, 1], 9000));
     s.send(CLIENT, SERVER, c2s, &request(1, "tools/list", "{}"));
     s.send(SERVER, CLIENT, s2c, &response(1, "{}"));
-    // An HTTP connection: not decoded by this version, said once per stream.
+    // An HTTP/2 connection: not decoded, said once per direction (both
+    // copies of each direction make one item), with what it is.
     let (h2s, s2h) = s.tcp(ipv4([127, 0, 0, 1], 40001), ipv4([127, 0, 0, 1], 8080));
     s.write(
         CLIENT,
         h2s,
-        b"POST /mcp HTTP/1.1\r\nContent-Length: 2\r\n\r\n{}",
+        b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00",
     );
     s.drain(SERVER, h2s, 10);
-    s.write(CLIENT, h2s, b"POST /mcp HTTP/1.1\r\n\r\n");
+    s.write(CLIENT, h2s, b"\x00\x00\x05\x01\x04");
     s.drain(SERVER, h2s, 4096);
-    s.write(SERVER, s2h, b"HTTP/1.1 202 Accepted\r\n\r\n");
+    s.write(SERVER, s2h, b"\x00\x00\x00\x04\x01\x00\x00\x00\x00");
     s.drain(CLIENT, s2h, 4096);
     let (items, sessions) = decode_file(&s.finish());
     assert_eq!(items[0].method.as_deref(), Some("tools/list"));
     assert!(!items[0].writer_seqs.is_empty() && !items[0].reader_seqs.is_empty());
     assert_eq!(items[1].answers, Some(items[0].n));
     assert_eq!(sessions.len(), 1);
-    let http: Vec<_> = items.iter().filter(|i| i.flag.is_some()).collect();
-    assert_eq!(http.len(), 4, "one per stream: {http:#?}");
-    assert!(http
-        .iter()
-        .all(|i| i.flag.as_ref().unwrap().0 == "unsupported"));
-    assert!(http.iter().any(|i| i.text == "HTTP/1.1 202 Accepted"));
-    assert_eq!(items.len(), 6);
+    let h2: Vec<_> = items.iter().filter(|i| i.flag.is_some()).collect();
+    assert_eq!(h2.len(), 2, "one per direction: {h2:#?}");
+    for i in &h2 {
+        let (reason, detail) = i.flag.as_ref().unwrap();
+        assert_eq!(reason, "unsupported");
+        assert!(detail.starts_with("HTTP/2"), "{detail}");
+        assert!(!i.writer_seqs.is_empty() && !i.reader_seqs.is_empty());
+    }
+    assert!(h2.iter().any(|i| i.text == "PRI * HTTP/2.0"));
+    assert_eq!(items.len(), 4);
 }

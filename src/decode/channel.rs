@@ -11,8 +11,10 @@
 //! a counterpart that turns up later is recognised and absorbed.
 
 use super::framing::{Frame, FrameBody};
+use super::item::HttpMeta;
 use super::MinSet;
 use std::collections::VecDeque;
+use std::sync::Arc;
 
 /// The two ends of a channel (index into per-side arrays).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -80,14 +82,19 @@ pub struct Merged {
     pub peer: Option<usize>,
     /// Both copies were seen and their bytes differ (the writer's is shown).
     pub differs: bool,
+    /// HTTP: what the copies' framers learned (the writer's, its gaps
+    /// filled from the reader's).
+    pub http: Option<Arc<HttpMeta>>,
 }
 
 impl Merged {
     /// Bytes of text it holds.
     pub fn body_len(&self) -> usize {
         match &self.body {
-            FrameBody::Text { text, .. } | FrameBody::Unsupported { text, .. } => text.len(),
-            FrameBody::Lost { .. } | FrameBody::Late => 0,
+            FrameBody::Text { text, .. }
+            | FrameBody::Unsupported { text, .. }
+            | FrameBody::Notice { text, .. } => text.len(),
+            FrameBody::Lost { .. } | FrameBody::Late | FrameBody::Event(_) => 0,
         }
     }
 
@@ -223,8 +230,7 @@ impl Channel {
         if !self.streams[s].contains(&stream) {
             self.streams[s].push(stream);
         }
-        let passes_through = matches!(frame.body, FrameBody::Late | FrameBody::Unsupported { .. });
-        if self.solo || passes_through {
+        if self.solo || matches!(frame.body, FrameBody::Late) {
             return out(self.alone(side, stream, frame));
         }
         self.progress[s] = Some(self.progress[s].map_or(frame.end, |p| p.max(frame.end)));
@@ -251,8 +257,8 @@ impl Channel {
         }
         // Bytes this side captured: what the other side lost there is shown
         // from here (whole, or as this side's own damage).
-        if let FrameBody::Text { .. } = held.frame.body {
-            self.note_cover(side, held.frame.start, held.frame.end);
+        if !matches!(held.frame.body, FrameBody::Lost { .. } | FrameBody::Late) {
+            self.note_cover(side, held.frame.covers, held.frame.end);
         }
         if held.frame.ends_cleanly() {
             self.queues[s].push_back(held);
@@ -393,17 +399,14 @@ impl Channel {
             Span::take(r.stream, &mut r.frame),
         );
         let text_len = |h: &Held| h.frame.text().map_or(0, <[u8]>::len);
-        let body = if text_len(&r) > text_len(&w) {
-            r.frame.body
-        } else {
-            w.frame.body
-        };
+        let kept = if text_len(&r) > text_len(&w) { r } else { w };
         out(Merged {
-            body,
+            body: kept.frame.body,
             writer: Some(writer),
             reader: Some(reader),
             peer: None,
             differs: false,
+            http: kept.frame.http,
         });
         true
     }
@@ -511,12 +514,22 @@ impl Channel {
             self.ghosts[1].clear();
         }
         let differs = w.frame.text() != r.frame.text();
+        let http = match (w.frame.http.take(), r.frame.http.take()) {
+            (Some(mut mine), Some(theirs)) => {
+                if mine != theirs {
+                    Arc::make_mut(&mut mine).fill_from(&theirs);
+                }
+                Some(mine)
+            }
+            (mine, theirs) => mine.or(theirs),
+        };
         out(Merged {
             writer: Some(Span::take(w.stream, &mut w.frame)),
             reader: Some(Span::take(r.stream, &mut r.frame)),
             body: w.frame.body,
             peer: None,
             differs,
+            http,
         });
     }
 
@@ -532,6 +545,7 @@ impl Channel {
             reader,
             peer: self.single_stream(side.other()),
             differs: false,
+            http: frame.http,
         }
     }
 
@@ -609,29 +623,29 @@ mod tests {
     use crate::decode::reassembly::Loss;
 
     fn line(start: u64, text: &str, ts: u64) -> Frame {
-        Frame {
+        Frame::plain(
             start,
-            end: start + text.len() as u64,
-            first_ts: ts,
-            last_ts: ts,
-            seqs: vec![ts],
-            body: FrameBody::Text {
+            start + text.len() as u64,
+            ts,
+            ts,
+            vec![ts],
+            FrameBody::Text {
                 text: text.as_bytes().to_vec(),
                 cut_start: None,
                 cut_end: None,
             },
-        }
+        )
     }
 
     fn lost(start: u64, end: u64, ts: u64) -> Frame {
-        Frame {
+        Frame::plain(
             start,
             end,
-            first_ts: ts,
-            last_ts: ts,
-            seqs: vec![],
-            body: FrameBody::Lost { why: Loss::Missing },
-        }
+            ts,
+            ts,
+            vec![],
+            FrameBody::Lost { why: Loss::Missing },
+        )
     }
 
     #[derive(Debug, PartialEq)]

@@ -1,12 +1,17 @@
 //! Framing: a stream's reassembled bytes become frames, each the text of one
-//! message or an explicit loss.
+//! message, an explicit loss, or something worth flagging.
 //!
 //! stdio and Unix sockets carry newline-delimited JSON. TCP and TLS streams
-//! are sniffed first: HTTP/1.1 and HTTP/2 are recognised and reported as not
-//! decoded (yet); anything else is read as newline-delimited JSON too. HTTP
-//! framing slots in as another [`Framer`] variant that yields the same frames.
+//! are sniffed first ([`sniff`](super::sniff)): HTTP/1.x is framed by
+//! [`http`](super::http) (bodies, SSE events), JSON lines as on stdio, and
+//! anything else (HTTP/2, ciphertext, unknown protocols) is reported once,
+//! never dropped silently.
 
+use super::http::{Http, SocketHttp};
+use super::item::{FlagReason, HttpMeta};
 use super::reassembly::{Loss, Piece};
+use super::sniff::{self, Protocol};
+use std::sync::Arc;
 
 /// Where a frame's text stops being the whole message.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -17,6 +22,17 @@ pub enum Cut {
     CaptureEnd,
     /// Longer than the decoder keeps: `dropped` bytes were not kept.
     TooLong { dropped: u64 },
+}
+
+/// Something HTTP said that is not a message but tells how messages belong
+/// together.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum HttpEvent {
+    /// The legacy HTTP+SSE transport's `endpoint` event: where the client
+    /// is to POST its messages (a path).
+    Endpoint(Box<str>),
+    /// A DELETE request: the client ends its session.
+    Delete,
 }
 
 #[derive(Debug)]
@@ -35,10 +51,16 @@ pub enum FrameBody {
     Late,
     /// A protocol this decoder recognises but does not decode; `text` is
     /// its first line.
-    Unsupported {
-        protocol: &'static str,
+    Unsupported { protocol: String, text: Vec<u8> },
+    /// Captured bytes that say something is wrong (bad HTTP, a body that
+    /// does not decompress, an HTTP error without a message).
+    Notice {
+        reason: FlagReason,
+        detail: String,
         text: Vec<u8>,
     },
+    /// HTTP bookkeeping, not shown.
+    Event(HttpEvent),
 }
 
 /// A framed piece of one stream.
@@ -47,22 +69,60 @@ pub struct Frame {
     /// Stream offsets [start, end) (for text: without the newline).
     pub start: u64,
     pub end: u64,
+    /// The captured bytes this frame accounts for start here (at or before
+    /// `start`): for HTTP, the head and framing before a body's text.
+    pub covers: u64,
     pub first_ts: u64,
     pub last_ts: u64,
     /// The records it came from.
     pub seqs: Vec<u64>,
     pub body: FrameBody,
+    /// HTTP streams: the message's HTTP context.
+    pub http: Option<Arc<HttpMeta>>,
 }
 
 impl Frame {
-    /// Text that ends at a newline: a whole message unless it follows a loss.
-    pub fn ends_cleanly(&self) -> bool {
-        matches!(self.body, FrameBody::Text { cut_end: None, .. })
+    /// A frame with no HTTP context that accounts for its own bytes only.
+    pub fn plain(
+        start: u64,
+        end: u64,
+        first_ts: u64,
+        last_ts: u64,
+        seqs: Vec<u64>,
+        body: FrameBody,
+    ) -> Self {
+        Frame {
+            start,
+            end,
+            covers: start,
+            first_ts,
+            last_ts,
+            seqs,
+            body,
+            http: None,
+        }
     }
 
+    /// A whole thing to pair with the other copy: text that ends where its
+    /// message ends, or a report about captured bytes.
+    pub fn ends_cleanly(&self) -> bool {
+        matches!(
+            self.body,
+            FrameBody::Text { cut_end: None, .. }
+                | FrameBody::Unsupported { .. }
+                | FrameBody::Notice { .. }
+                | FrameBody::Event(_)
+        )
+    }
+
+    /// The bytes that identify it, for pairing by content.
     pub fn text(&self) -> Option<&[u8]> {
         match &self.body {
-            FrameBody::Text { text, .. } | FrameBody::Unsupported { text, .. } => Some(text),
+            FrameBody::Text { text, .. }
+            | FrameBody::Unsupported { text, .. }
+            | FrameBody::Notice { text, .. } => Some(text),
+            FrameBody::Event(HttpEvent::Endpoint(path)) => Some(path.as_bytes()),
+            FrameBody::Event(HttpEvent::Delete) => Some(b"DELETE"),
             _ => None,
         }
     }
@@ -71,16 +131,32 @@ impl Frame {
 /// Frames one stream.
 #[derive(Debug)]
 pub enum Framer {
-    /// TCP: the first bytes decide.
+    /// TCP and TLS: the first bytes decide; until then they wait here.
     Sniff {
         max_line: usize,
+        held: Vec<Held>,
+        after_loss: bool,
     },
     Ndjson(Ndjson),
+    Http(Box<Http>),
     /// Recognised, not decoded: reported once, then skipped.
     Unsupported {
+        protocol: String,
         reported: bool,
     },
 }
+
+/// A data piece kept while sniffing.
+#[derive(Debug)]
+pub struct Held {
+    off: u64,
+    bytes: Vec<u8>,
+    ts: u64,
+    seq: u64,
+}
+
+/// Bytes enough to tell every protocol [`sniff::classify`] knows apart.
+const SNIFF_BYTES: usize = 16;
 
 impl Framer {
     /// Newline-delimited JSON (pipes, Unix sockets, other files).
@@ -90,29 +166,43 @@ impl Framer {
 
     /// Network streams, which may carry HTTP.
     pub fn sniffing(max_line: usize) -> Self {
-        Framer::Sniff { max_line }
+        Framer::Sniff {
+            max_line,
+            held: Vec::new(),
+            after_loss: false,
+        }
     }
 
-    pub fn feed(&mut self, piece: Piece<'_>, out: &mut impl FnMut(Frame)) {
-        if let Piece::Late { off, len, ts, seq } = piece {
-            return out(Frame {
-                start: off,
-                end: off + len,
-                first_ts: ts,
-                last_ts: ts,
-                seqs: vec![seq],
-                body: FrameBody::Late,
-            });
+    /// Which way HTTP messages go on this stream, once it is known to be HTTP:
+    /// true for requests.
+    pub fn http_requests(&self) -> Option<bool> {
+        match self {
+            Framer::Http(h) => h.carries_requests(),
+            _ => None,
         }
-        if let (Framer::Sniff { max_line }, Piece::Data { bytes, .. }) = (&*self, &piece) {
-            *self = match sniff(bytes) {
-                Some(_) => Framer::Unsupported { reported: false },
-                None => Framer::ndjson(*max_line),
-            };
+    }
+
+    pub fn is_http(&self) -> bool {
+        matches!(self, Framer::Http(_))
+    }
+
+    /// `sock`: what this process knows of the socket the stream belongs to
+    /// (shared with the other direction).
+    pub fn feed(&mut self, piece: Piece<'_>, sock: &mut SocketHttp, out: &mut impl FnMut(Frame)) {
+        if let Piece::Late { off, len, ts, seq } = piece {
+            return out(Frame::plain(
+                off,
+                off + len,
+                ts,
+                ts,
+                vec![seq],
+                FrameBody::Late,
+            ));
         }
         match self {
             Framer::Ndjson(n) => n.feed(piece, out),
-            Framer::Unsupported { reported } => {
+            Framer::Http(h) => h.feed(piece, sock, out),
+            Framer::Unsupported { protocol, reported } => {
                 if let Piece::Data {
                     off,
                     bytes,
@@ -122,59 +212,208 @@ impl Framer {
                 {
                     if !*reported {
                         *reported = true;
-                        let line = first_line(bytes);
-                        out(Frame {
-                            start: off,
-                            end: off + bytes.len() as u64,
-                            first_ts: ts,
-                            last_ts: ts,
-                            seqs: vec![seq],
-                            body: FrameBody::Unsupported {
-                                protocol: sniff(bytes).unwrap_or("unknown"),
-                                text: line.to_vec(),
-                            },
-                        });
+                        out(unsupported(protocol, off, bytes, ts, seq));
                     }
                 }
             }
-            // Losses before the first byte: nothing to decide on yet, and
-            // newline-delimited framing would report the same loss.
-            Framer::Sniff { max_line } => {
-                let mut n = Ndjson::new(*max_line);
-                n.feed(piece, out);
-                *self = Framer::Ndjson(n);
+            Framer::Sniff {
+                held, after_loss, ..
+            } => match piece {
+                Piece::Data {
+                    off,
+                    bytes,
+                    ts,
+                    seq,
+                } => {
+                    held.push(Held {
+                        off,
+                        bytes: bytes.to_vec(),
+                        ts,
+                        seq,
+                    });
+                    let decided = if *after_loss {
+                        Some(self.after_loss_protocol(sock))
+                    } else {
+                        self.sniffed(true)
+                    };
+                    if let Some(p) = decided {
+                        self.become_(p, sock, out);
+                    }
+                }
+                Piece::Lost {
+                    off,
+                    len,
+                    why,
+                    ts,
+                    seq,
+                } => {
+                    // Decide on what came before the loss; a stream that
+                    // starts with a loss decides on what follows it.
+                    if held.is_empty() {
+                        *after_loss = true;
+                        out(lost_frame(off, len, why, ts, seq));
+                    } else {
+                        self.decide_now(sock, out);
+                        self.feed(piece, sock, out);
+                    }
+                }
+                Piece::Late { .. } => {}
+            },
+        }
+    }
+
+    /// What a stream whose first bytes were lost carries: what its other
+    /// direction carries, or HTTP if a start line shows up, else JSON lines.
+    fn after_loss_protocol(&self, sock: &SocketHttp) -> Protocol {
+        if let Some(p) = sock.protocol() {
+            return p.clone();
+        }
+        let Framer::Sniff { held, .. } = self else {
+            return Protocol::Json;
+        };
+        let has_start_line = held.iter().any(|h| {
+            memchr::memmem::find(&h.bytes, b" HTTP/1.").is_some() || h.bytes.starts_with(b"HTTP/1.")
+        });
+        if has_start_line {
+            Protocol::Http1
+        } else {
+            Protocol::Json
+        }
+    }
+
+    /// Sniffing must end (a loss, the end of the stream): decide on what there is.
+    fn decide_now(&mut self, sock: &mut SocketHttp, out: &mut impl FnMut(Frame)) {
+        let Framer::Sniff {
+            held, after_loss, ..
+        } = self
+        else {
+            return;
+        };
+        if held.is_empty() {
+            return;
+        }
+        let p = if *after_loss {
+            self.after_loss_protocol(sock)
+        } else {
+            self.sniffed(false).unwrap_or(Protocol::Json)
+        };
+        self.become_(p, sock, out);
+    }
+
+    /// The protocol the bytes held while sniffing show (`more`: more may come).
+    fn sniffed(&self, more: bool) -> Option<Protocol> {
+        let Framer::Sniff { held, .. } = self else {
+            return None;
+        };
+        let prefix: Vec<u8> = held
+            .iter()
+            .flat_map(|h| h.bytes.iter().copied())
+            .take(SNIFF_BYTES)
+            .collect();
+        sniff::classify(&prefix, more && prefix.len() < SNIFF_BYTES)
+    }
+
+    /// Switches to the framer for `p` and gives it the bytes held so far.
+    fn become_(&mut self, p: Protocol, sock: &mut SocketHttp, out: &mut impl FnMut(Frame)) {
+        let Framer::Sniff {
+            max_line,
+            held,
+            after_loss,
+        } = self
+        else {
+            return;
+        };
+        let (max_line, held, after_loss) = (*max_line, std::mem::take(held), *after_loss);
+        // The other direction of an HTTP/2 connection starts with binary frames.
+        let p = match (p, sock.protocol()) {
+            (Protocol::Other(_), Some(Protocol::Other(s))) if s == sniff::HTTP2 => {
+                Protocol::Other(sniff::HTTP2.into())
             }
+            (p, _) => p,
+        };
+        sock.note_protocol(&p);
+        if let Protocol::Other(protocol) = &p {
+            // Reported once, from everything sniffed.
+            if let (Some(first), Some(last)) = (held.first(), held.last()) {
+                let bytes: Vec<u8> = held.iter().flat_map(|h| h.bytes.iter().copied()).collect();
+                let mut f = unsupported(protocol, first.off, &bytes, first.ts, first.seq);
+                f.last_ts = last.ts;
+                f.seqs = held.iter().map(|h| h.seq).collect();
+                f.seqs.dedup();
+                out(f);
+            }
+            *self = Framer::Unsupported {
+                protocol: protocol.clone(),
+                reported: true,
+            };
+            return;
+        }
+        *self = match p {
+            Protocol::Json => {
+                let mut n = Ndjson::new(max_line);
+                if after_loss {
+                    n.after_loss = Some(Cut::Loss(Loss::Missing));
+                }
+                Framer::Ndjson(n)
+            }
+            Protocol::Http1 => Framer::Http(Box::new(Http::new(max_line, after_loss))),
+            Protocol::Other(protocol) => Framer::Unsupported {
+                protocol,
+                reported: false,
+            },
+        };
+        for h in held {
+            let piece = Piece::Data {
+                off: h.off,
+                bytes: &h.bytes,
+                ts: h.ts,
+                seq: h.seq,
+            };
+            self.feed(piece, sock, out);
         }
     }
 
     /// The stream is over: a message still open was cut by the capture's end.
-    pub fn finish(&mut self, out: &mut impl FnMut(Frame)) {
-        if let Framer::Ndjson(n) = self {
-            n.finish(out);
+    pub fn finish(&mut self, sock: &mut SocketHttp, out: &mut impl FnMut(Frame)) {
+        self.decide_now(sock, out);
+        match self {
+            Framer::Ndjson(n) => n.finish(out),
+            Framer::Http(h) => h.finish(out),
+            _ => {}
         }
     }
 }
 
-/// The name of a protocol this decoder does not decode, from a stream's first bytes.
-fn sniff(bytes: &[u8]) -> Option<&'static str> {
-    const METHODS: [&[u8]; 9] = [
-        b"GET ",
-        b"POST ",
-        b"PUT ",
-        b"DELETE ",
-        b"HEAD ",
-        b"OPTIONS ",
-        b"PATCH ",
-        b"CONNECT ",
-        b"TRACE ",
-    ];
-    if bytes.starts_with(b"PRI * HTTP/2") {
-        Some("HTTP/2")
-    } else if bytes.starts_with(b"HTTP/1.") || METHODS.iter().any(|m| bytes.starts_with(m)) {
-        Some("HTTP/1.x")
+/// The one report of a stream this decoder does not decode.
+fn unsupported(protocol: &str, off: u64, bytes: &[u8], ts: u64, seq: u64) -> Frame {
+    let text = if protocol.starts_with("HTTP") {
+        first_line(bytes).to_vec()
     } else {
-        None
-    }
+        Vec::new()
+    };
+    Frame::plain(
+        off,
+        off + bytes.len() as u64,
+        ts,
+        ts,
+        vec![seq],
+        FrameBody::Unsupported {
+            protocol: protocol.to_string(),
+            text,
+        },
+    )
+}
+
+/// A frame for bytes that were never captured.
+pub fn lost_frame(off: u64, len: u64, why: Loss, ts: u64, seq: Option<u64>) -> Frame {
+    Frame::plain(
+        off,
+        off + len,
+        ts,
+        ts,
+        seq.into_iter().collect(),
+        FrameBody::Lost { why },
+    )
 }
 
 fn first_line(bytes: &[u8]) -> &[u8] {
@@ -235,14 +474,7 @@ impl Ndjson {
                 {
                     out(frame);
                 }
-                out(Frame {
-                    start: off,
-                    end: off + len,
-                    first_ts: ts,
-                    last_ts: ts,
-                    seqs: seq.into_iter().collect(),
-                    body: FrameBody::Lost { why },
-                });
+                out(lost_frame(off, len, why, ts, seq));
                 self.after_loss = Some(Cut::Loss(why));
             }
             Piece::Late { .. } => {}
@@ -328,18 +560,18 @@ impl Open {
             (None, 0) => None,
             (None, dropped) => Some(Cut::TooLong { dropped }),
         };
-        Some(Frame {
-            start: self.start,
+        Some(Frame::plain(
+            self.start,
             end,
-            first_ts: self.first_ts,
-            last_ts: self.last_ts,
-            seqs: self.seqs,
-            body: FrameBody::Text {
+            self.first_ts,
+            self.last_ts,
+            self.seqs,
+            FrameBody::Text {
                 text: self.text,
                 cut_start: self.cut_start,
                 cut_end,
             },
-        })
+        ))
     }
 }
 
@@ -358,12 +590,13 @@ mod tests {
 
     fn frames(pieces: Vec<Piece<'_>>, finish: bool) -> Vec<Frame> {
         let mut f = Framer::ndjson(1 << 20);
+        let mut sock = SocketHttp::default();
         let mut v = Vec::new();
         for p in pieces {
-            f.feed(p, &mut |fr| v.push(fr));
+            f.feed(p, &mut sock, &mut |fr| v.push(fr));
         }
         if finish {
-            f.finish(&mut |fr| v.push(fr));
+            f.finish(&mut sock, &mut |fr| v.push(fr));
         }
         v
     }
@@ -450,7 +683,10 @@ mod tests {
     fn overlong_lines_are_cut_not_kept() {
         let mut f = Framer::ndjson(4);
         let mut v = Vec::new();
-        f.feed(data(0, b"0123456789\nok\n", 1), &mut |fr| v.push(fr));
+        let mut sock = SocketHttp::default();
+        f.feed(data(0, b"0123456789\nok\n", 1), &mut sock, &mut |fr| {
+            v.push(fr)
+        });
         assert_eq!(v.len(), 2);
         assert_eq!(text(&v[0]), "0123");
         assert_eq!(v[0].end, 10);
@@ -465,26 +701,50 @@ mod tests {
     }
 
     #[test]
-    fn http_is_recognised_once() {
+    fn network_streams_are_sniffed_across_pieces() {
+        // HTTP/2: reported once, with its preface line, whatever follows.
         let mut f = Framer::sniffing(1 << 20);
+        let mut sock = SocketHttp::default();
         let mut v = Vec::new();
+        f.feed(data(0, b"PRI * HT", 1), &mut sock, &mut |fr| v.push(fr));
+        assert!(v.is_empty(), "undecided after 8 bytes");
         f.feed(
-            data(0, b"POST /mcp HTTP/1.1\r\nHost: x\r\n\r\n{}", 1),
+            data(8, b"TP/2.0\r\n\r\nSM\r\n\r\n\x00\x00", 2),
+            &mut sock,
             &mut |fr| v.push(fr),
         );
-        f.feed(data(35, b"more", 2), &mut |fr| v.push(fr));
+        f.feed(data(30, b"more", 3), &mut sock, &mut |fr| v.push(fr));
         assert_eq!(v.len(), 1);
         assert!(matches!(
-            v[0].body,
-            FrameBody::Unsupported {
-                protocol: "HTTP/1.x",
-                ..
-            }
+            &v[0].body,
+            FrameBody::Unsupported { protocol, .. } if protocol == "HTTP/2"
         ));
-        assert_eq!(text(&v[0]), "POST /mcp HTTP/1.1");
+        assert_eq!(text(&v[0]), "PRI * HTTP/2.0");
+        assert_eq!(v[0].seqs, vec![1, 2]);
+        // The server's side of that connection starts with binary frames:
+        // HTTP/2 too, from what the other direction showed.
         let mut g = Framer::sniffing(1 << 20);
         let mut w = Vec::new();
-        g.feed(data(0, b"{\"jsonrpc\":\"2.0\"}\n", 1), &mut |fr| w.push(fr));
-        assert!(w[0].ends_cleanly());
+        g.feed(
+            data(0, b"\x00\x00\x12\x04\x00\x00\x00\x00\x00\x00\x03", 1),
+            &mut sock,
+            &mut |fr| w.push(fr),
+        );
+        g.finish(&mut sock, &mut |fr| w.push(fr));
+        assert!(matches!(
+            &w[0].body,
+            FrameBody::Unsupported { protocol, .. } if protocol == "HTTP/2"
+        ));
+        // JSON lines over TCP stay JSON lines.
+        let mut h = Framer::sniffing(1 << 20);
+        let mut x = Vec::new();
+        let mut other = SocketHttp::default();
+        h.feed(
+            data(0, b"{\"jsonrpc\":\"2.0\"}\n", 1),
+            &mut other,
+            &mut |fr| x.push(fr),
+        );
+        assert!(x[0].ends_cleanly());
+        assert!(h.http_requests().is_none());
     }
 }

@@ -40,6 +40,14 @@ pub enum Transport {
         from: SocketAddr,
         to: SocketAddr,
     },
+    /// HTTP/1.1 over TCP, or over TLS (`tls`: plaintext seen through the
+    /// TLS library). The ends are the HTTP client's and server's addresses,
+    /// when known (a TLS stream may never learn its socket).
+    Http {
+        tls: bool,
+        client: Option<SocketAddr>,
+        server: Option<SocketAddr>,
+    },
     /// Any other file (captured with --all).
     Other {
         ino: u64,
@@ -52,9 +60,61 @@ impl Transport {
         match self {
             Transport::Pipe { .. } | Transport::Unix { .. } => "stdio",
             Transport::Tcp { .. } => "tcp",
+            Transport::Http { .. } => "http",
             Transport::Other { .. } => "other",
         }
     }
+}
+
+/// What HTTP said about a message: the request it travelled in or answers,
+/// and for messages in a response, the response.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct HttpMeta {
+    /// The message travelled in a request body (client → server).
+    pub is_request: bool,
+    /// The request's method, target and Host header; for a message in a
+    /// response, those of the request it answers (None when that request
+    /// was not seen).
+    pub method: Option<Box<str>>,
+    pub path: Option<Box<str>>,
+    pub host: Option<Box<str>>,
+    /// The response's status code (messages in responses only).
+    pub status: Option<u16>,
+    /// `Mcp-Session-Id` of the message's own headers, else of its request's.
+    pub session_id: Option<Box<str>>,
+    /// `MCP-Protocol-Version` of the request.
+    pub protocol_version: Option<Box<str>>,
+    /// The message is one event of a `text/event-stream` body.
+    pub sse: bool,
+    /// The legacy HTTP+SSE transport: the message endpoint this event
+    /// stream announced (`event: endpoint`), as a path.
+    pub endpoint: Option<Box<str>>,
+}
+
+impl HttpMeta {
+    /// Fills what this copy does not know from the other copy's view.
+    pub fn fill_from(&mut self, other: &HttpMeta) {
+        fn fill<T: Clone>(a: &mut Option<T>, b: &Option<T>) {
+            if a.is_none() {
+                a.clone_from(b);
+            }
+        }
+        fill(&mut self.method, &other.method);
+        fill(&mut self.path, &other.path);
+        fill(&mut self.host, &other.host);
+        fill(&mut self.status, &other.status);
+        fill(&mut self.session_id, &other.session_id);
+        fill(&mut self.protocol_version, &other.protocol_version);
+        fill(&mut self.endpoint, &other.endpoint);
+    }
+}
+
+/// An item's place in HTTP: its connection (numbered 1, 2, … in order of
+/// first appearance) and, for messages, what HTTP said about them.
+#[derive(Clone, Copy, Debug)]
+pub struct HttpView<'a> {
+    pub connection: u64,
+    pub meta: Option<&'a HttpMeta>,
 }
 
 /// Which way a message went, once roles are known.
@@ -206,6 +266,12 @@ pub enum FlagReason {
     UnreadableBlock,
     /// A protocol recognised but not decoded.
     Unsupported,
+    /// HTTP that does not parse: a start line, headers, a chunk size.
+    BadHttp,
+    /// A body whose content coding cannot be decoded.
+    BadEncoding,
+    /// An HTTP error status (4xx, 5xx) whose body holds no JSON-RPC message.
+    HttpError,
 }
 
 impl FlagReason {
@@ -223,6 +289,9 @@ impl FlagReason {
             FlagReason::DamagedRecord => "damaged_record",
             FlagReason::UnreadableBlock => "unreadable_block",
             FlagReason::Unsupported => "unsupported",
+            FlagReason::BadHttp => "bad_http",
+            FlagReason::BadEncoding => "bad_encoding",
+            FlagReason::HttpError => "http_error",
         }
     }
 }
@@ -244,6 +313,8 @@ pub struct Item<'a> {
     /// reader's read did if the writer's copy was not seen.
     pub ts_ns: u64,
     pub transport: Option<Transport>,
+    /// HTTP transports: the connection and the message's HTTP context.
+    pub http: Option<HttpView<'a>>,
     pub from: Option<Peer>,
     pub to: Option<Peer>,
     pub session: Option<&'a SessionSummary>,
@@ -293,4 +364,19 @@ pub struct SessionSummary {
     pub unanswered: u64,
     pub first_ts: u64,
     pub last_ts: u64,
+    /// HTTP sessions: how they were joined.
+    pub http: Option<HttpSession>,
+}
+
+/// An MCP session over HTTP, which may span many connections.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct HttpSession {
+    /// `Mcp-Session-Id`, or the legacy transport's message endpoint.
+    pub session_id: Option<String>,
+    /// The server, as the first request named it (Host header).
+    pub host: Option<String>,
+    /// Connections that carried its messages.
+    pub connections: u64,
+    /// A DELETE ended it.
+    pub deleted: bool,
 }

@@ -2,7 +2,8 @@
 //!
 //! One pipeline, one module per stage:
 //! [`reassembly`] (each stream's bytes in offset order, losses explicit) →
-//! [`framing`] (lines of JSON; HTTP slots in here) →
+//! [`framing`] (lines of JSON, or [`http`] bodies and [`sse`] events, after
+//! [`sniff`]ing network streams) →
 //! [`channel`] (the writer's and the reader's copy of each message, shown once) →
 //! [`jsonrpc`] (parsed in place, once per message) →
 //! [`session`] (sessions, roles, request/response pairing) → [`Item`]s.
@@ -15,26 +16,38 @@
 //! nothing still held could produce an earlier one, `reorder_ns` after the
 //! clock passes it. Holding is bounded in time (`hold_ns`, `first_contact_ns`)
 //! and in bytes (`max_held`), never by the size of the capture.
+//!
+//! The two ends of a TCP connection pair by their mirrored addresses. TLS
+//! plaintext is keyed by the SSL* until the recorder learns its socket,
+//! possibly only from a later record or from the other direction's: a TLS
+//! stream whose socket is unknown holds its frames (up to
+//! `first_contact_ns`) and joins its connection's channel once the socket
+//! is known; a stream whose SSL* moves to another socket moves with it.
 
 pub mod channel;
 pub mod framing;
+pub mod http;
 pub mod item;
 pub mod jsonrpc;
 pub mod mcp;
 pub mod reassembly;
 pub mod session;
+pub mod sniff;
+pub mod sse;
 
 pub use item::{
-    BatchPos, CopyInfo, Direction, Flag, FlagReason, Implementation, Item, Kind, Peer, RequestRef,
-    SessionSummary, Transport,
+    BatchPos, CopyInfo, Direction, Flag, FlagReason, HttpMeta, HttpSession, HttpView,
+    Implementation, Item, Kind, Peer, RequestRef, SessionSummary, Transport,
 };
+pub use sniff::count_undecoded;
 
 use crate::capture::{BlockError, Numbered, Record};
 use crate::event::{fd_kind, flags, kind, Direction as IoDirection, EventHeader, RawEvent};
 use channel::{Channel, ChannelKey, Hold, Merged, Side, TcpEnd};
 use framing::{Frame, Framer};
+use http::SocketHttp;
 use reassembly::{Chunk, Reassembler};
-use session::{Route, SessionKey, Sessions};
+use session::{ConnKey, HttpRoute, Route, SessionKey, Sessions};
 use std::cmp::{Ordering, Reverse};
 use std::collections::{BTreeSet, BinaryHeap, HashMap};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -80,9 +93,35 @@ struct Stream {
     hdr: EventHeader,
     reasm: Reassembler,
     framer: Framer,
-    channel: usize,
+    /// Its socket, shared with the other direction.
+    sock: usize,
+    /// The channel its frames go to: None while a TLS stream waits to
+    /// learn its socket (its frames wait in `deferred`).
+    channel: Option<usize>,
+    /// The connection that channel belongs to (None: a channel of its own).
+    keyed: Option<ChannelKey>,
     side: Side,
     timer_at: Option<u64>,
+    deferred: Deferred,
+}
+
+/// Frames of a TLS stream whose socket is not known yet.
+#[derive(Default)]
+struct Deferred {
+    frames: Vec<Frame>,
+    bytes: usize,
+    ts: MinSet,
+    /// Decoder clock when the first of them was held.
+    since: Option<u64>,
+}
+
+/// One process's socket (or TLS connection): what its two directions share.
+struct Socket {
+    /// (local, remote) TCP ends, once known.
+    tuple: Option<(TcpEnd, TcpEnd)>,
+    fd_kind: u8,
+    streams: Vec<usize>,
+    http: SocketHttp,
 }
 
 impl Stream {
@@ -92,19 +131,11 @@ impl Stream {
             comm: self.hdr.comm,
         }
     }
-
-    /// (address, port) of this end and of the far end, for TCP.
-    fn tcp_ends(&self) -> Option<(TcpEnd, TcpEnd)> {
-        let h = &self.hdr;
-        let known = h.lport != 0 && h.rport != 0;
-        matches!(h.fd_kind, fd_kind::TCP4 | fd_kind::TCP6)
-            .then_some(((h.laddr, h.lport), (h.raddr, h.rport)))
-            .filter(|_| known)
-    }
 }
 
 struct ChannelSlot {
     chan: Channel,
+    key: Option<ChannelKey>,
     timer_at: Option<u64>,
 }
 
@@ -115,8 +146,9 @@ enum Owner {
 }
 
 enum Pending {
-    /// Boxed: the ready queue moves its entries as it sorts them.
-    Merged(Box<Merged>),
+    /// A message (or damage) out of a channel, and the channel. Boxed: the
+    /// ready queue moves its entries as it sorts them.
+    Merged(Box<Merged>, usize),
     Damage(Flag),
 }
 
@@ -159,6 +191,9 @@ pub struct Decoder {
     clock: u64,
     streams: Vec<Stream>,
     stream_index: HashMap<StreamKey, usize>,
+    sockets: Vec<Socket>,
+    /// (tgid, tls, inode or SSL*) → socket.
+    socket_index: HashMap<(u32, bool, u64), usize>,
     channels: Vec<ChannelSlot>,
     channel_index: HashMap<ChannelKey, usize>,
     timers: BinaryHeap<Reverse<(u64, Owner)>>,
@@ -180,6 +215,8 @@ impl Decoder {
             clock: 0,
             streams: Vec::new(),
             stream_index: HashMap::new(),
+            sockets: Vec::new(),
+            socket_index: HashMap::new(),
             channels: Vec::new(),
             channel_index: HashMap::new(),
             timers: BinaryHeap::new(),
@@ -264,10 +301,15 @@ impl Decoder {
         for i in 0..self.streams.len() {
             self.close_stream(i);
         }
+        for i in 0..self.streams.len() {
+            if self.streams[i].channel.is_none() {
+                self.give_up_waiting(i);
+            }
+        }
         for c in 0..self.channels.len() {
             let mut merged = std::mem::take(&mut self.merged);
             self.channels[c].chan.finish(&mut |m| merged.push(m));
-            self.schedule_merged(&mut merged);
+            self.schedule_merged(c, &mut merged);
             self.merged = merged;
         }
         self.waiting_streams.clear();
@@ -281,12 +323,14 @@ impl Decoder {
     fn data(&mut self, seq: u64, ev: &RawEvent<'_>) {
         let h = &ev.hdr;
         let tls = h.flags & flags::TLS != 0;
+        let id = if tls { h.ssl } else { h.ino };
         let key = StreamKey {
             tgid: h.tgid,
             tls,
-            id: if tls { h.ssl } else { h.ino },
+            id,
             direction: ev.direction(),
         };
+        let sock = self.socket(h.tgid, tls, id, h.fd_kind);
         let start_flag = h.flags & flags::STREAM_START != 0;
         let idx = match self.stream_index.get(&key) {
             // The kernel began the stream again (it had lost track of it):
@@ -294,11 +338,17 @@ impl Decoder {
             // record that merely arrives late is not below the next offset.)
             Some(&i) if start_flag && h.stream_off < self.streams[i].reasm.next_offset() => {
                 self.close_stream(i);
-                self.open_stream(key, h)
+                self.open_stream(key, h, sock)
             }
             Some(&i) => i,
-            None => self.open_stream(key, h),
+            None => self.open_stream(key, h, sock),
         };
+        // TLS records name their socket once the recorder has learned it;
+        // an SSL* can also move to another socket.
+        if tls && matches!(h.fd_kind, fd_kind::TCP4 | fd_kind::TCP6) && h.lport != 0 && h.rport != 0
+        {
+            self.learn_socket(sock, ((h.laddr, h.lport), (h.raddr, h.rport)), h.fd_kind);
+        }
         let call_start = h.stream_off.saturating_sub(h.call_off);
         let chunk = Chunk {
             off: h.stream_off,
@@ -315,8 +365,10 @@ impl Decoder {
         let s = &mut self.streams[idx];
         // The latest name: a process can exec, or name a thread.
         s.hdr.comm = h.comm;
+        let http = &mut self.sockets[s.sock].http;
         let Stream { reasm, framer, .. } = s;
-        let mut to_framer = |p: reassembly::Piece<'_>| framer.feed(p, &mut |f| frames.push(f));
+        let mut to_framer =
+            |p: reassembly::Piece<'_>| framer.feed(p, http, &mut |f| frames.push(f));
         reasm.push(chunk, clock, &mut to_framer);
         if reasm.pending_bytes() > max_held {
             reasm.expire(clock, hold, max_held, &mut to_framer);
@@ -326,24 +378,102 @@ impl Decoder {
         self.arm(Owner::Stream(idx));
     }
 
-    fn open_stream(&mut self, key: StreamKey, h: &EventHeader) -> usize {
+    /// The socket of (tgid, tls, inode or SSL*), made on first sight.
+    fn socket(&mut self, tgid: u32, tls: bool, id: u64, kind: u8) -> usize {
+        *self.socket_index.entry((tgid, tls, id)).or_insert_with(|| {
+            self.sockets.push(Socket {
+                tuple: None,
+                fd_kind: kind,
+                streams: Vec::new(),
+                http: SocketHttp::default(),
+            });
+            self.sockets.len() - 1
+        })
+    }
+
+    /// A TLS connection's socket is known (or changed): its streams join
+    /// that connection's channels.
+    fn learn_socket(&mut self, sock: usize, tuple: (TcpEnd, TcpEnd), kind: u8) {
+        let s = &mut self.sockets[sock];
+        if s.tuple == Some(tuple) {
+            return;
+        }
+        s.tuple = Some(tuple);
+        s.fd_kind = kind;
+        for i in s.streams.clone() {
+            self.key_stream(i);
+        }
+    }
+
+    /// Sends a stream's frames to the channel of its socket's connection.
+    fn key_stream(&mut self, i: usize) {
+        let s = &self.streams[i];
+        let Some((local, remote)) = self.sockets[s.sock].tuple else {
+            return;
+        };
+        let (from, to) = match s.side {
+            Side::Writer => (local, remote),
+            Side::Reader => (remote, local),
+        };
+        let tls = s.hdr.flags & flags::TLS != 0;
+        let key = ChannelKey::Tcp { tls, from, to };
+        if s.keyed == Some(key) {
+            return;
+        }
+        let c = self.channel_for(Some(key));
+        let s = &mut self.streams[i];
+        s.channel = Some(c);
+        s.keyed = Some(key);
+        self.release_deferred(i);
+    }
+
+    /// The channel of `key` (made if new), or a new channel of its own.
+    fn channel_for(&mut self, key: Option<ChannelKey>) -> usize {
+        if let Some(&c) = key.and_then(|k| self.channel_index.get(&k)) {
+            return c;
+        }
+        let c = self.channels.len();
+        self.channels.push(ChannelSlot {
+            chan: Channel::new(key.is_none()),
+            key,
+            timer_at: None,
+        });
+        if let Some(k) = key {
+            self.channel_index.insert(k, c);
+        }
+        c
+    }
+
+    /// A TLS stream whose socket did not become known in time: its frames
+    /// go on alone.
+    fn give_up_waiting(&mut self, i: usize) {
+        if self.streams[i].channel.is_some() {
+            return;
+        }
+        let c = self.channel_for(None);
+        self.streams[i].channel = Some(c);
+        self.release_deferred(i);
+    }
+
+    fn release_deferred(&mut self, i: usize) {
+        let d = std::mem::take(&mut self.streams[i].deferred);
+        let mut frames = d.frames;
+        if !frames.is_empty() {
+            self.route_frames(i, &mut frames);
+        }
+    }
+
+    fn open_stream(&mut self, key: StreamKey, h: &EventHeader, sock: usize) -> usize {
         let idx = self.streams.len();
-        let channel_key = channel_key(h, key.direction);
-        let channel = match channel_key.and_then(|k| self.channel_index.get(&k)) {
-            Some(&c) => c,
-            None => {
-                let c = self.channels.len();
-                self.channels.push(ChannelSlot {
-                    chan: Channel::new(channel_key.is_none()),
-                    timer_at: None,
-                });
-                if let Some(k) = channel_key {
-                    self.channel_index.insert(k, c);
-                }
-                c
-            }
+        let (channel, keyed) = if key.tls {
+            // Keyed once its socket is known (maybe from this very record).
+            (None, None)
+        } else {
+            let k = channel_key(h, key.direction);
+            (Some(self.channel_for(k)), k)
         };
         let framer = match h.fd_kind {
+            _ if key.tls => Framer::sniffing(self.opts.max_line),
             fd_kind::TCP4 | fd_kind::TCP6 => Framer::sniffing(self.opts.max_line),
             _ => Framer::ndjson(self.opts.max_line),
         };
@@ -356,23 +486,36 @@ impl Decoder {
             hdr: *h,
             reasm: Reassembler::new(start),
             framer,
+            sock,
             channel,
+            keyed,
             side: match key.direction {
                 IoDirection::Write => Side::Writer,
                 IoDirection::Read => Side::Reader,
             },
             timer_at: None,
+            deferred: Deferred::default(),
         });
+        self.sockets[sock].streams.push(idx);
         self.stream_index.insert(key, idx);
+        if key.tls {
+            self.key_stream(idx);
+        }
         idx
     }
 
     /// Flushes a stream that has ended (restart, or end of capture).
     fn close_stream(&mut self, i: usize) {
         let mut frames = std::mem::take(&mut self.frames);
-        let Stream { reasm, framer, .. } = &mut self.streams[i];
-        reasm.finish(&mut |p| framer.feed(p, &mut |f| frames.push(f)));
-        framer.finish(&mut |f| frames.push(f));
+        let Stream {
+            reasm,
+            framer,
+            sock,
+            ..
+        } = &mut self.streams[i];
+        let http = &mut self.sockets[*sock].http;
+        reasm.finish(&mut |p| framer.feed(p, http, &mut |f| frames.push(f)));
+        framer.finish(http, &mut |f| frames.push(f));
         self.route_frames(i, &mut frames);
         self.frames = frames;
         self.waiting_streams.remove(&i);
@@ -383,6 +526,19 @@ impl Decoder {
             return;
         }
         let (c, side) = (self.streams[stream].channel, self.streams[stream].side);
+        let Some(c) = c else {
+            let d = &mut self.streams[stream].deferred;
+            d.since.get_or_insert(self.clock);
+            for f in frames.drain(..) {
+                d.bytes += f.text().map_or(0, <[u8]>::len);
+                d.ts.insert(f.last_ts);
+                d.frames.push(f);
+            }
+            if d.bytes > self.opts.max_held {
+                self.give_up_waiting(stream);
+            }
+            return;
+        };
         let mut merged = std::mem::take(&mut self.merged);
         let (clock, max_held) = (self.clock, self.opts.max_held);
         let hold = Hold {
@@ -396,26 +552,26 @@ impl Decoder {
         if chan.held_bytes() > max_held {
             chan.expire(clock, max_held, &mut |m| merged.push(m));
         }
-        self.schedule_merged(&mut merged);
+        self.schedule_merged(c, &mut merged);
         self.merged = merged;
         self.arm(Owner::Channel(c));
     }
 
-    fn schedule_merged(&mut self, merged: &mut Vec<Merged>) {
+    fn schedule_merged(&mut self, channel: usize, merged: &mut Vec<Merged>) {
         for m in merged.drain(..) {
             let offset = m
                 .writer
                 .as_ref()
                 .or(m.reader.as_ref())
                 .map_or(0, |s| s.start);
-            self.schedule(m.ts(), offset, Pending::Merged(Box::new(m)));
+            self.schedule(m.ts(), offset, Pending::Merged(Box::new(m), channel));
         }
     }
 
     fn schedule(&mut self, ts: u64, offset: u64, what: Pending) {
         self.released += 1;
         let bytes = match &what {
-            Pending::Merged(m) => m.body_len(),
+            Pending::Merged(m, _) => m.body_len(),
             Pending::Damage(_) => 0,
         };
         self.ready_bytes += bytes;
@@ -433,11 +589,15 @@ impl Decoder {
         let (deadline, timer_at, waiting) = match owner {
             Owner::Stream(i) => {
                 let s = &mut self.streams[i];
-                (
-                    s.reasm.deadline(self.opts.hold_ns),
-                    &mut s.timer_at,
-                    &mut self.waiting_streams,
-                )
+                let waiting = s
+                    .deferred
+                    .since
+                    .map(|t| t.saturating_add(self.opts.first_contact_ns));
+                let deadline = match (s.reasm.deadline(self.opts.hold_ns), waiting) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                };
+                (deadline, &mut s.timer_at, &mut self.waiting_streams)
             }
             Owner::Channel(c) => {
                 let ch = &mut self.channels[c];
@@ -479,12 +639,25 @@ impl Decoder {
                     if s.timer_at == Some(t) {
                         s.timer_at = None;
                     }
-                    let Stream { reasm, framer, .. } = s;
+                    let Stream {
+                        reasm,
+                        framer,
+                        sock,
+                        ..
+                    } = s;
+                    let http = &mut self.sockets[*sock].http;
                     reasm.expire(clock, hold, max_held, &mut |p| {
-                        framer.feed(p, &mut |f| frames.push(f))
+                        framer.feed(p, http, &mut |f| frames.push(f))
                     });
                     self.route_frames(i, &mut frames);
                     self.frames = frames;
+                    let waited = self.streams[i]
+                        .deferred
+                        .since
+                        .is_some_and(|t| t.saturating_add(self.opts.first_contact_ns) <= clock);
+                    if waited {
+                        self.give_up_waiting(i);
+                    }
                 }
                 Owner::Channel(c) => {
                     let mut merged = std::mem::take(&mut self.merged);
@@ -493,7 +666,7 @@ impl Decoder {
                         ch.timer_at = None;
                     }
                     ch.chan.expire(clock, max_held, &mut |m| merged.push(m));
-                    self.schedule_merged(&mut merged);
+                    self.schedule_merged(c, &mut merged);
                     self.merged = merged;
                 }
             }
@@ -520,7 +693,13 @@ impl Decoder {
         let held = self
             .waiting_streams
             .iter()
-            .filter_map(|&i| self.streams[i].reasm.min_pending_ts())
+            .filter_map(|&i| {
+                let s = &self.streams[i];
+                match (s.reasm.min_pending_ts(), s.deferred.ts.min()) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                }
+            })
             .chain(
                 self.waiting_channels
                     .iter()
@@ -539,15 +718,15 @@ impl Decoder {
         self.ready_bytes -= r.bytes;
         match r.what {
             Pending::Damage(flag) => self.sessions.damage(r.ts, flag, sink),
-            Pending::Merged(m) => {
-                let route = self.route(&m);
+            Pending::Merged(m, channel) => {
+                let route = self.route(&m, channel);
                 self.sessions.handle(&route, &m.body, sink);
             }
         }
     }
 
     /// Who sent a merged message to whom, over what, in which session.
-    fn route<'m>(&self, m: &'m Merged) -> Route<'m> {
+    fn route<'m>(&self, m: &'m Merged, channel: usize) -> Route<'m> {
         let stream_of =
             |span: &Option<channel::Span>| span.as_ref().map(|s| &self.streams[s.stream]);
         let guess = m.peer.map(|i| &self.streams[i]);
@@ -565,6 +744,15 @@ impl Decoder {
             })
         };
         let any = ws.or(rs);
+        // TCP: the sender's and the receiver's ends, from the channel.
+        let ends = match self.channels[channel].key {
+            Some(ChannelKey::Tcp { from, to, .. }) => Some((from, to)),
+            _ => None,
+        };
+        let tls = any.is_some_and(|s| s.hdr.flags & flags::TLS != 0);
+        let kind = any.map_or(0, |s| self.sockets[s.sock].fd_kind);
+        let is_http = m.http.is_some() || any.is_some_and(|s| s.framer.is_http());
+        let mut http = None;
         let (transport, key, from_end) = match any.map(|s| s.hdr.fd_kind) {
             Some(kind @ (fd_kind::PIPE | fd_kind::UNIX)) => {
                 let transport = if kind == fd_kind::PIPE {
@@ -588,26 +776,59 @@ impl Decoder {
                 let (key, end) = pid_key(ws.map(|s| s.hdr.tgid), rs.map(|s| s.hdr.tgid));
                 (Some(transport), key, end)
             }
-            Some(fd_kind::TCP4 | fd_kind::TCP6) => {
-                let ends = ws
-                    .and_then(|s| s.tcp_ends())
-                    .or(rs.and_then(|s| s.tcp_ends()).map(|(l, r)| (r, l)));
-                match ends {
-                    Some((from, to)) => (
-                        Some(Transport::Tcp {
-                            tls: any.is_some_and(|s| s.hdr.flags & flags::TLS != 0),
-                            from: socket_addr(any.map_or(0, |s| s.hdr.fd_kind), from),
-                            to: socket_addr(any.map_or(0, |s| s.hdr.fd_kind), to),
-                        }),
-                        Some(SessionKey::Tcp(from.min(to), from.max(to))),
-                        usize::from(from > to),
-                    ),
-                    None => {
-                        let (key, end) = one_pid(ws, rs);
-                        (None, key, end)
-                    }
-                }
+            _ if is_http => {
+                let meta = m.http.as_deref();
+                let from_client = meta
+                    .map(|h| h.is_request)
+                    .or_else(|| ws.and_then(|s| s.framer.http_requests()))
+                    .or_else(|| rs.and_then(|s| s.framer.http_requests()));
+                let (client, server) = match (ends, from_client) {
+                    (Some((from, to)), Some(true)) => (Some(from), Some(to)),
+                    (Some((from, to)), Some(false)) => (Some(to), Some(from)),
+                    _ => (None, None),
+                };
+                let conn = match ends {
+                    Some((from, to)) => ConnKey::Tcp {
+                        tls,
+                        a: from.min(to),
+                        b: from.max(to),
+                    },
+                    None => ConnKey::Ssl {
+                        pid: any.map_or(0, |s| s.hdr.tgid),
+                        ssl: any.map_or(0, |s| if tls { s.hdr.ssl } else { s.hdr.ino }),
+                    },
+                };
+                http = Some(HttpRoute {
+                    conn,
+                    meta,
+                    from_client,
+                });
+                let transport = Transport::Http {
+                    tls,
+                    client: client.map(|e| socket_addr(kind, e)),
+                    server: server.map(|e| socket_addr(kind, e)),
+                };
+                (
+                    Some(transport),
+                    None,
+                    usize::from(from_client == Some(false)),
+                )
             }
+            Some(k) if tls || matches!(k, fd_kind::TCP4 | fd_kind::TCP6) => match ends {
+                Some((from, to)) => (
+                    Some(Transport::Tcp {
+                        tls,
+                        from: socket_addr(kind, from),
+                        to: socket_addr(kind, to),
+                    }),
+                    Some(SessionKey::Tcp(from.min(to), from.max(to))),
+                    usize::from(from > to),
+                ),
+                None => {
+                    let (key, end) = one_pid(ws, rs);
+                    (None, key, end)
+                }
+            },
             _ => {
                 let (key, end) = one_pid(ws, rs);
                 let ino = any.map_or(0, |s| s.hdr.ino);
@@ -624,6 +845,7 @@ impl Decoder {
             writer: copy(&m.writer),
             reader: copy(&m.reader),
             copies_differ: m.differs,
+            http,
         }
     }
 }

@@ -2,18 +2,27 @@
 //! same two ends form a session; roles come from the handshake (or the
 //! methods each side sends); requests pair with responses per session and
 //! per direction, and progress and cancellation notices find their request.
+//!
+//! Over HTTP a session spans connections. The HTTP client is the MCP
+//! client. A message joins, in this order: the session of its
+//! `Mcp-Session-Id` (or of the legacy transport's endpoint it was posted
+//! to, or announced on); the session its connection carries; the session
+//! between the same client and server processes (MCP 2026-07-28 has no
+//! session id). The response that first names a session id gives it to the
+//! session its connection carries (the one `initialize` opened).
 
 use super::channel::TcpEnd;
-use super::framing::{Cut, FrameBody};
+use super::framing::{Cut, FrameBody, HttpEvent};
 use super::item::{
-    BatchPos, CopyInfo, Direction, Flag, FlagReason, Implementation, Item, Kind, Peer, RequestRef,
-    SessionSummary, Transport,
+    BatchPos, CopyInfo, Direction, Flag, FlagReason, HttpMeta, HttpSession, HttpView,
+    Implementation, Item, Kind, Peer, RequestRef, SessionSummary, Transport,
 };
 use super::jsonrpc::{self, Invalid, InvalidReason, Message, MessageKind, Parsed};
 use super::mcp::{self, Sender};
 use serde_json::value::RawValue;
 use std::borrow::Cow;
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::net::IpAddr;
 
 /// What identifies a session: its two ends.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -26,6 +35,30 @@ pub enum SessionKey {
     OnePid(u32),
     /// A TCP connection: (address, port) of each end, lower first.
     Tcp(TcpEnd, TcpEnd),
+}
+
+/// A TCP connection, or a TLS connection whose socket was never learned.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ConnKey {
+    /// Its two ends, lower first.
+    Tcp {
+        tls: bool,
+        a: TcpEnd,
+        b: TcpEnd,
+    },
+    Ssl {
+        pid: u32,
+        ssl: u64,
+    },
+}
+
+/// An HTTP message's place: its connection, what HTTP said, and whether the
+/// HTTP client sent it (None: not known, for damage before any message).
+#[derive(Clone, Copy, Debug)]
+pub struct HttpRoute<'a> {
+    pub conn: ConnKey,
+    pub meta: Option<&'a HttpMeta>,
+    pub from_client: Option<bool>,
 }
 
 /// Where a merged message goes: decided by the decoder from its streams.
@@ -41,6 +74,8 @@ pub struct Route<'a> {
     pub writer: Option<CopyInfo<'a>>,
     pub reader: Option<CopyInfo<'a>>,
     pub copies_differ: bool,
+    /// HTTP transports (`key` is then None: sessions join by HTTP's rules).
+    pub http: Option<HttpRoute<'a>>,
 }
 
 struct Pending {
@@ -58,6 +93,34 @@ struct Session {
     pending: [HashMap<Box<str>, VecDeque<Pending>>; 2],
     /// Progress tokens of the pending requests sent by each end.
     tokens: [HashMap<Box<str>, RequestRef>; 2],
+    /// HTTP: the connections that carried it.
+    connections: HashSet<u64>,
+}
+
+/// One end of an HTTP session without a session id: its process, else
+/// what is known of it.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+enum EndKey {
+    Pid(u32),
+    Ip(IpAddr),
+    Addr(std::net::SocketAddr),
+    Host(Box<str>),
+    Unknown,
+}
+
+/// How HTTP messages find their session.
+#[derive(Default)]
+struct HttpSessions {
+    /// Connection numbers, in order of first appearance.
+    connections: HashMap<ConnKey, u64>,
+    /// `mcp:<Mcp-Session-Id>` or `ep:<endpoint>` → session.
+    by_id: HashMap<Box<str>, usize>,
+    /// The session each connection carried last.
+    by_conn: HashMap<u64, usize>,
+    /// The session between a client and a server, last.
+    by_pair: HashMap<(EndKey, EndKey), usize>,
+    /// Endpoints the legacy transport announced.
+    endpoints: HashSet<Box<str>>,
 }
 
 #[derive(Default)]
@@ -70,6 +133,7 @@ pub struct Sessions {
     half_open: HashMap<u32, Vec<usize>>,
     sessions: Vec<Session>,
     next_n: u64,
+    http: HttpSessions,
 }
 
 impl Sessions {
@@ -166,12 +230,167 @@ impl Sessions {
             FrameBody::Unsupported { protocol, text } => {
                 let flag = Flag {
                     reason: FlagReason::Unsupported,
-                    detail: format!("{protocol} stream: not decoded by this version of mcpspy"),
+                    detail: format!("{protocol}: not decoded by this version of mcpspy"),
                     len: route.span_len(),
                 };
                 self.flag(route, flag, text, None, false, sink)
             }
+            FrameBody::Notice {
+                reason,
+                detail,
+                text,
+            } => {
+                let flag = Flag {
+                    reason: *reason,
+                    detail: detail.clone(),
+                    len: route.span_len(),
+                };
+                let truncated = *reason == FlagReason::Truncated;
+                self.flag(route, flag, text, None, truncated, sink)
+            }
+            FrameBody::Event(event) => self.http_event(route, event),
         }
+    }
+
+    /// The number of an HTTP message's connection (numbered on first sight).
+    fn connection(&mut self, route: &Route<'_>) -> Option<u64> {
+        let h = route.http?;
+        let next = self.http.connections.len() as u64 + 1;
+        Some(*self.http.connections.entry(h.conn).or_insert(next))
+    }
+
+    /// HTTP bookkeeping: an endpoint announced, a session deleted.
+    fn http_event(&mut self, route: &Route<'_>, event: &HttpEvent) {
+        let conn = self.connection(route);
+        match event {
+            HttpEvent::Endpoint(path) => {
+                let key: Box<str> = format!("ep:{path}").into();
+                self.http.endpoints.insert(key.clone());
+                if let Some(&i) = conn.and_then(|c| self.http.by_conn.get(&c)) {
+                    self.http.by_id.entry(key).or_insert(i);
+                }
+            }
+            HttpEvent::Delete => {
+                let id = route
+                    .http
+                    .and_then(|h| h.meta)
+                    .and_then(|m| m.session_id.as_deref());
+                let found = match id {
+                    Some(id) => self.http.by_id.get(&*format!("mcp:{id}")).copied(),
+                    None => conn.and_then(|c| self.http.by_conn.get(&c).copied()),
+                };
+                if let Some(i) = found {
+                    if let Some(h) = &mut self.sessions[i].summary.http {
+                        h.deleted = true;
+                    }
+                }
+            }
+        }
+    }
+
+    /// The session of an HTTP message (opening one if needed).
+    fn http_session(&mut self, route: &Route<'_>, msg: &Message<'_>) -> Option<usize> {
+        let h = route.http?;
+        let conn = self.connection(route)?;
+        let reopens =
+            msg.kind == MessageKind::Request && msg.method.as_deref() == Some("initialize");
+        let sessions = &self.sessions;
+        let usable = |i: &usize| !(reopens && sessions[*i].initialized);
+        let meta = h.meta;
+        let id_key: Option<Box<str>> = meta.and_then(|m| {
+            if let Some(id) = &m.session_id {
+                return Some(format!("mcp:{id}").into());
+            }
+            if let Some(e) = &m.endpoint {
+                return Some(format!("ep:{e}").into());
+            }
+            let posted = m
+                .path
+                .as_ref()
+                .map(|p| format!("ep:{p}").into_boxed_str())?;
+            (m.is_request && self.http.endpoints.contains(&posted)).then_some(posted)
+        });
+        let pair = self.pair_key(route, h);
+        let by_conn = self.http.by_conn.get(&conn).copied().filter(usable);
+        let found = match &id_key {
+            Some(k) => self
+                .http
+                .by_id
+                .get(k)
+                .copied()
+                .filter(usable)
+                .or(by_conn.filter(|&i| {
+                    // The connection's session takes the id it has just been given.
+                    sessions[i]
+                        .summary
+                        .http
+                        .as_ref()
+                        .is_some_and(|x| x.session_id.is_none())
+                })),
+            None => by_conn.or(self.http.by_pair.get(&pair).copied().filter(usable)),
+        };
+        let i = match found {
+            Some(i) => i,
+            None => {
+                let i = self.sessions.len();
+                let mut session = Session::new(i as u64 + 1, route);
+                session.client_end = Some(0);
+                session.roles_certain = true;
+                session.summary.http = Some(HttpSession {
+                    host: meta.and_then(|m| m.host.as_deref()).map(str::to_string),
+                    ..HttpSession::default()
+                });
+                self.sessions.push(session);
+                i
+            }
+        };
+        let s = &mut self.sessions[i];
+        if let (Some(k), Some(info)) = (&id_key, &mut s.summary.http) {
+            if info.session_id.is_none() {
+                info.session_id = k.split_once(':').map(|(_, id)| id.to_string());
+            }
+            self.http.by_id.insert(k.clone(), i);
+        }
+        if s.connections.insert(conn) {
+            if let Some(info) = &mut s.summary.http {
+                info.connections += 1;
+            }
+        }
+        if s.summary.protocol_version.is_none() {
+            s.summary.protocol_version = meta
+                .and_then(|m| m.protocol_version.as_deref())
+                .map(str::to_string);
+        }
+        self.http.by_conn.insert(conn, i);
+        self.http.by_pair.insert(pair, i);
+        Some(i)
+    }
+
+    /// The client and the server of an HTTP message: their processes when
+    /// seen, else their addresses.
+    fn pair_key(&self, route: &Route<'_>, h: HttpRoute<'_>) -> (EndKey, EndKey) {
+        let (client, server) = if h.from_client == Some(false) {
+            (route.to, route.from)
+        } else {
+            (route.from, route.to)
+        };
+        let (client_addr, server_addr) = match route.transport {
+            Some(Transport::Http { client, server, .. }) => (client, server),
+            _ => (None, None),
+        };
+        let client = match (client, client_addr) {
+            (Some(p), _) => EndKey::Pid(p.pid),
+            (None, Some(a)) => EndKey::Ip(a.ip()),
+            (None, None) => EndKey::Unknown,
+        };
+        let host = h.meta.and_then(|m| m.host.clone());
+        let server = match (server, server_addr, host) {
+            (Some(p), ..) => EndKey::Pid(p.pid),
+            (None, Some(a), _) => EndKey::Addr(a),
+            (None, None, Some(host)) => EndKey::Host(host),
+            (None, None, None) => EndKey::Unknown,
+        };
+        (client, server)
     }
 
     /// A record or block that cannot be read, outside any stream.
@@ -186,6 +405,7 @@ impl Sessions {
             writer: None,
             reader: None,
             copies_differ: false,
+            http: None,
         };
         self.flag(&route, flag, b"", None, true, sink);
     }
@@ -205,8 +425,13 @@ impl Sessions {
         sink: &mut impl FnMut(&Item<'_>),
     ) {
         let n = self.next_n();
-        // Damage joins the session its channel already has; it opens none.
-        let found = route.key.and_then(|k| self.current.get(&k).copied());
+        let conn = self.connection(route);
+        // Damage joins the session its channel (or connection) already
+        // has; it opens none.
+        let found = match conn {
+            Some(c) => self.http.by_conn.get(&c).map(|&i| (i, false)),
+            None => route.key.and_then(|k| self.current.get(&k).copied()),
+        };
         let e = route.from_end ^ usize::from(found.is_some_and(|(_, flip)| flip));
         if let Some((i, _)) = found {
             let s = &mut self.sessions[i];
@@ -218,6 +443,10 @@ impl Sessions {
             n,
             ts_ns: route.ts_ns,
             transport: route.transport,
+            http: conn.map(|connection| HttpView {
+                connection,
+                meta: route.http.and_then(|h| h.meta),
+            }),
             from: route.from,
             to: route.to,
             session: session.map(|s| &s.summary),
@@ -235,6 +464,9 @@ impl Sessions {
     /// The session of a message (opening one if needed), and whether its
     /// key numbers the ends the other way round.
     fn session_for(&mut self, route: &Route<'_>, msg: &Message<'_>) -> Option<(usize, bool)> {
+        if route.http.is_some() {
+            return self.http_session(route, msg).map(|i| (i, false));
+        }
         let key = route.key?;
         let reopens =
             msg.kind == MessageKind::Request && msg.method.as_deref() == Some("initialize");
@@ -381,11 +613,16 @@ impl Sessions {
                 }
             }
         };
+        let conn = self.connection(route);
         let session = idx.map(|i| &self.sessions[i]);
         sink(&Item {
             n,
             ts_ns: route.ts_ns,
             transport: route.transport,
+            http: conn.map(|connection| HttpView {
+                connection,
+                meta: route.http.and_then(|h| h.meta),
+            }),
             from: route.from,
             to: route.to,
             session: session.map(|s| &s.summary),
@@ -479,12 +716,14 @@ impl Session {
                 unanswered: 0,
                 first_ts: route.ts_ns,
                 last_ts: route.ts_ns,
+                http: None,
             },
             client_end: None,
             roles_certain: false,
             initialized: false,
             pending: Default::default(),
             tokens: Default::default(),
+            connections: HashSet::new(),
         }
     }
 

@@ -3,10 +3,16 @@
 //! ```text
 //! 12:34:56.789 python[12345] → node[12346] REQ tools/call (get_weather) Run one of the server's tools
 //! 12:34:56.901 node[12346] → python[12345] RESP OK tools/call (get_weather) 112.3ms
+//! 12:34:57.002 python3[12] → python3[34] http 127.0.0.1:8000 POST /mcp REQ tools/call (echo) Run one of the server's tools
+//! 12:34:57.004 python3[34] → python3[12] http 127.0.0.1:8000 200 sse RESP OK tools/call (echo) 1.9ms
 //! ```
+//!
+//! HTTP lines name the scheme and server, then for a message in a request
+//! the method and target, for one in a response the status (after the
+//! request, unless it was a POST), and `sse` for an event of an event stream.
 
 use super::{clean, clean_bytes, latency, WallClock};
-use crate::decode::{mcp, CopyInfo, FlagReason, Item, Kind, Peer, Transport};
+use crate::decode::{mcp, CopyInfo, FlagReason, HttpMeta, Item, Kind, Peer, Transport};
 use std::fmt::Write as _;
 use std::io::{self, Write};
 
@@ -91,6 +97,12 @@ impl Console {
             push_peer(&mut self.line, item.from);
             self.line.push_str(" → ");
             push_peer(&mut self.line, item.to);
+            self.line.push(' ');
+        }
+        if let (Some(Transport::Http { tls, server, .. }), Some(meta)) =
+            (item.transport, item.http.and_then(|h| h.meta))
+        {
+            push_http(&mut self.line, tls, server, meta);
             self.line.push(' ');
         }
         match &item.kind {
@@ -237,6 +249,33 @@ impl Console {
     }
 }
 
+/// `http 127.0.0.1:8000 POST /mcp`, `https example.org 200 sse`.
+fn push_http(line: &mut String, tls: bool, server: Option<std::net::SocketAddr>, m: &HttpMeta) {
+    line.push_str(if tls { "https " } else { "http " });
+    match (&m.host, server) {
+        (Some(host), _) => line.push_str(&clean(host)),
+        (None, Some(addr)) => line.push_str(&addr.to_string()),
+        (None, None) => line.push('?'),
+    }
+    let request = |line: &mut String| {
+        if let (Some(method), Some(path)) = (&m.method, &m.path) {
+            line.push(' ');
+            line.push_str(&clean(method));
+            line.push(' ');
+            line.push_str(&clean(path));
+        }
+    };
+    if m.is_request || m.method.as_deref() != Some("POST") {
+        request(line);
+    }
+    if let Some(status) = m.status {
+        line.push_str(&format!(" {status}"));
+    }
+    if m.sse {
+        line.push_str(" sse");
+    }
+}
+
 fn push_peer(line: &mut String, p: Option<Peer>) {
     match p {
         Some(p) => {
@@ -259,6 +298,24 @@ fn place(item: &Item<'_>) -> Option<String> {
             Transport::Unix { ino, .. } => format!("unix socket {ino}"),
             Transport::Tcp { tls, from, to } => {
                 format!("{} {from} → {to}", if *tls { "tls" } else { "tcp" })
+            }
+            Transport::Http {
+                tls,
+                client,
+                server,
+            } => {
+                let end =
+                    |a: &Option<std::net::SocketAddr>| a.map_or("?".to_string(), |a| a.to_string());
+                let scheme = if *tls { "https" } else { "http" };
+                match item.http {
+                    Some(h) => format!(
+                        "{scheme} connection {} {} ↔ {}",
+                        h.connection,
+                        end(client),
+                        end(server)
+                    ),
+                    None => format!("{scheme} {} ↔ {}", end(client), end(server)),
+                }
             }
             Transport::Other { ino } => format!("file {ino}"),
         });

@@ -1,8 +1,9 @@
 //! JSONL export: one object per item (schema: docs/jsonl.md).
 
 use super::WallClock;
-use crate::decode::{CopyInfo, Direction, Item, Kind, Peer, RequestRef, Transport};
+use crate::decode::{CopyInfo, Direction, HttpMeta, Item, Kind, Peer, RequestRef, Transport};
 use std::io::{self, Write};
+use std::net::SocketAddr;
 
 pub struct Jsonl {
     clock: WallClock,
@@ -148,7 +149,23 @@ impl Jsonl {
             }
             _ => self.raw("null"),
         }
-        if let Some(Transport::Tcp { tls, from, to }) = item.transport {
+        let meta = item.http.and_then(|h| h.meta);
+        let tcp = match item.transport {
+            Some(Transport::Tcp { tls, from, to }) => Some((tls, from, to)),
+            Some(Transport::Http {
+                tls,
+                client: Some(c),
+                server: Some(s),
+            }) => meta.map(|m| {
+                if m.is_request {
+                    (tls, c, s)
+                } else {
+                    (tls, s, c)
+                }
+            }),
+            _ => None,
+        };
+        if let Some((tls, from, to)) = tcp {
             self.key("tcp_transport");
             self.raw("{\"from\":");
             self.string(&from.to_string());
@@ -157,6 +174,11 @@ impl Jsonl {
             self.raw(",\"tls\":");
             self.raw(if tls { "true" } else { "false" });
             self.raw("}");
+        }
+        if let (Some(Transport::Http { client, server, .. }), Some(h)) = (item.transport, item.http)
+        {
+            self.key("http_transport");
+            self.http(item, h.connection, meta, client, server);
         }
         let (kind, id, params, result, error) = match &item.kind {
             Kind::Request { id, params, .. } => ("request", Some(id.get()), *params, None, None),
@@ -284,6 +306,57 @@ impl Jsonl {
             self.raw(",\"peer_ino\":");
             self.number(p);
         }
+        self.raw("}");
+    }
+
+    fn http(
+        &mut self,
+        item: &Item<'_>,
+        connection: u64,
+        meta: Option<&HttpMeta>,
+        client: Option<SocketAddr>,
+        server: Option<SocketAddr>,
+    ) {
+        self.raw("{\"pid\":");
+        self.opt_number(item.from.map(|p| p.pid));
+        self.raw(",\"comm\":");
+        self.opt_string(item.from.as_ref().map(Peer::comm).as_deref());
+        self.raw(",\"peer_pid\":");
+        self.opt_number(item.to.map(|p| p.pid));
+        self.raw(",\"peer_comm\":");
+        self.opt_string(item.to.as_ref().map(Peer::comm).as_deref());
+        self.raw(",\"connection\":");
+        self.number(connection);
+        self.raw(",\"client\":");
+        self.opt_string(client.map(|a| a.to_string()).as_deref());
+        self.raw(",\"server\":");
+        self.opt_string(server.map(|a| a.to_string()).as_deref());
+        self.raw(",\"host\":");
+        self.opt_string(meta.and_then(|m| m.host.as_deref()));
+        self.raw(",\"is_request\":");
+        match meta {
+            Some(m) => self.raw(if m.is_request { "true" } else { "false" }),
+            None => self.raw("null"),
+        }
+        self.raw(",\"method\":");
+        self.opt_string(meta.and_then(|m| m.method.as_deref()));
+        self.raw(",\"path\":");
+        self.opt_string(meta.and_then(|m| m.path.as_deref()));
+        self.raw(",\"status\":");
+        match meta.and_then(|m| m.status) {
+            Some(s) => self.number(s),
+            None => self.raw("null"),
+        }
+        self.raw(",\"session_id\":");
+        self.opt_string(meta.and_then(|m| m.session_id.as_deref()));
+        self.raw(",\"protocol_version\":");
+        self.opt_string(meta.and_then(|m| m.protocol_version.as_deref()));
+        self.raw(",\"sse\":");
+        self.raw(if meta.is_some_and(|m| m.sse) {
+            "true"
+        } else {
+            "false"
+        });
         self.raw("}");
     }
 

@@ -154,7 +154,7 @@ impl Summary {
             };
             table.add_row(vec![
                 id.to_string(),
-                s.transport.map_or("-", |t| transport_name(&t)).to_string(),
+                s.transport.map_or("-".into(), |t| transport_name(&t, s)),
                 end(client, s.client_info.as_ref()),
                 end(server, s.server_info.as_ref()),
                 clean(s.protocol_version.as_deref().unwrap_or("-")).into_owned(),
@@ -223,14 +223,32 @@ fn percentile(sorted: &[u64], p: f64) -> Option<u64> {
     sorted.get(rank.clamp(1, sorted.len()) - 1).copied()
 }
 
-fn transport_name(t: &Transport) -> &'static str {
-    match t {
+/// The transport; for HTTP, the server, the session id when there is one,
+/// and how many connections carried the session.
+fn transport_name(t: &Transport, s: &SessionSummary) -> String {
+    let name = match t {
         Transport::Pipe { .. } => "pipe",
         Transport::Unix { .. } => "unix",
         Transport::Tcp { tls: true, .. } => "tls",
         Transport::Tcp { .. } => "tcp",
+        Transport::Http { tls: true, .. } => "https",
+        Transport::Http { .. } => "http",
         Transport::Other { .. } => "other",
+    };
+    let Some(h) = &s.http else {
+        return name.to_string();
+    };
+    let mut out = format!("{name} {}", clean(h.host.as_deref().unwrap_or("?")));
+    if let Some(id) = &h.session_id {
+        out.push_str(&format!("\nsession {}", clean(id)));
     }
+    out.push_str(&format!(
+        "\n{} connection{}{}",
+        h.connections,
+        if h.connections == 1 { "" } else { "s" },
+        if h.deleted { ", deleted" } else { "" }
+    ));
+    out
 }
 
 fn end(p: Option<Peer>, info: Option<&crate::decode::Implementation>) -> String {

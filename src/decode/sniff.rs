@@ -1,0 +1,177 @@
+//! What a network stream carries, judged from its first bytes: JSON-RPC
+//! lines, HTTP/1.x, or something this decoder reports and does not decode.
+//!
+//! The same judgement serves the decoder and `info` ([`count_undecoded`]).
+
+use crate::capture::{BlockFilter, CaptureError, CaptureReader, Record};
+use crate::event::{fd_kind, kind, Direction};
+use std::collections::{BTreeMap, HashMap};
+
+/// What a stream carries.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Protocol {
+    /// Newline-delimited JSON (JSON-RPC over a raw socket).
+    Json,
+    /// HTTP/1.0 or HTTP/1.1.
+    Http1,
+    /// Anything else, with a description of what it is.
+    Other(String),
+}
+
+const HTTP2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n";
+pub const HTTP2: &str = "HTTP/2";
+/// Request methods that open an HTTP/1.x request line.
+const METHODS: [&[u8]; 9] = [
+    b"GET ",
+    b"POST ",
+    b"PUT ",
+    b"DELETE ",
+    b"HEAD ",
+    b"OPTIONS ",
+    b"PATCH ",
+    b"CONNECT ",
+    b"TRACE ",
+];
+
+/// The protocol of a stream that starts with `prefix`, or None while the
+/// bytes so far could still start more than one (`more` says whether more
+/// can come; without it the bytes so far decide).
+pub fn classify(prefix: &[u8], more: bool) -> Option<Protocol> {
+    // Empty lines may precede an HTTP message.
+    let start = prefix
+        .iter()
+        .position(|&b| b != b'\r' && b != b'\n')
+        .unwrap_or(prefix.len());
+    let bytes = &prefix[start..];
+    let Some(&first) = bytes.first() else {
+        return (!more || prefix.len() > 64).then_some(Protocol::Json);
+    };
+    if matches!(first, b'{' | b'[' | b' ' | b'\t') {
+        return Some(Protocol::Json);
+    }
+    let could_be = |whole: &[u8]| whole.starts_with(bytes) && bytes.len() < whole.len();
+    if bytes.starts_with(HTTP2_PREFACE) {
+        return Some(Protocol::Other(HTTP2.into()));
+    }
+    if bytes.starts_with(b"HTTP/1.") || METHODS.iter().any(|m| bytes.starts_with(m)) {
+        return Some(Protocol::Http1);
+    }
+    let undecided =
+        could_be(HTTP2_PREFACE) || could_be(b"HTTP/1.") || METHODS.iter().any(|m| could_be(m));
+    if undecided && more {
+        return None;
+    }
+    Some(Protocol::Other(describe(bytes)))
+}
+
+/// A name for bytes that are neither JSON nor HTTP/1.x.
+fn describe(bytes: &[u8]) -> String {
+    match bytes {
+        [0x16, 0x03, ..] => "TLS handshake (encrypted; no plaintext was captured)".into(),
+        [0x14..=0x17, 0x03, ..] => "TLS records (encrypted; no plaintext was captured)".into(),
+        [b'S', b'S', b'H', b'-', ..] => "SSH".into(),
+        _ => {
+            let shown: Vec<String> = bytes.iter().take(16).map(|b| format!("{b:02x}")).collect();
+            format!("an unrecognised protocol (first bytes {})", shown.join(" "))
+        }
+    }
+}
+
+/// TCP and TLS streams that are not decoded, by what they carry: the
+/// protocol each stream starts with, as the decoder judges it (a stream
+/// whose other direction starts with the HTTP/2 preface is HTTP/2 too).
+/// Reads only until every such stream's first record has been seen.
+pub fn count_undecoded(reader: &CaptureReader) -> Result<BTreeMap<String, u64>, CaptureError> {
+    type Key = (u32, bool, u64, Direction);
+    let mut wanted: HashMap<Key, ()> = HashMap::new();
+    for s in reader.streams()? {
+        if s.tls || matches!(s.fd_kind, fd_kind::TCP4 | fd_kind::TCP6) {
+            let direction = if s.direction == "write" {
+                Direction::Write
+            } else {
+                Direction::Read
+            };
+            wanted.insert(
+                (s.pid, s.tls, if s.tls { s.ssl } else { s.ino }, direction),
+                (),
+            );
+        }
+    }
+    let mut first: HashMap<Key, Vec<u8>> = HashMap::new();
+    if !wanted.is_empty() {
+        'blocks: for block in reader.blocks(&BlockFilter::default())? {
+            // An unreadable block is reported by the decoder; here it only
+            // means fewer first records.
+            let Ok(block) = block else { continue };
+            for rec in block.records() {
+                let Record::Event(ev) = rec.record else {
+                    continue;
+                };
+                if ev.hdr.kind != kind::DATA || ev.payload.is_empty() {
+                    continue;
+                }
+                let tls = ev.is_tls();
+                let key = (
+                    ev.hdr.tgid,
+                    tls,
+                    if tls { ev.hdr.ssl } else { ev.hdr.ino },
+                    ev.direction(),
+                );
+                if wanted.contains_key(&key) && !first.contains_key(&key) {
+                    first.insert(key, ev.payload[..ev.payload.len().min(64)].to_vec());
+                    if first.len() == wanted.len() {
+                        break 'blocks;
+                    }
+                }
+            }
+        }
+    }
+    let judged: HashMap<Key, Protocol> = first
+        .iter()
+        .filter_map(|(k, bytes)| Some((*k, classify(bytes, false)?)))
+        .collect();
+    let mut counts = BTreeMap::new();
+    for (k, p) in &judged {
+        let other_way = match k.3 {
+            Direction::Read => Direction::Write,
+            Direction::Write => Direction::Read,
+        };
+        let sibling = judged.get(&(k.0, k.1, k.2, other_way));
+        let name = match (p, sibling) {
+            (Protocol::Json | Protocol::Http1, _) => continue,
+            (_, Some(Protocol::Other(s))) if s == HTTP2 => HTTP2.to_string(),
+            (Protocol::Other(s), _) => s.clone(),
+        };
+        *counts.entry(name).or_insert(0) += 1;
+    }
+    Ok(counts)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn first_bytes_decide() {
+        assert_eq!(classify(b"{\"jsonrpc\"", true), Some(Protocol::Json));
+        assert_eq!(
+            classify(b"POST /mcp HTTP/1.1\r\n", true),
+            Some(Protocol::Http1)
+        );
+        assert_eq!(classify(b"HTTP/1.1 200 OK", true), Some(Protocol::Http1));
+        assert_eq!(classify(b"\r\nGET / HTTP/1.1", true), Some(Protocol::Http1));
+        assert_eq!(classify(b"PO", true), None);
+        assert_eq!(classify(b"PRI * HTTP/2", true), None);
+        assert_eq!(
+            classify(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", true),
+            Some(Protocol::Other(HTTP2.into()))
+        );
+        assert!(matches!(classify(b"PO", false), Some(Protocol::Other(_))));
+        assert!(
+            matches!(classify(b"\x16\x03\x01\x02", true), Some(Protocol::Other(s)) if s.starts_with("TLS"))
+        );
+        assert!(
+            matches!(classify(b"\x00\x00\x12\x04", true), Some(Protocol::Other(s)) if s.contains("00 00 12 04"))
+        );
+    }
+}
