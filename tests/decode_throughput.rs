@@ -1,31 +1,44 @@
-//! The capture the decode benchmark reads: tools/call requests and results
-//! of 1 KiB each, every one recorded at the writer and at the reader.
+//! The captures the decode benchmark (bench/decode.py) reads: requests and
+//! results of 1 KiB each, every one recorded at the writer and at the
+//! reader; tools/call, and one exchange in a hundred a resources/read (what
+//! a selective `query --method` finds).
 //!
 //! ```text
 //! MCPSPY_SYNTH_OUT=/tmp/1k.db MCPSPY_SYNTH_MESSAGES=200000 \
 //!     cargo test --release --test decode_throughput -- --ignored
-//! /usr/bin/time -v mcpspy export /tmp/1k.db --format jsonl -o /dev/null --force
+//! /usr/bin/time -v mcpspy export /tmp/1k.db --format jsonl > /dev/null
 //! ```
 
 mod decode_support;
 
 use decode_support::*;
 
+/// The exchanges that read a resource rather than call a tool.
+fn reads_resource(id: u64) -> bool {
+    id % 100 == 99
+}
+
 /// A JSON-RPC line of exactly 1024 bytes.
 fn sized(id: u64, request: bool) -> String {
-    let line = |pad: &str| {
-        if request {
-            decode_support::request(
-                id,
-                "tools/call",
-                &format!(r#"{{"name":"get_weather","arguments":{{"city":"{pad}"}}}}"#),
-            )
-        } else {
-            response(
-                id,
-                &format!(r#"{{"content":[{{"type":"text","text":"{pad}"}}],"isError":false}}"#),
-            )
-        }
+    let line = |pad: &str| match (request, reads_resource(id)) {
+        (true, false) => decode_support::request(
+            id,
+            "tools/call",
+            &format!(r#"{{"name":"get_weather","arguments":{{"city":"{pad}"}}}}"#),
+        ),
+        (false, false) => response(
+            id,
+            &format!(r#"{{"content":[{{"type":"text","text":"{pad}"}}],"isError":false}}"#),
+        ),
+        (true, true) => decode_support::request(
+            id,
+            "resources/read",
+            &format!(r#"{{"uri":"file:///forecast/{id}","_note":"{pad}"}}"#),
+        ),
+        (false, true) => response(
+            id,
+            &format!(r#"{{"contents":[{{"uri":"file:///forecast/{id}","text":"{pad}"}}]}}"#),
+        ),
     };
     let bare = line("").len();
     line(&text(id, 1024usize.saturating_sub(bare)))
@@ -99,7 +112,13 @@ fn write_capture_of_1kib_messages() {
 
 #[test]
 fn lines_are_one_kib() {
-    for (id, req) in [(12345, true), (7, false), (0, true), (99, false)] {
+    for (id, req) in [
+        (12345, true),
+        (7, false),
+        (0, true),
+        (99, false),
+        (199, true),
+    ] {
         let line = sized(id, req);
         assert_eq!(line.len(), 1024);
         serde_json::from_str::<serde_json::Value>(&line).expect("valid JSON");
