@@ -24,8 +24,8 @@
 use crate::capture::{CaptureReader, Totals};
 use crate::decode::reassembly::Loss;
 use crate::decode::{
-    BatchPos, CopyInfo, Direction, Flag, FlagReason, Implementation, Item, Kind, Peer, RequestRef,
-    SessionSummary, Transport,
+    BatchPos, CopyInfo, Direction, Flag, FlagReason, HttpMeta, HttpSession, HttpView,
+    Implementation, Item, Kind, Peer, RequestRef, SessionSummary, Transport,
 };
 use crate::render::filter::Filter;
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
@@ -403,6 +403,16 @@ fn put_transport(e: &mut Enc, t: Option<Transport>) {
             e.u(3);
             e.u(ino);
         }
+        Transport::Http {
+            tls,
+            client,
+            server,
+        } => {
+            e.u(4);
+            e.flag(tls);
+            e.opt(client, put_addr);
+            e.opt(server, put_addr);
+        }
     });
 }
 
@@ -420,6 +430,11 @@ fn get_transport(d: &mut Dec<'_>) -> R<Option<Transport>> {
                 to: get_addr(d)?,
             },
             3 => Transport::Other { ino: d.u()? },
+            4 => Transport::Http {
+                tls: d.flag()?,
+                client: d.opt(get_addr)?,
+                server: d.opt(get_addr)?,
+            },
             _ => return Err(corrupt()),
         })
     })
@@ -575,6 +590,9 @@ fn put_flag_reason(e: &mut Enc, r: FlagReason) {
         FlagReason::DamagedRecord => (8, None),
         FlagReason::UnreadableBlock => (9, None),
         FlagReason::Unsupported => (10, None),
+        FlagReason::BadHttp => (11, None),
+        FlagReason::BadEncoding => (12, None),
+        FlagReason::HttpError => (13, None),
     };
     e.u(code);
     if let Some(loss) = loss {
@@ -604,7 +622,65 @@ fn get_flag_reason(d: &mut Dec<'_>) -> R<FlagReason> {
         8 => FlagReason::DamagedRecord,
         9 => FlagReason::UnreadableBlock,
         10 => FlagReason::Unsupported,
+        11 => FlagReason::BadHttp,
+        12 => FlagReason::BadEncoding,
+        13 => FlagReason::HttpError,
         _ => return Err(corrupt()),
+    })
+}
+
+fn put_http(e: &mut Enc, h: Option<HttpView<'_>>) {
+    e.opt(h, |e, HttpView { connection, meta }| {
+        e.u(connection);
+        e.opt(meta, |e, m| {
+            let HttpMeta {
+                is_request,
+                method,
+                path,
+                host,
+                status,
+                session_id,
+                protocol_version,
+                sse,
+                endpoint,
+            } = m;
+            e.flag(*is_request);
+            for s in [method, path, host] {
+                e.opt_str(s.as_deref());
+            }
+            e.opt_u(status.map(u64::from));
+            for s in [session_id, protocol_version] {
+                e.opt_str(s.as_deref());
+            }
+            e.flag(*sse);
+            e.opt_str(endpoint.as_deref());
+        });
+    });
+}
+
+/// An item's HTTP view: its connection, and what HTTP said (owned here,
+/// the view borrows it).
+fn get_http(d: &mut Dec<'_>) -> R<Option<(u64, Option<HttpMeta>)>> {
+    let text = |d: &mut Dec<'_>| -> R<Option<Box<str>>> { Ok(d.opt_str()?.map(Box::from)) };
+    d.opt(|d| {
+        let connection = d.u()?;
+        let meta = d.opt(|d| {
+            Ok(HttpMeta {
+                is_request: d.flag()?,
+                method: text(d)?,
+                path: text(d)?,
+                host: text(d)?,
+                status: d
+                    .opt_u()?
+                    .map(|s| u16::try_from(s).map_err(|_| corrupt()))
+                    .transpose()?,
+                session_id: text(d)?,
+                protocol_version: text(d)?,
+                sse: d.flag()?,
+                endpoint: text(d)?,
+            })
+        })?;
+        Ok((connection, meta))
     })
 }
 
@@ -670,6 +746,7 @@ fn put_item(e: &mut Enc, item: &Item<'_>, at: TextAt, version: u64) {
         n: _,
         ts_ns: _,
         transport,
+        http,
         from,
         to,
         session,
@@ -696,6 +773,7 @@ fn put_item(e: &mut Enc, item: &Item<'_>, at: TextAt, version: u64) {
         e.i(s.last_ts.wrapping_sub(item.ts_ns) as i64);
     });
     put_transport(e, *transport);
+    put_http(e, *http);
     put_peer(e, *from);
     put_peer(e, *to);
     e.u(match direction {
@@ -813,6 +891,7 @@ fn put_session(e: &mut Enc, s: &SessionSummary) {
         unanswered,
         first_ts,
         last_ts,
+        http,
     } = s;
     e.u(*id);
     put_transport(e, *transport);
@@ -829,6 +908,18 @@ fn put_session(e: &mut Enc, s: &SessionSummary) {
     for v in [messages, flagged, requests, unanswered, first_ts, last_ts] {
         e.u(*v);
     }
+    e.opt(http.as_ref(), |e, h| {
+        let HttpSession {
+            session_id,
+            host,
+            connections,
+            deleted,
+        } = h;
+        e.opt_str(session_id.as_deref());
+        e.opt_str(host.as_deref());
+        e.u(*connections);
+        e.flag(*deleted);
+    });
 }
 
 /// The decoder names handshakes with string constants.
@@ -861,6 +952,14 @@ fn get_session(buf: &[u8], peers: &[Peer]) -> R<SessionSummary> {
         unanswered: d.u()?,
         first_ts: d.u()?,
         last_ts: d.u()?,
+        http: d.opt(|d| {
+            Ok(HttpSession {
+                session_id: d.opt_str()?.map(str::to_string),
+                host: d.opt_str()?.map(str::to_string),
+                connections: d.u()?,
+                deleted: d.flag()?,
+            })
+        })?,
     };
     d.end()?;
     Ok(s)
@@ -887,6 +986,7 @@ fn same_identity(a: &SessionSummary, b: &SessionSummary) -> bool {
         unanswered: _,
         first_ts: _,
         last_ts: _,
+        http,
     } = a;
     *id == b.id
         && *transport == b.transport
@@ -899,6 +999,7 @@ fn same_identity(a: &SessionSummary, b: &SessionSummary) -> bool {
         && *server_info == b.server_info
         && *client_capabilities == b.client_capabilities
         && *server_capabilities == b.server_capabilities
+        && *http == b.http
 }
 
 // ---------------------------------------------------------------------------
@@ -1279,6 +1380,7 @@ impl Index {
             None => None,
         };
         let transport = get_transport(d)?;
+        let http = get_http(d)?;
         let from = get_peer(d)?;
         let to = get_peer(d)?;
         let direction = match d.u()? {
@@ -1370,6 +1472,10 @@ impl Index {
             n,
             ts_ns,
             transport,
+            http: http.as_ref().map(|(connection, meta)| HttpView {
+                connection: *connection,
+                meta: meta.as_ref(),
+            }),
             from,
             to,
             session,
