@@ -34,12 +34,16 @@ fn session_matches_truth(name: &str, args: &[&str]) -> usize {
         .iter()
         .filter(|t| (t.kind == "pipe" || t.kind == "unix") && starts_like_json(&t.bytes))
         .collect();
-    assert!(mcp.len() >= 4, "{name}: a session has two streams each way: {mcp:?}");
+    assert!(
+        mcp.len() >= 4,
+        "{name}: a session has two streams each way: {mcp:?}"
+    );
     for t in &mcp {
         let key = StreamKey {
             pid: t.tgid,
             ino: t.inode,
             direction: t.direction,
+            tls: false,
         };
         let got = captured.get(&key).unwrap_or_else(|| {
             panic!(
@@ -48,7 +52,11 @@ fn session_matches_truth(name: &str, args: &[&str]) -> usize {
                 captured.keys().collect::<Vec<_>>()
             )
         });
-        assert!(got.gaps.is_empty(), "{name}: {key:?} has gaps {:?}", got.gaps);
+        assert!(
+            got.gaps.is_empty(),
+            "{name}: {key:?} has gaps {:?}",
+            got.gaps
+        );
         assert_eq!(
             got.bytes.len(),
             t.bytes.len(),
@@ -66,6 +74,7 @@ fn session_matches_truth(name: &str, args: &[&str]) -> usize {
             pid: t.tgid,
             ino: t.inode,
             direction: t.direction,
+            tls: false,
         })
         .collect();
     for key in captured.keys().filter(|k| pids.contains(&k.pid)) {
@@ -96,7 +105,10 @@ fn python_sdk_stdio_session_with_1_and_16_mib_results() {
             "16777216",
         ],
     );
-    assert!(bytes == 0 || bytes > 2 * (17 << 20), "both copies of both blobs: {bytes}");
+    assert!(
+        bytes == 0 || bytes > 2 * (17 << 20),
+        "both copies of both blobs: {bytes}"
+    );
 }
 
 #[test]
@@ -177,7 +189,13 @@ fn live_view_equals_replay_of_the_file() {
     let python = venv_python();
     let rec = start_recorder(&capture, &["--live", "--comm", "python3", "--comm", "node"]);
     for args in [
-        vec![py("py_client.py"), "--mode".into(), "legacy".into(), "--blob".into(), "200000".into()],
+        vec![
+            py("py_client.py"),
+            "--mode".into(),
+            "legacy".into(),
+            "--blob".into(),
+            "200000".into(),
+        ],
         vec![py("py_client.py")],
     ] {
         let out = std::process::Command::new(&python)
@@ -186,7 +204,11 @@ fn live_view_equals_replay_of_the_file() {
             .arg(dir.path().join("peer"))
             .output()
             .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     let (live, _) = rec.stop();
     let replay = std::process::Command::new(BIN)
@@ -196,7 +218,10 @@ fn live_view_equals_replay_of_the_file() {
         .unwrap();
     assert!(replay.status.success());
     let replay = String::from_utf8(replay.stdout).unwrap();
-    assert!(live.lines().count() > 50, "both sessions shown live: {live}");
+    assert!(
+        live.lines().count() > 50,
+        "both sessions shown live: {live}"
+    );
     assert!(live.contains("REQ initialize") && live.contains("REQ server/discover"));
     assert_eq!(live, replay);
 }
