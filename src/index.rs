@@ -40,7 +40,7 @@ use std::path::{Path, PathBuf};
 /// 'MCPI': PRAGMA application_id of index files.
 const APPLICATION_ID: i32 = 0x4d43_5049;
 /// PRAGMA user_version: the layout of this file and of its records.
-const FORMAT: i32 = 1;
+const FORMAT: i32 = 2;
 /// Texts are compressed together in chunks of about this many bytes.
 const CHUNK_BYTES: usize = 1 << 20;
 /// Decompressed chunks above this size are refused (a chunk holds one
@@ -53,8 +53,8 @@ CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE items (
     n INTEGER PRIMARY KEY,
     ts_ns INTEGER NOT NULL,
-    method TEXT,
-    subject TEXT,
+    method INTEGER,
+    subject INTEGER,
     session INTEGER,
     answers INTEGER,
     rec BLOB NOT NULL
@@ -66,6 +66,8 @@ CREATE TABLE session_versions (
     id INTEGER NOT NULL, version INTEGER NOT NULL, rec BLOB NOT NULL, PRIMARY KEY (id, version)
 );
 CREATE TABLE sessions (id INTEGER PRIMARY KEY, rec BLOB NOT NULL);
+-- The methods and subjects (Kind::method, Kind::subject) items name, by number.
+CREATE TABLE names (id INTEGER PRIMARY KEY, name TEXT NOT NULL);
 -- The processes records name, by number (0, 1, 2… in order of appearance).
 CREATE TABLE peers (id INTEGER PRIMARY KEY, pid INTEGER NOT NULL, comm BLOB NOT NULL);
 ";
@@ -1015,6 +1017,7 @@ pub struct Builder {
     rec: Enc,
     /// The latest identity stored for each session, and its version.
     versions: HashMap<u64, (u64, SessionSummary)>,
+    names: HashMap<Box<str>, i64>,
     items: u64,
 }
 
@@ -1041,6 +1044,7 @@ impl Builder {
             chunk: 0,
             rec: Enc::default(),
             versions: HashMap::new(),
+            names: HashMap::new(),
             items: 0,
         })
     }
@@ -1059,6 +1063,8 @@ impl Builder {
         self.rec.buf.clear();
         put_item(&mut self.rec, item, at, version);
         self.store_peers()?;
+        let method = self.name(item.kind.method())?;
+        let subject = self.name(item.kind.subject())?;
         self.conn
             .prepare_cached(
                 "INSERT INTO items (n, ts_ns, method, subject, session, answers, rec)
@@ -1067,8 +1073,8 @@ impl Builder {
             .execute(params![
                 item.n as i64,
                 item.ts_ns as i64,
-                item.kind.method(),
-                item.kind.subject(),
+                method,
+                subject,
                 item.session.map(|s| s.id as i64),
                 item.kind.answers().map(|a| a.n as i64),
                 &self.rec.buf,
@@ -1095,6 +1101,23 @@ impl Builder {
         )?;
         self.versions.insert(s.id, (version, s.clone()));
         Ok(version)
+    }
+
+    /// The number of a method or subject (stored when new).
+    fn name(&mut self, name: Option<&str>) -> Result<Option<i64>, IndexError> {
+        let Some(name) = name else {
+            return Ok(None);
+        };
+        if let Some(&id) = self.names.get(name) {
+            return Ok(Some(id));
+        }
+        let id = self.names.len() as i64;
+        self.conn.execute(
+            "INSERT INTO names (id, name) VALUES (?1, ?2)",
+            params![id, name],
+        )?;
+        self.names.insert(name.into(), id);
+        Ok(Some(id))
     }
 
     fn session_record(&mut self, s: &SessionSummary) -> Result<Vec<u8>, IndexError> {
@@ -1205,6 +1228,8 @@ fn capture_of(index: &Path) -> Option<PathBuf> {
 /// An index that matches its capture.
 pub struct Index {
     conn: Connection,
+    /// Methods and subjects, by number.
+    names: Vec<String>,
     peers: Vec<Peer>,
     sessions: Vec<SessionSummary>,
     versions: HashMap<(u64, u64), SessionSummary>,
@@ -1247,10 +1272,19 @@ impl Index {
         if meta("items")? != Some(last.to_string()) {
             return Err(fail("its item count does not match"));
         }
+        let mut names = Vec::new();
         let mut peers = Vec::new();
         let mut sessions = Vec::new();
         let mut versions = HashMap::new();
         {
+            let mut stmt = conn.prepare("SELECT id, name FROM names ORDER BY id")?;
+            let mut rows = stmt.query([])?;
+            while let Some(row) = rows.next()? {
+                if row.get::<_, i64>(0)? != names.len() as i64 {
+                    return Err(corrupt());
+                }
+                names.push(row.get(1)?);
+            }
             let mut stmt = conn.prepare("SELECT id, pid, comm FROM peers ORDER BY id")?;
             let mut rows = stmt.query([])?;
             while let Some(row) = rows.next()? {
@@ -1284,6 +1318,7 @@ impl Index {
         }
         Ok(Index {
             conn,
+            names,
             peers,
             sessions,
             versions,
@@ -1304,13 +1339,12 @@ impl Index {
         text: bool,
         mut f: impl FnMut(&Item<'_>, u64) -> Result<(), E>,
     ) -> Result<(), E> {
-        let (conds, args) = select.conditions();
+        let conds = self.conditions(&select);
         // Through the method index when it narrows much, else one pass in
         // item order (reading most rows through an index costs a sort).
         let narrows = conds.contains("method") && {
             let count = |sql: &str| -> Result<i64, IndexError> {
-                let args = rusqlite::params_from_iter(args.iter());
-                Ok(self.conn.query_row(sql, args, |r| r.get(0))?)
+                Ok(self.conn.query_row(sql, [], |r| r.get(0))?)
             };
             let selected = count(&format!("SELECT COUNT(*) FROM items WHERE {conds}"))?;
             let total = self.conn.query_row("SELECT MAX(n) FROM items", [], |r| {
@@ -1326,15 +1360,21 @@ impl Index {
         let sql =
             format!("SELECT n, ts_ns, method, subject, rec FROM items WHERE {conds} ORDER BY n");
         let mut stmt = self.conn.prepare(&sql).map_err(IndexError::from)?;
-        let mut rows = stmt
-            .query(rusqlite::params_from_iter(args))
-            .map_err(IndexError::from)?;
+        let mut rows = stmt.query([]).map_err(IndexError::from)?;
         let mut chunk: Option<(u64, Vec<u8>)> = None;
         // Each version of each session, its counters set item by item.
         let mut sessions = self.versions.clone();
         while let Some(row) = rows.next().map_err(IndexError::from)? {
             let columns = || -> R<(Row<'_>, &[u8])> {
-                let text = |i: usize| -> R<Option<&str>> { Ok(row.get_ref(i)?.as_str_or_null()?) };
+                let text = |i: usize| -> R<Option<&str>> {
+                    match row.get::<_, Option<i64>>(i)? {
+                        Some(id) => {
+                            let id = usize::try_from(id).map_err(|_| corrupt())?;
+                            Ok(Some(self.names.get(id).ok_or_else(corrupt)?))
+                        }
+                        None => Ok(None),
+                    }
+                };
                 let columns = Row {
                     n: row.get::<_, i64>(0)? as u64,
                     ts_ns: row.get::<_, i64>(1)? as u64,
@@ -1520,31 +1560,33 @@ impl Index {
     }
 }
 
-impl Select<'_> {
-    /// The WHERE clause and its arguments: necessary conditions only.
-    fn conditions(&self) -> (String, Vec<rusqlite::types::Value>) {
-        use rusqlite::types::Value;
-        let (filter, answers) = match self {
+impl Index {
+    /// The WHERE clause of a selection: necessary conditions only.
+    fn conditions(&self, select: &Select<'_>) -> String {
+        let (filter, answers) = match select {
             Select::Matches(f) => (*f, false),
             Select::Answers(f) => (*f, true),
         };
         let mut sql = String::from("1");
-        let mut args: Vec<Value> = Vec::new();
-        let mut list = |sql: &mut String, column: &str, values: Vec<Value>| {
-            let marks = vec!["?"; values.len()].join(",");
-            sql.push_str(&format!(" AND {column} IN ({marks})"));
-            args.extend(values);
+        let list = |sql: &mut String, column: &str, ids: Vec<String>| {
+            sql.push_str(&format!(" AND {column} IN ({})", ids.join(",")));
+        };
+        // Names the index has never seen match nothing.
+        let ids = |wanted: &[String]| -> Vec<String> {
+            wanted
+                .iter()
+                .filter_map(|w| self.names.iter().position(|n| n == w))
+                .map(|id| id.to_string())
+                .collect()
         };
         // A response's method and tool are its request's: both passes may
         // narrow by them.
         if !filter.methods.is_empty() {
-            let v = filter.methods.iter().map(|m| Value::Text(m.clone()));
-            list(&mut sql, "method", v.collect());
+            list(&mut sql, "method", ids(&filter.methods));
         }
         if !filter.tools.is_empty() {
-            sql.push_str(" AND method = 'tools/call'");
-            let v = filter.tools.iter().map(|t| Value::Text(t.clone()));
-            list(&mut sql, "subject", v.collect());
+            list(&mut sql, "method", ids(&["tools/call".to_string()]));
+            list(&mut sql, "subject", ids(&filter.tools));
         }
         if answers {
             sql.push_str(" AND answers IS NOT NULL");
@@ -1552,8 +1594,8 @@ impl Select<'_> {
             // A request's response may fall outside these; the first pass
             // sees them all.
             if !filter.sessions.is_empty() {
-                let v = filter.sessions.iter().map(|&s| Value::Integer(s as i64));
-                list(&mut sql, "session", v.collect());
+                let s = filter.sessions.iter().map(|&s| (s as i64).to_string());
+                list(&mut sql, "session", s.collect());
             }
             // Timestamps past i64::MAX are stored negative (as they wrap).
             if let Some(t) = filter.since_ns.and_then(|t| i64::try_from(t).ok()) {
@@ -1563,6 +1605,6 @@ impl Select<'_> {
                 sql.push_str(&format!(" AND ts_ns BETWEEN 0 AND {t}"));
             }
         }
-        (sql, args)
+        sql
     }
 }
