@@ -359,3 +359,36 @@ fn a_capture_without_a_start_time_shows_kernel_time() {
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("no start time"), "{}", stderr(&o));
 }
+
+#[test]
+fn export_to_a_fifo_writes_into_it_and_leaves_it_in_place() {
+    use std::os::unix::fs::FileTypeExt;
+    let dir = tempfile::tempdir().unwrap();
+    let cap = session(dir.path());
+    let want = mcpspy(&["export", s(&cap)]).stdout;
+    assert!(!want.is_empty());
+    let fifo = dir.path().join("fifo");
+    assert!(Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
+    // As with /dev/null: a temporary file renamed over it would replace it.
+    for force in [false, true] {
+        let reader = {
+            let fifo = fifo.clone();
+            std::thread::spawn(move || std::fs::read(fifo).unwrap())
+        };
+        let mut args = vec!["export", s(&cap), "-o", s(&fifo)];
+        if force {
+            args.push("--force");
+        }
+        let o = mcpspy(&args);
+        assert!(o.status.success(), "{}", stderr(&o));
+        assert_eq!(reader.join().unwrap(), want);
+        let kind = std::fs::metadata(&fifo).unwrap().file_type();
+        assert!(kind.is_fifo(), "--force {force}: still a FIFO");
+    }
+    let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+    assert_eq!(names.len(), 2, "no temporary file left beside it");
+}

@@ -186,7 +186,12 @@ fn open_index(reader: &CaptureReader) -> Option<(Index, PathBuf)> {
 
 pub fn export(a: ExportArgs) -> Result<(), Failure> {
     let ExportFormat::Jsonl = a.format;
-    if let Some(path) = &a.output {
+    // An existing device or pipe (/dev/null, a FIFO) is written to; renaming
+    // a file over it would replace it.
+    let stream_to = a.output.as_ref().filter(|p| {
+        std::fs::metadata(p).is_ok_and(|m| !m.file_type().is_file() && !m.is_dir())
+    });
+    if let Some(path) = a.output.as_ref().filter(|_| stream_to.is_none()) {
         if !a.force && path.exists() {
             return Err(Failure::input(format!(
                 "{} already exists; choose another name or pass --force to overwrite it",
@@ -200,18 +205,26 @@ pub fn export(a: ExportArgs) -> Result<(), Failure> {
     let selected = first_pass(&reader, &filter)?;
     let mut jsonl = Jsonl::new(clock);
     let label = pass_label(&filter, 2);
-    match &a.output {
-        None => {
-            let mut out = BufWriter::with_capacity(1 << 16, io::stdout().lock());
-            decode(&reader, label, |item| {
-                if filter.matches(item, &selected) {
-                    jsonl.write(item, &mut out)?;
-                }
-                Ok(())
-            })?;
-            finish(out.flush())
+    let mut stream = |out: &mut dyn Write| -> Result<(), Failure> {
+        let mut out = BufWriter::with_capacity(1 << 16, out);
+        decode(&reader, label, |item| {
+            if filter.matches(item, &selected) {
+                jsonl.write(item, &mut out)?;
+            }
+            Ok(())
+        })?;
+        finish(out.flush())
+    };
+    match (&a.output, stream_to) {
+        (None, _) => stream(&mut io::stdout().lock()),
+        (Some(path), Some(_)) => {
+            let mut file = std::fs::OpenOptions::new()
+                .write(true)
+                .open(path)
+                .map_err(|e| Failure::other(format!("{}: {e}", path.display())))?;
+            stream(&mut file)
         }
-        Some(path) => {
+        (Some(path), None) => {
             // Written beside the target and renamed at the end: an export
             // that fails leaves no half-written file behind.
             let dir = path
