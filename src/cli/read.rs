@@ -188,9 +188,10 @@ pub fn export(a: ExportArgs) -> Result<(), Failure> {
     let ExportFormat::Jsonl = a.format;
     // An existing device or pipe (/dev/null, a FIFO) is written to; renaming
     // a file over it would replace it.
-    let stream_to = a.output.as_ref().filter(|p| {
-        std::fs::metadata(p).is_ok_and(|m| !m.file_type().is_file() && !m.is_dir())
-    });
+    let stream_to = a
+        .output
+        .as_ref()
+        .filter(|p| std::fs::metadata(p).is_ok_and(|m| !m.file_type().is_file() && !m.is_dir()));
     if let Some(path) = a.output.as_ref().filter(|_| stream_to.is_none()) {
         if !a.force && path.exists() {
             return Err(Failure::input(format!(
