@@ -40,7 +40,7 @@ use std::path::{Path, PathBuf};
 /// 'MCPI': PRAGMA application_id of index files.
 const APPLICATION_ID: i32 = 0x4d43_5049;
 /// PRAGMA user_version: the layout of this file and of its records.
-const FORMAT: i32 = 2;
+const FORMAT: i32 = 3;
 /// Texts are compressed together in chunks of about this many bytes.
 const CHUNK_BYTES: usize = 1 << 20;
 /// Decompressed chunks above this size are refused (a chunk holds one
@@ -61,10 +61,9 @@ CREATE TABLE items (
 );
 -- Texts of consecutive items, concatenated and zstd-compressed.
 CREATE TABLE texts (chunk INTEGER PRIMARY KEY, raw_len INTEGER NOT NULL, data BLOB NOT NULL);
--- Each session's identity each time it changed, and its final summary.
-CREATE TABLE session_versions (
-    id INTEGER NOT NULL, version INTEGER NOT NULL, rec BLOB NOT NULL, PRIMARY KEY (id, version)
-);
+-- Each session's identity each time it changed (numbered over all
+-- sessions, 0, 1, 2…), and its final summary.
+CREATE TABLE session_versions (version INTEGER PRIMARY KEY, rec BLOB NOT NULL);
 CREATE TABLE sessions (id INTEGER PRIMARY KEY, rec BLOB NOT NULL);
 -- The methods and subjects (Kind::method, Kind::subject) items name, by number.
 CREATE TABLE names (id INTEGER PRIMARY KEY, name TEXT NOT NULL);
@@ -525,29 +524,28 @@ fn put_copy(e: &mut Enc, c: Option<CopyInfo<'_>>, ts_ns: u64) {
     });
 }
 
-/// A copy's fields; its records go to `seqs` (CopyInfo borrows them).
-struct CopyOwned {
+/// A copy's fields but its records, which go to a buffer kept from item
+/// to item (CopyInfo borrows them).
+struct CopyFields {
     pid: u32,
     fd: u32,
     start: u64,
     end: u64,
     first_ts: u64,
     last_ts: u64,
-    seqs: Vec<u64>,
 }
 
-fn get_copy(d: &mut Dec<'_>, ts_ns: u64) -> R<Option<CopyOwned>> {
+fn get_copy(d: &mut Dec<'_>, ts_ns: u64, seqs: &mut Vec<u64>) -> R<Option<CopyFields>> {
     let abs = |base: u64, delta: i64| base.wrapping_add(delta as u64);
     d.opt(|d| {
         let (pid, fd, start) = (d.u32()?, d.u32()?, d.u()?);
-        let mut c = CopyOwned {
+        let c = CopyFields {
             pid,
             fd,
             start,
             end: abs(start, d.i()?),
             first_ts: abs(ts_ns, d.i()?),
             last_ts: abs(ts_ns, d.i()?),
-            seqs: Vec::new(),
         };
         let count = d.usize()?;
         // Each record number takes a byte at least: a count beyond the
@@ -555,18 +553,18 @@ fn get_copy(d: &mut Dec<'_>, ts_ns: u64) -> R<Option<CopyOwned>> {
         if count > d.buf.len() - d.pos {
             return Err(corrupt());
         }
-        c.seqs.reserve(count);
+        seqs.clear();
         let mut prev = 0;
         for _ in 0..count {
             prev = abs(prev, d.i()?);
-            c.seqs.push(prev);
+            seqs.push(prev);
         }
         Ok(c)
     })
 }
 
-impl CopyOwned {
-    fn info(&self) -> CopyInfo<'_> {
+impl CopyFields {
+    fn info<'s>(&self, seqs: &'s [u64]) -> CopyInfo<'s> {
         CopyInfo {
             pid: self.pid,
             fd: self.fd,
@@ -574,7 +572,7 @@ impl CopyOwned {
             end: self.end,
             first_ts: self.first_ts,
             last_ts: self.last_ts,
-            seqs: &self.seqs,
+            seqs,
         }
     }
 }
@@ -766,7 +764,6 @@ fn put_item(e: &mut Enc, item: &Item<'_>, at: TextAt, version: u64) {
     e.u(at.len);
     // The session: its identity by version, its counters as they stood.
     e.opt(*session, |e, s| {
-        e.u(s.id);
         e.u(version);
         for v in [s.messages, s.flagged, s.requests, s.unanswered] {
             e.u(v);
@@ -1016,7 +1013,9 @@ pub struct Builder {
     chunk: u64,
     rec: Enc,
     /// The latest identity stored for each session, and its version.
+    /// The latest identity of each session (by id), and its version.
     versions: HashMap<u64, (u64, SessionSummary)>,
+    version_count: u64,
     names: HashMap<Box<str>, i64>,
     items: u64,
 }
@@ -1044,6 +1043,7 @@ impl Builder {
             chunk: 0,
             rec: Enc::default(),
             versions: HashMap::new(),
+            version_count: 0,
             names: HashMap::new(),
             items: 0,
         })
@@ -1093,11 +1093,12 @@ impl Builder {
                 return Ok(*v);
             }
         }
-        let version = self.versions.get(&s.id).map_or(0, |(v, _)| v + 1);
+        let version = self.version_count;
+        self.version_count += 1;
         let rec = self.session_record(s)?;
         self.conn.execute(
-            "INSERT INTO session_versions (id, version, rec) VALUES (?1, ?2, ?3)",
-            params![s.id as i64, version as i64, rec],
+            "INSERT INTO session_versions (version, rec) VALUES (?1, ?2)",
+            params![version as i64, rec],
         )?;
         self.versions.insert(s.id, (version, s.clone()));
         Ok(version)
@@ -1232,7 +1233,18 @@ pub struct Index {
     names: Vec<String>,
     peers: Vec<Peer>,
     sessions: Vec<SessionSummary>,
-    versions: HashMap<(u64, u64), SessionSummary>,
+    /// Sessions' identities, by version.
+    versions: Vec<SessionSummary>,
+}
+
+/// What reading items keeps from one to the next.
+struct Reading {
+    /// Each version of each session, its counters set item by item.
+    sessions: Vec<SessionSummary>,
+    /// The records of the writer's and the reader's copy.
+    seqs: [Vec<u64>; 2],
+    /// The last chunk of texts read: (chunk, texts).
+    chunk: Option<(u64, Vec<u8>)>,
 }
 
 /// Which rows to read: conditions every item the filter keeps meets (the
@@ -1275,7 +1287,7 @@ impl Index {
         let mut names = Vec::new();
         let mut peers = Vec::new();
         let mut sessions = Vec::new();
-        let mut versions = HashMap::new();
+        let mut versions = Vec::new();
         {
             let mut stmt = conn.prepare("SELECT id, name FROM names ORDER BY id")?;
             let mut rows = stmt.query([])?;
@@ -1306,14 +1318,14 @@ impl Index {
             while let Some(row) = rows.next()? {
                 sessions.push(get_session(row.get_ref(0)?.as_blob()?, &peers)?);
             }
-            let mut stmt = conn.prepare("SELECT id, version, rec FROM session_versions")?;
+            let mut stmt =
+                conn.prepare("SELECT version, rec FROM session_versions ORDER BY version")?;
             let mut rows = stmt.query([])?;
             while let Some(row) = rows.next()? {
-                let s = get_session(row.get_ref(2)?.as_blob()?, &peers)?;
-                if s.id as i64 != row.get::<_, i64>(0)? {
+                if row.get::<_, i64>(0)? != versions.len() as i64 {
                     return Err(corrupt());
                 }
-                versions.insert((s.id, row.get::<_, i64>(1)? as u64), s);
+                versions.push(get_session(row.get_ref(1)?.as_blob()?, &peers)?);
             }
         }
         Ok(Index {
@@ -1361,9 +1373,11 @@ impl Index {
             format!("SELECT n, ts_ns, method, subject, rec FROM items WHERE {conds} ORDER BY n");
         let mut stmt = self.conn.prepare(&sql).map_err(IndexError::from)?;
         let mut rows = stmt.query([]).map_err(IndexError::from)?;
-        let mut chunk: Option<(u64, Vec<u8>)> = None;
-        // Each version of each session, its counters set item by item.
-        let mut sessions = self.versions.clone();
+        let mut state = Reading {
+            sessions: self.versions.clone(),
+            seqs: Default::default(),
+            chunk: None,
+        };
         while let Some(row) = rows.next().map_err(IndexError::from)? {
             let columns = || -> R<(Row<'_>, &[u8])> {
                 let text = |i: usize| -> R<Option<&str>> {
@@ -1386,7 +1400,7 @@ impl Index {
                 Ok((columns, row.get_ref(4)?.as_blob()?))
             };
             let (columns, rec) = columns()?;
-            self.item(columns, rec, text, &mut sessions, &mut chunk, &mut f)?;
+            self.item(columns, rec, text, &mut state, &mut f)?;
         }
         Ok(())
     }
@@ -1396,19 +1410,23 @@ impl Index {
         Row { n, ts_ns, names }: Row<'_>,
         rec: &[u8],
         want_text: bool,
-        sessions: &mut HashMap<(u64, u64), SessionSummary>,
-        chunk: &mut Option<(u64, Vec<u8>)>,
+        state: &mut Reading,
         f: &mut impl FnMut(&Item<'_>, u64) -> Result<(), E>,
     ) -> Result<(), E> {
+        let Reading {
+            sessions,
+            seqs,
+            chunk,
+        } = state;
         let d = &mut Dec::new(rec, &self.peers);
         let at = TextAt {
             chunk: d.u()?,
             off: d.u()?,
             len: d.u()?,
         };
-        let session = match d.opt(|d| Ok((d.u()?, d.u()?)))? {
-            Some(key) => {
-                let s = sessions.get_mut(&key).ok_or_else(corrupt)?;
+        let session = match d.opt(Dec::usize)? {
+            Some(version) => {
+                let s = sessions.get_mut(version).ok_or_else(corrupt)?;
                 s.messages = d.u()?;
                 s.flagged = d.u()?;
                 s.requests = d.u()?;
@@ -1435,8 +1453,9 @@ impl Index {
                 len: d.usize()?,
             })
         })?;
-        let writer = get_copy(d, ts_ns)?;
-        let reader = get_copy(d, ts_ns)?;
+        let [writer_seqs, reader_seqs] = seqs;
+        let writer = get_copy(d, ts_ns, writer_seqs)?;
+        let reader = get_copy(d, ts_ns, reader_seqs)?;
         let copies_differ = d.flag()?;
         let truncated = d.flag()?;
         let tag = d.u()?;
@@ -1523,8 +1542,8 @@ impl Index {
             kind,
             text: text.unwrap_or_default(),
             batch,
-            writer: writer.as_ref().map(CopyOwned::info),
-            reader: reader.as_ref().map(CopyOwned::info),
+            writer: writer.map(|c| c.info(writer_seqs)),
+            reader: reader.map(|c| c.info(reader_seqs)),
             copies_differ,
             truncated,
         };

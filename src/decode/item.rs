@@ -21,7 +21,8 @@ impl Peer {
             .iter()
             .position(|&b| b == 0)
             .unwrap_or(self.comm.len());
-        String::from_utf8_lossy(&self.comm[..end])
+        let name = &self.comm[..end];
+        std::str::from_utf8(name).map_or_else(|_| String::from_utf8_lossy(name), Cow::Borrowed)
     }
 }
 
