@@ -47,13 +47,14 @@ def generate(path, messages):
 
 
 def hyperfine(commands, runs, env, warmup=1):
-    """Median and spread of each command, run side by side."""
+    """Median, min, max and mean CPU time (user + system) of each command,
+    run side by side."""
     with tempfile.NamedTemporaryFile(suffix=".json") as out:
         cmd = ["hyperfine", "-N", "--style", "none", "--warmup", str(warmup), "--runs", str(runs),
                "--export-json", out.name] + commands
         run(cmd, env=env, stdout=subprocess.DEVNULL)
         results = json.load(open(out.name))["results"]
-    return [(r["median"], r["min"], r["max"]) for r in results]
+    return [(r["median"], r["min"], r["max"], r["user"] + r["system"]) for r in results]
 
 
 def gnu_time(cmd, env, stdout=subprocess.DEVNULL):
@@ -109,6 +110,7 @@ def main():
         if not shutil.which(tool):
             sys.exit(f"decode-bench: {tool} is missing: run scripts/bench-setup.sh")
     os.makedirs(a.dir, exist_ok=True)
+    load_start = f"{os.getloadavg()[0]:.2f}"
     log("cargo build --release")
     run(["cargo", "build", "-q", "--release"], cwd=ROOT)
     cache = os.path.join(a.dir, "cache")
@@ -124,7 +126,7 @@ def main():
 
     # Throughput: replay → JSONL on one core.
     log("throughput")
-    (t_export, t_min, t_max), = hyperfine([" ".join(pinned("export", small))], a.runs, env)
+    (t_export, t_min, t_max, cpu_export), = hyperfine([" ".join(pinned("export", small))], a.runs, env)
     jsonl = os.path.join(a.dir, "1kib-200k.jsonl")
     with open(jsonl, "wb") as out:
         run(pinned("export", small), env=env, stdout=out)
@@ -166,7 +168,9 @@ def main():
 
     print("## Decoding (issue 3)\n")
     print(f"Machine: {machine()}. Every command pinned to one core (`taskset -c {CORE}`); "
-          f"medians of hyperfine runs (min–max in brackets).\n")
+          f"medians of hyperfine runs (min–max in brackets), and the mean CPU time (user + "
+          f"system) of those runs, which other load on the machine inflates less. Load "
+          f"average at the start and end: {load_start} / {os.getloadavg()[0]:.2f}.\n")
     print("Command: `bench/decode.py` (setup: `scripts/bench-setup.sh`). Captures: "
           "`tests/decode_throughput.rs` (1 KiB JSON-RPC lines, tools/call with 1% "
           "resources/read, each message seen at writer and reader).\n")
@@ -175,13 +179,14 @@ def main():
     rate = 200_000 / t_export
     print(f"| decode throughput, `export` → JSONL, one core, 200k messages of 1 KiB "
           f"({non_ascii:.1%} non-ASCII bytes) | ≥ 200 000 msgs/s | {rate:,.0f} msgs/s "
-          f"({t_export:.3f} s [{t_min:.3f}–{t_max:.3f}]) | {'met' if rate >= 200_000 else 'missed'} |")
+          f"({t_export:.3f} s [{t_min:.3f}–{t_max:.3f}]; CPU {cpu_export:.3f} s: "
+          f"{200_000 / cpu_export:,.0f} msgs per CPU second) | {'met' if rate >= 200_000 else 'missed'} |")
     for i, (q, share) in enumerate(queries):
-        (t, lo, hi), (t_no, lo_no, hi_no) = timed[2 * i], timed[2 * i + 1]
+        (t, lo, hi, cpu), (t_no, lo_no, hi_no, _) = timed[2 * i], timed[2 * i + 1]
         met = "met" if t <= 1.0 else "missed"
         target = "≤ 1 s" if q.startswith("--method") else "—"
         print(f"| `query {q}`, 1M messages ({share} selected: {lines[q]:,} lines), index | "
-              f"{target} | {t:.3f} s [{lo:.3f}–{hi:.3f}]; without index {t_no:.3f} s "
+              f"{target} | {t:.3f} s [{lo:.3f}–{hi:.3f}], CPU {cpu:.3f} s; without index {t_no:.3f} s "
               f"[{lo_no:.3f}–{hi_no:.3f}], {t_no / t:.1f}× slower | "
               f"{met if target != '—' else ''} |")
     print(f"| first `query` of the 1M capture: decodes it and builds the index | — | "
