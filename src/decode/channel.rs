@@ -378,18 +378,27 @@ impl Channel {
 
     /// Damage both copies have in the same place is shown once: the copy
     /// that kept more text, with both copies' records.
+    /// Before any pair has aligned the offsets, damage the two copies have
+    /// in common shows by its content: the same text over the same length.
     fn merge_damaged(&mut self, out: &mut impl FnMut(Merged)) -> bool {
-        let (Some(delta), Some(w), Some(r)) = (
-            self.delta_mode(),
-            self.damaged[0].front(),
-            self.damaged[1].front(),
-        ) else {
+        let (Some(w), Some(r)) = (self.damaged[0].front(), self.damaged[1].front()) else {
             return false;
         };
-        let (rs, re) = (r.frame.start as i128 - delta, r.frame.end as i128 - delta);
-        let overlap = (w.frame.start as i128) < re.max(rs + 1)
-            && rs < (w.frame.end as i128).max(w.frame.start as i128 + 1);
-        if !overlap {
+        let same = match self.delta_mode() {
+            Some(delta) => {
+                let (rs, re) = (r.frame.start as i128 - delta, r.frame.end as i128 - delta);
+                (w.frame.start as i128) < re.max(rs + 1)
+                    && rs < (w.frame.end as i128).max(w.frame.start as i128 + 1)
+            }
+            None => {
+                self.alignable()
+                    && w.frame.end - w.frame.start == r.frame.end - r.frame.start
+                    && w.frame.text() == r.frame.text()
+                    && std::mem::discriminant(&w.frame.body)
+                        == std::mem::discriminant(&r.frame.body)
+            }
+        };
+        if !same {
             return false;
         }
         let mut w = self.pop_damaged(Side::Writer);

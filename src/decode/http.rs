@@ -242,7 +242,13 @@ impl Http {
     fn begin(&mut self, head: Head, sock: &mut SocketHttp, emit: &mut Emit<'_, impl FnMut(Frame)>) {
         let Parsed { start, headers: h } = match parse_head(&head.buf) {
             Ok(p) => p,
-            Err(why) => {
+            Err((start, why)) => {
+                // A final response that does not parse still answers its request.
+                if let Some(Start::Response { status }) = start {
+                    if !(100..200).contains(&status) {
+                        sock.requests.pop_front();
+                    }
+                }
                 emit.notice(FlagReason::BadHttp, why, &head, None);
                 self.state = State::Resync(Box::new(Resync::new(None)));
                 return;
@@ -282,7 +288,6 @@ impl Http {
                 self.requests = Some(false);
                 if (100..200).contains(&status) && status != 101 {
                     // Interim: the request still awaits its final response.
-                    emit.account(head.end());
                     self.state = State::Head(Head::default());
                     return;
                 }
@@ -294,7 +299,6 @@ impl Http {
                         Some(u) => format!("the connection switched protocols (101, to {u:.60})"),
                         None => format!("the connection became a tunnel ({status})"),
                     };
-                    emit.account(head.end());
                     self.state = State::Tunnel {
                         reported: false,
                         what,
@@ -368,7 +372,6 @@ impl Http {
             messages: 0,
             delete,
         });
-        emit.account(msg.head.end);
         if matches!(msg.framing, Framing::Empty) {
             msg.finish(None, self.max_line, emit);
             self.state = State::Head(Head::default());
@@ -402,15 +405,20 @@ impl Http {
         seq: Option<u64>,
         emit: &mut Emit<'_, impl FnMut(Frame)>,
     ) {
-        emit.frame(super::framing::lost_frame(off, len, why, ts, seq));
+        // The loss is reported after what came before it (text it cut).
+        let lost = super::framing::lost_frame(off, len, why, ts, seq);
         let cut = Cut::Loss(why);
         let max_line = self.max_line;
         let state = std::mem::replace(&mut self.state, State::Head(Head::default()));
         self.state = match state {
-            State::Head(_) => State::Resync(Box::new(Resync::new(None))),
+            State::Head(_) => {
+                emit.frame(lost);
+                State::Resync(Box::new(Resync::new(None)))
+            }
             State::Body(mut msg) => {
                 let skip = msg.skip(len);
                 msg.content_lost(cut, emit);
+                emit.frame(lost);
                 match skip {
                     Skip::Inside => State::Body(msg),
                     Skip::ToEnd => {
@@ -426,9 +434,13 @@ impl Http {
             }
             State::Resync(mut r) => {
                 r.lost(max_line, emit);
+                emit.frame(lost);
                 State::Resync(r)
             }
-            tunnel @ State::Tunnel { .. } => tunnel,
+            tunnel @ State::Tunnel { .. } => {
+                emit.frame(lost);
+                tunnel
+            }
         };
     }
 
@@ -725,18 +737,28 @@ struct Parsed {
     headers: Headers,
 }
 
-/// Parses a complete head (RFC 9112 §2-§6); Err says what is wrong.
-fn parse_head(buf: &[u8]) -> Result<Parsed, String> {
-    let text = std::str::from_utf8(buf).map_err(|e| {
-        format!(
-            "HTTP head is not text (byte {} is not UTF-8)",
-            e.valid_up_to()
+/// Parses a complete head (RFC 9112 §2-§6); Err says what is wrong (and
+/// gives the start line, when that much parses).
+fn parse_head(buf: &[u8]) -> Result<Parsed, (Option<Start>, String)> {
+    let head_text = String::from_utf8_lossy(buf);
+    let mut lines = head_text
+        .split('\n')
+        .map(|l| l.strip_suffix('\r').unwrap_or(l));
+    let start_line = lines.next().unwrap_or_default();
+    let start = parse_start_line(start_line).ok_or_else(|| {
+        (
+            None,
+            format!("not an HTTP/1.x start line: {start_line:.120}"),
         )
     })?;
-    let mut lines = text.split('\n').map(|l| l.strip_suffix('\r').unwrap_or(l));
-    let start_line = lines.next().unwrap_or_default();
-    let start = parse_start_line(start_line)
-        .ok_or_else(|| format!("not an HTTP/1.x start line: {:.120}", start_line))?;
+    match parse_headers(lines) {
+        Ok(headers) if std::str::from_utf8(buf).is_ok() => Ok(Parsed { start, headers }),
+        Ok(_) => Err((Some(start), "HTTP head that is not UTF-8 text".into())),
+        Err(why) => Err((Some(start), why)),
+    }
+}
+
+fn parse_headers<'a>(lines: impl Iterator<Item = &'a str>) -> Result<Headers, String> {
     let mut h = Headers {
         content_length: None,
         chunked: false,
@@ -749,7 +771,9 @@ fn parse_head(buf: &[u8]) -> Result<Parsed, String> {
         upgrade: None,
     };
     let mut lengths: Vec<&str> = Vec::new();
-    let mut codings: Vec<String> = Vec::new();
+    // As listed: applied first to last.
+    let mut transfer: Vec<String> = Vec::new();
+    let mut content: Vec<String> = Vec::new();
     for line in lines {
         if line.is_empty() {
             break;
@@ -763,20 +787,8 @@ fn parse_head(buf: &[u8]) -> Result<Parsed, String> {
         let value = value.trim_matches([' ', '\t']);
         match name.to_ascii_lowercase().as_str() {
             "content-length" => lengths.extend(value.split(',').map(str::trim)),
-            "transfer-encoding" => {
-                for c in value.split(',').map(|c| c.trim().to_ascii_lowercase()) {
-                    if !c.is_empty() {
-                        codings.push(c);
-                    }
-                }
-            }
-            "content-encoding" => {
-                for c in value.split(',').map(|c| c.trim().to_ascii_lowercase()) {
-                    if !c.is_empty() && c != "identity" {
-                        codings.insert(0, c);
-                    }
-                }
-            }
+            "transfer-encoding" => transfer.extend(codings(value)),
+            "content-encoding" => content.extend(codings(value)),
             "content-type" => h.content_type = Some(value.to_ascii_lowercase()),
             "host" => h.host = Some(value.into()),
             "mcp-session-id" => h.session_id = Some(value.into()),
@@ -799,28 +811,17 @@ fn parse_head(buf: &[u8]) -> Result<Parsed, String> {
             .ok_or_else(|| format!("bad Content-Length: {first:.40}"))?;
         h.content_length = Some(n);
     }
-    // Transfer codings, then content codings, in the order they were
-    // applied; `chunked` comes last when present.
-    let mut transfer: Vec<String> = Vec::new();
-    let mut content: Vec<String> = Vec::new();
-    let mut seen_chunked = false;
-    for c in codings {
-        if c == "chunked" {
-            seen_chunked = true;
-        } else if seen_chunked {
-            // A coding after chunked: the body runs to the end of the stream.
-            h.other_transfer_coding = true;
-            content.push(c);
-        } else {
-            transfer.push(c);
-        }
+    // Chunked must come last; any other transfer coding last means the
+    // body runs to the end of the stream (RFC 9112 §6.3).
+    if let Some(last) = transfer.last() {
+        h.chunked = last == "chunked";
+        h.other_transfer_coding = !h.chunked;
     }
-    h.chunked = seen_chunked && !h.other_transfer_coding;
-    if !seen_chunked && !transfer.is_empty() {
-        h.other_transfer_coding = true;
-    }
-    transfer.extend(content);
-    h.coding = match transfer.as_slice() {
+    // What is left to undo, last applied first.
+    let mut undo: Vec<String> = transfer.into_iter().filter(|c| c != "chunked").collect();
+    undo.reverse();
+    undo.extend(content.into_iter().rev());
+    h.coding = match undo.as_slice() {
         [] => Ok(None),
         [one] => match one.as_str() {
             "gzip" | "x-gzip" => Ok(Some(Coding::gzip())),
@@ -829,7 +830,15 @@ fn parse_head(buf: &[u8]) -> Result<Parsed, String> {
         },
         several => Err(several.join(", ")),
     };
-    Ok(Parsed { start, headers: h })
+    Ok(h)
+}
+
+/// A coding list (`gzip, chunked`), lower case, without `identity`.
+fn codings(value: &str) -> impl Iterator<Item = String> + '_ {
+    value
+        .split(',')
+        .map(|c| c.trim().to_ascii_lowercase())
+        .filter(|c| !c.is_empty() && c != "identity")
 }
 
 fn parse_start_line(line: &str) -> Option<Start> {
@@ -1570,7 +1579,12 @@ impl Skipped {
         }
     }
 
+    /// Reports the bytes passed over, unless they are only line ends and
+    /// blanks (chunk framing): those say nothing.
     fn emit<F: FnMut(Frame)>(self, cut_end: Option<Cut>, emit: &mut Emit<'_, F>) {
+        if self.text.iter().all(u8::is_ascii_whitespace) {
+            return;
+        }
         if let Some(acc) = self.acc {
             let cut = Some(Cut::Loss(Loss::Missing));
             emit.fragment(self.text, acc, cut, cut_end, self.meta.as_ref());

@@ -41,6 +41,8 @@ struct Chan {
     r_peer: u64,
     /// TCP: the writer's (local, remote) ends; the reader sees them swapped.
     tcp: Option<(TcpEnd, TcpEnd)>,
+    /// TLS plaintext: the writer's and the reader's SSL*.
+    ssl: Option<(u64, u64)>,
     buf: VecDeque<u8>,
 }
 
@@ -59,10 +61,12 @@ pub struct Synth {
     pub now: u64,
     next_ino: u64,
     chans: Vec<Chan>,
-    /// Next offset per (pid, ino, direction).
+    /// Next offset per (pid, ino or SSL*, direction).
     offsets: HashMap<(u32, u64, u8), u64>,
     /// Streams already started.
     started: HashMap<(u32, u64, u8), ()>,
+    /// SSL* whose socket the recorder knows: their records carry it.
+    ssl_known: std::collections::HashSet<u64>,
 }
 
 fn comm(name: &str) -> [u8; 16] {
@@ -87,6 +91,7 @@ impl Synth {
             chans: Vec::new(),
             offsets: HashMap::new(),
             started: HashMap::new(),
+            ssl_known: Default::default(),
         }
     }
 
@@ -100,6 +105,7 @@ impl Synth {
             r_ino: ino,
             r_peer: 0,
             tcp: None,
+            ssl: None,
             buf: VecDeque::new(),
         });
         ChanId(self.chans.len() - 1)
@@ -117,6 +123,7 @@ impl Synth {
                 r_ino: r,
                 r_peer: w,
                 tcp: None,
+                ssl: None,
                 buf: VecDeque::new(),
             });
         }
@@ -135,10 +142,32 @@ impl Synth {
                 r_ino: r,
                 r_peer: 0,
                 tcp: Some(ends),
+                ssl: None,
                 buf: VecDeque::new(),
             });
         }
         (ChanId(self.chans.len() - 2), ChanId(self.chans.len() - 1))
+    }
+
+    /// A TLS connection over loopback, seen as plaintext through the TLS
+    /// library: (client → server, server → client). Records carry the
+    /// SSL* and, once [`Synth::know_socket`] says so, the socket.
+    pub fn tls(
+        &mut self,
+        client: TcpEnd,
+        server: TcpEnd,
+        client_ssl: u64,
+        server_ssl: u64,
+    ) -> (ChanId, ChanId) {
+        let (a, b) = self.tcp(client, server);
+        self.chans[a.0].ssl = Some((client_ssl, server_ssl));
+        self.chans[b.0].ssl = Some((server_ssl, client_ssl));
+        (a, b)
+    }
+
+    /// From now on the records of this SSL* name its socket.
+    pub fn know_socket(&mut self, ssl: u64) {
+        self.ssl_known.insert(ssl);
     }
 
     pub fn advance(&mut self, ns: u64) {
@@ -162,7 +191,7 @@ impl Synth {
             Some((w, r)) => (r, w),
             None => (([0; 16], 0), ([0; 16], 0)),
         };
-        EventHeader {
+        let mut h = EventHeader {
             laddr,
             lport,
             raddr,
@@ -179,7 +208,21 @@ impl Synth {
             peer_ino: peer,
             comm: comm(p.comm),
             ..Default::default()
+        };
+        if let Some((w_ssl, r_ssl)) = c.ssl {
+            h.ssl = if write { w_ssl } else { r_ssl };
+            h.flags |= flags::TLS;
+            h.call = if write {
+                call::SSL_WRITE
+            } else {
+                call::SSL_READ
+            };
+            if !self.ssl_known.contains(&h.ssl) {
+                (h.fd_kind, h.ino, h.fd) = (0, 0, 0);
+                (h.laddr, h.raddr, h.lport, h.rport) = ([0; 16], [0; 16], 0, 0);
+            }
         }
+        h
     }
 
     /// The records of one call moving `bytes` (chunked like the kernel),
@@ -192,7 +235,12 @@ impl Synth {
         bytes: &[u8],
     ) -> Vec<Vec<u8>> {
         let mut hdr = self.header(p, chan, write);
-        let key = (p.pid, hdr.ino, hdr.direction);
+        let id = if hdr.flags & flags::TLS != 0 {
+            hdr.ssl
+        } else {
+            hdr.ino
+        };
+        let key = (p.pid, id, hdr.direction);
         let off = *self.offsets.get(&key).unwrap_or(&0);
         if self.started.insert(key, ()).is_none() {
             hdr.flags |= flags::STREAM_START;
@@ -337,6 +385,11 @@ pub struct Seen {
     pub reader_off: Option<u64>,
     pub batch: Option<(usize, usize)>,
     pub truncated: bool,
+    /// `query --transport`'s name for it.
+    pub transport: Option<&'static str>,
+    /// HTTP: the connection number and what HTTP said.
+    pub connection: Option<u64>,
+    pub http: Option<mcpspy::decode::HttpMeta>,
 }
 
 impl Seen {
@@ -373,6 +426,9 @@ impl Seen {
             reader_off: item.reader.map(|c| c.start),
             batch: item.batch.map(|b| (b.index, b.len)),
             truncated: item.truncated,
+            transport: item.transport.map(|t| t.family()),
+            connection: item.http.map(|h| h.connection),
+            http: item.http.and_then(|h| h.meta).cloned(),
         }
     }
 }
@@ -615,4 +671,95 @@ pub fn damaged_session(path: &Path) -> PathBuf {
     s.write(CLIENT, c2s, &half.as_bytes()[..40]);
     s.drain(SERVER, c2s, 4096);
     s.finish()
+}
+
+/// An HTTP/1.1 request: head (with Host and, for a body, Content-Length
+/// unless a Transfer-Encoding is given) and body.
+pub fn http_request(method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Vec<u8> {
+    let mut out = format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:8000\r\n").into_bytes();
+    head_rest(&mut out, headers, body, !body.is_empty());
+    out
+}
+
+/// An HTTP/1.1 response; Content-Length is added unless a
+/// Transfer-Encoding is given or `length` is false.
+pub fn http_response(status: &str, headers: &[(&str, &str)], body: &[u8], length: bool) -> Vec<u8> {
+    let mut out = format!("HTTP/1.1 {status}\r\n").into_bytes();
+    head_rest(&mut out, headers, body, length);
+    out
+}
+
+fn head_rest(out: &mut Vec<u8>, headers: &[(&str, &str)], body: &[u8], length: bool) {
+    let chunked = headers
+        .iter()
+        .any(|(k, _)| k.eq_ignore_ascii_case("transfer-encoding"));
+    for (k, v) in headers {
+        out.extend_from_slice(format!("{k}: {v}\r\n").as_bytes());
+    }
+    if length && !chunked {
+        out.extend_from_slice(format!("Content-Length: {}\r\n", body.len()).as_bytes());
+    }
+    out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(body);
+}
+
+/// A chunked body of these chunks, and its last chunk.
+pub fn chunked(chunks: &[&[u8]]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for c in chunks {
+        out.extend_from_slice(format!("{:x}\r\n", c.len()).as_bytes());
+        out.extend_from_slice(c);
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b"0\r\n\r\n");
+    out
+}
+
+/// One SSE event carrying `data`, as the Python SDK writes it.
+pub fn sse(data: &str) -> String {
+    format!("event: message\r\ndata: {data}\r\n\r\n")
+}
+
+pub const JSON: (&str, &str) = ("Content-Type", "application/json");
+pub const EVENT_STREAM: (&str, &str) = ("Content-Type", "text/event-stream");
+pub const CHUNKED: (&str, &str) = ("Transfer-Encoding", "chunked");
+
+/// Two ends of an HTTP connection on this host, and what each copy of the
+/// bytes goes through.
+pub struct Conn {
+    pub c2s: ChanId,
+    pub s2c: ChanId,
+    pub client: Proc,
+    pub server: Proc,
+    /// Reads of this many bytes at most.
+    pub read: usize,
+}
+
+impl Conn {
+    pub fn new(s: &mut Synth, client: Proc, server: Proc, port: u16) -> Conn {
+        let (c2s, s2c) = s.tcp(ipv4([127, 0, 0, 1], port), ipv4([127, 0, 0, 1], 8000));
+        Conn {
+            c2s,
+            s2c,
+            client,
+            server,
+            read: 4096,
+        }
+    }
+
+    /// The client sends `bytes`; the server reads them.
+    pub fn request(&self, s: &mut Synth, bytes: &[u8]) {
+        s.write(self.client, self.c2s, bytes);
+        s.advance(20_000);
+        s.drain(self.server, self.c2s, self.read);
+        s.advance(50_000);
+    }
+
+    /// The server sends `bytes`; the client reads them.
+    pub fn respond(&self, s: &mut Synth, bytes: &[u8]) {
+        s.write(self.server, self.s2c, bytes);
+        s.advance(20_000);
+        s.drain(self.client, self.s2c, self.read);
+        s.advance(50_000);
+    }
 }

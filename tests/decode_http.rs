@@ -1,0 +1,1077 @@
+//! HTTP/1.1, SSE and TLS sessions through the decoder, from synthetic
+//! captures that behave like the kernel's (both ends of each loopback
+//! connection recorded, reads take what the socket holds).
+
+mod decode_support;
+
+use decode_support::*;
+use mcpspy::decode::{DecodeOptions, HttpMeta};
+use std::io::Write;
+
+const C: Option<u32> = Some(CLIENT.pid);
+const S: Option<u32> = Some(SERVER.pid);
+
+fn sid(id: &str) -> (&'static str, String) {
+    ("Mcp-Session-Id", id.to_string())
+}
+
+fn messages(items: &[Seen]) -> Vec<&Seen> {
+    items.iter().filter(|i| i.flag.is_none()).collect()
+}
+
+fn meta(i: &Seen) -> &HttpMeta {
+    i.http.as_ref().expect("an HTTP item")
+}
+
+/// A Streamable HTTP session with JSON responses on one keep-alive
+/// connection: initialize, the session id, a notification answered 202.
+fn json_session(s: &mut Synth, c: &Conn) -> Vec<String> {
+    let init = request(0, "initialize", INIT_PARAMS);
+    let init_result = response(0, INIT_RESULT);
+    let initialized = notification("notifications/initialized", "{}");
+    let call = request(
+        1,
+        "tools/call",
+        r#"{"name":"echo","arguments":{"text":"hé ✓"}}"#,
+    );
+    let result = response(1, r#"{"content":[{"type":"text","text":"hé ✓"}]}"#);
+    let accept = ("Accept", "application/json, text/event-stream");
+    c.request(
+        s,
+        &http_request("POST", "/mcp", &[JSON, accept], init.as_bytes()),
+    );
+    c.respond(
+        s,
+        &http_response(
+            "200 OK",
+            &[JSON, ("mcp-session-id", "abc")],
+            init_result.as_bytes(),
+            true,
+        ),
+    );
+    let with_id = [
+        JSON,
+        ("Mcp-Session-Id", "abc"),
+        ("MCP-Protocol-Version", "2025-06-18"),
+    ];
+    c.request(
+        s,
+        &http_request("POST", "/mcp", &with_id, initialized.as_bytes()),
+    );
+    c.respond(s, &http_response("202 Accepted", &[], b"", true));
+    c.request(s, &http_request("POST", "/mcp", &with_id, call.as_bytes()));
+    c.respond(
+        s,
+        &http_response("200 OK", &[JSON], result.as_bytes(), true),
+    );
+    vec![init, init_result, initialized, call, result]
+}
+
+#[test]
+fn streamable_http_json_responses_on_a_keep_alive_connection() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = Synth::new(&dir.path().join("json.db"));
+    let c = Conn::new(&mut s, CLIENT, SERVER, 40000);
+    let sent = json_session(&mut s, &c);
+    let (items, sessions) = decode_file(&s.finish());
+    assert!(items.iter().all(|i| i.flag.is_none()), "{items:#?}");
+    assert_eq!(items.len(), 5);
+    // Every message once, exactly its JSON text, both copies behind it.
+    for (i, text) in items.iter().zip(&sent) {
+        assert_eq!(&i.text, text);
+        assert!(
+            !i.writer_seqs.is_empty() && !i.reader_seqs.is_empty(),
+            "{i:#?}"
+        );
+        assert_eq!(i.transport, Some("http"));
+        assert_eq!(i.connection, Some(1));
+        assert_eq!(i.session, Some(1));
+    }
+    let dirs: Vec<_> = items
+        .iter()
+        .map(|i| (i.from, i.to, i.direction.clone().unwrap()))
+        .collect();
+    let up = (C, S, "ClientToServer".to_string());
+    let down = (S, C, "ServerToClient".to_string());
+    assert_eq!(dirs, vec![up.clone(), down.clone(), up.clone(), up, down]);
+    assert_eq!(items[1].answers, Some(items[0].n));
+    assert_eq!(items[4].answers, Some(items[3].n));
+    assert!(items[4].latency_ns.is_some());
+    // What HTTP said about each.
+    let m0 = meta(&items[0]);
+    assert!(m0.is_request && m0.status.is_none() && !m0.sse);
+    assert_eq!(
+        (m0.method.as_deref(), m0.path.as_deref(), m0.host.as_deref()),
+        (Some("POST"), Some("/mcp"), Some("127.0.0.1:8000"))
+    );
+    let m1 = meta(&items[1]);
+    assert!(!m1.is_request);
+    assert_eq!(m1.status, Some(200));
+    assert_eq!(m1.method.as_deref(), Some("POST"));
+    assert_eq!(m1.session_id.as_deref(), Some("abc"));
+    assert_eq!(
+        meta(&items[3]).protocol_version.as_deref(),
+        Some("2025-06-18")
+    );
+    // One session, joined by its id, roles from HTTP.
+    assert_eq!(sessions.len(), 1);
+    let http = sessions[0].http.as_ref().unwrap();
+    assert_eq!(http.session_id.as_deref(), Some("abc"));
+    assert_eq!(http.connections, 1);
+    assert_eq!(sessions[0].client.map(|p| p.pid), C);
+    assert_eq!(sessions[0].server.map(|p| p.pid), S);
+    assert_eq!(sessions[0].protocol_version.as_deref(), Some("2025-06-18"));
+    assert_eq!(sessions[0].handshake, Some("initialize"));
+}
+
+/// Streamable HTTP with SSE responses, a new connection per request (as
+/// older clients do), a GET stream carrying a server request, and DELETE.
+#[test]
+fn sse_responses_get_streams_and_delete_across_connections() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = Synth::new(&dir.path().join("sse.db"));
+    let c1 = Conn::new(&mut s, CLIENT, SERVER, 41000);
+    let init = request(0, "initialize", INIT_PARAMS);
+    c1.request(
+        &mut s,
+        &http_request("POST", "/mcp", &[JSON], init.as_bytes()),
+    );
+    let init_result = response(0, INIT_RESULT);
+    let stream_head = [EVENT_STREAM, CHUNKED, ("mcp-session-id", "s-1")];
+    // A priming event with empty data, then the result.
+    let body = chunked(&[b"id: p0\r\ndata: \r\n\r\n", sse(&init_result).as_bytes()]);
+    c1.respond(&mut s, &http_response("200 OK", &stream_head, &body, false));
+    // The next request on its own connection.
+    let c2 = Conn::new(&mut s, CLIENT, SERVER, 41001);
+    let id = sid("s-1");
+    let with_id = [JSON, (id.0, id.1.as_str())];
+    let call = request(
+        1,
+        "tools/call",
+        r#"{"name":"slow","arguments":{},"_meta":{"progressToken":7}}"#,
+    );
+    c2.request(
+        &mut s,
+        &http_request("POST", "/mcp", &with_id, call.as_bytes()),
+    );
+    let progress = notification(
+        "notifications/progress",
+        r#"{"progressToken":7,"progress":1,"total":2}"#,
+    );
+    // The result spread over two data lines, with an id, a retry and a
+    // comment: its text is the lines joined by LF.
+    let multi = "id: 41\r\nretry: 3000\r\n: keep-alive\r\nevent: message\r\ndata: {\"jsonrpc\":\"2.0\",\"id\":1,\r\ndata: \"result\":{\"content\":[]}}\r\n\r\n";
+    let result_text = "{\"jsonrpc\":\"2.0\",\"id\":1,\n\"result\":{\"content\":[]}}";
+    let events = format!("{}{multi}", sse(&progress));
+    // Chunks that split events anywhere.
+    let (a, b) = events.as_bytes().split_at(70);
+    c2.respond(
+        &mut s,
+        &http_response("200 OK", &stream_head, &chunked(&[a, b]), false),
+    );
+    // A GET stream: the server asks the client, which answers by POST (202).
+    let c3 = Conn::new(&mut s, CLIENT, SERVER, 41002);
+    c3.request(
+        &mut s,
+        &http_request(
+            "GET",
+            "/mcp",
+            &[("Accept", "text/event-stream"), (id.0, id.1.as_str())],
+            b"",
+        ),
+    );
+    let roots = request(0, "roots/list", "{}");
+    let get_head = http_response("200 OK", &stream_head, b"", false);
+    c3.respond(&mut s, &get_head);
+    let roots_event = sse(&roots);
+    c3.respond(
+        &mut s,
+        format!("{:x}\r\n{roots_event}\r\n", roots_event.len()).as_bytes(),
+    );
+    let c4 = Conn::new(&mut s, CLIENT, SERVER, 41003);
+    let answer = response(0, r#"{"roots":[]}"#);
+    c4.request(
+        &mut s,
+        &http_request("POST", "/mcp", &with_id, answer.as_bytes()),
+    );
+    c4.respond(&mut s, &http_response("202 Accepted", &[], b"", true));
+    c4.request(
+        &mut s,
+        &http_request("DELETE", "/mcp", &[(id.0, id.1.as_str())], b""),
+    );
+    c4.respond(&mut s, &http_response("200 OK", &[], b"", true));
+    let (items, sessions) = decode_file(&s.finish());
+    let texts: Vec<&str> = items.iter().map(|i| i.text.as_str()).collect();
+    assert_eq!(
+        texts,
+        vec![
+            init.as_str(),
+            init_result.as_str(),
+            call.as_str(),
+            progress.as_str(),
+            result_text,
+            roots.as_str(),
+            answer.as_str()
+        ],
+        "{items:#?}"
+    );
+    assert!(items.iter().all(|i| i.session == Some(1)));
+    assert_eq!(items[3].refers_to, Some(items[2].n));
+    assert_eq!(items[4].answers, Some(items[2].n));
+    assert_eq!(
+        items[6].answers,
+        Some(items[5].n),
+        "the server's request, answered by POST"
+    );
+    assert_eq!(items[5].from, S);
+    assert_eq!(items[5].direction.as_deref(), Some("ServerToClient"));
+    let get = meta(&items[5]);
+    assert_eq!(
+        (get.method.as_deref(), get.status, get.sse),
+        (Some("GET"), Some(200), true)
+    );
+    assert!(meta(&items[4]).sse);
+    assert_eq!(
+        items
+            .iter()
+            .map(|i| i.connection.unwrap())
+            .collect::<Vec<_>>(),
+        vec![1, 1, 2, 2, 2, 3, 4]
+    );
+    assert_eq!(sessions.len(), 1);
+    let http = sessions[0].http.as_ref().unwrap();
+    assert_eq!(http.session_id.as_deref(), Some("s-1"));
+    assert_eq!(http.connections, 4);
+    assert!(http.deleted, "DELETE ended it");
+}
+
+#[test]
+fn legacy_sse_transport_endpoint_then_posts() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = Synth::new(&dir.path().join("legacy.db"));
+    let stream = Conn::new(&mut s, CLIENT, SERVER, 42000);
+    stream.request(
+        &mut s,
+        &http_request("GET", "/sse", &[("Accept", "text/event-stream")], b""),
+    );
+    let head = http_response("200 OK", &[EVENT_STREAM, CHUNKED], b"", false);
+    let endpoint = "event: endpoint\r\ndata: /messages/?session_id=ab12\r\n\r\n";
+    let mut first = head.clone();
+    first.extend_from_slice(format!("{:x}\r\n{endpoint}\r\n", endpoint.len()).as_bytes());
+    stream.respond(&mut s, &first);
+    let post = Conn::new(&mut s, CLIENT, SERVER, 42001);
+    let mut sent = Vec::new();
+    for (i, method) in ["initialize", "tools/list"].iter().enumerate() {
+        let req = request(i as u64, method, "{}");
+        post.request(
+            &mut s,
+            &http_request(
+                "POST",
+                "/messages/?session_id=ab12",
+                &[JSON],
+                req.as_bytes(),
+            ),
+        );
+        post.respond(
+            &mut s,
+            &http_response("202 Accepted", &[], b"Accepted", true),
+        );
+        let resp = response(i as u64, r#"{"ok":true}"#);
+        let ev = sse(&resp);
+        stream.respond(&mut s, format!("{:x}\r\n{ev}\r\n", ev.len()).as_bytes());
+        sent.push(req);
+        sent.push(resp);
+    }
+    // Another client's legacy session on the same server stays apart.
+    let other = Proc {
+        pid: 1001,
+        comm: "python3",
+    };
+    let stream2 = Conn::new(&mut s, other, SERVER, 42002);
+    stream2.request(&mut s, &http_request("GET", "/sse", &[], b""));
+    let ep2 = "event: endpoint\ndata: http://127.0.0.1:8000/messages/?session_id=cd34\n\n";
+    let mut first2 = head;
+    first2.extend_from_slice(format!("{:x}\r\n{ep2}\r\n", ep2.len()).as_bytes());
+    stream2.respond(&mut s, &first2);
+    let post2 = Conn::new(&mut s, other, SERVER, 42003);
+    let req2 = request(0, "tools/list", "{}");
+    post2.request(
+        &mut s,
+        &http_request(
+            "POST",
+            "/messages/?session_id=cd34",
+            &[JSON],
+            req2.as_bytes(),
+        ),
+    );
+    let (items, sessions) = decode_file(&s.finish());
+    assert!(items.iter().all(|i| i.flag.is_none()), "{items:#?}");
+    let texts: Vec<&str> = items.iter().map(|i| i.text.as_str()).collect();
+    let mut want: Vec<&str> = sent.iter().map(String::as_str).collect();
+    want.push(&req2);
+    assert_eq!(texts, want);
+    let session_of: Vec<_> = items.iter().map(|i| i.session.unwrap()).collect();
+    assert_eq!(session_of, vec![1, 1, 1, 1, 2]);
+    assert_eq!(items[1].answers, Some(items[0].n));
+    assert_eq!(items[3].answers, Some(items[2].n));
+    assert_eq!(
+        meta(&items[1]).endpoint.as_deref(),
+        Some("/messages/?session_id=ab12")
+    );
+    assert_eq!(meta(&items[1]).method.as_deref(), Some("GET"));
+    assert_eq!(sessions.len(), 2);
+    assert_eq!(
+        sessions[0].http.as_ref().unwrap().session_id.as_deref(),
+        Some("/messages/?session_id=ab12")
+    );
+    assert_eq!(sessions[0].http.as_ref().unwrap().connections, 2);
+}
+
+/// MCP 2026-07-28 has no session id: connections between the same two
+/// processes are one session, other client processes have their own.
+#[test]
+fn sessions_without_ids_join_by_connection_and_process_pair() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = Synth::new(&dir.path().join("modern.db"));
+    let other = Proc {
+        pid: 1001,
+        comm: "node",
+    };
+    let ends = [
+        (CLIENT, 43000),
+        (CLIENT, 43001),
+        (other, 43002),
+        (CLIENT, 43003),
+    ];
+    for (n, (client, port)) in (0u64..).zip(ends) {
+        let c = Conn::new(&mut s, client, SERVER, port);
+        let method = if n == 0 {
+            "server/discover"
+        } else {
+            "tools/list"
+        };
+        let req = request(n, method, "{}");
+        c.request(
+            &mut s,
+            &http_request("POST", "/mcp", &[JSON], req.as_bytes()),
+        );
+        let resp = response(n, "{}");
+        c.respond(
+            &mut s,
+            &http_response("200 OK", &[JSON], resp.as_bytes(), true),
+        );
+    }
+    let (items, sessions) = decode_file(&s.finish());
+    let session_of: Vec<_> = items.iter().map(|i| i.session.unwrap()).collect();
+    assert_eq!(session_of, vec![1, 1, 1, 1, 2, 2, 1, 1]);
+    assert!(items.chunks(2).all(|p| p[1].answers == Some(p[0].n)));
+    assert_eq!(sessions[0].http.as_ref().unwrap().connections, 3);
+    assert_eq!(sessions[1].client.map(|p| p.pid), Some(1001));
+}
+
+fn gzip(data: &[u8]) -> Vec<u8> {
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    e.write_all(data).unwrap();
+    e.finish().unwrap()
+}
+
+#[test]
+fn gzip_and_deflate_bodies_and_a_compressed_event_stream() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = Synth::new(&dir.path().join("gzip.db"));
+    let c = Conn::new(&mut s, CLIENT, SERVER, 44000);
+    let mut want = Vec::new();
+    let big = response(1, &big_result());
+    let zlib = |d: &[u8]| {
+        let mut e = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::fast());
+        e.write_all(d).unwrap();
+        e.finish().unwrap()
+    };
+    let raw = |d: &[u8]| {
+        let mut e = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::fast());
+        e.write_all(d).unwrap();
+        e.finish().unwrap()
+    };
+    let bodies: [(&str, Vec<u8>); 3] = [
+        ("gzip", gzip(big.as_bytes())),
+        ("deflate", zlib(response(2, "{}").as_bytes())),
+        ("deflate", raw(response(3, "{}").as_bytes())),
+    ];
+    for (i, (coding, body)) in bodies.iter().enumerate() {
+        let req = request(i as u64 + 1, "tools/list", "{}");
+        c.request(
+            &mut s,
+            &http_request("POST", "/mcp", &[JSON], req.as_bytes()),
+        );
+        c.respond(
+            &mut s,
+            &http_response("200 OK", &[JSON, ("Content-Encoding", coding)], body, true),
+        );
+        want.push(req);
+    }
+    want.insert(1, big);
+    want.insert(3, response(2, "{}"));
+    want.insert(5, response(3, "{}"));
+    // An event stream, gzip-compressed and flushed after every event, each
+    // flush its own chunk.
+    let req = request(4, "tools/call", r#"{"name":"slow"}"#);
+    c.request(
+        &mut s,
+        &http_request("POST", "/mcp", &[JSON], req.as_bytes()),
+    );
+    want.push(req);
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    let mut chunks: Vec<Vec<u8>> = Vec::new();
+    for k in 1..=3 {
+        let note = notification(
+            "notifications/message",
+            &format!(r#"{{"level":"info","data":"{k}"}}"#),
+        );
+        enc.write_all(sse(&note).as_bytes()).unwrap();
+        enc.flush().unwrap();
+        chunks.push(std::mem::take(enc.get_mut()));
+        want.push(note);
+    }
+    let last = response(4, "{}");
+    enc.write_all(sse(&last).as_bytes()).unwrap();
+    chunks.push(enc.finish().unwrap());
+    want.push(last);
+    let refs: Vec<&[u8]> = chunks.iter().map(Vec::as_slice).collect();
+    c.respond(
+        &mut s,
+        &http_response(
+            "200 OK",
+            &[EVENT_STREAM, CHUNKED, ("Content-Encoding", "gzip")],
+            &chunked(&refs),
+            false,
+        ),
+    );
+    // A gzip body that is not gzip: flagged, and the connection goes on.
+    let req = request(5, "ping", "{}");
+    c.request(
+        &mut s,
+        &http_request("POST", "/mcp", &[JSON], req.as_bytes()),
+    );
+    want.push(req);
+    c.respond(
+        &mut s,
+        &http_response(
+            "200 OK",
+            &[JSON, ("Content-Encoding", "gzip")],
+            b"not gzip at all",
+            true,
+        ),
+    );
+    let req = request(6, "ping", "{}");
+    c.request(
+        &mut s,
+        &http_request("POST", "/mcp", &[JSON], req.as_bytes()),
+    );
+    want.push(req);
+    let (items, _) = decode_file(&s.finish());
+    let texts: Vec<&str> = messages(&items).iter().map(|i| i.text.as_str()).collect();
+    assert_eq!(texts, want.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(messages(&items)
+        .iter()
+        .all(|i| !i.writer_seqs.is_empty() && !i.reader_seqs.is_empty()));
+    let flags: Vec<_> = items.iter().filter_map(|i| i.flag.clone()).collect();
+    assert_eq!(flags.len(), 1, "{flags:#?}");
+    assert_eq!(flags[0].0, "bad_encoding");
+    assert!(flags[0].1.contains("gzip"), "{}", flags[0].1);
+}
+
+#[test]
+fn bodies_that_head_204_304_and_1xx_do_not_have() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = Synth::new(&dir.path().join("nobody.db"));
+    let c = Conn::new(&mut s, CLIENT, SERVER, 45000);
+    // HEAD: the response names a length but has no body.
+    c.request(&mut s, &http_request("HEAD", "/mcp", &[], b""));
+    c.respond(
+        &mut s,
+        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 5000\r\n\r\n",
+    );
+    let one = request(1, "ping", "{}");
+    c.request(
+        &mut s,
+        &http_request(
+            "POST",
+            "/mcp",
+            &[JSON, ("Expect", "100-continue")],
+            one.as_bytes(),
+        ),
+    );
+    // An interim 100 Continue, then the final response.
+    let mut resp = b"HTTP/1.1 100 Continue\r\n\r\n".to_vec();
+    resp.extend(http_response(
+        "200 OK",
+        &[JSON],
+        response(1, "{}").as_bytes(),
+        true,
+    ));
+    c.respond(&mut s, &resp);
+    for status in ["204 No Content", "304 Not Modified"] {
+        c.request(&mut s, &http_request("GET", "/x", &[], b""));
+        c.respond(
+            &mut s,
+            format!(
+                "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: 99\r\n\r\n"
+            )
+            .as_bytes(),
+        );
+    }
+    let two = request(2, "ping", "{}");
+    c.request(
+        &mut s,
+        &http_request("POST", "/mcp", &[JSON], two.as_bytes()),
+    );
+    // An HTTP/1.0-style response: its body runs to the end of the stream.
+    c.respond(
+        &mut s,
+        format!(
+            "HTTP/1.0 200 OK\r\nContent-Type: application/json\r\n\r\n{}",
+            response(2, "{}")
+        )
+        .as_bytes(),
+    );
+    let (items, _) = decode_file(&s.finish());
+    assert!(items.iter().all(|i| i.flag.is_none()), "{items:#?}");
+    let texts: Vec<&str> = items.iter().map(|i| i.text.as_str()).collect();
+    let want = [one, response(1, "{}"), two, response(2, "{}")];
+    assert_eq!(texts, want.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(items[3].answers, Some(items[2].n));
+}
+
+#[test]
+fn a_batch_is_one_item_per_element() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = Synth::new(&dir.path().join("batch.db"));
+    let c = Conn::new(&mut s, CLIENT, SERVER, 46000);
+    let a = request(1, "tools/list", "{}");
+    let b = notification("notifications/initialized", "{}");
+    let batch = format!("[{a}, {b}]");
+    c.request(
+        &mut s,
+        &http_request("POST", "/mcp", &[JSON], batch.as_bytes()),
+    );
+    let answer = format!("[{}]", response(1, "{}"));
+    c.respond(
+        &mut s,
+        &http_response("200 OK", &[JSON], answer.as_bytes(), true),
+    );
+    let (items, _) = decode_file(&s.finish());
+    assert_eq!(items.len(), 3);
+    assert_eq!(
+        (items[0].text.as_str(), items[0].batch),
+        (a.as_str(), Some((0, 2)))
+    );
+    assert_eq!(
+        (items[1].text.as_str(), items[1].batch),
+        (b.as_str(), Some((1, 2)))
+    );
+    assert_eq!(items[2].answers, Some(items[0].n));
+    assert!(items.iter().all(|i| i.http.is_some()));
+}
+
+/// Only one end of each connection recorded (the other process not
+/// selected): every message still shows once.
+#[test]
+fn one_end_seen_shows_every_message_once() {
+    for client_side in [true, false] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Synth::new(&dir.path().join("one.db"));
+        let c = Conn::new(&mut s, CLIENT, SERVER, 47000);
+        let mut sent = Vec::new();
+        for n in 0..3u64 {
+            let req = request(n, "tools/list", "{}");
+            let bytes = http_request(
+                "POST",
+                "/mcp",
+                &[JSON, ("mcp-session-id", "x")],
+                req.as_bytes(),
+            );
+            let resp = response(n, "{}");
+            let rbytes = http_response("200 OK", &[JSON], resp.as_bytes(), true);
+            if client_side {
+                s.write(CLIENT, c.c2s, &bytes);
+                s.read_lost(SERVER, c.c2s, 4096);
+                s.write_lost(SERVER, c.s2c, &rbytes);
+                s.drain(CLIENT, c.s2c, 7);
+            } else {
+                s.write_lost(CLIENT, c.c2s, &bytes);
+                s.drain(SERVER, c.c2s, 7);
+                s.write(SERVER, c.s2c, &rbytes);
+                s.read_lost(CLIENT, c.s2c, 4096);
+            }
+            sent.push(req);
+            sent.push(resp);
+        }
+        let (items, sessions) = decode_file(&s.finish());
+        assert!(items.iter().all(|i| i.flag.is_none()), "{items:#?}");
+        let texts: Vec<&str> = items.iter().map(|i| i.text.as_str()).collect();
+        assert_eq!(texts, sent.iter().map(String::as_str).collect::<Vec<_>>());
+        assert_eq!(sessions.len(), 1);
+        assert!(items.chunks(2).all(|p| p[1].answers == Some(p[0].n)));
+        let dir_ok = items.iter().enumerate().all(|(k, i)| {
+            i.direction.as_deref()
+                == Some(if k % 2 == 0 {
+                    "ClientToServer"
+                } else {
+                    "ServerToClient"
+                })
+        });
+        assert!(dir_ok, "{items:#?}");
+    }
+}
+
+/// A copy one end lost is shown from the other end, whole, without a flag;
+/// a loss both ends had is flagged where it happened and decoding goes on.
+#[test]
+fn gaps_are_filled_from_the_other_end_and_shared_ones_stay_local() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = Synth::new(&dir.path().join("gaps.db"));
+    let c = Conn::new(&mut s, CLIENT, SERVER, 48000);
+    let r0 = request(0, "tools/list", "{}");
+    c.request(
+        &mut s,
+        &http_request("POST", "/mcp", &[JSON], r0.as_bytes()),
+    );
+    // The client's read of the response is lost: shown from the server's write.
+    let a0 = response(0, r#"{"tools":[]}"#);
+    s.write(
+        SERVER,
+        c.s2c,
+        &http_response("200 OK", &[JSON], a0.as_bytes(), true),
+    );
+    s.read_lost(CLIENT, c.s2c, 4096);
+    // Lost at both ends, inside a body of known length: that message is
+    // cut, the connection decodes on.
+    let r1 = request(1, "tools/call", r#"{"name":"a"}"#);
+    let bytes = http_request("POST", "/mcp", &[JSON], r1.as_bytes());
+    let head_len = bytes.len() - r1.len();
+    s.write(CLIENT, c.c2s, &bytes[..head_len + 10]);
+    s.write_lost(CLIENT, c.c2s, &bytes[head_len + 10..head_len + 20]);
+    s.write(CLIENT, c.c2s, &bytes[head_len + 20..]);
+    s.read(SERVER, c.c2s, head_len + 10);
+    s.read_lost(SERVER, c.c2s, 10);
+    s.drain(SERVER, c.c2s, 4096);
+    let r2 = request(2, "ping", "{}");
+    c.request(
+        &mut s,
+        &http_request("POST", "/mcp", &[JSON], r2.as_bytes()),
+    );
+    // An event stream whose loss, at both ends, crosses chunk boundaries:
+    // the events after it are decoded again.
+    let e: Vec<String> = (0..6)
+        .map(|k| {
+            sse(&notification(
+                "notifications/message",
+                &format!(r#"{{"k":{k}}}"#),
+            ))
+        })
+        .collect();
+    let refs: Vec<&[u8]> = e.iter().map(|x| x.as_bytes()).collect();
+    let stream = http_response("200 OK", &[EVENT_STREAM, CHUNKED], &chunked(&refs), false);
+    let cut = stream.len() - chunked(&refs[2..]).len() - 20;
+    let rejoin = stream.len() - chunked(&refs[4..]).len() - 3;
+    s.write(SERVER, c.s2c, &stream[..cut]);
+    s.write_lost(SERVER, c.s2c, &stream[cut..rejoin]);
+    s.write(SERVER, c.s2c, &stream[rejoin..]);
+    s.read(CLIENT, c.s2c, cut);
+    s.read_lost(CLIENT, c.s2c, rejoin - cut);
+    s.drain(CLIENT, c.s2c, 4096);
+    let r3 = request(3, "ping", "{}");
+    c.request(
+        &mut s,
+        &http_request("POST", "/mcp", &[JSON], r3.as_bytes()),
+    );
+    let (items, _) = decode_file(&s.finish());
+    let msgs: Vec<&str> = messages(&items).iter().map(|i| i.text.as_str()).collect();
+    let note = |k: u64| notification("notifications/message", &format!(r#"{{"k":{k}}}"#));
+    // The event the loss cut into (1) is flagged; those it swallowed (2, 3)
+    // are in the loss.
+    let want = [
+        r0.clone(),
+        a0.clone(),
+        r2.clone(),
+        note(0),
+        note(4),
+        note(5),
+        r3.clone(),
+    ];
+    assert_eq!(
+        msgs,
+        want.iter().map(String::as_str).collect::<Vec<_>>(),
+        "{items:#?}"
+    );
+    // The filled one: the writer's copy only, no flag.
+    let filled = items.iter().find(|i| i.text == a0).unwrap();
+    assert!(!filled.writer_seqs.is_empty() && filled.reader_seqs.is_empty());
+    let flags: Vec<(&str, bool)> = items
+        .iter()
+        .filter_map(|i| {
+            let both = i.writer_off.is_some() && i.reader_off.is_some();
+            i.flag.as_ref().map(|f| (f.0.as_str(), both))
+        })
+        .collect();
+    // Each loss shows once, with both ends' copies, where it happened:
+    // the cut request (its head, the loss, its tail), and the loss in the
+    // stream after the event it cut into.
+    assert!(flags.iter().all(|(_, both)| *both), "{items:#?}");
+    assert_eq!(
+        flags.iter().filter(|f| f.0 == "lost").count(),
+        2,
+        "{flags:?}"
+    );
+    assert!(
+        flags.iter().all(|f| f.0 == "lost" || f.0 == "truncated"),
+        "{flags:?}"
+    );
+}
+
+/// TLS plaintext: the client's first write does not name its socket; its
+/// later reads do. Its copies still pair with the server's, and an SSL*
+/// that moves to a new connection moves with it.
+#[test]
+fn tls_streams_join_their_connection_when_the_socket_is_learned() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = Synth::new(&dir.path().join("tls.db"));
+    let (client_ssl, server_ssl) = (0x5555_0001, 0x7777_0001);
+    let (c2s, s2c) = s.tls(
+        ipv4([127, 0, 0, 1], 50000),
+        ipv4([127, 0, 0, 1], 8443),
+        client_ssl,
+        server_ssl,
+    );
+    let c = Conn {
+        c2s,
+        s2c,
+        client: CLIENT,
+        server: SERVER,
+        read: 4096,
+    };
+    s.know_socket(server_ssl);
+    let r0 = request(0, "initialize", INIT_PARAMS);
+    c.request(
+        &mut s,
+        &http_request("POST", "/mcp", &[JSON], r0.as_bytes()),
+    );
+    // The client learns its socket only with its first read.
+    s.know_socket(client_ssl);
+    let a0 = response(0, INIT_RESULT);
+    c.respond(
+        &mut s,
+        &http_response("200 OK", &[JSON], a0.as_bytes(), true),
+    );
+    let r1 = request(1, "tools/list", "{}");
+    c.request(
+        &mut s,
+        &http_request("POST", "/mcp", &[JSON], r1.as_bytes()),
+    );
+    c.respond(
+        &mut s,
+        &http_response("200 OK", &[JSON], response(1, "{}").as_bytes(), true),
+    );
+    // The same SSL* address serves a new connection (freed and reused): its
+    // offsets go on, its socket changes.
+    let (c2s, s2c) = s.tls(
+        ipv4([127, 0, 0, 1], 50001),
+        ipv4([127, 0, 0, 1], 8443),
+        client_ssl,
+        0x7777_0002,
+    );
+    s.know_socket(0x7777_0002);
+    let c2 = Conn { c2s, s2c, ..c };
+    let r2 = request(2, "ping", "{}");
+    c2.request(
+        &mut s,
+        &http_request("POST", "/mcp", &[JSON], r2.as_bytes()),
+    );
+    c2.respond(
+        &mut s,
+        &http_response("200 OK", &[JSON], response(2, "{}").as_bytes(), true),
+    );
+    let (items, sessions) = decode_file(&s.finish());
+    assert!(items.iter().all(|i| i.flag.is_none()), "{items:#?}");
+    assert_eq!(items.len(), 6, "{items:#?}");
+    for i in &items {
+        assert!(
+            !i.writer_seqs.is_empty() && !i.reader_seqs.is_empty(),
+            "both copies, shown once: {i:#?}"
+        );
+    }
+    assert_eq!(
+        items
+            .iter()
+            .map(|i| i.connection.unwrap())
+            .collect::<Vec<_>>(),
+        vec![1, 1, 1, 1, 2, 2]
+    );
+    assert!(items.chunks(2).all(|p| p[1].answers == Some(p[0].n)));
+    assert_eq!(sessions.len(), 1);
+    assert!(matches!(
+        sessions[0].transport,
+        Some(mcpspy::decode::Transport::Http { tls: true, .. })
+    ));
+}
+
+/// A TLS stream whose socket never becomes known is shown alone after a
+/// while, once, and never held forever.
+#[test]
+fn a_tls_stream_that_never_learns_its_socket_is_shown_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = Synth::new(&dir.path().join("nosock.db"));
+    let (c2s, s2c) = s.tls(
+        ipv4([127, 0, 0, 1], 50000),
+        ipv4([127, 0, 0, 1], 8443),
+        1,
+        2,
+    );
+    let c = Conn {
+        c2s,
+        s2c,
+        client: CLIENT,
+        server: SERVER,
+        read: 4096,
+    };
+    let r0 = request(0, "tools/list", "{}");
+    c.request(
+        &mut s,
+        &http_request("POST", "/mcp", &[JSON], r0.as_bytes()),
+    );
+    s.advance(10_000_000_000);
+    s.tick();
+    let r1 = request(1, "ping", "{}");
+    c.request(
+        &mut s,
+        &http_request("POST", "/mcp", &[JSON], r1.as_bytes()),
+    );
+    let (items, _) = decode_file(&s.finish());
+    let texts: Vec<&str> = items.iter().map(|i| i.text.as_str()).collect();
+    // Each end's copy alone: nothing pairs them, nothing is lost.
+    assert_eq!(
+        texts,
+        vec![r0.as_str(), r0.as_str(), r1.as_str(), r1.as_str()]
+    );
+    assert!(items[0].ts_ns < items[2].ts_ns);
+}
+
+#[test]
+fn bad_http_and_http_errors_are_flagged_and_decoding_resumes() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = Synth::new(&dir.path().join("bad.db"));
+    let c = Conn::new(&mut s, CLIENT, SERVER, 49000);
+    let r0 = request(0, "ping", "{}");
+    c.request(
+        &mut s,
+        &http_request("POST", "/mcp", &[JSON], r0.as_bytes()),
+    );
+    // A response whose Content-Length is not a number, then a good one.
+    c.respond(
+        &mut s,
+        b"HTTP/1.1 200 OK\r\nContent-Length: lots\r\n\r\n{\"jsonrpc\":\"2.0\"}\r\n",
+    );
+    let r1 = request(1, "ping", "{}");
+    c.request(
+        &mut s,
+        &http_request("POST", "/mcp", &[JSON], r1.as_bytes()),
+    );
+    let a1 = response(1, "{}");
+    c.respond(
+        &mut s,
+        &http_response("200 OK", &[JSON], a1.as_bytes(), true),
+    );
+    // An error status with a page, not a message.
+    c.request(
+        &mut s,
+        &http_request("GET", "/mcp", &[("Mcp-Session-Id", "gone")], b""),
+    );
+    c.respond(
+        &mut s,
+        &http_response(
+            "404 Not Found",
+            &[("Content-Type", "text/plain")],
+            b"Session not found",
+            true,
+        ),
+    );
+    let r2 = request(2, "ping", "{}");
+    c.request(
+        &mut s,
+        &http_request("POST", "/mcp", &[JSON], r2.as_bytes()),
+    );
+    let (items, _) = decode_file(&s.finish());
+    let summary: Vec<(String, String)> = items
+        .iter()
+        .map(|i| match &i.flag {
+            Some((reason, _)) => (reason.clone(), i.text.clone()),
+            None => ("message".into(), i.text.clone()),
+        })
+        .collect();
+    let m = |t: &str| ("message".to_string(), t.to_string());
+    assert_eq!(
+        summary,
+        vec![
+            m(&r0),
+            ("bad_http".into(), "HTTP/1.1 200 OK".into()),
+            ("truncated".into(), "{\"jsonrpc\":\"2.0\"}\r\n".into()),
+            m(&r1),
+            m(&a1),
+            ("http_error".into(), "Session not found".into()),
+            m(&r2),
+        ],
+        "{items:#?}"
+    );
+    let err = items
+        .iter()
+        .find(|i| i.text == "Session not found")
+        .unwrap();
+    let detail = &err.flag.as_ref().unwrap().1;
+    assert!(
+        detail.contains("404 Not Found") && detail.contains("GET /mcp"),
+        "{detail}"
+    );
+    assert_eq!(meta(err).status, Some(404));
+    assert!(
+        !err.writer_seqs.is_empty() && !err.reader_seqs.is_empty(),
+        "shown once"
+    );
+}
+
+#[test]
+fn a_capture_that_ends_inside_a_body_is_truncated_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = Synth::new(&dir.path().join("end.db"));
+    let c = Conn::new(&mut s, CLIENT, SERVER, 49500);
+    let r0 = request(0, "ping", "{}");
+    c.request(
+        &mut s,
+        &http_request("POST", "/mcp", &[JSON], r0.as_bytes()),
+    );
+    let full = http_response("200 OK", &[JSON], response(0, "{}").as_bytes(), true);
+    c.respond(&mut s, &full[..full.len() - 5]);
+    let (items, _) = decode_file(&s.finish());
+    assert_eq!(items.len(), 2, "{items:#?}");
+    assert_eq!(items[1].flag.as_ref().unwrap().0, "truncated");
+    assert!(items[1].truncated);
+}
+
+/// The items depend on the bytes, not on how reads split them, and the
+/// same records always decode the same.
+#[test]
+fn reads_of_any_size_give_the_same_items() {
+    let build = |read: usize| {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Synth::new(&dir.path().join("split.db"));
+        let mut c = Conn::new(&mut s, CLIENT, SERVER, 40000);
+        c.read = read;
+        json_session(&mut s, &c);
+        let ev: String = (0..4)
+            .map(|k| {
+                sse(&notification(
+                    "notifications/message",
+                    &format!(r#"{{"k":{k}}}"#),
+                ))
+            })
+            .collect();
+        let req = request(9, "tools/call", "{}");
+        c.request(
+            &mut s,
+            &http_request("POST", "/mcp", &[JSON], req.as_bytes()),
+        );
+        let stream = chunked(&[ev.as_bytes(), sse(&response(9, "{}")).as_bytes()]);
+        c.respond(
+            &mut s,
+            &http_response(
+                "200 OK",
+                &[EVENT_STREAM, CHUNKED, ("Content-Encoding", "identity")],
+                &stream,
+                false,
+            ),
+        );
+        let path = s.finish();
+        let (a, _) = decode_file(&path);
+        let (b, _) = decode_file(&path);
+        assert_eq!(a, b, "deterministic");
+        let _keep = dir;
+        a.into_iter()
+            .map(|i| {
+                (
+                    i.kind,
+                    i.text,
+                    i.from,
+                    i.to,
+                    i.session,
+                    i.http,
+                    i.answers,
+                    i.writer_off,
+                    i.reader_off,
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    let whole = build(1 << 20);
+    assert_eq!(whole.len(), 11);
+    assert!(whole.iter().all(|i| i.0 != "flagged"));
+    for read in [1, 2, 3, 7, 64] {
+        assert_eq!(build(read), whole, "reads of {read} bytes");
+    }
+}
+
+/// Long event streams and big bodies: held memory stays with the data
+/// held, however the stream is read.
+#[test]
+fn long_streams_and_big_bodies_decode_under_a_small_memory_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = Synth::new(&dir.path().join("long.db"));
+    let c = Conn::new(&mut s, CLIENT, SERVER, 40000);
+    let req = request(1, "tools/call", "{}");
+    c.request(
+        &mut s,
+        &http_request("POST", "/mcp", &[JSON], req.as_bytes()),
+    );
+    s.write(
+        SERVER,
+        c.s2c,
+        &http_response("200 OK", &[EVENT_STREAM, CHUNKED], b"", false),
+    );
+    let n = 20_000;
+    for k in 0..n {
+        let ev = sse(&notification(
+            "notifications/progress",
+            &format!(r#"{{"progressToken":1,"progress":{k}}}"#),
+        ));
+        s.write(
+            SERVER,
+            c.s2c,
+            format!("{:x}\r\n{ev}\r\n", ev.len()).as_bytes(),
+        );
+        if k % 100 == 0 {
+            s.drain(CLIENT, c.s2c, 65536);
+            s.tick();
+        }
+    }
+    let big = response(
+        1,
+        &format!(
+            r#"{{"content":[{{"type":"text","text":"{}"}}]}}"#,
+            "y".repeat(3 << 20)
+        ),
+    );
+    let ev = sse(&big);
+    s.write(
+        SERVER,
+        c.s2c,
+        format!("{:x}\r\n{ev}\r\n0\r\n\r\n", ev.len()).as_bytes(),
+    );
+    s.drain(CLIENT, c.s2c, 65536);
+    let opts = DecodeOptions {
+        max_held: 1 << 20,
+        ..DecodeOptions::default()
+    };
+    let (items, _) = decode_file_with(&s.finish(), opts);
+    assert_eq!(items.len(), n + 2);
+    assert!(items.iter().all(|i| i.flag.is_none()));
+    assert_eq!(items.last().unwrap().text.len(), big.len());
+    assert_eq!(items.last().unwrap().answers, Some(items[0].n));
+}
