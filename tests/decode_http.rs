@@ -1075,3 +1075,81 @@ fn long_streams_and_big_bodies_decode_under_a_small_memory_limit() {
     assert_eq!(items.last().unwrap().text.len(), big.len());
     assert_eq!(items.last().unwrap().answers, Some(items[0].n));
 }
+
+fn mcpspy(args: &[&str]) -> String {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_mcpspy"))
+        .args(args)
+        .env("TZ", "UTC")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Stdio and HTTP in one capture: `query --transport` tells them apart,
+/// the console and JSONL say how each message travelled, and `info`
+/// counts the streams that are not decoded.
+#[test]
+fn transports_in_the_command_line_outputs() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = Synth::new(&dir.path().join("mixed.db"));
+    let pipe = s.pipe();
+    s.send(CLIENT, SERVER, pipe, &request(7, "ping", "{}"));
+    let c = Conn::new(&mut s, CLIENT, SERVER, 40100);
+    json_session(&mut s, &c);
+    let (h2c, h2s) = s.tcp(ipv4([127, 0, 0, 1], 40200), ipv4([127, 0, 0, 1], 8080));
+    s.write(CLIENT, h2c, b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
+    s.drain(SERVER, h2c, 4096);
+    s.write(SERVER, h2s, b"\x00\x00\x00\x04\x00\x00\x00\x00\x00");
+    s.drain(CLIENT, h2s, 4096);
+    let cap = s.finish();
+    let cap = cap.to_str().unwrap();
+    let lines = |args: &[&str]| -> Vec<String> {
+        let mut all = vec!["query", cap];
+        all.extend_from_slice(args);
+        mcpspy(&all).lines().map(str::to_string).collect()
+    };
+    let http = lines(&["--transport", "http"]);
+    assert_eq!(http.len(), 5, "{http:#?}");
+    assert!(http[0]
+        .contains("python3[1000] → mcp-server[2000] http 127.0.0.1:8000 POST /mcp REQ initialize"));
+    assert!(http[1]
+        .contains("mcp-server[2000] → python3[1000] http 127.0.0.1:8000 200 RESP OK initialize"));
+    let stdio = lines(&["--transport", "stdio"]);
+    assert_eq!(stdio.len(), 1);
+    assert!(!stdio[0].contains("http"));
+    let export = mcpspy(&["export", cap, "--transport", "http"]);
+    let first: serde_json::Value = serde_json::from_str(export.lines().next().unwrap()).unwrap();
+    assert_eq!(first["transport_type"], "http");
+    assert!(first["stdio_transport"].is_null());
+    let h = &first["http_transport"];
+    assert_eq!(h["pid"], 1000);
+    assert_eq!(h["peer_comm"], "mcp-server");
+    assert_eq!(h["method"], "POST");
+    assert_eq!(h["path"], "/mcp");
+    assert_eq!(h["is_request"], true);
+    assert_eq!(h["connection"], 1);
+    assert_eq!(h["client"], "127.0.0.1:40100");
+    assert_eq!(h["server"], "127.0.0.1:8000");
+    assert_eq!(first["tcp_transport"]["from"], "127.0.0.1:40100");
+    assert_eq!(
+        first["size_bytes"].as_u64().unwrap() as usize,
+        request(0, "initialize", INIT_PARAMS).len()
+    );
+    let second: serde_json::Value = serde_json::from_str(export.lines().nth(1).unwrap()).unwrap();
+    assert_eq!(second["http_transport"]["status"], 200);
+    assert_eq!(second["http_transport"]["session_id"], "abc");
+    assert_eq!(second["tcp_transport"]["to"], "127.0.0.1:40100");
+    let summary = mcpspy(&["query", cap, "--summary"]);
+    assert!(summary.contains("http 127.0.0.1:8000"), "{summary}");
+    assert!(summary.contains("session abc"), "{summary}");
+    let info = mcpspy(&["info", cap]);
+    assert!(
+        info.contains("not decoded  4 TCP streams: 4 HTTP/2"),
+        "{info}"
+    );
+}

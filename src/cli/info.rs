@@ -14,12 +14,14 @@ pub fn run(path: &std::path::Path) -> Result<(), Failure> {
     let totals = reader.totals()?;
     let drops = reader.drops()?;
     let processes = reader.processes()?;
+    let undecoded = crate::decode::count_undecoded(&reader)?;
     let text = render(&InfoView {
         path,
         meta: &meta,
         totals: &totals,
         drops: &drops,
         processes: &processes,
+        undecoded: &undecoded,
     });
     std::io::stdout().write_all(text.as_bytes())?;
     Ok(())

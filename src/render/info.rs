@@ -13,6 +13,8 @@ pub struct InfoView<'a> {
     pub totals: &'a Totals,
     pub drops: &'a [DropRow],
     pub processes: &'a [crate::capture::ProcessRow],
+    /// TCP and TLS streams the decoder does not decode, by what they carry.
+    pub undecoded: &'a BTreeMap<String, u64>,
 }
 
 /// Provenance keys, in the order a reader wants them.
@@ -70,6 +72,19 @@ pub fn render(v: &InfoView) -> String {
         t.records, t.data_events, t.blocks
     );
     let _ = writeln!(out, "streams      {}", t.streams);
+    if !v.undecoded.is_empty() {
+        let kinds: Vec<String> = v
+            .undecoded
+            .iter()
+            .map(|(p, n)| format!("{n} {p}"))
+            .collect();
+        let _ = writeln!(
+            out,
+            "not decoded  {} TCP streams: {}",
+            v.undecoded.values().sum::<u64>(),
+            kinds.join(", ")
+        );
+    }
     let _ = writeln!(
         out,
         "processes    {} ({} rows)",
