@@ -148,6 +148,44 @@ fn synthetic_goldens_say_what_happened() {
     assert!(session.contains("RESP OK tools/call (get_weather) 100.4ms"));
 }
 
+/// The recorded HTTP sessions decode into what their peers did: every
+/// message of both ends once, sessions joined across connections.
+#[test]
+fn http_goldens_say_what_happened() {
+    let dir = root().join("fixtures");
+    let read = |name: &str| std::fs::read_to_string(dir.join(name)).unwrap();
+    for (name, messages) in [("py_http", 27), ("py_legacy_sse", 27), ("node_https", 31)] {
+        let export = read(&format!("{name}.export.jsonl"));
+        let mut n = 0;
+        for line in export.lines() {
+            let v: serde_json::Value = serde_json::from_str(line).unwrap();
+            assert_eq!(v["transport_type"], "http", "{name}: {line:.200}");
+            assert_ne!(v["type"], "flagged", "{name}: {line:.300}");
+            let r = &v["records"];
+            assert!(
+                !r["writer"].is_null() && !r["reader"].is_null(),
+                "{name}: both ends' copies, shown once: {line:.200}"
+            );
+            assert_eq!(v["session"]["id"], 1, "{name}");
+            n += 1;
+        }
+        assert_eq!(n, messages, "{name}");
+    }
+    let py = read("py_http.replay.txt");
+    assert!(py.contains("http 127.0.0.1:") && py.contains("POST /mcp REQ server/discover"));
+    assert!(py.contains("200 sse NOTIFY notifications/progress 5/5"));
+    assert!(py.contains("404 ERR Method not found (code -32601)"));
+    let legacy = read("py_legacy_sse.replay.txt");
+    assert!(legacy.contains("GET /sse 200 sse RESP OK server/discover"));
+    assert!(legacy.contains("POST /messages/?session_id="));
+    let node = read("node_https.replay.txt");
+    assert!(node.contains("https 127.0.0.1:") && node.contains("GET /mcp 200 sse REQ roots/list"));
+    assert!(node.contains("POST /mcp RESP OK sampling/createMessage"));
+    let summary = read("node_https.summary.txt");
+    assert!(summary.contains("3 connections, deleted"), "{summary}");
+    assert!(summary.contains("mcp-servers/everything 2.0.0"));
+}
+
 #[test]
 #[ignore]
 fn write_synthetic_fixtures() {

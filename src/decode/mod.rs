@@ -117,9 +117,10 @@ struct Deferred {
 
 /// One process's socket (or TLS connection): what its two directions share.
 struct Socket {
-    /// (local, remote) TCP ends, once known.
+    /// (local, remote) TCP ends, once known, and the file descriptor.
     tuple: Option<(TcpEnd, TcpEnd)>,
     fd_kind: u8,
+    fd: u32,
     streams: Vec<usize>,
     http: SocketHttp,
 }
@@ -347,7 +348,8 @@ impl Decoder {
         // an SSL* can also move to another socket.
         if tls && matches!(h.fd_kind, fd_kind::TCP4 | fd_kind::TCP6) && h.lport != 0 && h.rport != 0
         {
-            self.learn_socket(sock, ((h.laddr, h.lport), (h.raddr, h.rport)), h.fd_kind);
+            let tuple = ((h.laddr, h.lport), (h.raddr, h.rport));
+            self.learn_socket(sock, tuple, h.fd_kind, h.fd);
         }
         let call_start = h.stream_off.saturating_sub(h.call_off);
         let chunk = Chunk {
@@ -384,6 +386,7 @@ impl Decoder {
             self.sockets.push(Socket {
                 tuple: None,
                 fd_kind: kind,
+                fd: 0,
                 streams: Vec::new(),
                 http: SocketHttp::default(),
             });
@@ -393,14 +396,14 @@ impl Decoder {
 
     /// A TLS connection's socket is known (or changed): its streams join
     /// that connection's channels.
-    fn learn_socket(&mut self, sock: usize, tuple: (TcpEnd, TcpEnd), kind: u8) {
+    fn learn_socket(&mut self, sock: usize, tuple: (TcpEnd, TcpEnd), kind: u8, fd: u32) {
         let s = &mut self.sockets[sock];
         if s.tuple == Some(tuple) {
             return;
         }
-        s.tuple = Some(tuple);
-        s.fd_kind = kind;
+        (s.tuple, s.fd_kind, s.fd) = (Some(tuple), kind, fd);
         for i in s.streams.clone() {
+            self.streams[i].hdr.fd = fd;
             self.key_stream(i);
         }
     }
@@ -498,7 +501,8 @@ impl Decoder {
         });
         self.sockets[sock].streams.push(idx);
         self.stream_index.insert(key, idx);
-        if key.tls {
+        if key.tls && self.sockets[sock].tuple.is_some() {
+            self.streams[idx].hdr.fd = self.sockets[sock].fd;
             self.key_stream(idx);
         }
         idx
