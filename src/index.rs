@@ -194,13 +194,28 @@ pub fn path_in(dir: &Path, capture: &Path) -> PathBuf {
     dir.join(format!("{name}-{hash:016x}.index"))
 }
 
-/// Creates the index folder (mode 0700: indexes show what captures hold).
-pub fn make_dir(dir: &Path) -> Result<(), IndexError> {
+/// Creates the index folder if needed (mode 0700: indexes show what
+/// captures hold), and makes sure that only this user can write in it: an
+/// index someone else could have put there is not trusted.
+pub fn private_dir(dir: &Path) -> Result<(), IndexError> {
+    let failed = |why: String| fail(format!("{}: {why}", dir.display()));
     std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
         .create(dir)
-        .map_err(|e| fail(format!("{}: {e}", dir.display())))
+        .map_err(|e| failed(e.to_string()))?;
+    let m = std::fs::metadata(dir).map_err(|e| failed(e.to_string()))?;
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let me = unsafe { libc::geteuid() };
+    if m.uid() != me || m.mode() & 0o022 != 0 {
+        return Err(failed(format!(
+            "owned by uid {} with mode {:o}; indexes are kept only in a folder that this user \
+             (uid {me}) alone can write",
+            m.uid(),
+            m.mode() & 0o7777
+        )));
+    }
+    Ok(())
 }
 
 // ---------------------------------------------------------------------------

@@ -309,6 +309,18 @@ fn without_a_writable_cache_query_decodes_and_says_why() {
     assert!(err.contains("without an index"), "{err}");
     let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().flatten().collect();
     assert_eq!(names.len(), 2, "nothing new beside the capture");
+
+    // A cache folder others can write to: an index there is not trusted.
+    let shared = dir.path().join("shared");
+    std::fs::create_dir_all(shared.join("mcpspy")).unwrap();
+    let mode = std::os::unix::fs::PermissionsExt::from_mode(0o777);
+    std::fs::set_permissions(shared.join("mcpspy"), mode).unwrap();
+    let got = mcpspy(&shared, &["query", c, "--summary"]);
+    assert!(got.status.success());
+    assert_eq!(got.stdout, want.stdout);
+    let err = String::from_utf8_lossy(&got.stderr);
+    assert!(err.contains("alone can write"), "{err}");
+    assert_eq!(std::fs::read_dir(shared.join("mcpspy")).unwrap().count(), 0);
 }
 
 #[test]

@@ -160,10 +160,10 @@ fn open_index(reader: &CaptureReader) -> Option<(Index, PathBuf)> {
             .ok_or("no cache folder: neither $XDG_CACHE_HOME nor $HOME is set")?;
         let key = Key::of(reader).map_err(|e| e.to_string())?;
         let path = index::path_in(&dir, &key.capture);
+        index::private_dir(&dir).map_err(|e| e.to_string())?;
         if let Ok(found) = Index::open(&path, &key) {
             return Ok((found, path));
         }
-        index::make_dir(&dir).map_err(|e| e.to_string())?;
         index::prune(&dir);
         let mut builder = index::Builder::create(&path).map_err(|e| e.to_string())?;
         let sessions = decode(reader, "indexing", |item| {
