@@ -42,7 +42,67 @@ fn captures(dir: &Path) -> Vec<PathBuf> {
     all.push(typical_session(&dir.join("typical.db")));
     all.push(damaged_session(&dir.join("damaged.db")));
     all.push(mixed_session(&dir.join("mixed.db")));
+    all.push(http_session(&dir.join("http.db")));
     all
+}
+
+/// Streamable HTTP: JSON and event-stream responses, a session id, an HTTP
+/// error without a message, and the session's end.
+fn http_session(path: &Path) -> PathBuf {
+    let mut s = Synth::new(path);
+    let c = Conn::new(&mut s, CLIENT, SERVER, 40100);
+    let id = ("Mcp-Session-Id", "abc");
+    let post = |body: &str, headers: &[(&str, &str)]| {
+        let mut all = vec![JSON];
+        all.extend_from_slice(headers);
+        http_request("POST", "/mcp", &all, body.as_bytes())
+    };
+    let init = request(
+        0,
+        "initialize",
+        r#"{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"c","version":"1"}}"#,
+    );
+    c.request(&mut s, &post(&init, &[]));
+    let result = response(
+        0,
+        r#"{"protocolVersion":"2025-06-18","capabilities":{"tools":{}},"serverInfo":{"name":"s","version":"2"}}"#,
+    );
+    c.respond(
+        &mut s,
+        &http_response("200 OK", &[JSON, id], result.as_bytes(), true),
+    );
+    let call = request(
+        1,
+        "tools/call",
+        r#"{"name":"t","arguments":{"_meta":{"progressToken":1}}}"#,
+    );
+    c.request(&mut s, &post(&call, &[id]));
+    let events = format!(
+        "{}{}",
+        sse(&notification(
+            "notifications/progress",
+            r#"{"progressToken":1,"progress":1}"#
+        )),
+        sse(&response(1, r#"{"content":[],"isError":true}"#))
+    );
+    let body = chunked(&[events.as_bytes()]);
+    c.respond(
+        &mut s,
+        &http_response("200 OK", &[EVENT_STREAM, CHUNKED], &body, false),
+    );
+    c.request(&mut s, &http_request("GET", "/missing", &[], b""));
+    c.respond(
+        &mut s,
+        &http_response(
+            "404 Not Found",
+            &[("Content-Type", "text/plain")],
+            b"no",
+            true,
+        ),
+    );
+    c.request(&mut s, &http_request("DELETE", "/mcp", &[id], b""));
+    c.respond(&mut s, &http_response("200 OK", &[], b"", true));
+    s.finish()
 }
 
 /// TCP, a batch, an error, a server request, and a message seen at one end.
@@ -95,6 +155,7 @@ const QUERIES: &[&[&str]] = &[
     &["--since", "12:00:00.002", "--until", "12:00:00.2"],
     &["--since", "12:00:01"],
     &["--transport", "stdio"],
+    &["--transport", "http", "-b"],
     &["--method", "notifications/progress", "-b"],
 ];
 
@@ -133,6 +194,7 @@ fn query_prints_the_same_with_and_without_the_index() {
 #[test]
 fn items_read_back_are_the_decoded_items() {
     let dir = tempfile::tempdir().unwrap();
+    let mut http_items = 0;
     for cap in captures(dir.path()) {
         let reader = CaptureReader::open(&cap).unwrap();
         let clock = WallClock::from_meta(&reader.meta().unwrap());
@@ -182,6 +244,10 @@ fn items_read_back_are_the_decoded_items() {
         for (got, want) in read_fields.iter().zip(&fields) {
             assert_eq!(got, want, "{}", cap.display());
         }
+        http_items += fields
+            .iter()
+            .filter(|f| f.contains("meta: Some(HttpMeta"))
+            .count();
         assert!(!decoded.is_empty());
         assert!(
             read_back == decoded,
@@ -191,6 +257,7 @@ fn items_read_back_are_the_decoded_items() {
             String::from_utf8_lossy(&read_back)
         );
     }
+    assert!(http_items >= 4, "HTTP views are covered: {http_items}");
 }
 
 fn index_file(cache: &Path) -> PathBuf {
