@@ -145,10 +145,10 @@ def main():
                       for d, _, fs in os.walk(cache) for f in fs)
     log("query: timing")
     queries = [
-        ("--method resources/read", "1%"),
-        ("--method tools/call", "99%"),
-        ("--summary", "all, as tables"),
-        ("--errors --method tools/call", "none (two passes)"),
+        ("--method resources/read", "1% of the messages selected"),
+        ("--method tools/call", "99% selected"),
+        ("--summary", "tables of all of them"),
+        ("--errors --method tools/call", "two passes, no errors: none selected"),
     ]
     cmds = []
     for q, _ in queries:
@@ -185,7 +185,7 @@ def main():
         (t, lo, hi, cpu), (t_no, lo_no, hi_no, _) = timed[2 * i], timed[2 * i + 1]
         met = "met" if t <= 1.0 else "missed"
         target = "≤ 1 s" if q.startswith("--method") else "—"
-        print(f"| `query {q}`, 1M messages ({share} selected: {lines[q]:,} lines), index | "
+        print(f"| `query {q}`, 1M messages ({share}; {lines[q]:,} lines out), from the index | "
               f"{target} | {t:.3f} s [{lo:.3f}–{hi:.3f}], CPU {cpu:.3f} s; without index {t_no:.3f} s "
               f"[{lo_no:.3f}–{hi_no:.3f}], {t_no / t:.1f}× slower | "
               f"{met if target != '—' else ''} |")
