@@ -815,6 +815,59 @@ fn tls_streams_join_their_connection_when_the_socket_is_learned() {
     ));
 }
 
+/// An asyncio (memory BIO) TLS server reuses an SSL* and its descriptor
+/// for a new connection, and the recorder goes on naming the old socket:
+/// the server's copies are recognised by their content in the connection
+/// that waits for them, and each message still shows once.
+#[test]
+fn a_tls_stream_whose_socket_is_named_stale_moves_to_its_connection() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = Synth::new(&dir.path().join("stale.db"));
+    let server_end = ipv4([127, 0, 0, 1], 8443);
+    let (first, second) = (ipv4([127, 0, 0, 1], 50000), ipv4([127, 0, 0, 1], 50001));
+    let server_ssl = 0x7777;
+    let exchange = |s: &mut Synth, client_end, client_ssl, n: u64| {
+        let (c2s, s2c) = s.tls(client_end, server_end, client_ssl, server_ssl);
+        s.know_socket(client_ssl);
+        let c = Conn {
+            c2s,
+            s2c,
+            client: CLIENT,
+            server: SERVER,
+            read: 4096,
+        };
+        let req = request(n, "tools/call", &format!(r#"{{"name":"t{n}"}}"#));
+        c.request(s, &http_request("POST", "/mcp", &[JSON], req.as_bytes()));
+        let resp = response(n, "{}");
+        c.respond(s, &http_response("200 OK", &[JSON], resp.as_bytes(), true));
+        [req, resp]
+    };
+    s.know_socket(server_ssl);
+    let mut sent = exchange(&mut s, first, 1, 0).to_vec();
+    // The server's SSL* serves the second connection; its records still
+    // name the first.
+    s.name_socket(server_ssl, server_end, first);
+    sent.extend(exchange(&mut s, second, 2, 1));
+    sent.extend(exchange(&mut s, second, 2, 2));
+    let (items, sessions) = decode_file(&s.finish());
+    let texts: Vec<&str> = items.iter().map(|i| i.text.as_str()).collect();
+    assert_eq!(texts, sent.iter().map(String::as_str).collect::<Vec<_>>());
+    for i in &items {
+        assert!(
+            !i.writer_seqs.is_empty() && !i.reader_seqs.is_empty(),
+            "shown once, from both copies: {i:#?}"
+        );
+    }
+    assert_eq!(
+        items
+            .iter()
+            .map(|i| i.connection.unwrap())
+            .collect::<Vec<_>>(),
+        vec![1, 1, 2, 2, 2, 2]
+    );
+    assert_eq!(sessions.len(), 1);
+}
+
 /// A TLS stream whose socket never becomes known is shown alone after a
 /// while, once, and never held forever.
 #[test]

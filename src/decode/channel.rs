@@ -192,6 +192,19 @@ impl Channel {
             .min()
     }
 
+    /// Whether a stream has been seen on `side`.
+    pub fn has_side(&self, side: Side) -> bool {
+        !self.streams[side as usize].is_empty()
+    }
+
+    /// The text of the oldest whole copy on `side` still waiting for its
+    /// counterpart.
+    pub fn waiting_text(&self, side: Side) -> Option<&[u8]> {
+        self.queues[side as usize]
+            .front()
+            .and_then(|h| h.frame.text())
+    }
+
     /// The stream of `side`, if the channel has seen exactly one there.
     pub fn single_stream(&self, side: Side) -> Option<usize> {
         match self.streams[side as usize].as_slice() {

@@ -121,6 +121,9 @@ struct Socket {
     tuple: Option<(TcpEnd, TcpEnd)>,
     fd_kind: u8,
     fd: u32,
+    /// Ends the recorder still names after the SSL* moved to another
+    /// socket (learned from the content): ignored from then on.
+    stale: Option<(TcpEnd, TcpEnd)>,
     streams: Vec<usize>,
     http: SocketHttp,
 }
@@ -197,6 +200,10 @@ pub struct Decoder {
     socket_index: HashMap<(u32, bool, u64), usize>,
     channels: Vec<ChannelSlot>,
     channel_index: HashMap<ChannelKey, usize>,
+    /// TLS channels that have seen a writer but no reader, by the
+    /// receiving end; and a reader but no writer, by the sending end.
+    readerless: HashMap<TcpEnd, BTreeSet<usize>>,
+    writerless: HashMap<TcpEnd, BTreeSet<usize>>,
     timers: BinaryHeap<Reverse<(u64, Owner)>>,
     waiting_streams: BTreeSet<usize>,
     waiting_channels: BTreeSet<usize>,
@@ -220,6 +227,8 @@ impl Decoder {
             socket_index: HashMap::new(),
             channels: Vec::new(),
             channel_index: HashMap::new(),
+            readerless: HashMap::new(),
+            writerless: HashMap::new(),
             timers: BinaryHeap::new(),
             waiting_streams: BTreeSet::new(),
             waiting_channels: BTreeSet::new(),
@@ -349,7 +358,9 @@ impl Decoder {
         if tls && matches!(h.fd_kind, fd_kind::TCP4 | fd_kind::TCP6) && h.lport != 0 && h.rport != 0
         {
             let tuple = ((h.laddr, h.lport), (h.raddr, h.rport));
-            self.learn_socket(sock, tuple, h.fd_kind, h.fd);
+            if self.sockets[sock].stale != Some(tuple) {
+                self.learn_socket(sock, tuple, h.fd_kind, h.fd);
+            }
         }
         let call_start = h.stream_off.saturating_sub(h.call_off);
         let chunk = Chunk {
@@ -387,6 +398,7 @@ impl Decoder {
                 tuple: None,
                 fd_kind: kind,
                 fd: 0,
+                stale: None,
                 streams: Vec::new(),
                 http: SocketHttp::default(),
             });
@@ -543,22 +555,112 @@ impl Decoder {
             }
             return;
         };
+        let tls = self.streams[stream].hdr.flags & flags::TLS != 0;
+        let mut c = c;
         let mut merged = std::mem::take(&mut self.merged);
         let (clock, max_held) = (self.clock, self.opts.max_held);
         let hold = Hold {
             normal: self.opts.hold_ns,
             first_contact: self.opts.first_contact_ns,
         };
-        let chan = &mut self.channels[c].chan;
         for f in frames.drain(..) {
+            if tls {
+                if let Some(moved) = self.moved_connection(stream, c, &f) {
+                    self.finish_push(c, &mut merged);
+                    c = moved;
+                }
+            }
+            let chan = &mut self.channels[c].chan;
             chan.push(side, stream, f, clock, hold, &mut |m| merged.push(m));
+            if chan.held_bytes() > max_held {
+                chan.expire(clock, max_held, &mut |m| merged.push(m));
+            }
+            self.note_sides(c);
         }
-        if chan.held_bytes() > max_held {
-            chan.expire(clock, max_held, &mut |m| merged.push(m));
-        }
-        self.schedule_merged(c, &mut merged);
+        self.finish_push(c, &mut merged);
         self.merged = merged;
+    }
+
+    fn finish_push(&mut self, c: usize, merged: &mut Vec<Merged>) {
+        self.schedule_merged(c, merged);
         self.arm(Owner::Channel(c));
+    }
+
+    /// Keeps the index of TLS channels that have seen one side only.
+    fn note_sides(&mut self, c: usize) {
+        let Some(ChannelKey::Tcp {
+            tls: true,
+            from,
+            to,
+        }) = self.channels[c].key
+        else {
+            return;
+        };
+        let chan = &self.channels[c].chan;
+        let (w, r) = (chan.has_side(Side::Writer), chan.has_side(Side::Reader));
+        let note = |map: &mut HashMap<TcpEnd, BTreeSet<usize>>, end: TcpEnd, on: bool| {
+            if on {
+                map.entry(end).or_default().insert(c);
+            } else if let Some(set) = map.get_mut(&end) {
+                set.remove(&c);
+                if set.is_empty() {
+                    map.remove(&end);
+                }
+            }
+        };
+        note(&mut self.readerless, to, w && !r);
+        note(&mut self.writerless, from, r && !w);
+    }
+
+    /// A TLS copy that nothing waits for in its connection, while a
+    /// connection with the same end on this side waits for exactly this
+    /// text on the other side and has never seen this side: the SSL* serves
+    /// that connection now (an SSL* and its descriptor reused after a close,
+    /// the recorder still naming the old socket). The socket is re-keyed by
+    /// content; returns the channel the stream now belongs to.
+    fn moved_connection(&mut self, stream: usize, c: usize, f: &Frame) -> Option<usize> {
+        let text = match &f.body {
+            framing::FrameBody::Text {
+                text,
+                cut_start: None,
+                cut_end: None,
+            } => text,
+            _ => return None,
+        };
+        let s = &self.streams[stream];
+        let Some(ChannelKey::Tcp { from, to, .. }) = self.channels[c].key else {
+            return None;
+        };
+        let other = match s.side {
+            Side::Writer => Side::Reader,
+            Side::Reader => Side::Writer,
+        };
+        if self.channels[c].chan.waiting_text(other).is_some() {
+            return None;
+        }
+        // Channels that saw the other side only, with this stream's own end.
+        let candidates = match s.side {
+            Side::Writer => self.writerless.get(&from),
+            Side::Reader => self.readerless.get(&to),
+        }?;
+        let found = candidates.iter().copied().find(|&b| {
+            b != c && self.channels[b].chan.waiting_text(other) == Some(text.as_slice())
+        })?;
+        let Some(ChannelKey::Tcp { from, to, .. }) = self.channels[found].key else {
+            return None;
+        };
+        let tuple = match s.side {
+            Side::Writer => (from, to),
+            Side::Reader => (to, from),
+        };
+        let sock = s.sock;
+        let (stale, kind, fd) = {
+            let k = &self.sockets[sock];
+            (k.tuple, k.fd_kind, k.fd)
+        };
+        self.sockets[sock].stale = stale;
+        self.learn_socket(sock, tuple, kind, fd);
+        self.streams[stream].channel
     }
 
     fn schedule_merged(&mut self, channel: usize, merged: &mut Vec<Merged>) {

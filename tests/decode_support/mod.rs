@@ -67,6 +67,9 @@ pub struct Synth {
     started: HashMap<(u32, u64, u8), ()>,
     /// SSL* whose socket the recorder knows: their records carry it.
     ssl_known: std::collections::HashSet<u64>,
+    /// SSL* whose records name these (local, remote) ends, whatever
+    /// connection they serve (a recorder that kept a stale socket).
+    ssl_named: HashMap<u64, (TcpEnd, TcpEnd)>,
 }
 
 fn comm(name: &str) -> [u8; 16] {
@@ -92,6 +95,7 @@ impl Synth {
             offsets: HashMap::new(),
             started: HashMap::new(),
             ssl_known: Default::default(),
+            ssl_named: HashMap::new(),
         }
     }
 
@@ -170,6 +174,12 @@ impl Synth {
         self.ssl_known.insert(ssl);
     }
 
+    /// From now on the records of this SSL* name these ends, whatever
+    /// connection it serves.
+    pub fn name_socket(&mut self, ssl: u64, local: TcpEnd, remote: TcpEnd) {
+        self.ssl_named.insert(ssl, (local, remote));
+    }
+
     pub fn advance(&mut self, ns: u64) {
         self.now += ns;
     }
@@ -220,6 +230,9 @@ impl Synth {
             if !self.ssl_known.contains(&h.ssl) {
                 (h.fd_kind, h.ino, h.fd) = (0, 0, 0);
                 (h.laddr, h.raddr, h.lport, h.rport) = ([0; 16], [0; 16], 0, 0);
+            }
+            if let Some(((la, lp), (ra, rp))) = self.ssl_named.get(&h.ssl) {
+                (h.laddr, h.lport, h.raddr, h.rport) = (*la, *lp, *ra, *rp);
             }
         }
         h
