@@ -41,6 +41,23 @@ const PIECES: &[&str] = &[
     "\u{1b}[31m",
     "{\"a\":\"\\u0000\"}",
     "POST / HTTP/1.1\r\n",
+    // HTTP, SSE and chunk framing in pieces.
+    "POST /mcp HTTP/1.1\r\nContent-Length: 12\r\n\r\n",
+    "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n",
+    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Encoding: gzip\r\nContent-Length: 30\r\n\r\n",
+    "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n",
+    "HTTP/1.1 100 Continue\r\n\r\n",
+    "HEAD / HTTP/1.1\r\n\r\n",
+    "HTTP/1.0 404 Not Found\r\n\r\nnope",
+    "Content-Length: 99999999999999999999\r\n",
+    "Transfer-Encoding: gzip, chunked\r\n",
+    "1a\r\n",
+    "0\r\n\r\n",
+    "fffffffffffffff\r\n",
+    "event: endpoint\r\ndata: /messages?x=1\r\n\r\n",
+    "data: {\"jsonrpc\":\"2.0\",\r\ndata: \"id\":1,\"result\":{}}\n\n",
+    ": comment\rid: 1\rretry: x\r\r",
+    "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n",
 ];
 
 fn random_records(seed: u64, n: usize) -> Vec<Vec<u8>> {
@@ -151,7 +168,7 @@ fn random_records_never_panic_and_decode_the_same_twice() {
         hold_ns: 1_000_000,
         ..DecodeOptions::default()
     };
-    let mut total = 0;
+    let (mut total, mut http) = (0, 0);
     for seed in 1..=20 {
         let records = random_records(seed, 1000);
         for opts in [DecodeOptions::default(), small.clone()] {
@@ -161,10 +178,15 @@ fn random_records_never_panic_and_decode_the_same_twice() {
             // Items are numbered densely.
             assert!(a.iter().enumerate().all(|(i, s)| s.n == i as u64 + 1));
             total += a.len();
+            http += a.iter().filter(|s| s.transport == Some("http")).count();
         }
     }
     assert!(
         total > 10_000,
         "the records should decode into many items, got {total}"
+    );
+    assert!(
+        http > 100,
+        "HTTP framing should be reached, got {http} items"
     );
 }
