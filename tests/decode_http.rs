@@ -1270,3 +1270,53 @@ fn randomly_damaged_http_never_panics_and_decodes_the_same_twice() {
         assert!(a.iter().enumerate().all(|(i, x)| x.n == i as u64 + 1));
     }
 }
+
+/// Captures for measuring the decoder on HTTP (not run by default):
+/// `MCPSPY_SYNTH_OUT=/tmp/http.db MCPSPY_SYNTH_MESSAGES=200000 cargo test
+/// --release --test decode_http -- --ignored write_http_capture`, then
+/// `/usr/bin/time -v mcpspy export /tmp/http.db -o /dev/null --force`.
+/// Requests of 1 KiB POSTed on one keep-alive connection, their results
+/// (1 KiB) as SSE events of one long chunked event stream, both ends
+/// recorded, read 4 KiB at a time.
+#[test]
+#[ignore]
+fn write_http_capture() {
+    let Some(out) = std::env::var_os("MCPSPY_SYNTH_OUT") else {
+        return;
+    };
+    let n: u64 = std::env::var("MCPSPY_SYNTH_MESSAGES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(200_000);
+    let _ = std::fs::remove_file(&out);
+    let mut s = Synth::new(std::path::Path::new(&out));
+    let posts = Conn::new(&mut s, CLIENT, SERVER, 40000);
+    let stream = Conn::new(&mut s, CLIENT, SERVER, 40001);
+    stream.request(&mut s, &http_request("GET", "/mcp", &[], b""));
+    stream.respond(
+        &mut s,
+        &http_response("200 OK", &[EVENT_STREAM, CHUNKED], b"", false),
+    );
+    let pad = "x".repeat(940);
+    for i in 0..n / 2 {
+        let req = request(
+            i,
+            "tools/call",
+            &format!(r#"{{"name":"echo","arguments":{{"t":"{pad}"}}}}"#),
+        );
+        posts.request(
+            &mut s,
+            &http_request("POST", "/mcp", &[JSON], req.as_bytes()),
+        );
+        posts.respond(&mut s, &http_response("202 Accepted", &[], b"", true));
+        let ev = sse(&response(
+            i,
+            &format!(r#"{{"content":[{{"type":"text","text":"{pad}"}}]}}"#),
+        ));
+        stream.respond(&mut s, format!("{:x}\r\n{ev}\r\n", ev.len()).as_bytes());
+        if i % 1000 == 0 {
+            s.tick();
+        }
+    }
+    s.finish();
+}

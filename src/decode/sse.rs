@@ -108,6 +108,10 @@ pub struct Sse {
     line_dropped: u64,
     /// The line in progress follows lost bytes: where it starts is unknown.
     skip_line: bool,
+    /// The line in progress is a `data:` line, its value going straight
+    /// into `data` (a big message is not held twice); `Some(true)` while
+    /// the one space that may follow the colon has not been seen.
+    data_line: Option<bool>,
     /// A line ended in CR at the end of a piece: its end and origin.
     pending_cr: Option<(u64, u64, Vec<u64>)>,
     /// The data buffer is non-empty (in the standard's sense: a `data:`
@@ -129,6 +133,7 @@ impl Sse {
             line: Vec::new(),
             line_dropped: 0,
             skip_line: false,
+            data_line: None,
             pending_cr: None,
             has_data: false,
             data: Vec::new(),
@@ -196,13 +201,33 @@ impl Sse {
         }
     }
 
-    fn push_line(&mut self, bytes: &[u8]) {
+    fn push_line(&mut self, mut bytes: &[u8]) {
         if self.skip_line {
             return;
         }
-        let room = self.max.saturating_sub(self.line.len()).min(bytes.len());
-        self.line.extend_from_slice(&bytes[..room]);
-        self.line_dropped += (bytes.len() - room) as u64;
+        if self.data_line.is_none() {
+            let room = self.max.saturating_sub(self.line.len()).min(bytes.len());
+            // Enough of the line to see a `data:` field, no more.
+            let look = room.min(5usize.saturating_sub(self.line.len()));
+            self.line.extend_from_slice(&bytes[..look]);
+            bytes = &bytes[look..];
+            if self.line != b"data:" {
+                let room = self.max.saturating_sub(self.line.len()).min(bytes.len());
+                self.line.extend_from_slice(&bytes[..room]);
+                self.line_dropped += (bytes.len() - room) as u64;
+                return;
+            }
+            self.line.clear();
+            self.has_data = true;
+            self.data_line = Some(true);
+        }
+        if self.data_line == Some(true) && !bytes.is_empty() {
+            self.data_line = Some(false);
+            bytes = bytes.strip_prefix(b" ").unwrap_or(bytes);
+        }
+        let room = self.max.saturating_sub(self.data.len()).min(bytes.len());
+        self.data.extend_from_slice(&bytes[..room]);
+        self.data_dropped += (bytes.len() - room) as u64;
     }
 
     fn end_line(&mut self, end: u64, ts: u64, seqs: &[u64], out: &mut impl FnMut(SseEvent)) {
@@ -214,7 +239,9 @@ impl Sse {
         if std::mem::replace(&mut self.skip_line, false) {
             return;
         }
-        if line.is_empty() && dropped == 0 {
+        if self.data_line.take().is_some() {
+            self.end_data_line();
+        } else if line.is_empty() && dropped == 0 {
             self.dispatch(out);
         } else {
             self.field(&line, dropped);
@@ -235,16 +262,13 @@ impl Sse {
         };
         match name {
             b"data" => {
+                // `data` without a colon: an empty value.
                 self.has_data = true;
                 let room = self.max.saturating_sub(self.data.len());
                 let kept = value.len().min(room);
                 self.data.extend_from_slice(&value[..kept]);
                 self.data_dropped += (value.len() - kept) as u64 + dropped;
-                if self.data.len() < self.max {
-                    self.data.push(b'\n');
-                } else {
-                    self.data_dropped += 1;
-                }
+                self.end_data_line();
             }
             b"event" => {
                 self.event.clear();
@@ -254,6 +278,15 @@ impl Sse {
             // `id` (the last event id), `retry` (a reconnection delay) and
             // unknown fields carry no message.
             _ => {}
+        }
+    }
+
+    /// A data line ends: the next one's value follows a line feed.
+    fn end_data_line(&mut self) {
+        if self.data.len() < self.max {
+            self.data.push(b'\n');
+        } else {
+            self.data_dropped += 1;
         }
     }
 
@@ -296,7 +329,7 @@ impl Sse {
         // start of the message).
         let line = std::mem::take(&mut self.line);
         let dropped = std::mem::replace(&mut self.line_dropped, 0);
-        if !line.is_empty() && !self.skip_line {
+        if self.data_line.take().is_none() && !line.is_empty() && !self.skip_line {
             self.field(&line, dropped);
         }
         self.cut_event(cut, out);
@@ -335,7 +368,7 @@ impl Sse {
         if let Some((end, ts, seqs)) = self.pending_cr.take() {
             self.end_line(end, ts, &seqs, out);
         }
-        if !self.line.is_empty() && !self.skip_line {
+        if self.data_line.take().is_none() && !self.line.is_empty() && !self.skip_line {
             let line = std::mem::take(&mut self.line);
             let dropped = std::mem::replace(&mut self.line_dropped, 0);
             self.field(&line, dropped);
