@@ -848,6 +848,22 @@ int BPF_UPROBE(mcpspy_ssl_read_ex, void *ssl, void *buf, __u64 num, __u64 *readb
 	return ssl_enter(ssl, buf, readbytes, 1, MCPSPY_DIR_READ);
 }
 
+/*
+ * SSL_free: the SSL* may be reused by the next connection, so forget its
+ * socket and its stream; the next connection starts a stream of its own.
+ */
+SEC("uprobe")
+int BPF_UPROBE(mcpspy_ssl_free, void *ssl)
+{
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	struct ssl_key sk = { .tgid = tgid, .ssl = (__u64)ssl };
+	struct stream_key key = { .tgid = tgid, .tls = 1, .id = (__u64)ssl };
+
+	bpf_map_delete_elem(&ssl_conns, &sk);
+	bpf_map_delete_elem(&streams, &key);
+	return 0;
+}
+
 /* Every SSL_* return: the plaintext is in the buffer now. */
 SEC("uretprobe")
 int BPF_URETPROBE(mcpspy_ssl_ret, long ret)

@@ -168,6 +168,7 @@ fn load_and_attach<'o>(
         &mut p.mcpspy_ssl_read,
         &mut p.mcpspy_ssl_read_ex,
         &mut p.mcpspy_ssl_ret,
+        &mut p.mcpspy_ssl_free,
     ] {
         prog.set_autoload(cfg.tls);
     }

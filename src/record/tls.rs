@@ -186,6 +186,20 @@ impl TlsProbes {
             self.errors.extend(last_error);
         }
         if !functions.is_empty() {
+            // Where SSL_free is exported too, a freed SSL* forgets its socket and stream.
+            let free = p.mcpspy_ssl_free.attach_uprobe_with_opts(
+                -1,
+                path,
+                0,
+                UprobeOpts {
+                    func_name: Some("SSL_free".to_string()),
+                    ..Default::default()
+                },
+            );
+            if let Ok(link) = free {
+                links.push(link);
+                functions.push("SSL_free");
+            }
             self.links.extend(links);
             self.targets.push(Target {
                 path: shown.to_string(),
