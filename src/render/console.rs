@@ -11,9 +11,8 @@
 //! the method and target, for one in a response the status (after the
 //! request, unless it was a POST), and `sse` for an event of an event stream.
 
-use super::{clean, clean_bytes, latency, WallClock};
+use super::{clean, clean_bytes, push_decimal, push_latency, WallClock};
 use crate::decode::{mcp, CopyInfo, FlagReason, HttpMeta, Item, Kind, Peer, Transport};
-use std::fmt::Write as _;
 use std::io::{self, Write};
 
 #[derive(Clone, Copy, Debug, Default)]
@@ -244,7 +243,7 @@ impl Console {
         }
         if let Some(ns) = latency_ns {
             self.line.push(' ');
-            self.line.push_str(&latency(ns));
+            push_latency(&mut self.line, ns);
         }
     }
 }
@@ -280,7 +279,9 @@ fn push_peer(line: &mut String, p: Option<Peer>) {
     match p {
         Some(p) => {
             line.push_str(&clean(&p.comm()));
-            let _ = write!(line, "[{}]", p.pid);
+            line.push('[');
+            push_decimal(line, u64::from(p.pid), 1);
+            line.push(']');
         }
         None => line.push('?'),
     }

@@ -82,7 +82,8 @@ impl WallClock {
                 if let Some((_, hms)) = second {
                     out.push_str(hms);
                 }
-                let _ = write!(out, ".{:03}", t.timestamp_subsec_millis());
+                out.push('.');
+                push_decimal(out, u64::from(t.timestamp_subsec_millis()), 3);
             }
             None => {
                 let _ = write!(
@@ -105,6 +106,20 @@ impl WallClock {
             None => format!("{}.{:03}", ts_ns / 1_000_000_000, ts_ns / 1_000_000 % 1000),
         }
     }
+}
+
+/// `v` in decimal, zero-padded to `min_digits`, as `{:0N}` writes it (the
+/// formatting machinery costs more than the digits, line after line).
+pub fn push_decimal(out: &mut String, mut v: u64, min_digits: usize) {
+    let mut digits = [b'0'; 20];
+    let mut start = digits.len();
+    while v > 0 || start == digits.len() {
+        start -= 1;
+        digits[start] = b'0' + (v % 10) as u8;
+        v /= 10;
+    }
+    start = start.min(digits.len().saturating_sub(min_digits));
+    out.extend(digits[start..].iter().map(|&d| char::from(d)));
 }
 
 /// Captured text made safe for a terminal: control characters (C0, DEL,
@@ -149,14 +164,21 @@ pub fn clean(s: &str) -> Cow<'_, str> {
 
 /// A latency for people: 0.153ms, 12.4ms, 1.250s.
 pub fn latency(ns: u64) -> String {
+    let mut out = String::with_capacity(12);
+    push_latency(&mut out, ns);
+    out
+}
+
+/// [`latency`], appended to `out`.
+pub fn push_latency(out: &mut String, ns: u64) {
     let ms = ns as f64 / 1e6;
-    if ms < 1.0 {
-        format!("{ms:.3}ms")
+    let _ = if ms < 1.0 {
+        write!(out, "{ms:.3}ms")
     } else if ms < 1000.0 {
-        format!("{ms:.1}ms")
+        write!(out, "{ms:.1}ms")
     } else {
-        format!("{:.3}s", ms / 1000.0)
-    }
+        write!(out, "{:.3}s", ms / 1000.0)
+    };
 }
 
 #[cfg(test)]
@@ -194,5 +216,16 @@ mod tests {
         assert_eq!(latency(153_000), "0.153ms");
         assert_eq!(latency(12_400_000), "12.4ms");
         assert_eq!(latency(1_250_000_000), "1.250s");
+    }
+
+    #[test]
+    fn decimals_as_format_writes_them() {
+        for v in [0u64, 7, 42, 999, 1000, 65_535, 4_294_967_295, u64::MAX] {
+            for width in [1usize, 3, 5] {
+                let mut s = String::from("x");
+                push_decimal(&mut s, v, width);
+                assert_eq!(s, format!("x{v:0width$}"));
+            }
+        }
     }
 }
