@@ -477,21 +477,32 @@ fn put_request(e: &mut Enc, r: Option<&RequestRef>, item_ts: u64, named: bool) {
     });
 }
 
-fn get_request(d: &mut Dec<'_>, item_ts: u64, names: Option<Names<'_>>) -> R<Option<RequestRef>> {
-    d.opt(|d| {
-        let (n, id) = (d.u()?, d.str()?.into());
-        let (method, subject) = match names {
-            Some(Names { method, subject }) => (method.ok_or_else(corrupt)?, subject),
-            None => (d.str()?, d.opt_str()?),
-        };
-        Ok(RequestRef {
-            n,
-            id,
-            method: method.into(),
-            subject: subject.map(Into::into),
-            ts_ns: item_ts.wrapping_add(d.i()? as u64),
-        })
-    })
+/// Reads a request reference into `slot`, which is kept from item to item:
+/// its method and subject repeat, and are then not allocated again.
+fn get_request<'r>(
+    d: &mut Dec<'_>,
+    item_ts: u64,
+    names: Option<Names<'_>>,
+    slot: &'r mut RequestRef,
+) -> R<Option<&'r RequestRef>> {
+    if !d.flag()? {
+        return Ok(None);
+    }
+    let (n, id) = (d.u()?, d.str()?);
+    let (method, subject) = match names {
+        Some(Names { method, subject }) => (method.ok_or_else(corrupt)?, subject),
+        None => (d.str()?, d.opt_str()?),
+    };
+    slot.n = n;
+    slot.id = id.into();
+    if *slot.method != *method {
+        slot.method = method.into();
+    }
+    if slot.subject.as_deref() != subject {
+        slot.subject = subject.map(Into::into);
+    }
+    slot.ts_ns = item_ts.wrapping_add(d.i()? as u64);
+    Ok(Some(slot))
 }
 
 /// An item's columns that its record does not repeat.
@@ -1260,6 +1271,8 @@ struct Reading {
     seqs: [Vec<u64>; 2],
     /// The last chunk of texts read: (chunk, texts).
     chunk: Option<(u64, Vec<u8>)>,
+    /// The request the item refers to.
+    request: RequestRef,
 }
 
 /// Which rows to read: conditions every item the filter keeps meets (the
@@ -1392,6 +1405,13 @@ impl Index {
             sessions: self.versions.clone(),
             seqs: Default::default(),
             chunk: None,
+            request: RequestRef {
+                n: 0,
+                id: "".into(),
+                method: "".into(),
+                subject: None,
+                ts_ns: 0,
+            },
         };
         while let Some(row) = rows.next().map_err(IndexError::from)? {
             let columns = || -> R<(Row<'_>, &[u8])> {
@@ -1432,6 +1452,7 @@ impl Index {
             sessions,
             seqs,
             chunk,
+            request,
         } = state;
         let d = &mut Dec::new(rec, &self.peers);
         let at = TextAt {
@@ -1482,7 +1503,6 @@ impl Index {
         let method = || names.method.ok_or_else(corrupt);
         let subject = names.subject.map(Cow::Borrowed);
         // The request a response or notification points at lives here.
-        let request;
         let kind = match tag {
             0 => Kind::Request {
                 id: raw_id(d.str()?)?,
@@ -1492,22 +1512,22 @@ impl Index {
             },
             1 => {
                 let params = get_opt_raw(d, text)?;
-                request = get_request(d, ts_ns, None)?;
+                let request = get_request(d, ts_ns, None, request)?;
                 Kind::Notification {
                     method: method()?,
                     params,
                     subject,
-                    refers_to: request.as_ref(),
+                    refers_to: request,
                 }
             }
             2 => {
                 let id = raw_id(d.str()?)?;
                 let result = get_raw(d, text)?;
-                request = get_request(d, ts_ns, Some(names))?;
+                let request = get_request(d, ts_ns, Some(names), request)?;
                 Kind::Response {
                     id,
                     result,
-                    answers: request.as_ref(),
+                    answers: request,
                     latency_ns: d.opt_u()?,
                     tool_error: d.flag()?,
                 }
@@ -1520,13 +1540,13 @@ impl Index {
                 let error = get_raw(d, text)?;
                 let code = d.opt(Dec::i)?;
                 let message = d.opt_str()?.map(Cow::Borrowed);
-                request = get_request(d, ts_ns, Some(names))?;
+                let request = get_request(d, ts_ns, Some(names), request)?;
                 Kind::Error {
                     id,
                     error,
                     code,
                     message,
-                    answers: request.as_ref(),
+                    answers: request,
                     latency_ns: d.opt_u()?,
                 }
             }
