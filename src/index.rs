@@ -1391,9 +1391,8 @@ impl Index {
             };
             // Counted up to a quarter of the items only.
             let quarter = count("SELECT MAX(n) FROM items")? / 4 + 1;
-            let sql = format!(
-                "SELECT COUNT(*) FROM (SELECT 1 FROM items WHERE {conds} LIMIT {quarter})"
-            );
+            let sql =
+                format!("SELECT COUNT(*) FROM (SELECT 1 FROM items WHERE {conds} LIMIT {quarter})");
             count(&sql)? < quarter
         };
         let conds = if narrows {
