@@ -868,6 +868,60 @@ fn a_tls_stream_whose_socket_is_named_stale_moves_to_its_connection() {
     assert_eq!(sessions.len(), 1);
 }
 
+/// A freed SSL* serving a new connection, as the recorder reports it: its
+/// streams start over, without a socket until the new one is learned (and
+/// with STREAM_START on one direction only, as it happens).
+#[test]
+fn a_reused_ssl_starts_a_new_connection() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = Synth::new(&dir.path().join("reuse.db"));
+    let server_end = ipv4([127, 0, 0, 1], 8443);
+    let mut sent = Vec::new();
+    for (n, port) in [(0u64, 50000u16), (1, 50001), (2, 50002)] {
+        if n > 0 {
+            s.reuse_ssl(CLIENT.pid, 1, [true, true]);
+            s.reuse_ssl(SERVER.pid, 9, [true, n == 1]);
+        }
+        let (c2s, s2c) = s.tls(ipv4([127, 0, 0, 1], port), server_end, 1, 9);
+        let c = Conn {
+            c2s,
+            s2c,
+            client: CLIENT,
+            server: SERVER,
+            read: 4096,
+        };
+        // The server learns its socket at once, the client with its reply.
+        s.know_socket(9);
+        let req = request(n, "ping", "{}");
+        c.request(
+            &mut s,
+            &http_request("POST", "/mcp", &[JSON], req.as_bytes()),
+        );
+        s.know_socket(1);
+        let resp = response(n, "{}");
+        c.respond(
+            &mut s,
+            &http_response("200 OK", &[JSON], resp.as_bytes(), true),
+        );
+        sent.extend([req, resp]);
+    }
+    let (items, sessions) = decode_file(&s.finish());
+    let texts: Vec<&str> = items.iter().map(|i| i.text.as_str()).collect();
+    assert_eq!(texts, sent.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(items
+        .iter()
+        .all(|i| !i.writer_seqs.is_empty() && !i.reader_seqs.is_empty()));
+    assert_eq!(
+        items
+            .iter()
+            .map(|i| i.connection.unwrap())
+            .collect::<Vec<_>>(),
+        vec![1, 1, 2, 2, 3, 3]
+    );
+    assert!(items.chunks(2).all(|p| p[1].answers == Some(p[0].n)));
+    assert_eq!(sessions.len(), 1);
+}
+
 /// A TLS stream whose socket never becomes known is shown alone after a
 /// while, once, and never held forever.
 #[test]

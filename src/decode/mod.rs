@@ -340,19 +340,32 @@ impl Decoder {
             id,
             direction: ev.direction(),
         };
-        let sock = self.socket(h.tgid, tls, id, h.fd_kind);
         let start_flag = h.flags & flags::STREAM_START != 0;
+        let restarts = |i: usize| {
+            let s = &self.streams[i];
+            // The other direction of its socket started over already (a
+            // freed SSL* serving a new connection) and this one is back at 0.
+            let superseded =
+                h.stream_off == 0 && self.socket_index.get(&(h.tgid, tls, id)) != Some(&s.sock);
+            (start_flag || superseded) && h.stream_off < s.reasm.next_offset()
+        };
         let idx = match self.stream_index.get(&key) {
-            // The kernel began the stream again (it had lost track of it):
-            // what was open ends here, and offsets start over. (A first
-            // record that merely arrives late is not below the next offset.)
-            Some(&i) if start_flag && h.stream_off < self.streams[i].reasm.next_offset() => {
+            // The kernel began the stream again (it had lost track of it, or
+            // a freed SSL* serves a new connection): what was open ends here,
+            // and offsets start over. (A first record that merely arrives
+            // late is not below the next offset.)
+            Some(&i) if restarts(i) => {
                 self.close_stream(i);
+                let sock = self.socket_anew(h.tgid, tls, id, h.fd_kind, self.streams[i].side);
                 self.open_stream(key, h, sock)
             }
             Some(&i) => i,
-            None => self.open_stream(key, h, sock),
+            None => {
+                let sock = self.socket(h.tgid, tls, id, h.fd_kind);
+                self.open_stream(key, h, sock)
+            }
         };
+        let sock = self.streams[idx].sock;
         // TLS records name their socket once the recorder has learned it;
         // an SSL* can also move to another socket.
         if tls && matches!(h.fd_kind, fd_kind::TCP4 | fd_kind::TCP6) && h.lport != 0 && h.rport != 0
@@ -404,6 +417,22 @@ impl Decoder {
             });
             self.sockets.len() - 1
         })
+    }
+
+    /// The socket of a stream that starts over: a new one (what the old
+    /// connection's socket knew does not carry over), unless the other
+    /// direction has started over already and made it.
+    fn socket_anew(&mut self, tgid: u32, tls: bool, id: u64, kind: u8, side: Side) -> usize {
+        let current = self.socket(tgid, tls, id, kind);
+        let taken = self.sockets[current]
+            .streams
+            .iter()
+            .any(|&i| self.streams[i].side == side);
+        if !taken {
+            return current;
+        }
+        self.socket_index.remove(&(tgid, tls, id));
+        self.socket(tgid, tls, id, kind)
     }
 
     /// A TLS connection's socket is known (or changed): its streams join

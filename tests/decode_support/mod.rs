@@ -174,6 +174,20 @@ impl Synth {
         self.ssl_known.insert(ssl);
     }
 
+    /// The SSL* was freed and serves a new connection: the recorder starts
+    /// its streams over (offsets from 0) without a socket, marking the
+    /// first record with STREAM_START in the directions `flagged` (read,
+    /// write) says.
+    pub fn reuse_ssl(&mut self, pid: u32, ssl: u64, flagged: [bool; 2]) {
+        for dir in [0, 1] {
+            self.offsets.remove(&(pid, ssl, dir));
+            if flagged[dir as usize] {
+                self.started.remove(&(pid, ssl, dir));
+            }
+        }
+        self.ssl_known.remove(&ssl);
+    }
+
     /// From now on the records of this SSL* name these ends, whatever
     /// connection it serves.
     pub fn name_socket(&mut self, ssl: u64, local: TcpEnd, remote: TcpEnd) {
