@@ -90,6 +90,11 @@ pub mod counter {
     pub const TRUNCATED: usize = 6;
     pub const TRUNCATED_BYTES: usize = 7;
     pub const COUNT: usize = 8;
+    /// Records lost, of every kind, in a set of counter values (the event and
+    /// byte tallies are not losses).
+    pub fn losses(counts: &[u64; COUNT]) -> u64 {
+        counts[RING_FULL] + counts[READ_FAILED] + counts[MAP_FULL] + counts[TRUNCATED]
+    }
     /// Column names, in index order, as the capture file's drop ledger uses them.
     pub const NAMES: [&str; COUNT] = [
         "events",

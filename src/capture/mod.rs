@@ -40,11 +40,7 @@ pub struct DropRow {
 impl DropRow {
     /// Records or bytes lost in this slice (the event and byte tallies are not losses).
     pub fn losses(&self) -> u64 {
-        self.counts[counter::RING_FULL]
-            + self.counts[counter::READ_FAILED]
-            + self.counts[counter::MAP_FULL]
-            + self.counts[counter::TRUNCATED]
-            + self.user_lost
+        counter::losses(&self.counts) + self.user_lost
     }
 }
 

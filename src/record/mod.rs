@@ -1,8 +1,8 @@
 //! Recording: load the kernel programs, attach, drain the ring buffer into a capture.
 //!
 //! Threads: this one polls the ring and reads /proc; a writer thread owns the
-//! capture file (compression and SQLite never stall the ring); an optional live
-//! thread receives every stored batch, in file order.
+//! capture file (compression and SQLite never stall the ring) and hands every
+//! stored batch, in file order, to the live view when there is one.
 
 pub mod loader;
 mod mounts;
@@ -80,10 +80,7 @@ pub struct Summary {
 
 impl Summary {
     pub fn losses(&self) -> u64 {
-        self.counters[counter::RING_FULL]
-            + self.counters[counter::READ_FAILED]
-            + self.counters[counter::MAP_FULL]
-            + self.counters[counter::TRUNCATED]
+        counter::losses(&self.counters)
     }
 }
 
@@ -509,10 +506,6 @@ impl Ledger {
     }
 
     fn losses(&self) -> u64 {
-        self.totals[counter::RING_FULL]
-            + self.totals[counter::READ_FAILED]
-            + self.totals[counter::MAP_FULL]
-            + self.totals[counter::TRUNCATED]
-            + self.user_lost
+        counter::losses(&self.totals) + self.user_lost
     }
 }

@@ -124,11 +124,7 @@ pub fn render(v: &InfoView) -> String {
         user_lost += d.user_lost;
     }
     let lossy: Vec<&DropRow> = v.drops.iter().filter(|d| d.losses() > 0).collect();
-    let losses = sums[counter::RING_FULL]
-        + sums[counter::READ_FAILED]
-        + sums[counter::MAP_FULL]
-        + sums[counter::TRUNCATED]
-        + user_lost;
+    let losses = counter::losses(&sums) + user_lost;
     if losses == 0 {
         let _ = writeln!(out, "drops        none");
     } else {
