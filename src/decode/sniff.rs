@@ -84,6 +84,7 @@ fn describe(bytes: &[u8]) -> String {
 pub fn count_undecoded(reader: &CaptureReader) -> Result<BTreeMap<String, u64>, CaptureError> {
     type Key = (u32, bool, u64, Direction);
     let mut wanted: HashMap<Key, ()> = HashMap::new();
+    let mut ids = Vec::new();
     for s in reader.streams()? {
         if s.tls || matches!(s.fd_kind, fd_kind::TCP4 | fd_kind::TCP6) {
             let direction = if s.direction == "write" {
@@ -95,11 +96,17 @@ pub fn count_undecoded(reader: &CaptureReader) -> Result<BTreeMap<String, u64>, 
                 (s.pid, s.tls, if s.tls { s.ssl } else { s.ino }, direction),
                 (),
             );
+            ids.push(s.stream_id);
         }
     }
+    // Only the blocks that hold records of those streams.
+    let filter = BlockFilter {
+        streams: Some(ids),
+        ..BlockFilter::default()
+    };
     let mut first: HashMap<Key, Vec<u8>> = HashMap::new();
     if !wanted.is_empty() {
-        'blocks: for block in reader.blocks(&BlockFilter::default())? {
+        'blocks: for block in reader.blocks(&filter)? {
             // An unreadable block is reported by the decoder; here it only
             // means fewer first records.
             let Ok(block) = block else { continue };
