@@ -4,6 +4,7 @@
 mod decode_support;
 
 use decode_support::*;
+use mcpspy::capture::writer::BLOCK_TARGET;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -318,7 +319,8 @@ fn an_unreadable_block_is_reported_and_the_rest_decoded() {
     let mut s2 = Synth::new(&dir.path().join("d.db"));
     let c2s = s2.pipe();
     let pad = "p".repeat(4000);
-    for i in 0..400 {
+    // Each message is stored twice (writer and reader): enough for three blocks.
+    for i in 0..3 * BLOCK_TARGET as u64 / 8000 {
         s2.send(
             CLIENT,
             SERVER,
