@@ -73,7 +73,8 @@ struct stream_key {
 };
 
 struct stream_state {
-	__u64 off[2]; /* bytes seen so far, per direction */
+	__u64 off[2];  /* bytes seen so far, per direction */
+	__u64 started; /* bit per direction: its first record went out */
 };
 
 /*
@@ -578,12 +579,12 @@ static __always_inline void note_tcp_call(__u64 pid_tgid, const struct fd_info *
 
 /*
  * Is this call's stream captured? Returns its state, creating it when the
- * stream starts being watched (and then sets *started).
+ * stream starts being watched.
  * `first`/`first_len` are the first bytes of the call, for the watch test.
  */
 static __always_inline struct stream_state *
 watched_stream(const struct stream_key *key, __u64 chan, __u8 kind, const __u8 *first,
-	       __u64 first_len, int *started)
+	       __u64 first_len)
 {
 	struct stream_state *st;
 
@@ -626,15 +627,20 @@ watched_stream(const struct stream_key *key, __u64 chan, __u8 kind, const __u8 *
 	st = bpf_map_lookup_elem(&streams, key);
 	if (!st)
 		count(MCPSPY_CNT_MAP_FULL, 1);
-	*started = 1;
 	return st;
 }
 
 /* Emit the call's bytes, `c->left` of them, from its buffer or iovecs. */
-static __always_inline void emit_call(struct emit_ctx *c, struct stream_state *st, int started)
+static __always_inline void emit_call(struct emit_ctx *c, struct stream_state *st)
 {
-	if (started)
+	/* The first record of each direction says so: a process reads and writes
+	 * one socket, and each direction is a stream of its own. */
+	__u64 bit = 1 << (c->hdr.direction & 1);
+
+	if (!(st->started & bit)) {
+		__sync_fetch_and_or(&st->started, bit);
 		c->hdr.flags |= MCPSPY_F_STREAM_START;
+	}
 	c->hdr.ts_ns = bpf_ktime_get_ns();
 	bpf_get_current_comm(c->hdr.comm, sizeof(c->hdr.comm));
 	c->stream_off = __sync_fetch_and_add(&st->off[c->hdr.direction & 1], c->left);
@@ -718,8 +724,7 @@ static __always_inline int on_sys_exit(long nr, long ret, __u64 a0, __u64 a1, __
 	    bpf_map_lookup_elem(&ssl_tgids, &tgid))
 		note_tcp_call(((__u64)tgid << 32) | task->pid, &fi, a0, direction);
 	struct stream_key key = { .tgid = tgid, .id = fi.ino };
-	int started = 0;
-	struct stream_state *st = watched_stream(&key, fi.chan, fi.kind, first, first_len, &started);
+	struct stream_state *st = watched_stream(&key, fi.chan, fi.kind, first, first_len);
 
 	if (!st)
 		return 0;
@@ -748,7 +753,7 @@ static __always_inline int on_sys_exit(long nr, long ret, __u64 a0, __u64 a1, __
 	ctx.iov = iov;
 	ctx.iov_cnt = iov_cnt;
 	ctx.iov_idx = iov_idx;
-	emit_call(&ctx, st, started);
+	emit_call(&ctx, st);
 	return 0;
 }
 
@@ -906,9 +911,7 @@ int BPF_URETPROBE(mcpspy_ssl_ret, long ret)
 	if (!conn && c.direction == MCPSPY_DIR_WRITE)
 		bpf_map_update_elem(&pending_ssl_writes, &pid_tgid, &c.ssl, BPF_ANY);
 	struct stream_key key = { .tgid = tgid, .tls = 1, .id = c.ssl };
-	int started = 0;
-	struct stream_state *st =
-		watched_stream(&key, 0, MCPSPY_FD_TCP4, (const __u8 *)c.buf, n, &started);
+	struct stream_state *st = watched_stream(&key, 0, MCPSPY_FD_TCP4, (const __u8 *)c.buf, n);
 
 	if (!st)
 		return 0;
@@ -929,7 +932,7 @@ int BPF_URETPROBE(mcpspy_ssl_ret, long ret)
 	e.base = (const __u8 *)c.buf;
 	e.left_in_buf = n;
 	e.left = n;
-	emit_call(&e, st, started);
+	emit_call(&e, st);
 	return 0;
 }
 

@@ -81,6 +81,12 @@ fn plain_http_matches_truth(name: &str, args: &[&str], at_least: usize) {
         );
         let s = found[0];
         assert!(s.gaps.is_empty(), "{name}: gaps {:?}", s.gaps);
+        // Both directions of one socket are streams of their own, each marked.
+        assert!(
+            s.marked_start,
+            "{name}: {} {:?} start is marked",
+            t.target, t.direction
+        );
         assert_eq!(
             s.bytes.len(),
             t.bytes.len(),

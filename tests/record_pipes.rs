@@ -76,6 +76,10 @@ fn record_and_check_with(name: &str, record_args: &[&str], args: &[&str], expect
         );
         let (key, s) = found[0];
         assert!(s.gaps.is_empty(), "{name}: gaps {:?}", s.gaps);
+        assert!(
+            s.marked_start,
+            "{name}: the first record of pid {pid} {direction:?} is marked"
+        );
         assert_eq!(s.fd_kind, expect_kind, "{name}: descriptor kind");
         assert_eq!(
             s.bytes.len(),

@@ -129,6 +129,8 @@ pub struct Stream {
     pub comm: String,
     /// TCP: (local address, local port, remote address, remote port), once known.
     pub tcp: Option<(String, u16, String, u16)>,
+    /// The kernel marked the stream's first record as its start.
+    pub marked_start: bool,
 }
 
 /// A stream: `ino` is the pipe or socket inode, or the SSL* for TLS plaintext.
@@ -164,6 +166,11 @@ pub fn streams(path: &Path) -> BTreeMap<StreamKey, Stream> {
                     entry.1.fd_kind = ev.hdr.fd_kind;
                     entry.1.peer_ino = ev.hdr.peer_ino;
                     entry.1.events += 1;
+                    if ev.hdr.stream_off == 0
+                        && ev.hdr.flags & mcpspy::event::flags::STREAM_START != 0
+                    {
+                        entry.1.marked_start = true;
+                    }
                     entry.1.comm = ev.comm();
                 }
                 Record::Damaged { reason, .. } => panic!("damaged record: {reason}"),
