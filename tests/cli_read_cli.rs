@@ -10,12 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 fn mcpspy(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_mcpspy"))
-        .args(args)
-        .env("TZ", "UTC")
-        .env_remove("NO_COLOR")
-        .output()
-        .expect("run mcpspy")
+    mcpspy_command().args(args).output().expect("run mcpspy")
 }
 
 fn stdout(o: &Output) -> String {

@@ -18,8 +18,8 @@
 
 mod decode_support;
 
+use decode_support::mcpspy_command;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 const OUTPUTS: &[(&str, &[&str])] = &[
     ("replay.txt", &["replay"]),
@@ -54,11 +54,10 @@ fn golden_path(capture: &Path, suffix: &str) -> PathBuf {
 }
 
 fn run(args: &[&str], capture: &Path) -> Vec<u8> {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_mcpspy"));
-    cmd.args(&args[..1]).arg(capture).args(&args[1..]);
-    let out = cmd
-        .env("TZ", "UTC")
-        .env_remove("NO_COLOR")
+    let out = mcpspy_command()
+        .args(&args[..1])
+        .arg(capture)
+        .args(&args[1..])
         .output()
         .expect("run mcpspy");
     assert!(

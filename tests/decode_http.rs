@@ -1184,11 +1184,7 @@ fn long_streams_and_big_bodies_decode_under_a_small_memory_limit() {
 }
 
 fn mcpspy(args: &[&str]) -> String {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_mcpspy"))
-        .args(args)
-        .env("TZ", "UTC")
-        .output()
-        .unwrap();
+    let out = mcpspy_command().args(args).output().unwrap();
     assert!(
         out.status.success(),
         "{args:?}: {}",

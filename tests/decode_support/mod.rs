@@ -9,6 +9,8 @@ use mcpspy::decode::{DecodeOptions, Decoder, Item, Kind};
 use mcpspy::event::{self, call, fd_kind, flags, kind, EventHeader, CHUNK_MAX};
 use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
 
 /// Wall clock and CLOCK_MONOTONIC at the start of every synthetic capture.
 pub const STARTED_AT: &str = "2026-03-01T12:00:00.000000000Z";
@@ -789,4 +791,17 @@ impl Conn {
         s.drain(self.client, self.s2c, self.read);
         s.advance(50_000);
     }
+}
+
+/// The built mcpspy as the tests run it: clock times in UTC, colour left to
+/// the terminal test, and query indexes in a folder of this test run rather
+/// than the user's cache.
+pub fn mcpspy_command() -> Command {
+    static CACHE: OnceLock<tempfile::TempDir> = OnceLock::new();
+    let cache = CACHE.get_or_init(|| tempfile::tempdir().expect("a scratch cache folder"));
+    let mut c = Command::new(env!("CARGO_BIN_EXE_mcpspy"));
+    c.env("TZ", "UTC")
+        .env("XDG_CACHE_HOME", cache.path())
+        .env_remove("NO_COLOR");
+    c
 }
