@@ -56,8 +56,12 @@ class Recorder:
         self.p.send_signal(signal.SIGINT)
         rest = self.p.stderr.read()
         self.log += rest.splitlines()
-        if self.p.wait() != 0:
+        _, status, ru = os.wait4(self.p.pid, 0)
+        self.p.returncode = os.waitstatus_to_exitcode(status)
+        if self.p.returncode != 0:
             sys.exit(f"recorder failed: {self.log}")
+        # The recorder's own CPU (drain, compression, SQLite), from start to stop.
+        self.cpu = ru.ru_utime + ru.ru_stime
         return self.log
 
 
@@ -68,7 +72,7 @@ NO_PROCESS = ["--pid", "4194304"]
 
 def measure(cmd, binary, rung, pairs, metric, extra=()):
     """Alternates plain and recorded runs; returns per-pair ratios and medians."""
-    plain, recorded = [], []
+    plain, recorded, recorder_cpu = [], [], []
     with tempfile.TemporaryDirectory() as d:
         for i in range(pairs):
             order = ("plain", "rec") if i % 2 == 0 else ("rec", "plain")
@@ -79,7 +83,10 @@ def measure(cmd, binary, rung, pairs, metric, extra=()):
                     rec = Recorder(binary, rung, os.path.join(d, "c.db"), extra)
                     recorded.append(run_timed(cmd))
                     rec.stop()
-    return metric(plain, recorded)
+                    recorder_cpu.append(rec.cpu)
+    m = metric(plain, recorded)
+    m["recorder_cpu"] = statistics.median(recorder_cpu)
+    return m
 
 
 def time_metric(plain, recorded):
@@ -158,31 +165,40 @@ def main():
                           f"{m['wall_ratio']:.2f}x ({lo:.2f}-{hi:.2f}) | {m['cpu_ratio']:.2f}x |", flush=True)
         print()
 
+    def rate_rows(first, cases):
+        """Prints one row per (label, cmd, rung, extra) of a messages/s workload."""
+        print(f"| {first} | plain msgs/s | recording msgs/s | slowdown (min-max) | recorder CPU s per run |")
+        print("|---|---|---|---|---|")
+        for label, cmd, rung, extra in cases:
+            m = measure(cmd, binary, rung, a.pairs, rate_metric, extra)
+            lo, hi = m["wall_ratio_range"]
+            print(f"| {label} | {m['plain_rate']:.0f} | {m['rec_rate']:.0f} | {m['wall_ratio']:.3f}x ({lo:.3f}-{hi:.3f}) | "
+                  f"{m['recorder_cpu']:.2f} |", flush=True)
+        print()
+
     if "http" in only:
         print("### MCP over HTTP/1.1 keep-alive, Node client and server (every message captured at both ends)\n")
-        print("| transport | plain msgs/s | recording msgs/s | slowdown (min-max) |")
-        print("|---|---|---|---|")
         with tempfile.TemporaryDirectory() as d:
             key, cert = os.path.join(d, "k.pem"), os.path.join(d, "c.pem")
             subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert,
                             "-days", "1", "-subj", "/CN=127.0.0.1"], check=True, capture_output=True)
-            echo = ["node", os.path.join(WL, "http_echo.mjs"), "--messages", "5000"]
-            for name, cmd in [("http", echo), ("https (TLS plaintext via uprobes)", echo + ["--tls", key, cert])]:
-                m = measure(cmd, binary, None, a.pairs, rate_metric)
-                lo, hi = m["wall_ratio_range"]
-                print(f"| {name} | {m['plain_rate']:.0f} | {m['rec_rate']:.0f} | {m['wall_ratio']:.3f}x ({lo:.3f}-{hi:.3f}) |", flush=True)
-        print()
+            http = ["node", os.path.join(WL, "http_echo.mjs"), "--messages", "5000"]
+            https = http + ["--tls", key, cert]
+            rate_rows("transport", [
+                ("http", http, None, ()),
+                ("http, hook only (--pid of no process)", http, None, NO_PROCESS),
+                ("https (TLS plaintext via uprobes)", https, None, ()),
+                ("https, hooks only (--pid of no process; uprobes still trap)", https, None, NO_PROCESS),
+                ("https, --no-tls (syscalls only; nothing captured)", https, None, ["--no-tls"]),
+            ])
 
     if "echo" in only:
         print("### MCP stdio echo pair (every message captured at both ends)\n")
-        print("| rung | plain msgs/s | recording msgs/s | slowdown (min-max) |")
-        print("|---|---|---|---|")
         cmd = [PY, os.path.join(WL, "echo_pair.py"), "--messages", "20000"]
-        for rung in rungs:
-            m = measure(cmd, binary, rung, a.pairs, rate_metric)
-            lo, hi = m["wall_ratio_range"]
-            print(f"| {rung} | {m['plain_rate']:.0f} | {m['rec_rate']:.0f} | {m['wall_ratio']:.3f}x ({lo:.3f}-{hi:.3f}) |", flush=True)
-        print()
+        rate_rows("rung", [case for rung in rungs for case in [
+            (rung, cmd, rung, ()),
+            (f"{rung}, hook only (--pid of no process)", cmd, rung, NO_PROCESS),
+        ]])
 
     if "rate" in only:
         print("### Sustained 1 KiB messages through a pipe, default rung and ring\n")
