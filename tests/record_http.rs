@@ -87,14 +87,11 @@ fn plain_http_matches_truth(name: &str, args: &[&str], at_least: usize) {
             "{name}: {} {:?} start is marked",
             t.target, t.direction
         );
-        assert_eq!(
-            s.bytes.len(),
-            t.bytes.len(),
-            "{name}: {} {:?}",
-            t.target,
-            t.direction
+        assert_same_bytes(
+            &format!("{name}: {} {:?}", t.target, t.direction),
+            &s.bytes,
+            &t.bytes,
         );
-        assert!(s.bytes == t.bytes, "{name}: bytes of {} differ", t.target);
         biggest = biggest.max(t.bytes.len());
     }
     assert!(

@@ -57,14 +57,7 @@ fn session_matches_truth(name: &str, args: &[&str]) -> usize {
             "{name}: {key:?} has gaps {:?}",
             got.gaps
         );
-        assert_eq!(
-            got.bytes.len(),
-            t.bytes.len(),
-            "{name}: {key:?}: captured {} of {} bytes",
-            got.bytes.len(),
-            t.bytes.len()
-        );
-        assert!(got.bytes == t.bytes, "{name}: {key:?}: bytes differ");
+        assert_same_bytes(&format!("{name}: {key:?}"), &got.bytes, &t.bytes);
     }
     // Nothing but MCP streams of these processes was captured.
     let pids: BTreeSet<u32> = truth.iter().map(|t| t.tgid).collect();

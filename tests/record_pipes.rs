@@ -81,17 +81,7 @@ fn record_and_check_with(name: &str, record_args: &[&str], args: &[&str], expect
             "{name}: the first record of pid {pid} {direction:?} is marked"
         );
         assert_eq!(s.fd_kind, expect_kind, "{name}: descriptor kind");
-        assert_eq!(
-            s.bytes.len(),
-            want.len(),
-            "{name}: captured {} of {} bytes of pid {pid} {direction:?}",
-            s.bytes.len(),
-            want.len()
-        );
-        assert!(
-            s.bytes == **want,
-            "{name}: bytes of pid {pid} {direction:?} differ"
-        );
+        assert_same_bytes(&format!("{name}: pid {pid} {direction:?}"), &s.bytes, want);
         if expect_kind == fd_kind::UNIX {
             assert_ne!(s.peer_ino, 0, "{name}: unix sockets name their peer");
             assert_ne!(s.peer_ino, key.ino);

@@ -301,6 +301,33 @@ pub fn run_with_truth(dir: &Path, args: &[&str]) -> Vec<TruthStream> {
         .collect()
 }
 
+/// Asserts that a captured stream holds exactly the bytes the truth holds;
+/// a failure names the lengths, the first differing offset and the bytes
+/// around it on both sides, so a lost tail or a missing call shows itself.
+pub fn assert_same_bytes(what: &str, captured: &[u8], truth: &[u8]) {
+    if captured == truth {
+        return;
+    }
+    let at = captured
+        .iter()
+        .zip(truth)
+        .position(|(a, b)| a != b)
+        .unwrap_or(captured.len().min(truth.len()));
+    let around = |b: &[u8]| {
+        let from = at.saturating_sub(24);
+        String::from_utf8_lossy(&b[from.min(b.len())..(at + 24).min(b.len())])
+            .escape_debug()
+            .to_string()
+    };
+    panic!(
+        "{what}: captured {} bytes, truth {}; first difference at offset {at}\n  captured: \"{}\"\n  truth:    \"{}\"",
+        captured.len(),
+        truth.len(),
+        around(captured),
+        around(truth)
+    );
+}
+
 /// True for bytes that start, after whitespace, like JSON: an MCP stdio stream.
 pub fn starts_like_json(bytes: &[u8]) -> bool {
     bytes
