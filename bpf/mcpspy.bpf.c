@@ -373,6 +373,17 @@ static __always_inline __u64 mix64(__u64 h, __u64 v)
 	return h;
 }
 
+/*
+ * A TCP socket's local port. Not skc_num: a reset frees the port and zeroes
+ * it, often inside the very call that wrote a connection's last bytes (on
+ * loopback the peer's reset is handled before the call returns), and those
+ * bytes would then belong to no known connection. inet_sport keeps it.
+ */
+static __always_inline __u16 local_port(struct sock *sk)
+{
+	return __builtin_bswap16(bpf_core_cast(sk, struct inet_sock)->inet_sport);
+}
+
 /* What a descriptor is: learned cheaply, before anything is copied. */
 struct fd_info {
 	__u64 ino;
@@ -437,13 +448,12 @@ static __always_inline int classify_fd(struct task_struct *task, __u32 fd, struc
 		return 0;
 	fi->kind = fi->family == MCPSPY_AF_INET ? MCPSPY_FD_TCP4 : MCPSPY_FD_TCP6;
 	/* The same key from both ends of a connection: order the endpoints. */
-	__u64 a = ((__u64)BPF_CORE_READ(sk, __sk_common.skc_num) << 32) ^
-		  BPF_CORE_READ(sk, __sk_common.skc_rcv_saddr);
-	__u64 b = ((__u64)__builtin_bswap16(BPF_CORE_READ(sk, __sk_common.skc_dport)) << 32) ^
-		  BPF_CORE_READ(sk, __sk_common.skc_daddr);
+	__u64 a = ((__u64)local_port(sk) << 32) ^ sk->__sk_common.skc_rcv_saddr;
+	__u64 b = ((__u64)__builtin_bswap16(sk->__sk_common.skc_dport) << 32) ^
+		  sk->__sk_common.skc_daddr;
 	if (fi->family == MCPSPY_AF_INET6) {
-		a ^= BPF_CORE_READ(sk, __sk_common.skc_v6_rcv_saddr.in6_u.u6_addr32[3]);
-		b ^= BPF_CORE_READ(sk, __sk_common.skc_v6_daddr.in6_u.u6_addr32[3]);
+		a ^= sk->__sk_common.skc_v6_rcv_saddr.in6_u.u6_addr32[3];
+		b ^= sk->__sk_common.skc_v6_daddr.in6_u.u6_addr32[3];
 	}
 	fi->chan = mix64(mix64(0x6d637073ULL, a < b ? a : b), a < b ? b : a) | 1;
 	return 1;
@@ -468,14 +478,16 @@ static __always_inline void read_endpoints(struct conn_id *c, const struct fd_in
 
 	c->ino = fi->ino;
 	c->kind = fi->kind;
-	c->lport = BPF_CORE_READ(sk, __sk_common.skc_num);
-	c->rport = __builtin_bswap16(BPF_CORE_READ(sk, __sk_common.skc_dport));
+	c->lport = local_port(sk);
+	c->rport = __builtin_bswap16(sk->__sk_common.skc_dport);
 	if (fi->family == MCPSPY_AF_INET) {
-		BPF_CORE_READ_INTO((__u32 *)c->laddr, sk, __sk_common.skc_rcv_saddr);
-		BPF_CORE_READ_INTO((__u32 *)c->raddr, sk, __sk_common.skc_daddr);
-	} else {
-		BPF_CORE_READ_INTO(&c->laddr, sk, __sk_common.skc_v6_rcv_saddr);
-		BPF_CORE_READ_INTO(&c->raddr, sk, __sk_common.skc_v6_daddr);
+		*(__u32 *)c->laddr = sk->__sk_common.skc_rcv_saddr;
+		*(__u32 *)c->raddr = sk->__sk_common.skc_daddr;
+		return;
+	}
+	for (int i = 0; i < 4; i++) {
+		((__u32 *)c->laddr)[i] = sk->__sk_common.skc_v6_rcv_saddr.in6_u.u6_addr32[i];
+		((__u32 *)c->raddr)[i] = sk->__sk_common.skc_v6_daddr.in6_u.u6_addr32[i];
 	}
 }
 

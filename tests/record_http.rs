@@ -261,3 +261,56 @@ fn node_https_client_and_server_everything() {
         &["--peers", "node", "--tls", "--echo-size", "1048576"],
     );
 }
+
+/// A connection's last bytes, written as the peer's reset closes the socket
+/// (how an SSE response often ends), are captured under the connection's own
+/// endpoints, on every rung.
+#[test]
+fn last_write_as_the_peer_resets_is_captured() {
+    let name = "last_write_as_the_peer_resets_is_captured";
+    if !bpf_available(name) {
+        return;
+    }
+    let _serial = serial();
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/workloads/tcp_reset_tail.py"
+    );
+    for rung in ["tp-btf", "raw-tp", "tracepoint"] {
+        let dir = tempfile::tempdir().unwrap();
+        let capture = dir.path().join("capture.db");
+        let rec = start_recorder(&capture, &["--attach", rung]);
+        let out = std::process::Command::new("python3")
+            .arg(script)
+            .output()
+            .unwrap();
+        rec.stop();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        // TCP_CLOSE: the reset was handled inside the last write, the case under test.
+        assert_eq!(report["state_after_tail"], 7, "{name} {rung}: {report}");
+        let pid = report["pid"].as_u64().unwrap() as u32;
+        let port = report["port"].as_u64().unwrap() as u16;
+        let captured = streams(&capture);
+        let server_writes: Vec<&Stream> = captured
+            .iter()
+            .filter(|(k, s)| {
+                k.pid == pid
+                    && k.direction == Direction::Write
+                    && s.tcp.as_ref().is_some_and(|e| e.1 == port)
+            })
+            .map(|(_, s)| s)
+            .collect();
+        assert_eq!(server_writes.len(), 1, "{name} {rung}: {captured:?}");
+        assert!(server_writes[0].gaps.is_empty());
+        assert_same_bytes(
+            &format!("{name} {rung}"),
+            &server_writes[0].bytes,
+            report["written"].as_str().unwrap().as_bytes(),
+        );
+    }
+}
