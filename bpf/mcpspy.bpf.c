@@ -73,8 +73,9 @@ struct stream_key {
 };
 
 struct stream_state {
-	__u64 off[2];  /* bytes seen so far, per direction */
-	__u64 started; /* bit per direction: its first record went out */
+	__u64 off[2];   /* bytes seen so far, per direction */
+	__u64 started;  /* bit per direction: its first record went out */
+	__u64 peer_ino; /* unix sockets: the peer, remembered for when it is gone */
 };
 
 /*
@@ -437,8 +438,11 @@ static __always_inline int classify_fd(struct task_struct *task, __u32 fd, struc
 		fi->kind = MCPSPY_FD_UNIX;
 		if (peer)
 			fi->peer_ino = BPF_CORE_READ(peer, sk_socket, file, f_inode, i_ino);
-		/* Both ends name the pair by its smaller inode. */
-		if (fi->peer_ino && fi->peer_ino < fi->ino)
+		/* Both ends name the pair by its smaller inode. A closed peer has
+		 * no inode left: then the stream is found by its own key. */
+		if (!fi->peer_ino)
+			fi->chan = 0;
+		else if (fi->peer_ino < fi->ino)
 			fi->chan = fi->peer_ino;
 		return 1;
 	}
@@ -740,6 +744,13 @@ static __always_inline int on_sys_exit(long nr, long ret, __u64 a0, __u64 a1, __
 
 	if (!st)
 		return 0;
+	if (fi.kind == MCPSPY_FD_UNIX) {
+		/* The last reads often come after the peer has closed. */
+		if (!fi.peer_ino)
+			fi.peer_ino = st->peer_ino;
+		else if (st->peer_ino != fi.peer_ino)
+			st->peer_ino = fi.peer_ino;
+	}
 	/* Captured: build the record header (bpf_loop wants its context on the stack). */
 	struct emit_ctx ctx = {};
 

@@ -150,6 +150,26 @@ fn stdio_over_a_unix_socket_pair() {
     );
 }
 
+/// The reader's last reads, taken after the writer closed its end of the
+/// socket pair (the peer is gone by then), are captured and still name the
+/// peer, even when they begin inside a message.
+#[test]
+fn reads_after_the_writer_closed_a_unix_socket() {
+    record_and_check(
+        "reads_after_the_writer_closed_a_unix_socket",
+        &[
+            "--socketpair",
+            "--close-before-last",
+            "--read-chunk",
+            "4096",
+            "--message-bytes",
+            "50",
+            "100000",
+        ],
+        fd_kind::UNIX,
+    );
+}
+
 /// Every attach rung that loads here captures the same bytes.
 #[test]
 fn each_attach_rung_captures_everything() {
