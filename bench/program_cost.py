@@ -23,6 +23,11 @@ WORKLOADS = {
 }
 
 
+def set_stats(value):
+    with open(STATS, "w") as f:
+        f.write(value)
+
+
 def program_totals():
     """(run_time_ns, run_cnt) of each loaded mcpspy program, by name."""
     progs = json.loads(subprocess.run(["bpftool", "prog", "show", "-j"], capture_output=True, check=True).stdout)
@@ -35,12 +40,13 @@ def main():
     ap.add_argument("--attach", default="tp-btf")
     a = ap.parse_args()
     binary = os.path.abspath(a.bin)
-    was = open(STATS).read().strip()
+    with open(STATS) as f:
+        was = f.read().strip()
     print(f"Rung {a.attach}; the sys_exit program runs on every system call that ends on the host.\n")
     print("| workload | recorder | program | runs | ns per run |")
     print("|---|---|---|---|---|")
     try:
-        open(STATS, "w").write("1")
+        set_stats("1")
         with tempfile.TemporaryDirectory() as d:
             for name, cmd in WORKLOADS.items():
                 for mode, extra in [("capturing", ()), ("--pid of no process", NO_PROCESS)]:
@@ -55,7 +61,7 @@ def main():
                             spent = ns - before.get(prog, (0, 0))[0]
                             print(f"| {name} | {mode} | {prog} | {runs} | {spent / runs:.0f} |", flush=True)
     finally:
-        open(STATS, "w").write(was)
+        set_stats(was)
 
 
 if __name__ == "__main__":
