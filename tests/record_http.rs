@@ -30,15 +30,7 @@ fn record_session(
     let truth = if with_truth {
         run_with_truth(&dir.join("truth"), &cmd)
     } else {
-        let out = std::process::Command::new(cmd[0])
-            .args(&cmd[1..])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        succeed(std::process::Command::new(cmd[0]).args(&cmd[1..]));
         Vec::new()
     };
     rec.stop();
@@ -280,16 +272,8 @@ fn last_write_as_the_peer_resets_is_captured() {
         let dir = tempfile::tempdir().unwrap();
         let capture = dir.path().join("capture.db");
         let rec = start_recorder(&capture, &["--attach", rung]);
-        let out = std::process::Command::new("python3")
-            .arg(script)
-            .output()
-            .unwrap();
+        let out = succeed(std::process::Command::new("python3").arg(script));
         rec.stop();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
         let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         // TCP_CLOSE: the reset was handled inside the last write, the case under test.
         assert_eq!(report["state_after_tail"], 7, "{name} {rung}: {report}");

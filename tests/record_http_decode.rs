@@ -53,32 +53,22 @@ fn record(dir: &Path, args: &[&str], live: bool) -> (std::path::PathBuf, String)
         rec_args.insert(0, "--live");
     }
     let rec = start_recorder(&capture, &rec_args);
-    let out = Command::new(venv_python())
-        .arg(format!("{ROOT}/tests/peers/http_session.py"))
-        .arg("--out")
-        .arg(&peer)
-        .args(args)
-        .output()
-        .unwrap();
-    let (stdout, _) = rec.stop();
-    assert!(
-        out.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
+    succeed(
+        Command::new(venv_python())
+            .arg(format!("{ROOT}/tests/peers/http_session.py"))
+            .arg("--out")
+            .arg(&peer)
+            .args(args),
     );
+    let (stdout, _) = rec.stop();
     (capture, stdout)
 }
 
 fn export(capture: &Path, pid: u32) -> Vec<Value> {
-    let out = Command::new(BIN)
-        .args(["export", "--pid", &pid.to_string()])
-        .arg(capture)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = succeed(
+        Command::new(BIN)
+            .args(["export", "--pid", &pid.to_string()])
+            .arg(capture),
     );
     String::from_utf8(out.stdout)
         .unwrap()
@@ -258,12 +248,7 @@ fn live_view_of_https_equals_replay() {
     let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     let (capture, live) = record(dir.path(), &["--peers", "node", "--tls"], true);
-    let replay = Command::new(BIN)
-        .arg("replay")
-        .arg(&capture)
-        .output()
-        .unwrap();
-    assert!(replay.status.success());
+    let replay = succeed(Command::new(BIN).arg("replay").arg(&capture));
     let replay = String::from_utf8(replay.stdout).unwrap();
     assert!(
         live.contains("https 127.0.0.1:") && live.contains("POST /mcp REQ initialize"),

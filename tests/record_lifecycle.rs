@@ -102,15 +102,10 @@ fn sigterm_and_duration_end_cleanly() {
 
     let b = dir.path().join("duration.db");
     let t = Instant::now();
-    let out = Command::new(BIN)
-        .args(["record", "--duration", "1.5", "-o"])
-        .arg(&b)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = succeed(
+        Command::new(BIN)
+            .args(["record", "--duration", "1.5", "-o"])
+            .arg(&b),
     );
     assert!(t.elapsed() >= Duration::from_millis(1500));
     let meta = CaptureReader::open(&b).unwrap().meta().unwrap();
@@ -141,15 +136,10 @@ fn file_is_private_and_never_overwritten_without_force() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("--force"));
     assert_eq!(std::fs::read(&path).unwrap(), b"precious");
 
-    let out = Command::new(BIN)
-        .args(["record", "--duration", "0.2", "--force", "-o"])
-        .arg(&path)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    succeed(
+        Command::new(BIN)
+            .args(["record", "--duration", "0.2", "--force", "-o"])
+            .arg(&path),
     );
     let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600);
@@ -157,17 +147,12 @@ fn file_is_private_and_never_overwritten_without_force() {
 
     // Under sudo the file belongs to the user who ran sudo.
     let owned = dir.path().join("owned.db");
-    let out = Command::new(BIN)
-        .args(["record", "--duration", "0.2", "-o"])
-        .arg(&owned)
-        .env("SUDO_UID", "65534")
-        .env("SUDO_GID", "65534")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    succeed(
+        Command::new(BIN)
+            .args(["record", "--duration", "0.2", "-o"])
+            .arg(&owned)
+            .env("SUDO_UID", "65534")
+            .env("SUDO_GID", "65534"),
     );
     let meta = std::fs::metadata(&owned).unwrap();
     assert_eq!((meta.uid(), meta.gid()), (65534, 65534));
@@ -183,19 +168,18 @@ fn flooded_tiny_ring_counts_every_lost_byte() {
     let capture = dir.path().join("flood.db");
     // Only the workload is recorded, so that every count below is its own.
     let rec = start_recorder(&capture, &["--ring-size", "64K", "--comm", "mcpspy-flood"]);
-    let out = Command::new("python3")
-        .arg(PIPE_PAIR)
-        .arg(dir.path())
-        .args([
-            "--message-bytes",
-            "8000000",
-            "8000000",
-            "--name",
-            "mcpspy-flood",
-        ])
-        .output()
-        .unwrap();
-    assert!(out.status.success());
+    succeed(
+        Command::new("python3")
+            .arg(PIPE_PAIR)
+            .arg(dir.path())
+            .args([
+                "--message-bytes",
+                "8000000",
+                "8000000",
+                "--name",
+                "mcpspy-flood",
+            ]),
+    );
     rec.stop();
     let wrote = std::fs::read(dir.path().join("write.bin")).unwrap().len() as u64;
 

@@ -191,25 +191,15 @@ fn live_view_equals_replay_of_the_file() {
         ],
         vec![py("py_client.py")],
     ] {
-        let out = std::process::Command::new(&python)
-            .args(&args)
-            .arg("--out")
-            .arg(dir.path().join("peer"))
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
+        succeed(
+            std::process::Command::new(&python)
+                .args(&args)
+                .arg("--out")
+                .arg(dir.path().join("peer")),
         );
     }
     let (live, _) = rec.stop();
-    let replay = std::process::Command::new(BIN)
-        .arg("replay")
-        .arg(&capture)
-        .output()
-        .unwrap();
-    assert!(replay.status.success());
+    let replay = succeed(std::process::Command::new(BIN).arg("replay").arg(&capture));
     let replay = String::from_utf8(replay.stdout).unwrap();
     assert!(
         live.lines().count() > 50,

@@ -18,17 +18,7 @@ struct Workload {
 
 fn run_pipe_pair(dir: &Path, args: &[&str]) -> Workload {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/workloads/pipe_pair.py");
-    let out = Command::new("python3")
-        .arg(script)
-        .arg(dir)
-        .args(args)
-        .output()
-        .expect("running python3");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = succeed(Command::new("python3").arg(script).arg(dir).args(args));
     let text = String::from_utf8(out.stdout).unwrap();
     let pid_of = |role: &str| -> u32 {
         text.lines()

@@ -4,7 +4,7 @@
 use mcpspy::capture::{CaptureReader, Record};
 use mcpspy::event::{kind, Direction};
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Mutex, MutexGuard};
@@ -96,25 +96,51 @@ impl Recorder {
     pub fn stop_with(mut self, signal: libc::c_int) -> (String, Vec<String>) {
         // SAFETY: kill on our own child's pid.
         unsafe { libc::kill(self.child.id() as i32, signal) };
-        let out = self.child.wait_with_output().expect("waiting for mcpspy");
+        let mut stdout = String::new();
+        if let Some(mut out) = self.child.stdout.take() {
+            out.read_to_string(&mut stdout)
+                .expect("reading mcpspy's stdout");
+        }
+        let status = self.child.wait().expect("waiting for mcpspy");
         while let Ok(line) = self.stderr.recv_timeout(Duration::from_secs(2)) {
             self.stderr_lines.push(line);
         }
         assert!(
-            out.status.success(),
-            "mcpspy record failed ({}): {:?}",
-            out.status,
+            status.success(),
+            "mcpspy record failed ({status}): {:?}",
             self.stderr_lines
         );
-        (
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            self.stderr_lines,
-        )
+        (stdout, std::mem::take(&mut self.stderr_lines))
     }
 
     pub fn stop(self) -> (String, Vec<String>) {
         self.stop_with(libc::SIGINT)
     }
+}
+
+/// A test that fails before stopping its recorder must not leave it running.
+impl Drop for Recorder {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// Runs `cmd` to its end and asserts that it succeeded; a failure shows its output.
+pub fn succeed(cmd: &mut Command) -> std::process::Output {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("running {cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed ({}):\n{}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
 }
 
 /// One process's bytes on one pipe or socket, one direction, reassembled by
@@ -263,20 +289,14 @@ impl TruthStream {
 /// Runs `args` under the strace ground truth in `dir`; returns its streams.
 pub fn run_with_truth(dir: &Path, args: &[&str]) -> Vec<TruthStream> {
     let truth = Path::new(ROOT).join("tests/peers/syscall_truth.py");
-    let out = Command::new(venv_python())
-        .arg(&truth)
-        .arg("run")
-        .arg("--out")
-        .arg(dir)
-        .arg("--")
-        .args(args)
-        .output()
-        .expect("running syscall_truth.py");
-    assert!(
-        out.status.success(),
-        "{args:?} failed: {}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
+    succeed(
+        Command::new(venv_python())
+            .arg(&truth)
+            .arg("run")
+            .arg("--out")
+            .arg(dir)
+            .arg("--")
+            .args(args),
     );
     let truth: serde_json::Value =
         serde_json::from_slice(&std::fs::read(dir.join("truth.json")).unwrap()).unwrap();
