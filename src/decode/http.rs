@@ -550,7 +550,7 @@ impl<F: FnMut(Frame)> Emit<'_, F> {
         acc: Acc,
         cut_start: Option<Cut>,
         cut_end: Option<Cut>,
-        meta: &Arc<HttpMeta>,
+        meta: Option<&Arc<HttpMeta>>,
     ) {
         let mut f = Frame::plain(
             acc.start,
@@ -564,7 +564,7 @@ impl<F: FnMut(Frame)> Emit<'_, F> {
                 cut_end,
             },
         );
-        f.http = Some(meta.clone());
+        f.http = meta.cloned();
         self.frame(f);
     }
 
@@ -579,20 +579,8 @@ impl<F: FnMut(Frame)> Emit<'_, F> {
         cut_end: Option<Cut>,
         meta: Option<&Arc<HttpMeta>>,
     ) {
-        let mut f = Frame::plain(
-            acc.start,
-            acc.end,
-            acc.first_ts,
-            acc.last_ts,
-            acc.seqs,
-            FrameBody::Text {
-                text,
-                cut_start,
-                cut_end: cut_end.or(Some(Cut::Loss(Loss::Missing))),
-            },
-        );
-        f.http = meta.cloned();
-        self.frame(f);
+        let cut_end = cut_end.or(Some(Cut::Loss(Loss::Missing)));
+        self.text(text, acc, cut_start, cut_end, meta);
     }
 }
 
@@ -1375,7 +1363,7 @@ impl Message {
             Content::Json(t) => {
                 if let Some(acc) = t.acc.take() {
                     let text = std::mem::take(&mut t.text);
-                    emit.text(text, acc, t.cut_start.take(), Some(cut), &self.meta);
+                    emit.text(text, acc, t.cut_start.take(), Some(cut), Some(&self.meta));
                 }
                 t.dropped = 0;
                 t.cut_start = Some(cut);
@@ -1450,7 +1438,7 @@ impl Message {
                         let too_long =
                             (t.dropped > 0).then_some(Cut::TooLong { dropped: t.dropped });
                         self.messages += 1;
-                        emit.text(t.text, acc, t.cut_start, cut.or(too_long), &self.meta);
+                        emit.text(t.text, acc, t.cut_start, cut.or(too_long), Some(&self.meta));
                     }
                     acc => shown.1 = acc,
                 }
@@ -1537,7 +1525,7 @@ fn sse_event<F: FnMut(Frame)>(
         return emit.frame(f);
     }
     *messages += 1;
-    emit.text(ev.data, ev.acc, ev.cut_start, ev.cut_end, meta);
+    emit.text(ev.data, ev.acc, ev.cut_start, ev.cut_end, Some(meta));
 }
 
 /// An endpoint as a path and query: `http://host:port/messages?x=1` → `/messages?x=1`.
