@@ -798,9 +798,13 @@ int mcpspy_raw_tp_exit(struct bpf_raw_tracepoint_args *ctx)
 }
 
 /* Rung 3: classic per-syscall tracepoints; arguments from the task's saved registers. */
+/* As tracefs's events/syscalls/sys_exit_NAME/format lays it out: the syscall
+ * number is an int, and the 4 bytes after it are padding that the kernel does
+ * not clear, so reading it as a long gives garbage whenever they are not zero. */
 struct sys_exit_args {
 	__u64 common;
-	long nr;
+	int nr;
+	int _pad;
 	long ret;
 };
 
