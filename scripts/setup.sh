@@ -36,9 +36,12 @@ command -v npm >/dev/null || APT_PACKAGES+=(npm)
 command -v "${MCPSPY_PYTHON:-python3}" >/dev/null || APT_PACKAGES+=(python3)
 
 missing_apt() {
-    # dpkg-query prints one status line per known package; anything not "install ok installed" is missing.
+    # dpkg-query prints one status line per known package; anything not "install ok installed" is
+    # missing. It exits 1 when any package was never known to dpkg, which is exactly the case to
+    # report, so its status is not an error here (under pipefail it would end this function
+    # silently, and nothing would be reported missing).
     local installed
-    installed="$(dpkg-query -W -f='${Package} ${Status}\n' "$@" 2>/dev/null | awk '$NF == "installed" {print $1}')"
+    installed="$({ dpkg-query -W -f='${Package} ${Status}\n' "$@" 2>/dev/null || true; } | awk '$NF == "installed" {print $1}')"
     local p
     for p in "$@"; do
         grep -qx "$p" <<<"$installed" || printf '%s\n' "$p"
