@@ -43,10 +43,7 @@ fn main() {
                 if let Record::Event(ev) = rec.record {
                     payload += ev.payload.len() as u64;
                     let mut framed = Vec::new();
-                    mcpspy::capture::block::append_event(
-                        &mut framed,
-                        &mcpspy::event::encode(&ev.hdr, ev.payload),
-                    );
+                    mcpspy::capture::append_event(&mut framed, &ev.hdr, ev.payload);
                     records.push(framed);
                 }
             }

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Decoding figures (issue 3), measured with public tools: hyperfine and GNU time.
 
-Makes synthetic captures of 1 KiB messages (tests/decode_throughput.rs: tool
+Makes synthetic captures of 1 KiB messages (bench/synth.rs: tool
 calls and their results with ~9% non-ASCII text, one exchange in a hundred a
 resources/read, every message recorded at the writer and at the reader), then
 measures, each command pinned to one core (taskset -c 1):
@@ -35,14 +35,12 @@ def run(cmd, **kw):
 
 
 def generate(path, messages):
-    """The ignored generator test writes the capture (once; reused after)."""
+    """bench/synth.rs writes the capture (once; reused after)."""
     if os.path.exists(path):
         return
     log(f"writing {path} ({messages} messages)")
-    env = dict(os.environ, MCPSPY_SYNTH_OUT=path + ".part", MCPSPY_SYNTH_MESSAGES=str(messages))
-    run(["cargo", "test", "-q", "--release", "--test", "decode_throughput", "--",
-         "--ignored", "write_capture_of_1kib_messages"], cwd=ROOT, env=env,
-        stdout=subprocess.DEVNULL)
+    run(["cargo", "bench", "-q", "--bench", "synth", "--", path + ".part", str(messages)],
+        cwd=ROOT, stdout=subprocess.DEVNULL)
     os.rename(path + ".part", path)
 
 
@@ -172,7 +170,7 @@ def main():
           f"system) of those runs, which other load on the machine inflates less. Load "
           f"average at the start and end: {load_start} / {os.getloadavg()[0]:.2f}.\n")
     print("Command: `bench/decode.py` (setup: `scripts/bench-setup.sh`). Captures: "
-          "`tests/decode_throughput.rs` (1 KiB JSON-RPC lines, tools/call with 1% "
+          "`bench/synth.rs` (1 KiB JSON-RPC lines, tools/call with 1% "
           "resources/read, each message seen at writer and reader).\n")
     print("| figure | target | measured | |")
     print("|---|---|---|---|")

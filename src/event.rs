@@ -117,6 +117,33 @@ pub enum Direction {
     Write,
 }
 
+/// One stream: one process's side of one pipe, socket or TLS connection, in
+/// one direction. The kernel numbers each stream's bytes (`stream_off`); the
+/// file's `streams` table, the decoder and `info` all key streams by this.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct StreamId {
+    pub tgid: u32,
+    /// Plaintext seen through the TLS library.
+    pub tls: bool,
+    /// The pipe or socket inode; for TLS, the SSL*, which is known before
+    /// the socket is.
+    pub id: u64,
+    pub direction: Direction,
+}
+
+impl StreamId {
+    /// The same file (or TLS connection) of the same process, the other way.
+    pub fn reversed(self) -> StreamId {
+        StreamId {
+            direction: match self.direction {
+                Direction::Read => Direction::Write,
+                Direction::Write => Direction::Read,
+            },
+            ..self
+        }
+    }
+}
+
 /// A record that does not parse as an mcpspy event.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EventError {
@@ -195,6 +222,17 @@ impl<'a> RawEvent<'a> {
 
     pub fn is_tls(&self) -> bool {
         self.hdr.flags & flags::TLS != 0
+    }
+
+    /// The stream this record belongs to.
+    pub fn stream_id(&self) -> StreamId {
+        let tls = self.is_tls();
+        StreamId {
+            tgid: self.hdr.tgid,
+            tls,
+            id: if tls { self.hdr.ssl } else { self.hdr.ino },
+            direction: self.direction(),
+        }
     }
 }
 

@@ -1,14 +1,15 @@
 //! mcpspy: record-and-replay forensic capture of MCP traffic.
 //!
-//! The pipeline: bpf/ (kernel) → [`record`] (load, attach, drain) → [`capture`]
-//! (the file) → [`decode`] (streams → frames → JSON-RPC → MCP sessions) →
-//! [`render`] (console, table, JSONL) ← [`cli`]; [`index`] keeps decoded
-//! items beside the pipeline, for `query`.
+//! One pipeline, one folder per stage (DEVELOPERS.md, "Stages"):
+//! bpf/ (kernel) → [`record`] (load, attach, drain) → [`capture`] (the file)
+//! → [`decode`] (streams → frames → JSON-RPC → MCP sessions) → [`query`]
+//! (selection, index, the sink contract) → [`render`] (console, JSONL,
+//! tables) ← [`cli`]. [`event`] is the raw record, shared by all.
 
 pub mod capture;
 pub mod cli;
 pub mod decode;
 pub mod event;
-pub mod index;
+pub mod query;
 pub mod record;
 pub mod render;

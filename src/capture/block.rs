@@ -1,9 +1,17 @@
 //! The framing of records inside a block (see schema/v1.sql, table `blocks`).
+//!
+//! A record is a tag, a length and a body. Tags below [`TAG_OPTIONAL`] are
+//! part of the major version: a reader that meets one it does not know has
+//! met damage. Tags from [`TAG_OPTIONAL`] up belong to optional features
+//! (schema/README.md): a reader that does not know one skips it, and the
+//! record still takes its number.
 
-use crate::event::RawEvent;
+use crate::event::{EventHeader, RawEvent};
 
 pub const TAG_EVENT: u8 = 1;
 pub const TAG_TICK: u8 = 2;
+/// The first tag a reader may skip when it does not know it.
+pub const TAG_OPTIONAL: u8 = 128;
 const FRAME_HEADER: usize = 5;
 
 /// One stored record.
@@ -24,10 +32,13 @@ pub struct Numbered<'a> {
     pub record: Record<'a>,
 }
 
-pub fn append_event(buf: &mut Vec<u8>, event_bytes: &[u8]) {
+/// Appends an event: its header, then exactly `len` payload bytes.
+pub fn append_event(buf: &mut Vec<u8>, hdr: &EventHeader, payload: &[u8]) {
+    let header = hdr.to_bytes();
     buf.push(TAG_EVENT);
-    buf.extend_from_slice(&(event_bytes.len() as u32).to_le_bytes());
-    buf.extend_from_slice(event_bytes);
+    buf.extend_from_slice(&((header.len() + payload.len()) as u32).to_le_bytes());
+    buf.extend_from_slice(&header);
+    buf.extend_from_slice(payload);
 }
 
 pub fn append_tick(buf: &mut Vec<u8>, ts_ns: u64) {
@@ -69,27 +80,18 @@ impl<'a> Records<'a> {
             seq: first_seq,
         }
     }
-}
 
-impl<'a> Iterator for Records<'a> {
-    type Item = Numbered<'a>;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        let rest = &self.data[self.pos..];
-        if rest.is_empty() {
-            return None;
-        }
-        let seq = self.seq;
-        self.seq += 1;
+    /// The record at the start of `rest`, numbered `seq`.
+    fn frame(&mut self, seq: u64, rest: &'a [u8]) -> Numbered<'a> {
         let (tag, body, used) = match next_frame(rest) {
             Ok(frame) => frame,
             Err(reason) => {
                 self.pos = self.data.len();
                 let len = rest.len();
-                return Some(Numbered {
+                return Numbered {
                     seq,
                     record: Record::Damaged { reason, len },
-                });
+                };
             }
         };
         self.pos += used;
@@ -118,26 +120,50 @@ impl<'a> Iterator for Records<'a> {
                 len,
             },
         };
-        Some(Numbered { seq, record })
+        Numbered { seq, record }
+    }
+}
+
+impl<'a> Iterator for Records<'a> {
+    type Item = Numbered<'a>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            let rest = &self.data[self.pos..];
+            if rest.is_empty() {
+                return None;
+            }
+            let seq = self.seq;
+            self.seq += 1;
+            // An optional feature's record: skipped, its number taken.
+            if let Ok((tag, _, used)) = next_frame(rest) {
+                if tag >= TAG_OPTIONAL {
+                    self.pos += used;
+                    continue;
+                }
+            }
+            return Some(self.frame(seq, rest));
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::{encode, EventHeader};
+    use crate::event::{encode, EventHeader, RawEvent};
 
     #[test]
     fn frames_round_trip_and_damage_is_reported() {
-        let ev = encode(
+        let bytes = encode(
             &EventHeader {
                 tgid: 7,
                 ..Default::default()
             },
             b"abc",
         );
+        let ev = RawEvent::parse(&bytes).unwrap();
         let mut buf = Vec::new();
-        append_event(&mut buf, &ev);
+        append_event(&mut buf, &ev.hdr, ev.payload);
         append_tick(&mut buf, 99);
         let recs: Vec<_> = Records::new(&buf, 10).collect();
         assert_eq!(recs.len(), 2);
@@ -157,6 +183,26 @@ mod tests {
         let tail: Vec<_> = Records::new(&buf, 0).collect();
         assert!(
             matches!(&tail[2].record, Record::Damaged { reason, .. } if reason.contains("inside a record frame"))
+        );
+    }
+
+    #[test]
+    fn optional_records_are_skipped_and_keep_their_numbers() {
+        let mut buf = Vec::new();
+        append_tick(&mut buf, 1);
+        // A record of tag 200 ("a feature this build does not know").
+        buf.push(200);
+        buf.extend_from_slice(&3u32.to_le_bytes());
+        buf.extend_from_slice(b"new");
+        append_tick(&mut buf, 2);
+        buf.extend_from_slice(&[7, 3, 0, 0, 0, 1, 2, 3]);
+        let recs: Vec<_> = Records::new(&buf, 0).collect();
+        assert_eq!(recs.len(), 3);
+        assert!(matches!(recs[1].record, Record::Tick { ts_ns: 2 }));
+        assert_eq!(recs[1].seq, 2, "the skipped record keeps its number");
+        // A tag below TAG_OPTIONAL that this build does not know is damage.
+        assert!(
+            matches!(&recs[2].record, Record::Damaged { reason, .. } if reason.contains("unknown record tag 7"))
         );
     }
 }

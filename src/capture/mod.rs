@@ -1,48 +1,21 @@
-//! The capture file: one SQLite file holding the raw ring-buffer records
-//! (zstd-compressed blocks), provenance, processes and the drop ledger.
-//! schema/v1.sql documents every table.
+//! The capture file (schema/v1.sql, schema/README.md): one SQLite file that
+//! holds the raw ring-buffer records in zstd-compressed blocks, with the
+//! provenance of the recording, the processes seen and the drop ledger.
+//!
+//! This stage owns the file and its format: the block framing of records,
+//! the schema, and the rule by which the format grows (optional record tags
+//! and `meta.features`). It writes what the recorder hands it (the writer
+//! is the recorder's `Store`) and reads it back for every later stage.
 
-pub mod block;
-pub mod reader;
-pub mod schema;
-pub mod writer;
+mod block;
+mod reader;
+mod schema;
+mod writer;
 
-pub use block::{Numbered, Record};
-pub use reader::{Block, BlockError, BlockFilter, CaptureError, CaptureReader, Totals};
-pub use writer::{CaptureWriter, WriterStats};
-
-use crate::event::counter;
-
-/// A row of the `processes` table.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct ProcessRow {
-    pub pid: u32,
-    pub seen_ts_ns: u64,
-    pub comm: String,
-    pub exe: Option<String>,
-    /// JSON array of the arguments.
-    pub cmdline: Option<String>,
-    pub ppid: Option<u32>,
-    pub uid: Option<u32>,
-    pub start_time_ns: Option<u64>,
-}
-
-/// A row of the drop ledger: counter increases over a time slice.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct DropRow {
-    pub start_ktime_ns: u64,
-    pub end_ktime_ns: u64,
-    /// Indexed by crate::event::counter.
-    pub counts: [u64; counter::COUNT],
-    pub user_lost: u64,
-}
-
-impl DropRow {
-    /// Records or bytes lost in this slice (the event and byte tallies are not losses).
-    pub fn losses(&self) -> u64 {
-        counter::losses(&self.counts) + self.user_lost
-    }
-}
+pub use crate::record::{DropRow, ProcessRow};
+pub use block::{append_event, Numbered, Record, Records};
+pub use reader::{Block, BlockError, BlockFilter, BlockIter, CaptureError, CaptureReader, Totals};
+pub use writer::{CaptureWriter, CreateOptions, Tap, BLOCK_TARGET};
 
 /// A row of the `streams` table.
 #[derive(Clone, Debug, PartialEq, Eq)]

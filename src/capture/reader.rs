@@ -1,7 +1,7 @@
 //! Reading a capture file. Readers never modify it: the connection is read-only.
 
 use super::block::Records;
-use super::schema::{APPLICATION_ID, VERSION};
+use super::schema::{self, APPLICATION_ID, MAJOR};
 use super::{DropRow, ProcessRow, StreamInfo};
 use crate::event::counter;
 use rusqlite::{params, Connection, ErrorCode, OpenFlags, OptionalExtension};
@@ -28,8 +28,9 @@ impl fmt::Display for CaptureError {
             }
             CaptureError::UnsupportedVersion { path, version } => write!(
                 f,
-                "{}: capture format version {version}; this mcpspy reads version {VERSION}",
-                path.display()
+                "{}: capture format major version {version}; this mcpspy reads major version {MAJOR}{}",
+                path.display(),
+                if *version > MAJOR { " (the file was made by a newer mcpspy)" } else { "" }
             ),
             CaptureError::Damaged { path, why } => {
                 write!(f, "{}: damaged capture: {why}", path.display())
@@ -111,6 +112,30 @@ impl CaptureReader {
                 notes: Vec::new(),
             }),
         }
+        .map(CaptureReader::note_features)
+    }
+
+    /// Names the optional features the file uses that this build does not
+    /// know: they are ignored, and the user is told.
+    fn note_features(mut self) -> Self {
+        let listed: Option<String> = self
+            .conn
+            .query_row(
+                "SELECT value FROM meta WHERE key = ?1",
+                [schema::FEATURES_KEY],
+                |r| r.get(0),
+            )
+            .ok();
+        match listed.as_deref().map(schema::unknown_features) {
+            Some(Ok(unknown)) if !unknown.is_empty() => self.notes.push(format!(
+                "{} uses features this mcpspy does not know ({}); they are ignored (a newer mcpspy reads them)",
+                self.path.display(),
+                unknown.join(", ")
+            )),
+            Some(Err(why)) => self.notes.push(format!("{}: {why}", self.path.display())),
+            _ => {}
+        }
+        self
     }
 
     fn open_read_only(path: &Path) -> Result<Connection, OpenFailure> {
@@ -145,7 +170,7 @@ impl CaptureReader {
         let version: i32 = conn
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .map_err(|e| not_capture(e.to_string()))?;
-        if version != VERSION {
+        if version != MAJOR {
             return Err(OpenFailure::Capture(CaptureError::UnsupportedVersion {
                 path: path.into(),
                 version,

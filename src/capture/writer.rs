@@ -1,29 +1,20 @@
-//! Writing a capture file: the recorder's only way to touch it.
+//! Writing a capture file: the recorder's only way to touch it. The writer
+//! is the recorder's [`Store`]; a [`Tap`] sees each record as it is stored.
 
 use super::block;
 use super::schema;
 use super::{DropRow, ProcessRow};
-use crate::event::{Direction, RawEvent};
+use crate::event::{Direction, RawEvent, StreamId};
+use crate::record::{Batch, Recorded, Store, StoreStats};
 use anyhow::{bail, Context, Result};
 use rusqlite::{params, Connection};
 use std::collections::HashMap;
-use std::fs::OpenOptions;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 /// Raw bytes per block before it is sealed. Larger blocks compress better;
 /// smaller ones make time-range reads cheaper. See BENCHMARKS.md.
 pub const BLOCK_TARGET: usize = 4 << 20;
-pub const ZSTD_LEVEL: i32 = 3;
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-struct StreamKey {
-    pid: u32,
-    tls: bool,
-    /// inode, or SSL* for TLS streams
-    id: u64,
-    direction: Direction,
-}
+const ZSTD_LEVEL: i32 = 3;
 
 struct StreamRow {
     id: i64,
@@ -40,14 +31,22 @@ struct StreamRow {
     dirty: bool,
 }
 
-/// Running totals, for the status line and the final summary.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct WriterStats {
-    pub records: u64,
-    pub events: u64,
-    pub payload_bytes: u64,
-    pub streams: u64,
-    pub blocks: u64,
+/// Sees every record as it is stored, numbered as readers number it, and
+/// every fact of the `meta` table: the live view of a recording.
+pub trait Tap: Send {
+    fn meta(&mut self, key: &str, value: &str);
+    fn record(&mut self, rec: &super::Numbered<'_>);
+    /// The recording is over.
+    fn finish(&mut self);
+}
+
+/// How a new capture file is made.
+#[derive(Clone, Debug, Default)]
+pub struct CreateOptions {
+    /// Replace an existing file.
+    pub force: bool,
+    /// Give the file to this (uid, gid): the user who ran sudo.
+    pub owner: Option<(u32, u32)>,
 }
 
 pub struct CaptureWriter {
@@ -60,16 +59,46 @@ pub struct CaptureWriter {
     block_records: u64,
     block_ts: Option<(u64, u64)>,
     block_streams: HashMap<i64, u64>,
-    streams: HashMap<StreamKey, StreamRow>,
-    stats: WriterStats,
+    streams: HashMap<StreamId, StreamRow>,
+    stats: StoreStats,
+    tap: Option<Box<dyn Tap>>,
 }
 
 impl CaptureWriter {
-    /// Creates a new capture file, mode 0600. An existing file is an error
-    /// unless `force`.
-    pub fn create(path: &Path, force: bool) -> Result<Self> {
-        if force {
-            for suffix in ["", "-journal", "-wal", "-shm"] {
+    /// Creates a new capture file, mode 0600. It is built under a
+    /// temporary name beside `path` and renamed into place once its schema
+    /// is committed, so that `path` is at every moment either absent or a
+    /// capture that readers open. An existing file is an error unless `force`.
+    pub fn create(path: &Path, opts: &CreateOptions) -> Result<Self> {
+        if !opts.force && std::fs::symlink_metadata(path).is_ok() {
+            bail!(
+                "{} already exists; choose another name or pass --force to overwrite it",
+                path.display()
+            );
+        }
+        let dir = path
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let tmp = tempfile::Builder::new()
+            .prefix(".mcpspy-")
+            .suffix(".db.part")
+            .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600))
+            .tempfile_in(dir)
+            .with_context(|| format!("creating a capture in {}", dir.display()))?;
+        {
+            let conn = Connection::open(tmp.path())
+                .with_context(|| format!("opening {}", tmp.path().display()))?;
+            conn.execute_batch("PRAGMA journal_mode = DELETE;")?;
+            schema::create(&conn)?;
+            conn.close().map_err(|(_, e)| e)?;
+        }
+        if let Some((uid, gid)) = opts.owner {
+            std::os::unix::fs::chown(tmp.path(), Some(uid), Some(gid))
+                .with_context(|| format!("giving {} to uid {uid}", path.display()))?;
+        }
+        if opts.force {
+            for suffix in ["-journal", "-wal", "-shm"] {
                 let p = PathBuf::from(format!("{}{suffix}", path.display()));
                 match std::fs::remove_file(&p) {
                     Ok(()) => {}
@@ -77,30 +106,28 @@ impl CaptureWriter {
                     Err(e) => return Err(e).with_context(|| format!("removing {}", p.display())),
                 }
             }
-        }
-        // Claim the name first, with the mode, so that SQLite never creates it
-        // with the umask's permissions and two recorders never share a file.
-        match OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(path)
-        {
-            Ok(_) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => bail!(
-                "{} already exists; choose another name or pass --force to overwrite it",
-                path.display()
-            ),
-            Err(e) => return Err(e).with_context(|| format!("creating {}", path.display())),
+            tmp.persist(path)
+                .map_err(|e| e.error)
+                .with_context(|| format!("creating {}", path.display()))?;
+        } else {
+            match tmp.persist_noclobber(path) {
+                Ok(_) => {}
+                Err(e) if e.error.kind() == std::io::ErrorKind::AlreadyExists => bail!(
+                    "{} already exists; choose another name or pass --force to overwrite it",
+                    path.display()
+                ),
+                Err(e) => {
+                    return Err(e.error).with_context(|| format!("creating {}", path.display()))
+                }
+            }
         }
         let conn = Connection::open(path).with_context(|| format!("opening {}", path.display()))?;
         conn.execute_batch(
             "PRAGMA journal_mode = DELETE;
              PRAGMA synchronous = NORMAL;",
         )?;
-        schema::create(&conn)?;
         conn.execute_batch("BEGIN")?;
-        Ok(CaptureWriter {
+        let mut w = CaptureWriter {
             conn,
             path: path.to_path_buf(),
             next_seq: 0,
@@ -111,8 +138,17 @@ impl CaptureWriter {
             block_ts: None,
             block_streams: HashMap::new(),
             streams: HashMap::new(),
-            stats: WriterStats::default(),
-        })
+            stats: StoreStats::default(),
+            tap: None,
+        };
+        w.set_meta("compression", &format!("zstd level {ZSTD_LEVEL}"))?;
+        Ok(w)
+    }
+
+    /// Shows every record to `tap` as it is stored.
+    pub fn with_tap(mut self, tap: Box<dyn Tap>) -> Self {
+        self.tap = Some(tap);
+        self
     }
 
     pub fn path(&self) -> &Path {
@@ -125,11 +161,14 @@ impl CaptureWriter {
              ON CONFLICT (key) DO UPDATE SET value = excluded.value",
             params![key, value],
         )?;
+        if let Some(tap) = self.tap.as_mut() {
+            tap.meta(key, value);
+        }
         Ok(())
     }
 
-    /// Stores one ring-buffer record. `bytes` must be a whole record: header
-    /// and exactly `len` payload bytes.
+    /// Stores one ring-buffer record given as bytes: a header and exactly
+    /// `len` payload bytes.
     pub fn push_event(&mut self, bytes: &[u8]) -> Result<()> {
         let ev = RawEvent::parse(bytes).context("storing a ring-buffer record")?;
         if ev.stored_len() != bytes.len() {
@@ -138,69 +177,58 @@ impl CaptureWriter {
                 bytes.len() - ev.stored_len()
             );
         }
-        if self.block_buf.len() >= BLOCK_TARGET {
-            self.seal_block()?;
-        }
+        self.store_event(&ev)
+    }
+
+    fn store_event(&mut self, ev: &RawEvent<'_>) -> Result<()> {
+        self.seal_if_full()?;
         let ts = ev.hdr.ts_ns;
         self.block_ts = Some(match self.block_ts {
             None => (ts, ts),
             Some((lo, hi)) => (lo.min(ts), hi.max(ts)),
         });
         if ev.hdr.kind == crate::event::kind::DATA {
-            let stream_id = self.note_stream(&ev);
+            let stream_id = self.note_stream(ev);
             *self.block_streams.entry(stream_id).or_insert(0) += 1;
             self.stats.payload_bytes += ev.payload.len() as u64;
         }
-        block::append_event(&mut self.block_buf, bytes);
-        self.block_records += 1;
-        self.next_seq += 1;
-        self.stats.records += 1;
+        block::append_event(&mut self.block_buf, &ev.hdr, ev.payload);
         self.stats.events += 1;
+        self.numbered(super::Record::Event(*ev));
         Ok(())
     }
 
-    /// Stores records framed as in a block (see capture::block), as the
-    /// recorder batches them. Returns how many records it stored.
-    pub fn push_framed(&mut self, mut data: &[u8]) -> Result<u64> {
-        let mut n = 0;
-        while !data.is_empty() {
-            let (tag, body, used) = block::next_frame(data).map_err(anyhow::Error::msg)?;
-            match tag {
-                block::TAG_EVENT => self.push_event(body)?,
-                block::TAG_TICK => {
-                    let ts = body.try_into().map(u64::from_le_bytes);
-                    self.push_tick(
-                        ts.map_err(|_| anyhow::anyhow!("tick of {} bytes", body.len()))?,
-                    )?
-                }
-                other => bail!("unknown record tag {other}"),
-            }
-            data = &data[used..];
-            n += 1;
+    fn seal_if_full(&mut self) -> Result<()> {
+        if self.block_buf.len() >= BLOCK_TARGET {
+            self.seal_block()?;
         }
-        Ok(n)
+        Ok(())
     }
 
     /// Marks that every record submitted before `ts_ns` has been stored.
     pub fn push_tick(&mut self, ts_ns: u64) -> Result<()> {
-        if self.block_buf.len() >= BLOCK_TARGET {
-            self.seal_block()?;
-        }
+        self.seal_if_full()?;
         block::append_tick(&mut self.block_buf, ts_ns);
+        self.numbered(super::Record::Tick { ts_ns });
+        Ok(())
+    }
+
+    /// Counts the record just appended and shows it to the tap.
+    fn numbered(&mut self, record: super::Record<'_>) {
+        if let Some(tap) = self.tap.as_mut() {
+            tap.record(&super::Numbered {
+                seq: self.next_seq,
+                record,
+            });
+        }
         self.block_records += 1;
         self.next_seq += 1;
         self.stats.records += 1;
-        Ok(())
     }
 
     fn note_stream(&mut self, ev: &RawEvent) -> i64 {
         let h = &ev.hdr;
-        let key = StreamKey {
-            pid: h.tgid,
-            tls: ev.is_tls(),
-            id: if ev.is_tls() { h.ssl } else { h.ino },
-            direction: ev.direction(),
-        };
+        let key = ev.stream_id();
         let next_id = self.streams.len() as i64 + 1;
         let row = self.streams.entry(key).or_insert_with(|| StreamRow {
             id: next_id,
@@ -226,7 +254,7 @@ impl CaptureWriter {
         // other direction: both directions of the SSL* take it.
         if ev.is_tls() && h.ino != 0 {
             for dir in [Direction::Read, Direction::Write] {
-                if let Some(r) = self.streams.get_mut(&StreamKey {
+                if let Some(r) = self.streams.get_mut(&StreamId {
                     direction: dir,
                     ..key
                 }) {
@@ -295,22 +323,27 @@ impl CaptureWriter {
     }
 
     /// Commits and leaves the file closed and complete.
-    pub fn finish(mut self) -> Result<WriterStats> {
+    pub fn finish(mut self) -> Result<StoreStats> {
         self.write_streams()?;
         self.write_block()?;
         self.conn.execute_batch("COMMIT")?;
         self.conn.execute_batch("PRAGMA optimize")?;
-        let stats = self.stats;
+        let mut stats = self.stats();
+        if let Some(tap) = self.tap.as_mut() {
+            tap.finish();
+        }
         self.conn
             .close()
             .map_err(|(_, e)| e)
             .context("closing the capture file")?;
+        stats.file_bytes = std::fs::metadata(&self.path).map_or(0, |m| m.len());
         Ok(stats)
     }
 
-    pub fn stats(&self) -> WriterStats {
-        WriterStats {
+    pub fn stats(&self) -> StoreStats {
+        StoreStats {
             streams: self.streams.len() as u64,
+            file_bytes: self.file_bytes(),
             ..self.stats
         }
     }
@@ -393,7 +426,7 @@ impl CaptureWriter {
             };
             stmt.execute(params![
                 row.id,
-                key.pid,
+                key.tgid,
                 row.fd,
                 row.fd_kind,
                 key.tls,
@@ -416,5 +449,47 @@ impl CaptureWriter {
             row.dirty = false;
         }
         Ok(())
+    }
+}
+
+impl Store for CaptureWriter {
+    fn meta(&mut self, key: &str, value: &str) -> Result<()> {
+        self.set_meta(key, value)
+    }
+
+    fn records(&mut self, batch: &Batch) -> Result<()> {
+        for rec in batch.iter() {
+            match rec {
+                Recorded::Event(ev) => self.store_event(&ev)?,
+                Recorded::Tick { ts_ns } => self.push_tick(ts_ns)?,
+            }
+        }
+        Ok(())
+    }
+
+    fn process(&mut self, row: &ProcessRow) -> Result<()> {
+        self.add_process(row)
+    }
+
+    fn drops(&mut self, row: &DropRow) -> Result<()> {
+        self.add_drops(row)
+    }
+
+    fn commit(&mut self) -> Result<()> {
+        CaptureWriter::commit(self)
+    }
+
+    fn stats(&self) -> StoreStats {
+        CaptureWriter::stats(self)
+    }
+
+    fn finish(self: Box<Self>) -> Result<StoreStats> {
+        CaptureWriter::finish(*self)
+    }
+
+    fn discard(self: Box<Self>) {
+        let path = self.path.clone();
+        drop(self);
+        let _ = std::fs::remove_file(path);
     }
 }

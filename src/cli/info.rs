@@ -1,8 +1,8 @@
 //! `mcpspy info FILE`.
 
 use super::Failure;
-use crate::capture::CaptureReader;
-use crate::render::info::{render, InfoView};
+use crate::query::{CaptureReader, Overview};
+use crate::render::info::render;
 use std::io::Write;
 
 pub fn run(path: &std::path::Path) -> Result<(), Failure> {
@@ -10,19 +10,7 @@ pub fn run(path: &std::path::Path) -> Result<(), Failure> {
     for note in &reader.notes {
         eprintln!("mcpspy: {note}");
     }
-    let meta = reader.meta()?;
-    let totals = reader.totals()?;
-    let drops = reader.drops()?;
-    let processes = reader.processes()?;
-    let undecoded = crate::decode::count_undecoded(&reader)?;
-    let text = render(&InfoView {
-        path,
-        meta: &meta,
-        totals: &totals,
-        drops: &drops,
-        processes: &processes,
-        undecoded: &undecoded,
-    });
+    let text = render(&Overview::of(&reader)?);
     std::io::stdout().write_all(text.as_bytes())?;
     Ok(())
 }

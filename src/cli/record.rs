@@ -1,15 +1,15 @@
-//! `mcpspy record`: thin glue over crate::record.
+//! `mcpspy record`: the recorder, storing into a capture writer, with the
+//! live console as the writer's tap when asked.
 
 use super::{AttachChoice, Failure, RecordArgs};
-use crate::capture::block::Records;
-use crate::decode::{DecodeOptions, Decoder};
+use crate::capture::{CaptureWriter, CreateOptions};
+use crate::query::Live;
 use crate::record::{self, KernelConfig, Rung};
 use crate::render::console::{Console, ConsoleStyle};
 use crate::render::size::human_bytes;
 use crate::render::WallClock;
 use indicatif::{ProgressBar, ProgressStyle};
-use std::collections::BTreeMap;
-use std::io::{IsTerminal, Write};
+use std::io::IsTerminal;
 use std::time::Duration;
 
 pub fn run(a: RecordArgs) -> Result<(), Failure> {
@@ -37,7 +37,6 @@ pub fn run(a: RecordArgs) -> Result<(), Failure> {
     };
     let opts = record::Options {
         output: a.output.clone(),
-        force: a.force,
         duration,
         kernel: KernelConfig {
             self_tgid: std::process::id(),
@@ -57,12 +56,24 @@ pub fn run(a: RecordArgs) -> Result<(), Failure> {
         bar.enable_steady_tick(Duration::from_millis(200));
         bar
     });
-    let live: Option<Box<dyn record::LiveSink>> = a
-        .live
-        .then(|| Box::new(LiveConsole::new(a.body)) as Box<dyn record::LiveSink>);
+    let mut writer = CaptureWriter::create(
+        &a.output,
+        &CreateOptions {
+            force: a.force,
+            owner: sudo_owner(),
+        },
+    )?;
+    if a.live {
+        let body = a.body;
+        writer = writer.with_tap(Box::new(Live::new(move |meta| {
+            let stdout = std::io::stdout();
+            let style = ConsoleStyle::for_terminal(stdout.is_terminal(), body);
+            Console::new(WallClock::from_meta(meta), style, stdout)
+        })));
+    }
     let summary = record::run(
         &opts,
-        live,
+        Box::new(writer),
         &mut |s| {
             let tried: Vec<String> = s
                 .attempts
@@ -89,11 +100,11 @@ pub fn run(a: RecordArgs) -> Result<(), Failure> {
                 b.set_message(format!(
                     "{:.0}s  {} events  {}  {} streams  {} drops  file {}",
                     st.elapsed.as_secs_f64(),
-                    st.writer.events,
-                    human_bytes(st.writer.payload_bytes),
-                    st.writer.streams,
+                    st.store.events,
+                    human_bytes(st.store.payload_bytes),
+                    st.store.streams,
                     st.losses,
-                    human_bytes(st.file_bytes)
+                    human_bytes(st.store.file_bytes)
                 ));
             }
         },
@@ -101,25 +112,25 @@ pub fn run(a: RecordArgs) -> Result<(), Failure> {
     if let Some(b) = bar {
         b.finish_and_clear();
     }
-    let ratio = if summary.writer.payload_bytes > 0 {
+    let ratio = if summary.store.payload_bytes > 0 {
         format!(
             " ({:.3} bytes on disk per captured byte)",
-            summary.file_bytes as f64 / summary.writer.payload_bytes as f64
+            summary.store.file_bytes as f64 / summary.store.payload_bytes as f64
         )
     } else {
         String::new()
     };
     eprintln!(
         "mcpspy: recorded {} events, {} of data, {} streams, {} processes in {:.1}s via {}; {} drops; {} {}{ratio}; ended by {}",
-        summary.writer.events,
-        human_bytes(summary.writer.payload_bytes),
-        summary.writer.streams,
+        summary.store.events,
+        human_bytes(summary.store.payload_bytes),
+        summary.store.streams,
         summary.processes,
         summary.elapsed.as_secs_f64(),
         summary.rung.name(),
         summary.losses(),
         opts.output.display(),
-        human_bytes(summary.file_bytes),
+        human_bytes(summary.store.file_bytes),
         summary.end_reason,
     );
     Ok(())
@@ -129,62 +140,8 @@ fn first_line(s: &str) -> &str {
     s.lines().next().unwrap_or(s)
 }
 
-/// `record --live`: the decoder and the console renderer of `replay`, fed the
-/// records as they are stored, so its lines are the lines replay prints.
-struct LiveConsole {
-    decoder: Decoder,
-    console: Option<Console>,
-    body: bool,
-    /// Output stops at the first write error (a closed pipe); recording goes on.
-    failed: bool,
-}
-
-impl LiveConsole {
-    fn new(body: bool) -> Self {
-        LiveConsole {
-            decoder: Decoder::new(DecodeOptions::default()),
-            console: None,
-            body,
-            failed: false,
-        }
-    }
-
-    fn emit(&mut self, run: impl FnOnce(&mut Decoder, &mut dyn FnMut(&crate::decode::Item<'_>))) {
-        let Some(console) = self.console.as_mut() else {
-            return;
-        };
-        let mut out = std::io::stdout().lock();
-        let failed = &mut self.failed;
-        run(&mut self.decoder, &mut |item| {
-            if !*failed && console.write(item, &mut out).is_err() {
-                *failed = true;
-            }
-        });
-        if out.flush().is_err() {
-            self.failed = true;
-        }
-    }
-}
-
-impl record::LiveSink for LiveConsole {
-    fn clock(&mut self, started_at: &str, started_ktime_ns: &str) {
-        let meta = BTreeMap::from([
-            ("started_at".to_string(), started_at.to_string()),
-            ("started_ktime_ns".to_string(), started_ktime_ns.to_string()),
-        ]);
-        let style = ConsoleStyle::for_terminal(std::io::stdout().is_terminal(), self.body);
-        self.console = Some(Console::new(WallClock::from_meta(&meta), style));
-    }
-
-    fn records(&mut self, framed: &[u8], first_seq: u64) {
-        self.emit(|decoder, sink| {
-            for rec in Records::new(framed, first_seq) {
-                decoder.push(&rec, &mut |item| sink(item));
-            }
-        });
-    }
-
-    fn finish(&mut self) {
-        self.emit(|decoder, sink| decoder.finish(&mut |item| sink(item)));
-    }
+/// The user who ran sudo, who gets the capture file.
+fn sudo_owner() -> Option<(u32, u32)> {
+    let id = |name: &str| std::env::var(name).ok().and_then(|v| v.parse::<u32>().ok());
+    Some((id("SUDO_UID")?, id("SUDO_GID")?))
 }

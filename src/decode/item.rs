@@ -2,6 +2,7 @@
 //! damage), borrowing from the decoder for the duration of the callback.
 
 use super::reassembly::Loss;
+use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use std::borrow::Cow;
 use std::net::SocketAddr;
@@ -27,7 +28,7 @@ impl Peer {
 }
 
 /// How the bytes travelled.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Transport {
     Pipe {
         ino: u64,
@@ -69,7 +70,7 @@ impl Transport {
 
 /// What HTTP said about a message: the request it travelled in or answers,
 /// and for messages in a response, the response.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HttpMeta {
     /// The message travelled in a request body (client → server).
     pub is_request: bool,
@@ -119,7 +120,7 @@ pub struct HttpView<'a> {
 }
 
 /// Which way a message went, once roles are known.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Direction {
     ClientToServer,
     ServerToClient,
@@ -150,7 +151,7 @@ pub struct RequestRef {
     pub ts_ns: u64,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BatchPos {
     /// 0-based position in the batch.
     pub index: usize,
@@ -247,7 +248,7 @@ impl Kind<'_> {
 }
 
 /// Why an item is flagged instead of decoded.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum FlagReason {
     InvalidUtf8,
     InvalidJson,
@@ -334,7 +335,7 @@ pub struct Item<'a> {
 }
 
 /// A client or server implementation, as it introduced itself.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Implementation {
     pub name: Option<String>,
     pub version: Option<String>,
@@ -370,7 +371,7 @@ pub struct SessionSummary {
 }
 
 /// An MCP session over HTTP, which may span many connections.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HttpSession {
     /// `Mcp-Session-Id`, or the legacy transport's message endpoint.
     pub session_id: Option<String>,

@@ -45,8 +45,6 @@ pub struct Message<'a> {
     pub params: Option<&'a RawValue>,
     pub result: Option<&'a RawValue>,
     pub error: Option<&'a RawValue>,
-    /// `"jsonrpc": "2.0"` was present.
-    pub version_ok: bool,
 }
 
 /// Why a text is not a JSON-RPC message.
@@ -84,8 +82,6 @@ fn present<'de: 'a, 'a, D: Deserializer<'de>>(d: D) -> Result<Option<&'a RawValu
 
 #[derive(Deserialize)]
 struct Envelope<'a> {
-    #[serde(borrow, default, deserialize_with = "present")]
-    jsonrpc: Option<&'a RawValue>,
     #[serde(borrow, default, deserialize_with = "present")]
     id: Option<&'a RawValue>,
     #[serde(borrow, default)]
@@ -178,7 +174,6 @@ fn parse_message(text: &str) -> Result<Message<'_>, Invalid> {
         };
     }
     let env: Envelope = serde_json::from_str(text).map_err(|e| json_error(&e))?;
-    let version_ok = env.jsonrpc.is_some_and(|v| v.get() == "\"2.0\"");
     let kind = match (&env.method, env.id, env.result, env.error) {
         (Some(_), Some(_), _, _) => MessageKind::Request,
         (Some(_), None, _, _) => MessageKind::Notification,
@@ -207,7 +202,6 @@ fn parse_message(text: &str) -> Result<Message<'_>, Invalid> {
         params: env.params,
         result: env.result,
         error: env.error,
-        version_ok,
     })
 }
 
@@ -305,7 +299,6 @@ mod tests {
         assert_eq!(m.kind, MessageKind::Request);
         assert_eq!(m.method.as_deref(), Some("tools/call"));
         assert_eq!(m.params.unwrap().get(), r#"{"name":"x"}"#);
-        assert!(m.version_ok);
         let n = one(r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#);
         assert_eq!(n.kind, MessageKind::Notification);
         let r = one(r#"{"jsonrpc":"2.0","id":"a","result":{}}"#);
@@ -318,8 +311,6 @@ mod tests {
         let info = error_info(e.error.unwrap());
         assert_eq!(info.code, Some(-32700));
         assert_eq!(info.message.as_deref(), Some("Parse error"));
-        let old = one(r#"{"id":1,"method":"x"}"#);
-        assert!(!old.version_ok);
         let escaped = one(r#"{"jsonrpc":"2.0","method":"a\/b"}"#);
         assert_eq!(escaped.method.as_deref(), Some("a/b"));
     }

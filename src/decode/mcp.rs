@@ -20,26 +20,14 @@ pub enum Sender {
 #[derive(Debug)]
 pub struct MethodInfo {
     pub name: &'static str,
-    /// A request (answered) rather than a notification.
-    pub request: bool,
     pub sender: Sender,
     /// One line on what the method is for.
     pub about: &'static str,
 }
 
-const fn req(name: &'static str, sender: Sender, about: &'static str) -> MethodInfo {
+const fn method(name: &'static str, sender: Sender, about: &'static str) -> MethodInfo {
     MethodInfo {
         name,
-        request: true,
-        sender,
-        about,
-    }
-}
-
-const fn note(name: &'static str, sender: Sender, about: &'static str) -> MethodInfo {
-    MethodInfo {
-        name,
-        request: false,
         sender,
         about,
     }
@@ -49,134 +37,134 @@ use Sender::{Client, Either, Server};
 
 /// The methods of MCP revisions 2024-11-05 to 2026-07-28.
 pub const METHODS: &[MethodInfo] = &[
-    req(
+    method(
         "initialize",
         Client,
         "Open a session: versions, identities, capabilities",
     ),
-    req(
+    method(
         "server/discover",
         Client,
         "Ask which versions and features the server offers",
     ),
-    req("ping", Either, "Check that the other side still answers"),
-    req("tools/list", Client, "List the tools the server offers"),
-    req("tools/call", Client, "Run one of the server's tools"),
-    req(
+    method("ping", Either, "Check that the other side still answers"),
+    method("tools/list", Client, "List the tools the server offers"),
+    method("tools/call", Client, "Run one of the server's tools"),
+    method(
         "resources/list",
         Client,
         "List the resources the server exposes",
     ),
-    req(
+    method(
         "resources/templates/list",
         Client,
         "List the server's resource URI patterns",
     ),
-    req("resources/read", Client, "Fetch the contents of a resource"),
-    req(
+    method("resources/read", Client, "Fetch the contents of a resource"),
+    method(
         "resources/subscribe",
         Client,
         "Ask to hear when a resource changes",
     ),
-    req(
+    method(
         "resources/unsubscribe",
         Client,
         "Stop hearing about a resource's changes",
     ),
-    req("prompts/list", Client, "List the server's prompt templates"),
-    req(
+    method("prompts/list", Client, "List the server's prompt templates"),
+    method(
         "prompts/get",
         Client,
         "Fetch a prompt, filled in with arguments",
     ),
-    req(
+    method(
         "completion/complete",
         Client,
         "Ask for suggested values of an argument",
     ),
-    req(
+    method(
         "logging/setLevel",
         Client,
         "Choose the least severe log level to receive",
     ),
-    req(
+    method(
         "roots/list",
         Server,
         "Ask which filesystem roots the client shares",
     ),
-    req(
+    method(
         "sampling/createMessage",
         Server,
         "Ask the client's language model for a reply",
     ),
-    req(
+    method(
         "elicitation/create",
         Server,
         "Ask the user, through the client, for input",
     ),
-    req(
+    method(
         "tasks/get",
         Either,
         "Ask for the state of a long-running task",
     ),
-    req("tasks/list", Either, "List long-running tasks"),
-    req(
+    method("tasks/list", Either, "List long-running tasks"),
+    method(
         "tasks/result",
         Either,
         "Collect the outcome of a finished task",
     ),
-    req("tasks/cancel", Either, "Stop a long-running task"),
-    note(
+    method("tasks/cancel", Either, "Stop a long-running task"),
+    method(
         "notifications/initialized",
         Client,
         "The client is ready for normal traffic",
     ),
-    note(
+    method(
         "notifications/cancelled",
         Either,
         "The sender gives up on an earlier request",
     ),
-    note(
+    method(
         "notifications/progress",
         Either,
         "How far a running request has got",
     ),
-    note(
+    method(
         "notifications/message",
         Server,
         "A log entry from the server",
     ),
-    note(
+    method(
         "notifications/roots/list_changed",
         Client,
         "The client's roots changed",
     ),
-    note(
+    method(
         "notifications/tools/list_changed",
         Server,
         "The server's tools changed",
     ),
-    note(
+    method(
         "notifications/resources/list_changed",
         Server,
         "The server's resources changed",
     ),
-    note(
+    method(
         "notifications/resources/updated",
         Server,
         "A subscribed resource changed",
     ),
-    note(
+    method(
         "notifications/prompts/list_changed",
         Server,
         "The server's prompts changed",
     ),
-    note(
+    method(
         "notifications/elicitation/complete",
         Server,
         "An elicitation the server started is over",
     ),
-    note(
+    method(
         "notifications/tasks/status",
         Either,
         "A long-running task changed state",
@@ -186,6 +174,11 @@ pub const METHODS: &[MethodInfo] = &[
 /// The MCP definition of a method, if MCP defines it.
 pub fn lookup(method: &str) -> Option<&'static MethodInfo> {
     METHODS.iter().find(|m| m.name == method)
+}
+
+/// One line on what an MCP method is for, if MCP defines it.
+pub fn about(method: &str) -> Option<&'static str> {
+    lookup(method).map(|m| m.about)
 }
 
 /// The `_meta` keys of MCP 2026-07-28, which replace the handshake.
@@ -364,12 +357,6 @@ mod tests {
             assert!(
                 METHODS[i + 1..].iter().all(|o| o.name != m.name),
                 "{} listed twice",
-                m.name
-            );
-            assert_eq!(
-                m.request,
-                !m.name.starts_with("notifications/"),
-                "{}",
                 m.name
             );
         }

@@ -24,24 +24,31 @@
 //! `first_contact_ns`) and joins its connection's channel once the socket
 //! is known; a stream whose SSL* moves to another socket moves with it.
 
-pub mod channel;
-pub mod framing;
-pub mod http;
-pub mod item;
-pub mod jsonrpc;
-pub mod mcp;
-pub mod reassembly;
-pub mod session;
-pub mod sniff;
-pub mod sse;
+mod channel;
+mod framing;
+mod http;
+mod item;
+mod jsonrpc;
+mod mcp;
+mod reassembly;
+mod session;
+mod sniff;
+mod sse;
 
 pub use item::{
     BatchPos, CopyInfo, Direction, Flag, FlagReason, HttpMeta, HttpSession, HttpView,
     Implementation, Item, Kind, Peer, RequestRef, SessionSummary, Transport,
 };
-pub use sniff::count_undecoded;
+pub use mcp::about as method_about;
+pub use reassembly::Loss;
+pub use sniff::{classify, Protocol, HTTP2};
 
-use crate::capture::{BlockError, Numbered, Record};
+// What later stages read of a capture passes through here, so that none
+// reaches past this stage (DEVELOPERS.md, "Stages").
+pub use crate::capture::{
+    BlockError, BlockFilter, CaptureError, CaptureReader, DropRow, Numbered, ProcessRow, Record,
+    Tap, Totals,
+};
 use crate::event::{fd_kind, flags, kind, Direction as IoDirection, EventHeader, RawEvent};
 use channel::{Channel, ChannelKey, Hold, Merged, Side, TcpEnd};
 use framing::{Frame, Framer};

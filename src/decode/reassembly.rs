@@ -10,7 +10,7 @@ use super::MinSet;
 use std::collections::BTreeMap;
 
 /// Why bytes of a stream are missing.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum Loss {
     /// Their records are not in the capture (ring buffer full, or the
     /// recorder stopped before storing them).

@@ -1,11 +1,8 @@
 //! What a network stream carries, judged from its first bytes: JSON-RPC
 //! lines, HTTP/1.x, or something this decoder reports and does not decode.
 //!
-//! The same judgement serves the decoder and `info` ([`count_undecoded`]).
-
-use crate::capture::{BlockFilter, CaptureError, CaptureReader, Record};
-use crate::event::{fd_kind, kind, Direction};
-use std::collections::{BTreeMap, HashMap};
+//! The same judgement serves the decoder and `info` (query's count of the
+//! streams that are not decoded).
 
 /// What a stream carries.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -75,83 +72,6 @@ fn describe(bytes: &[u8]) -> String {
             format!("an unrecognised protocol (first bytes {})", shown.join(" "))
         }
     }
-}
-
-/// TCP and TLS streams that are not decoded, by what they carry: the
-/// protocol each stream starts with, as the decoder judges it (a stream
-/// whose other direction starts with the HTTP/2 preface is HTTP/2 too).
-/// Reads only until every such stream's first record has been seen.
-pub fn count_undecoded(reader: &CaptureReader) -> Result<BTreeMap<String, u64>, CaptureError> {
-    type Key = (u32, bool, u64, Direction);
-    let mut wanted: HashMap<Key, ()> = HashMap::new();
-    let mut ids = Vec::new();
-    for s in reader.streams()? {
-        if s.tls || matches!(s.fd_kind, fd_kind::TCP4 | fd_kind::TCP6) {
-            let direction = if s.direction == "write" {
-                Direction::Write
-            } else {
-                Direction::Read
-            };
-            wanted.insert(
-                (s.pid, s.tls, if s.tls { s.ssl } else { s.ino }, direction),
-                (),
-            );
-            ids.push(s.stream_id);
-        }
-    }
-    // Only the blocks that hold records of those streams.
-    let filter = BlockFilter {
-        streams: Some(ids),
-        ..BlockFilter::default()
-    };
-    let mut first: HashMap<Key, Vec<u8>> = HashMap::new();
-    if !wanted.is_empty() {
-        'blocks: for block in reader.blocks(&filter)? {
-            // An unreadable block is reported by the decoder; here it only
-            // means fewer first records.
-            let Ok(block) = block else { continue };
-            for rec in block.records() {
-                let Record::Event(ev) = rec.record else {
-                    continue;
-                };
-                if ev.hdr.kind != kind::DATA || ev.payload.is_empty() {
-                    continue;
-                }
-                let tls = ev.is_tls();
-                let key = (
-                    ev.hdr.tgid,
-                    tls,
-                    if tls { ev.hdr.ssl } else { ev.hdr.ino },
-                    ev.direction(),
-                );
-                if wanted.contains_key(&key) && !first.contains_key(&key) {
-                    first.insert(key, ev.payload[..ev.payload.len().min(64)].to_vec());
-                    if first.len() == wanted.len() {
-                        break 'blocks;
-                    }
-                }
-            }
-        }
-    }
-    let judged: HashMap<Key, Protocol> = first
-        .iter()
-        .filter_map(|(k, bytes)| Some((*k, classify(bytes, false)?)))
-        .collect();
-    let mut counts = BTreeMap::new();
-    for (k, p) in &judged {
-        let other_way = match k.3 {
-            Direction::Read => Direction::Write,
-            Direction::Write => Direction::Read,
-        };
-        let sibling = judged.get(&(k.0, k.1, k.2, other_way));
-        let name = match (p, sibling) {
-            (Protocol::Json | Protocol::Http1, _) => continue,
-            (_, Some(Protocol::Other(s))) if s == HTTP2 => HTTP2.to_string(),
-            (Protocol::Other(s), _) => s.clone(),
-        };
-        *counts.entry(name).or_insert(0) += 1;
-    }
-    Ok(counts)
 }
 
 #[cfg(test)]

@@ -1,18 +1,19 @@
-//! Recording: load the kernel programs, attach, drain the ring buffer into a capture.
+//! Recording: load the kernel programs, attach, and drain the ring buffer
+//! into a [`Store`] (the capture writer implements it).
 //!
-//! Threads: this one polls the ring and reads /proc; a writer thread owns the
-//! capture file (compression and SQLite never stall the ring) and hands every
-//! stored batch, in file order, to the live view when there is one.
+//! Threads: this one polls the ring and reads /proc; a writer thread owns
+//! the store, so that compression and storage never stall the ring.
 
-pub mod loader;
+mod loader;
 mod mounts;
-pub mod procfs;
+mod procfs;
+mod store;
 mod tls;
 
-use crate::capture::{block, CaptureWriter, DropRow, ProcessRow, WriterStats};
-use crate::event::{self, counter, RawEvent, HEADER_LEN};
+use crate::event::{self, counter, RawEvent};
 use anyhow::{Context, Result};
-pub use loader::{Attempt, KernelConfig, Rung};
+pub use loader::{Attempt, KernelConfig, Rung, MAX_FILTERS};
+pub use procfs::monotonic_ns;
 use std::cell::RefCell;
 use std::collections::HashSet;
 use std::path::PathBuf;
@@ -21,6 +22,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+pub use store::{Batch, DropRow, ProcessRow, Recorded, Store, StoreStats};
 
 /// How long one poll waits when the kernel does not wake us: the live view's
 /// worst-case delay, and the spacing of clock ticks in the file.
@@ -32,23 +34,13 @@ const COMMIT_INTERVAL: Duration = Duration::from_secs(1);
 const WRITER_QUEUE: usize = 256;
 
 pub struct Options {
+    /// Where the store keeps what is recorded, for the messages.
     pub output: PathBuf,
-    pub force: bool,
     pub duration: Option<Duration>,
     pub kernel: KernelConfig,
     pub forced_rung: Option<Rung>,
     /// The recorder's argv, for provenance.
     pub command_line: Vec<String>,
-}
-
-/// Receives every stored batch of records, in file order.
-pub trait LiveSink: Send {
-    /// The clock anchor, exactly as the file's meta table holds it
-    /// (`started_at`, `started_ktime_ns`); called before any records.
-    fn clock(&mut self, started_at: &str, started_ktime_ns: &str);
-    /// `framed` uses the block framing of capture::block; its first record is number `first_seq`.
-    fn records(&mut self, framed: &[u8], first_seq: u64);
-    fn finish(&mut self);
 }
 
 /// Known once the programs are attached.
@@ -61,8 +53,7 @@ pub struct Started {
 /// A snapshot for the status line.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Status {
-    pub writer: WriterStats,
-    pub file_bytes: u64,
+    pub store: StoreStats,
     pub losses: u64,
     pub elapsed: Duration,
 }
@@ -70,10 +61,9 @@ pub struct Status {
 #[derive(Clone, Debug)]
 pub struct Summary {
     pub rung: Rung,
-    pub writer: WriterStats,
+    pub store: StoreStats,
     pub processes: usize,
     pub counters: [u64; counter::COUNT],
-    pub file_bytes: u64,
     pub elapsed: Duration,
     pub end_reason: String,
 }
@@ -105,7 +95,7 @@ fn install_signal_handlers() {
 }
 
 enum ToWriter {
-    Records(Vec<u8>),
+    Records(Batch),
     Process(ProcessRow),
     Drops(DropRow),
     Meta(String, String),
@@ -114,14 +104,12 @@ enum ToWriter {
 /// Records until a signal or the duration ends it.
 pub fn run(
     opts: &Options,
-    live: Option<Box<dyn LiveSink>>,
+    mut store: Box<dyn Store>,
     on_started: &mut dyn FnMut(&Started),
     on_status: &mut dyn FnMut(&Status),
 ) -> Result<Summary> {
     STOP.store(false, Ordering::SeqCst);
     install_signal_handlers();
-    let mut writer = CaptureWriter::create(&opts.output, opts.force)?;
-    chown_to_sudo_user(&opts.output)?;
     let host = procfs::host_facts();
     let kernel = &opts.kernel;
     let filters = serde_json::json!({
@@ -137,51 +125,40 @@ pub fn run(
         ("command_line", serde_json::to_string(&opts.command_line)?),
         ("filters", filters.to_string()),
         ("ring_size", kernel.ring_size.to_string()),
-        (
-            "compression",
-            format!("zstd level {}", crate::capture::writer::ZSTD_LEVEL),
-        ),
     ] {
-        writer.set_meta(k, &v)?;
+        store.meta(k, &v)?;
     }
-    writer.commit()?;
+    store.commit()?;
 
-    let mut attached = false;
+    // The store moves to the writer thread once attached; until then it
+    // stays here, so that a failure to attach can discard it.
+    let mut store = Some(store);
     let result = loader::with_attached(kernel, opts.forced_rung, |skel, rung, attempts| {
-        attached = true;
+        let mut store = store.take().context("the store was already taken")?;
         let tried: Vec<_> = attempts
             .iter()
             .map(|a| serde_json::json!({"rung": a.rung.name(), "error": a.error}))
             .collect();
-        writer.set_meta("attach_rung", rung.name())?;
-        writer.set_meta("attach_tried", &serde_json::to_string(&tried)?)?;
+        store.meta("attach_rung", rung.name())?;
+        store.meta("attach_tried", &serde_json::to_string(&tried)?)?;
         let started = Started {
             rung,
             attempts: attempts.to_vec(),
             output: opts.output.clone(),
         };
-        drain(skel, &started, opts, writer, live, on_started, on_status)
+        drain(skel, &started, opts, store, on_started, on_status)
     });
-    if result.is_err() && !attached {
+    if let Some(store) = store {
         // Nothing was recorded: an empty capture would only mislead.
-        let _ = std::fs::remove_file(&opts.output);
+        store.discard();
     }
     result
 }
 
-fn chown_to_sudo_user(path: &std::path::Path) -> Result<()> {
-    let id = |name: &str| std::env::var(name).ok().and_then(|v| v.parse::<u32>().ok());
-    if let (Some(uid), Some(gid)) = (id("SUDO_UID"), id("SUDO_GID")) {
-        std::os::unix::fs::chown(path, Some(uid), Some(gid))
-            .with_context(|| format!("giving {} to the sudo user", path.display()))?;
-    }
-    Ok(())
-}
-
 /// Everything the ring-buffer callback collects between two polls.
 #[derive(Default)]
-struct Batch {
-    framed: Vec<u8>,
+struct Collected {
+    records: Batch,
     /// Processes to look up in /proc: (pid, kernel comm, ts).
     new_pids: Vec<(u32, String, u64)>,
     /// Every execve on the host: (pid, file name), for the TLS probes.
@@ -190,7 +167,7 @@ struct Batch {
     malformed: u64,
 }
 
-impl Batch {
+impl Collected {
     fn take(&mut self, raw: &[u8]) {
         // The slot may be larger than the record (size classes): keep header + len.
         let Ok(ev) = RawEvent::parse(raw) else {
@@ -210,7 +187,7 @@ impl Batch {
         } else if self.seen.insert(h.tgid) {
             self.new_pids.push((h.tgid, ev.comm(), h.ts_ns));
         }
-        block::append_event(&mut self.framed, &raw[..HEADER_LEN + ev.payload.len()]);
+        self.records.push_event(&ev);
     }
 }
 
@@ -218,38 +195,33 @@ fn drain(
     skel: &mut loader::McpspySkel<'_>,
     started: &Started,
     opts: &Options,
-    mut writer: CaptureWriter,
-    live: Option<Box<dyn LiveSink>>,
+    mut store: Box<dyn Store>,
     on_started: &mut dyn FnMut(&Started),
     on_status: &mut dyn FnMut(&Status),
 ) -> Result<Summary> {
     let rung = started.rung;
     let mut tls = opts.kernel.tls.then(|| tls::TlsProbes::start(skel));
     if let Some(t) = &tls {
-        writer.set_meta("tls", &t.describe())?;
+        store.meta("tls", &t.describe())?;
     }
     // Everything is attached now: what happens from here on is captured.
     on_started(started);
     let start = Instant::now();
     let anchor = procfs::ClockAnchor::now();
     let (started_at, started_ktime) = (anchor.rfc3339(), anchor.ktime_ns.to_string());
-    writer.set_meta("started_at", &started_at)?;
-    writer.set_meta("started_ktime_ns", &started_ktime)?;
-    writer.commit()?;
-    let mut live = live;
-    if let Some(sink) = live.as_mut() {
-        sink.clock(&started_at, &started_ktime);
-    }
+    store.meta("started_at", &started_at)?;
+    store.meta("started_ktime_ns", &started_ktime)?;
+    store.commit()?;
 
     let shared = Arc::new(Mutex::new(Status::default()));
     let (to_writer, writer_rx) = mpsc::sync_channel::<ToWriter>(WRITER_QUEUE);
     let writer_shared = Arc::clone(&shared);
     let writer_thread = std::thread::Builder::new()
         .name("mcpspy-writer".into())
-        .spawn(move || write_loop(writer, writer_rx, live, writer_shared))
+        .spawn(move || write_loop(store, writer_rx, writer_shared))
         .context("starting the writer thread")?;
 
-    let batch = Rc::new(RefCell::new(Batch::default()));
+    let batch = Rc::new(RefCell::new(Collected::default()));
     let cb_batch = Rc::clone(&batch);
     let mut rb = libbpf_rs::RingBufferBuilder::new();
     rb.add(&skel.maps.events, move |raw: &[u8]| {
@@ -301,19 +273,17 @@ fn drain(
     }
     drop(to_writer);
     drop(ring);
-    let (stats, file_bytes) = writer_thread
+    let stats = writer_thread
         .join()
         .map_err(|_| anyhow::anyhow!("the capture writer panicked"))??;
-    chown_to_sudo_user(&opts.output)?;
     if let Some(t) = tls.as_mut() {
         t.detach();
     }
     Ok(Summary {
         rung,
-        writer: stats,
+        store: stats,
         processes,
         counters: totals,
-        file_bytes,
         elapsed: start.elapsed(),
         end_reason,
     })
@@ -322,7 +292,7 @@ fn drain(
 /// The polling thread's state between two polls.
 struct Drainer<'a> {
     ring: &'a libbpf_rs::RingBuffer<'a>,
-    batch: &'a RefCell<Batch>,
+    batch: &'a RefCell<Collected>,
     to_writer: &'a mpsc::SyncSender<ToWriter>,
     ledger: Ledger,
     processes: usize,
@@ -391,11 +361,11 @@ impl Drainer<'_> {
 
     /// Hands what the last poll collected to the writer, with a clock tick.
     fn flush(&mut self, skel: &loader::McpspySkel<'_>) -> Result<()> {
-        let (framed, new_pids, execs, malformed) = {
+        let (records, new_pids, execs, malformed) = {
             let mut b = self.batch.borrow_mut();
-            block::append_tick(&mut b.framed, procfs::monotonic_ns());
+            b.records.push_tick(procfs::monotonic_ns());
             (
-                std::mem::take(&mut b.framed),
+                std::mem::take(&mut b.records),
                 std::mem::take(&mut b.new_pids),
                 std::mem::take(&mut b.execs),
                 std::mem::take(&mut b.malformed),
@@ -406,7 +376,7 @@ impl Drainer<'_> {
             self.processes += 1;
             self.send(ToWriter::Process(procfs::process_row(pid, &comm, ts)))?;
         }
-        self.send(ToWriter::Records(framed))?;
+        self.send(ToWriter::Records(records))?;
         if let Some(t) = self.tls.as_mut() {
             for (pid, file) in &execs {
                 t.on_exec(skel, *pid, file);
@@ -423,45 +393,29 @@ impl Drainer<'_> {
 }
 
 fn write_loop(
-    mut writer: CaptureWriter,
+    mut store: Box<dyn Store>,
     rx: mpsc::Receiver<ToWriter>,
-    mut live: Option<Box<dyn LiveSink>>,
     shared: Arc<Mutex<Status>>,
-) -> Result<(WriterStats, u64)> {
+) -> Result<StoreStats> {
     let mut last_commit = Instant::now();
     loop {
-        let msg = rx.recv_timeout(COMMIT_INTERVAL);
-        match msg {
-            Ok(ToWriter::Records(framed)) => {
-                let first_seq = writer.stats().records;
-                writer.push_framed(&framed)?;
-                if let Some(sink) = live.as_mut() {
-                    sink.records(&framed, first_seq);
-                }
-            }
-            Ok(ToWriter::Process(row)) => writer.add_process(&row)?,
-            Ok(ToWriter::Drops(row)) => writer.add_drops(&row)?,
-            Ok(ToWriter::Meta(k, v)) => writer.set_meta(&k, &v)?,
+        match rx.recv_timeout(COMMIT_INTERVAL) {
+            Ok(ToWriter::Records(batch)) => store.records(&batch)?,
+            Ok(ToWriter::Process(row)) => store.process(&row)?,
+            Ok(ToWriter::Drops(row)) => store.drops(&row)?,
+            Ok(ToWriter::Meta(k, v)) => store.meta(&k, &v)?,
             Err(mpsc::RecvTimeoutError::Timeout) => {}
             Err(mpsc::RecvTimeoutError::Disconnected) => break,
         }
         if last_commit.elapsed() >= COMMIT_INTERVAL {
-            writer.commit()?;
+            store.commit()?;
             last_commit = Instant::now();
             if let Ok(mut s) = shared.lock() {
-                s.writer = writer.stats();
-                s.file_bytes = writer.file_bytes();
+                s.store = store.stats();
             }
         }
     }
-    let stats = writer.stats();
-    let path = writer.path().to_path_buf();
-    writer.finish()?;
-    if let Some(sink) = live.as_mut() {
-        sink.finish();
-    }
-    let file_bytes = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
-    Ok((stats, file_bytes))
+    store.finish()
 }
 
 /// Turns counter readings into drop-ledger slices.

@@ -1,6 +1,6 @@
 //! Facts about the host and its processes, read from /proc, best effort.
 
-use crate::capture::ProcessRow;
+use super::store::ProcessRow;
 use std::fs;
 
 /// CLOCK_MONOTONIC (the clock of bpf_ktime_get_ns) in ns.

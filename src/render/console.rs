@@ -12,7 +12,9 @@
 //! request, unless it was a POST), and `sse` for an event of an event stream.
 
 use super::{clean, clean_bytes, push_decimal, push_latency, WallClock};
-use crate::decode::{mcp, CopyInfo, FlagReason, HttpMeta, Item, Kind, Peer, Transport};
+use crate::query::{
+    method_about, CopyInfo, FlagReason, Flow, HttpMeta, Item, Kind, Peer, Sink, Transport,
+};
 use std::io::{self, Write};
 
 #[derive(Clone, Copy, Debug, Default)]
@@ -33,7 +35,9 @@ impl ConsoleStyle {
     }
 }
 
-pub struct Console {
+/// The console view, written to `out` (a sink).
+pub struct Console<W> {
+    out: W,
     clock: WallClock,
     style: ConsoleStyle,
     line: String,
@@ -50,9 +54,25 @@ const RED: &str = "\x1b[31m";
 const YELLOW: &str = "\x1b[33m";
 const BOLD_RED: &str = "\x1b[1;31m";
 
-impl Console {
-    pub fn new(clock: WallClock, style: ConsoleStyle) -> Self {
+impl<W: Write> Sink for Console<W> {
+    fn needs_text(&self) -> bool {
+        self.style.body
+    }
+
+    fn item(&mut self, item: &Item<'_>, _text_len: u64) -> io::Result<Flow> {
+        self.write(item)?;
+        Ok(Flow::Continue)
+    }
+
+    fn finish(&mut self, _sessions: &[crate::query::SessionSummary]) -> io::Result<()> {
+        self.out.flush()
+    }
+}
+
+impl<W: Write> Console<W> {
+    pub fn new(clock: WallClock, style: ConsoleStyle, out: W) -> Self {
         Console {
+            out,
             clock,
             style,
             line: String::with_capacity(256),
@@ -62,14 +82,14 @@ impl Console {
     }
 
     /// Writes the item's line (and with `body`, its text).
-    pub fn write(&mut self, item: &Item<'_>, out: &mut impl Write) -> io::Result<()> {
+    pub fn write(&mut self, item: &Item<'_>) -> io::Result<()> {
         self.line.clear();
         self.format(item);
         self.line.push('\n');
-        out.write_all(self.line.as_bytes())?;
+        self.out.write_all(self.line.as_bytes())?;
         if self.style.body && !item.text.is_empty() {
-            out.write_all(clean_bytes(item.text).as_bytes())?;
-            out.write_all(b"\n")?;
+            self.out.write_all(clean_bytes(item.text).as_bytes())?;
+            self.out.write_all(b"\n")?;
         }
         Ok(())
     }
@@ -211,10 +231,10 @@ impl Console {
     }
 
     fn describe(&mut self, method: &str) {
-        match mcp::lookup(method) {
-            Some(m) => {
+        match method_about(method) {
+            Some(about) => {
                 self.line.push(' ');
-                self.line.push_str(m.about);
+                self.line.push_str(about);
             }
             None => self.line.push_str(" (not an MCP method)"),
         }

@@ -1,21 +1,9 @@
 //! `mcpspy info`: what a capture file holds, for people.
 
 use super::size::human_bytes;
-use crate::capture::{DropRow, Totals};
 use crate::event::counter;
-use std::collections::BTreeMap;
+use crate::query::{DropRow, Overview};
 use std::fmt::Write as _;
-
-/// Everything `info` shows, gathered by the caller from the capture reader.
-pub struct InfoView<'a> {
-    pub path: &'a std::path::Path,
-    pub meta: &'a BTreeMap<String, String>,
-    pub totals: &'a Totals,
-    pub drops: &'a [DropRow],
-    pub processes: &'a [crate::capture::ProcessRow],
-    /// TCP and TLS streams the decoder does not decode, by what they carry.
-    pub undecoded: &'a BTreeMap<String, u64>,
-}
 
 /// Provenance keys, in the order a reader wants them.
 const META_ORDER: [(&str, &str); 17] = [
@@ -38,9 +26,9 @@ const META_ORDER: [(&str, &str); 17] = [
     ("final_counters", "final kernel counters"),
 ];
 
-pub fn render(v: &InfoView) -> String {
+pub fn render(v: &Overview) -> String {
     let mut out = String::new();
-    let t = v.totals;
+    let t = &v.totals;
     let _ = writeln!(out, "capture      {}", v.path.display());
     for (key, label) in META_ORDER {
         if let Some(val) = v.meta.get(key) {
@@ -117,7 +105,7 @@ pub fn render(v: &InfoView) -> String {
     }
     let mut sums = [0u64; counter::COUNT];
     let mut user_lost = 0;
-    for d in v.drops {
+    for d in &v.drops {
         for (s, c) in sums.iter_mut().zip(d.counts.iter()) {
             *s += c;
         }

@@ -1,31 +1,49 @@
 //! JSONL export: one object per item (schema: docs/jsonl.md).
 
 use super::WallClock;
-use crate::decode::{CopyInfo, Direction, HttpMeta, Item, Kind, Peer, RequestRef, Transport};
+use crate::query::{
+    CopyInfo, Direction, Flow, HttpMeta, Item, Kind, Peer, RequestRef, SessionSummary, Sink,
+    Transport,
+};
 use std::io::{self, Write};
 use std::net::SocketAddr;
 
-pub struct Jsonl {
+/// JSONL, written to `out` (a sink).
+pub struct Jsonl<W> {
+    out: W,
     clock: WallClock,
     /// (second, "YYYY-MM-DDTHH:MM:SS") of the last timestamp written.
     second: Option<(i64, String)>,
     buf: Vec<u8>,
 }
 
-impl Jsonl {
-    pub fn new(clock: WallClock) -> Self {
+impl<W: Write> Sink for Jsonl<W> {
+    fn item(&mut self, item: &Item<'_>, _text_len: u64) -> io::Result<Flow> {
+        self.buf.clear();
+        self.object(item);
+        self.buf.push(b'\n');
+        self.out.write_all(&self.buf)?;
+        Ok(Flow::Continue)
+    }
+
+    fn finish(&mut self, _sessions: &[SessionSummary]) -> io::Result<()> {
+        self.out.flush()
+    }
+}
+
+impl<W: Write> Jsonl<W> {
+    pub fn new(clock: WallClock, out: W) -> Self {
         Jsonl {
+            out,
             clock,
             second: None,
             buf: Vec::with_capacity(4096),
         }
     }
 
-    pub fn write(&mut self, item: &Item<'_>, out: &mut impl Write) -> io::Result<()> {
-        self.buf.clear();
-        self.object(item);
-        self.buf.push(b'\n');
-        out.write_all(&self.buf)
+    /// The writer, once the output is complete.
+    pub fn into_inner(self) -> W {
+        self.out
     }
 
     fn raw(&mut self, s: &str) {

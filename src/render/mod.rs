@@ -1,9 +1,9 @@
-//! Output: console lines, JSONL and tables, from decoded items. Nothing here
-//! parses captured data; everything here writes it carefully (captured text
-//! is attacker-controlled, so terminal control characters are escaped).
+//! Output: console lines, JSONL and tables, from decoded items; each output
+//! is one sink (query::Sink). Nothing here parses captured data; everything
+//! here writes it carefully (captured text is attacker-controlled, so
+//! terminal control characters are escaped).
 
 pub mod console;
-pub mod filter;
 pub mod info;
 pub mod jsonl;
 pub mod size;

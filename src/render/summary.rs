@@ -1,10 +1,12 @@
 //! `query --summary`: tables per method (and tool) and per session.
 
 use super::{clean, latency, WallClock};
-use crate::capture::DropRow;
-use crate::decode::{Item, Kind, Peer, SessionSummary, Transport};
+use crate::query::{
+    DropRow, Flow, Implementation, Item, Kind, Peer, SessionSummary, Sink, Transport,
+};
 use comfy_table::{presets, CellAlignment, Table};
 use std::collections::BTreeMap;
+use std::io::{self, Write};
 
 #[derive(Default)]
 struct MethodRow {
@@ -26,22 +28,49 @@ struct SessionRow {
     last: u64,
 }
 
-/// Accumulates the items shown, then prints the tables.
-#[derive(Default)]
-pub struct Summary {
+/// Accumulates the items shown, then writes the tables to `out` (a sink).
+pub struct Summary<W> {
+    out: W,
+    clock: WallClock,
+    /// The capture's drop ledger: losses per session.
+    drops: Vec<DropRow>,
     methods: BTreeMap<(String, String), MethodRow>,
     sessions: BTreeMap<u64, SessionRow>,
     /// Damage outside any session, by reason.
     loose_flags: BTreeMap<&'static str, u64>,
 }
 
-impl Summary {
-    pub fn add(&mut self, item: &Item<'_>) {
-        self.add_sized(item, item.text.len() as u64);
+impl<W: Write> Sink for Summary<W> {
+    fn needs_text(&self) -> bool {
+        false
     }
 
-    /// An item whose text is not at hand (read from an index): its size.
-    pub fn add_sized(&mut self, item: &Item<'_>, text_len: u64) {
+    fn item(&mut self, item: &Item<'_>, text_len: u64) -> io::Result<Flow> {
+        self.add(item, text_len);
+        Ok(Flow::Continue)
+    }
+
+    fn finish(&mut self, sessions: &[SessionSummary]) -> io::Result<()> {
+        let tables = self.render(sessions);
+        self.out.write_all(tables.as_bytes())?;
+        self.out.flush()
+    }
+}
+
+impl<W: Write> Summary<W> {
+    pub fn new(clock: WallClock, drops: Vec<DropRow>, out: W) -> Self {
+        Summary {
+            out,
+            clock,
+            drops,
+            methods: BTreeMap::new(),
+            sessions: BTreeMap::new(),
+            loose_flags: BTreeMap::new(),
+        }
+    }
+
+    /// An item, and the size of its text (which may not be at hand).
+    fn add(&mut self, item: &Item<'_>, text_len: u64) {
         if let Some(s) = item.session {
             let row = self.sessions.entry(s.id).or_insert_with(|| SessionRow {
                 first: item.ts_ns,
@@ -92,12 +121,8 @@ impl Summary {
     }
 
     /// The two tables (and a line on damage outside sessions).
-    pub fn render(
-        &mut self,
-        sessions: &[SessionSummary],
-        drops: &[DropRow],
-        clock: &WallClock,
-    ) -> String {
+    fn render(&mut self, sessions: &[SessionSummary]) -> String {
+        let (drops, clock) = (&self.drops, &self.clock);
         let mut methods = new_table(&[
             "method",
             "tool",
@@ -251,7 +276,7 @@ fn transport_name(t: &Transport, s: &SessionSummary) -> String {
     out
 }
 
-fn end(p: Option<Peer>, info: Option<&crate::decode::Implementation>) -> String {
+fn end(p: Option<Peer>, info: Option<&Implementation>) -> String {
     let mut s = match p {
         Some(p) => format!("{}[{}]", clean(&p.comm()), p.pid),
         None => "?".to_string(),

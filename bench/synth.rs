@@ -4,14 +4,14 @@
 //! a selective `query --method` finds).
 //!
 //! ```text
-//! MCPSPY_SYNTH_OUT=/tmp/1k.db MCPSPY_SYNTH_MESSAGES=200000 \
-//!     cargo test --release --test decode_throughput -- --ignored
+//! cargo bench --bench synth -- /tmp/1k.db 200000
 //! /usr/bin/time -v mcpspy export /tmp/1k.db --format jsonl > /dev/null
 //! ```
 
-mod decode_support;
+#[path = "../tests/decode/support.rs"]
+mod support;
 
-use decode_support::*;
+use support::*;
 
 /// The exchanges that read a resource rather than call a tool.
 fn reads_resource(id: u64) -> bool {
@@ -21,7 +21,7 @@ fn reads_resource(id: u64) -> bool {
 /// A JSON-RPC line of exactly 1024 bytes.
 fn sized(id: u64, request: bool) -> String {
     let line = |pad: &str| match (request, reads_resource(id)) {
-        (true, false) => decode_support::request(
+        (true, false) => support::request(
             id,
             "tools/call",
             &format!(r#"{{"name":"get_weather","arguments":{{"city":"{pad}"}}}}"#),
@@ -30,7 +30,7 @@ fn sized(id: u64, request: bool) -> String {
             id,
             &format!(r#"{{"content":[{{"type":"text","text":"{pad}"}}],"isError":false}}"#),
         ),
-        (true, true) => decode_support::request(
+        (true, true) => support::request(
             id,
             "resources/read",
             &format!(r#"{{"uri":"file:///forecast/{id}","_note":"{pad}"}}"#),
@@ -86,18 +86,27 @@ fn text(seed: u64, len: usize) -> String {
     out
 }
 
-/// Writes the capture to $MCPSPY_SYNTH_OUT ($MCPSPY_SYNTH_MESSAGES messages).
-#[test]
-#[ignore]
-fn write_capture_of_1kib_messages() {
-    let Some(out) = std::env::var_os("MCPSPY_SYNTH_OUT") else {
-        return;
+/// Writes a capture of N messages (default 200 000) to OUT:
+/// `synth OUT [N]` (cargo bench passes `--bench` too; it is ignored).
+fn main() {
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
+    let Some(out) = args.first() else {
+        eprintln!("usage: cargo bench --bench synth -- OUT [MESSAGES]");
+        std::process::exit(2);
     };
-    let n: u64 = std::env::var("MCPSPY_SYNTH_MESSAGES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(200_000);
-    let mut s = Synth::new(std::path::Path::new(&out));
+    let n: u64 = match args.get(1).map(|v| v.parse()) {
+        None => 200_000,
+        Some(Ok(n)) => n,
+        Some(Err(_)) => {
+            eprintln!("synth: MESSAGES must be a number");
+            std::process::exit(2);
+        }
+    };
+    assert_lines_are_one_kib();
+    let mut s = Synth::new(std::path::Path::new(out));
     let c2s = s.pipe();
     let s2c = s.pipe();
     for i in 0..n / 2 {
@@ -110,8 +119,8 @@ fn write_capture_of_1kib_messages() {
     s.finish();
 }
 
-#[test]
-fn lines_are_one_kib() {
+/// The generator's own check, run before it writes.
+fn assert_lines_are_one_kib() {
     for (id, req) in [
         (12345, true),
         (7, false),

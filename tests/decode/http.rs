@@ -2,9 +2,7 @@
 //! captures that behave like the kernel's (both ends of each loopback
 //! connection recorded, reads take what the socket holds).
 
-mod decode_support;
-
-use decode_support::*;
+use super::support::*;
 use mcpspy::decode::{DecodeOptions, HttpMeta};
 use std::io::Write;
 

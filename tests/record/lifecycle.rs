@@ -1,9 +1,7 @@
 //! How a recording starts, ends and fails: signals, --duration, SIGKILL, a
 //! flooded ring, filters, file safety. Needs root and BPF; skipped loudly elsewhere.
 
-mod common;
-
-use common::*;
+use super::support::*;
 use mcpspy::capture::CaptureReader;
 use mcpspy::event::{counter, Direction};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};

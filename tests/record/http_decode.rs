@@ -5,9 +5,7 @@
 //! result of at least 1 MiB whole. Needs root, BPF and scripts/setup.sh;
 //! skipped loudly only where BPF cannot load.
 
-mod common;
-
-use common::*;
+use super::support::*;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::Path;

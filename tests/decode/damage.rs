@@ -2,10 +2,8 @@
 //! place, one copy fills what the other lost, and the messages after the
 //! damage are still decoded.
 
-mod decode_support;
-
-use decode_support::*;
-use mcpspy::capture::writer::BLOCK_TARGET;
+use super::support::*;
+use mcpspy::capture::BLOCK_TARGET;
 use mcpspy::decode::DecodeOptions;
 use std::path::Path;
 

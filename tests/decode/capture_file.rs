@@ -1,8 +1,8 @@
 //! The capture file on its own: round trips, indexes, crash safety, bad input.
 //! Root-free: records are made with event::encode.
 
-use mcpspy::capture::writer::BLOCK_TARGET;
-use mcpspy::capture::{BlockFilter, CaptureReader, CaptureWriter, Record};
+use mcpspy::capture::BLOCK_TARGET;
+use mcpspy::capture::{BlockFilter, CaptureReader, CaptureWriter, CreateOptions, Record};
 use mcpspy::event::{encode, fd_kind, kind, EventHeader};
 use std::path::Path;
 
@@ -27,7 +27,7 @@ fn data_event(pid: u32, ino: u64, ts: u64, off: u64, payload: &[u8]) -> Vec<u8> 
 
 /// Writes `n` 1 KiB events of two streams; commits after `commit_after`.
 fn write_capture(path: &Path, n: u64) {
-    let mut w = CaptureWriter::create(path, false).unwrap();
+    let mut w = CaptureWriter::create(path, &CreateOptions::default()).unwrap();
     let line = [b'x'; 1024];
     for i in 0..n {
         w.push_event(&data_event(
@@ -158,7 +158,7 @@ fn crash_writer_child() {
         return; // only meaningful as the child of the test below
     };
     let path = Path::new(&path);
-    let mut w = CaptureWriter::create(path, false).unwrap();
+    let mut w = CaptureWriter::create(path, &CreateOptions::default()).unwrap();
     w.set_meta("marker", "committed").unwrap();
     w.push_event(&data_event(1, 1, 1, 0, b"{\"committed\":true}\n"))
         .unwrap();
@@ -183,7 +183,7 @@ fn interrupted_write_is_read_as_of_the_last_commit_without_touching_the_file() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("crashed.db");
     let status = std::process::Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "crash_writer_child", "--nocapture"])
+        .args(["--exact", "capture_file::crash_writer_child", "--nocapture"])
         .env("MCPSPY_CRASH_WRITER", &path)
         .status()
         .unwrap();

@@ -1,9 +1,7 @@
 //! A whole stdio session through the decoder: every message once, writer →
 //! reader, roles, pairing, latency, progress and cancellation links, batches.
 
-mod decode_support;
-
-use decode_support::*;
+use super::support::*;
 
 #[test]
 fn every_message_once_with_roles_and_pairs() {

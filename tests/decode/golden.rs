@@ -16,9 +16,7 @@
 //! themselves are rewritten with
 //! `cargo test --test decode_golden -- --ignored write_synthetic_fixtures`.
 
-mod decode_support;
-
-use decode_support::mcpspy_command;
+use super::support::mcpspy_command;
 use std::path::{Path, PathBuf};
 
 const OUTPUTS: &[(&str, &[&str])] = &[
@@ -190,8 +188,8 @@ fn http_goldens_say_what_happened() {
 fn write_synthetic_fixtures() {
     let dir = root().join("fixtures/synthetic");
     std::fs::create_dir_all(&dir).unwrap();
-    decode_support::typical_session(&dir.join("session.db"));
-    decode_support::damaged_session(&dir.join("damaged.db"));
+    super::support::typical_session(&dir.join("session.db"));
+    super::support::damaged_session(&dir.join("damaged.db"));
 }
 
 /// docs/jsonl.md shows a real line, and documents every field that occurs.

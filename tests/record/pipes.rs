@@ -2,9 +2,7 @@
 //! exactly known bytes, and the capture must hold every one of them, per
 //! stream, in order. Needs root and BPF; skipped loudly elsewhere.
 
-mod common;
-
-use common::*;
+use super::support::*;
 use mcpspy::event::{fd_kind, Direction};
 use std::path::Path;
 use std::process::Command;

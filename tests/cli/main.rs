@@ -1,13 +1,14 @@
 //! replay, query and export as a user runs them: exit codes, filters,
 //! output files, colour, closed pipes, and a capture that stays untouched.
 
-mod decode_support;
+#[path = "../decode/support.rs"]
+mod support;
 
-use decode_support::*;
-use mcpspy::capture::writer::BLOCK_TARGET;
+use mcpspy::capture::BLOCK_TARGET;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
+use support::*;
 
 fn mcpspy(args: &[&str]) -> Output {
     mcpspy_command().args(args).output().expect("run mcpspy")

@@ -3,13 +3,11 @@
 //! a stale, damaged or foreign index is rebuilt, never trusted; and nothing
 //! beside the capture changes.
 
-mod decode_support;
-
-use decode_support::*;
+use super::support::*;
 use mcpspy::capture::CaptureReader;
 use mcpspy::decode::{DecodeOptions, Decoder};
-use mcpspy::index::{self, Builder, Index, Key, Select};
-use mcpspy::render::filter::Filter;
+use mcpspy::query::index::{self, Builder, Index, Key, Select};
+use mcpspy::query::{Flow, Selection, Sink};
 use mcpspy::render::jsonl::Jsonl;
 use mcpspy::render::WallClock;
 use std::path::{Path, PathBuf};
@@ -200,14 +198,15 @@ fn items_read_back_are_the_decoded_items() {
         let clock = WallClock::from_meta(&reader.meta().unwrap());
         let key = Key::of(&reader).unwrap();
         let path = index::path_in(dir.path(), &key.capture);
-        let mut builder = Builder::create(&path).unwrap();
+        let mut builder = Builder::create(&path, key.clone()).unwrap();
         let mut decoder = Decoder::new(DecodeOptions::default());
-        let mut jsonl = Jsonl::new(clock);
         let mut decoded = Vec::new();
+        let mut jsonl = Jsonl::new(clock, &mut decoded);
         let mut fields = Vec::new();
         let mut sink = |item: &mcpspy::decode::Item<'_>| {
-            builder.add(item).unwrap();
-            jsonl.write(item, &mut decoded).unwrap();
+            let size = item.text.len() as u64;
+            builder.item(item, size).unwrap();
+            jsonl.item(item, size).unwrap();
             fields.push(format!("{item:?}"));
         };
         for block in reader.blocks(&Default::default()).unwrap() {
@@ -217,8 +216,10 @@ fn items_read_back_are_the_decoded_items() {
             }
         }
         decoder.finish(&mut sink);
+        drop(jsonl);
         let sessions: Vec<_> = decoder.sessions().cloned().collect();
-        builder.finish(&key, &sessions).unwrap();
+        builder.finish(&sessions).unwrap();
+        builder.install().unwrap();
 
         let index = Index::open(&path, &key).unwrap();
         assert_eq!(
@@ -227,19 +228,19 @@ fn items_read_back_are_the_decoded_items() {
             "{}",
             cap.display()
         );
-        let mut jsonl = Jsonl::new(clock);
         let mut read_back = Vec::new();
+        let mut jsonl = Jsonl::new(clock, &mut read_back);
         let mut read_fields = Vec::new();
-        let all = Filter::default();
-        index
+        let all = Selection::default();
+        let flow = index
             .each(Select::Matches(&all), true, |item, size| {
                 assert_eq!(size, item.text.len() as u64);
                 read_fields.push(format!("{item:?}"));
-                jsonl
-                    .write(item, &mut read_back)
-                    .map_err(index::IndexError::from)
+                jsonl.item(item, size).map_err(index::IndexError::from)
             })
             .unwrap();
+        assert_eq!(flow, Flow::Continue);
+        drop(jsonl);
         assert_eq!(read_fields.len(), fields.len(), "{}", cap.display());
         for (got, want) in read_fields.iter().zip(&fields) {
             assert_eq!(got, want, "{}", cap.display());

@@ -1,15 +1,15 @@
-//! Which items query and export show. Conditions combine with AND.
+//! Which items a reader shows. Conditions combine with AND.
 //!
 //! `errors` and `min_latency` select responses, and also the requests they
-//! answer; a request's response comes after it, so the caller makes two
-//! passes: [`Filter::answer_selects`] on every item of the first collects
-//! the requests, and [`Filter::matches`] on the second decides.
+//! answer; a request's response comes after it, so the driver makes two
+//! passes: [`Selection::answer_selects`] on every item of the first collects
+//! the requests, and [`Selection::matches`] on the second decides.
 
-use crate::decode::{Item, Kind};
+use super::{Item, Kind};
 use std::collections::HashSet;
 
 #[derive(Clone, Debug, Default)]
-pub struct Filter {
+pub struct Selection {
     pub methods: Vec<String>,
     pub tools: Vec<String>,
     pub pids: Vec<u32>,
@@ -24,7 +24,33 @@ pub struct Filter {
     pub transport: Option<&'static str>,
 }
 
-impl Filter {
+impl Selection {
+    /// Every item: no condition at all.
+    pub fn is_everything(&self) -> bool {
+        let Selection {
+            methods,
+            tools,
+            pids,
+            comms,
+            sessions,
+            since_ns,
+            until_ns,
+            errors,
+            min_latency_ns,
+            transport,
+        } = self;
+        methods.is_empty()
+            && tools.is_empty()
+            && pids.is_empty()
+            && comms.is_empty()
+            && sessions.is_empty()
+            && since_ns.is_none()
+            && until_ns.is_none()
+            && !errors
+            && min_latency_ns.is_none()
+            && transport.is_none()
+    }
+
     /// Selection by the response needs a first pass.
     pub fn needs_answers(&self) -> bool {
         self.errors || self.min_latency_ns.is_some()

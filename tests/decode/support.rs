@@ -4,7 +4,7 @@
 //! Shared by the decode_* and cli_read_* tests (`mod decode_support;`).
 #![allow(dead_code)]
 
-use mcpspy::capture::{CaptureReader, CaptureWriter, DropRow, ProcessRow};
+use mcpspy::capture::{CaptureReader, CaptureWriter, CreateOptions, DropRow, ProcessRow};
 use mcpspy::decode::{DecodeOptions, Decoder, Item, Kind};
 use mcpspy::event::{self, call, fd_kind, flags, kind, EventHeader, CHUNK_MAX};
 use std::collections::{HashMap, VecDeque};
@@ -83,7 +83,14 @@ fn comm(name: &str) -> [u8; 16] {
 
 impl Synth {
     pub fn new(path: &Path) -> Synth {
-        let mut writer = CaptureWriter::create(path, true).expect("create capture");
+        let mut writer = CaptureWriter::create(
+            path,
+            &CreateOptions {
+                force: true,
+                owner: None,
+            },
+        )
+        .expect("create capture");
         writer.set_meta("started_at", STARTED_AT).unwrap();
         writer
             .set_meta("started_ktime_ns", &START_NS.to_string())

@@ -2,9 +2,7 @@
 //! same items. Records here are random: offsets that overlap, jump and wrap,
 //! flags in any combination, payloads that are JSON fragments or noise.
 
-mod decode_support;
-
-use decode_support::Seen;
+use super::support::Seen;
 use mcpspy::capture::{Numbered, Record};
 use mcpspy::decode::{DecodeOptions, Decoder};
 use mcpspy::event::{self, fd_kind, flags, kind, EventHeader, RawEvent};

@@ -3,9 +3,7 @@
 //! every byte each process wrote and read. Needs root, BPF and
 //! scripts/setup.sh; skipped loudly only where BPF cannot load.
 
-mod common;
-
-use common::*;
+use super::support::*;
 use std::collections::BTreeSet;
 
 /// Records `args` and checks that every MCP stream of the session (a pipe or

@@ -4,9 +4,7 @@
 //! received, and the two ends against each other. Needs root, BPF and
 //! scripts/setup.sh; skipped loudly only where BPF cannot load.
 
-mod common;
-
-use common::*;
+use super::support::*;
 use mcpspy::event::Direction;
 use std::collections::BTreeMap;
 use std::path::Path;

@@ -1,0 +1,32 @@
+//! The query stage, between decoding and output: which items a reader
+//! shows ([`Selection`]), where they come from (the decoder, or the
+//! capture's [`index`], whichever serves), and the one contract by which
+//! they reach an output ([`Sink`]). [`run`] is the one driver; [`Live`]
+//! feeds a sink while recording; [`Overview`] is what `info` shows.
+//!
+//! Everything a later stage needs of earlier ones is re-exported here, so
+//! that nothing reaches past this stage (DEVELOPERS.md, "Stages").
+
+mod driver;
+pub mod index;
+mod live;
+mod overview;
+mod selection;
+mod sink;
+mod undecoded;
+
+pub use driver::{run, IndexUse, Outcome, Progress, QueryError, Quiet};
+pub use live::Live;
+pub use overview::Overview;
+pub use selection::Selection;
+pub use sink::{Flow, Sink};
+
+pub use crate::decode::method_about;
+use crate::decode::{classify, DecodeOptions, Decoder, Numbered, Protocol, Record, HTTP2};
+pub use crate::decode::{
+    BatchPos, CopyInfo, Direction, Flag, FlagReason, HttpMeta, HttpSession, HttpView,
+    Implementation, Item, Kind, Loss, Peer, RequestRef, SessionSummary, Transport,
+};
+pub use crate::decode::{
+    BlockError, BlockFilter, CaptureError, CaptureReader, DropRow, ProcessRow, Tap, Totals,
+};

@@ -1,0 +1,34 @@
+//! The one contract between reading a capture and showing what it holds,
+//! in the spirit of ripgrep's `Sink`: the driver finds items and knows
+//! nothing of output; a sink takes them one at a time and knows nothing of
+//! how they were found (decoded, read from the index, or live).
+
+use super::{Item, SessionSummary};
+use std::io;
+
+/// Whether the driver goes on after an item.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Flow {
+    Continue,
+    /// The sink has what it wants (`-c N`, or a reader that went away).
+    Stop,
+}
+
+pub trait Sink {
+    /// Whether items must carry their text and raw JSON members. A sink
+    /// that needs neither (console lines, tables) lets the index skip
+    /// loading them.
+    fn needs_text(&self) -> bool {
+        true
+    }
+
+    /// One selected item, in output order. `text_len`: the size of the
+    /// item's text as captured, also when the text was not loaded.
+    fn item(&mut self, item: &Item<'_>, text_len: u64) -> io::Result<Flow>;
+
+    /// The end: the sessions as they stood when reading stopped.
+    fn finish(&mut self, sessions: &[SessionSummary]) -> io::Result<()> {
+        let _ = sessions;
+        Ok(())
+    }
+}

@@ -1,0 +1,13 @@
+//! Tests that need no root: the capture file, the raw event's layout, the
+//! decoder (real fixtures with goldens, synthetic captures, damage), and
+//! the query index. One binary: the helpers in `support` compile once.
+
+mod capture_file;
+mod damage;
+mod event_layout;
+mod golden;
+mod http;
+mod query_index;
+mod robustness;
+mod session;
+mod support;

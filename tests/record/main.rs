@@ -1,0 +1,10 @@
+//! Tests that record with the real kernel programs (root and BPF), between
+//! real peers from the registries, checked against strace's copy of every
+//! byte each process moved. They run one at a time (`support::serial`).
+
+mod http;
+mod http_decode;
+mod lifecycle;
+mod peers;
+mod pipes;
+mod support;
