@@ -3,8 +3,10 @@
 -- A capture is one SQLite file. It identifies itself with
 --   PRAGMA application_id = 0x4d435053   ('MCPS')
 --   PRAGMA user_version   = 1            (this file's version)
--- Readers refuse files with another application_id, and files with a
--- user_version they do not know.
+-- Readers refuse files with another application_id, and files of another
+-- major version (user_version). Optional features, named in meta.features,
+-- add tables, meta keys and record tags >= 128 that older readers skip:
+-- schema/README.md gives the rule.
 --
 -- The raw ring-buffer records are the evidence; every other table describes
 -- how, where and when they were taken, or indexes them. Nothing in this file
@@ -29,6 +31,7 @@
 --   final_counters    JSON object of the kernel counters at the end
 --   compression       codec of blocks.data (zstd) and its level
 --   tls               JSON: the libraries and binaries whose SSL_* were probed
+--   features          JSON array: the optional features the file uses (absent: none)
 CREATE TABLE meta (
     key   TEXT PRIMARY KEY NOT NULL,
     value TEXT NOT NULL
@@ -36,7 +39,8 @@ CREATE TABLE meta (
 
 -- The records, in the order the recorder received them, in blocks.
 -- data is one zstd frame. Decompressed, it is a sequence of records, each
---   u8  tag     1 = ring-buffer event, 2 = clock tick
+--   u8  tag     1 = ring-buffer event, 2 = clock tick; 128-255 = a record of
+--               an optional feature, skipped by readers that do not know it
 --   u32 length  little-endian, bytes that follow
 --   bytes       tag 1: struct mcpspy_event then its `len` payload bytes,
 --                      exactly as the kernel wrote them (the ring slot's

@@ -214,3 +214,71 @@ fn interrupted_write_is_read_as_of_the_last_commit_without_touching_the_file() {
         "reading must not modify the capture or its journal"
     );
 }
+
+/// The format grows as schema/README.md says: a file of this major version
+/// with an optional feature this build does not know (a table, a record
+/// tag, its name in `meta.features`) reads, the feature named and skipped;
+/// another major version is refused with a clear message.
+#[test]
+fn files_with_unknown_optional_features_read_and_newer_majors_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("grown.db");
+    let mut w = CaptureWriter::create(&path, &CreateOptions::default()).unwrap();
+    w.push_event(&data_event(1, 1, 10, 0, b"{\"a\":1}\n"))
+        .unwrap();
+    w.set_meta("features", r#"["frobnication"]"#).unwrap();
+    w.finish().unwrap();
+    let c = rusqlite::Connection::open(&path).unwrap();
+    c.execute_batch("CREATE TABLE frobs (x INTEGER)").unwrap();
+    // An optional record (tag 200) between the event and a tick, in a block of its own.
+    let mut raw = Vec::new();
+    raw.push(200u8);
+    raw.extend_from_slice(&4u32.to_le_bytes());
+    raw.extend_from_slice(b"frob");
+    raw.push(2u8);
+    raw.extend_from_slice(&8u32.to_le_bytes());
+    raw.extend_from_slice(&99u64.to_le_bytes());
+    let data = zstd::bulk::compress(&raw, 3).unwrap();
+    c.execute(
+        "INSERT INTO blocks (first_seq, records, raw_bytes, data) VALUES (1, 2, ?1, ?2)",
+        rusqlite::params![raw.len() as i64, data],
+    )
+    .unwrap();
+    drop(c);
+    let r = CaptureReader::open(&path).unwrap();
+    assert!(
+        r.notes.iter().any(|n| n.contains("frobnication")),
+        "{:?}",
+        r.notes
+    );
+    let mut seen = Vec::new();
+    for b in r.blocks(&BlockFilter::default()).unwrap() {
+        for rec in b.unwrap().records() {
+            seen.push((
+                rec.seq,
+                format!("{:?}", rec.record)
+                    .chars()
+                    .take(5)
+                    .collect::<String>(),
+            ));
+        }
+    }
+    assert_eq!(
+        seen,
+        vec![(0, "Event".into()), (2, "Tick ".into())],
+        "the optional record is skipped and keeps its number"
+    );
+    drop(r);
+
+    let c = rusqlite::Connection::open(&path).unwrap();
+    c.pragma_update(None, "user_version", 2).unwrap();
+    drop(c);
+    let e = CaptureReader::open(&path)
+        .err()
+        .expect("major 2 is refused");
+    let msg = e.to_string();
+    assert!(
+        msg.contains("major version 2") && msg.contains("newer mcpspy"),
+        "{msg}"
+    );
+}
