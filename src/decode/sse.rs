@@ -11,7 +11,7 @@
 //! of how reads split them: a CR that ends a piece waits to see whether an
 //! LF follows.
 
-use super::framing::Cut;
+use super::frame::Cut;
 
 /// Where decoded body bytes sit in the stream.
 #[derive(Clone, Copy, Debug)]

@@ -2,6 +2,7 @@
 //! decoder (real fixtures with goldens, synthetic captures, damage), and
 //! the query index. One binary: the helpers in `support` compile once.
 
+mod architecture;
 mod capture_file;
 mod damage;
 mod event_layout;

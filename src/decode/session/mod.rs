@@ -11,18 +11,22 @@
 //! session id). The response that first names a session id gives it to the
 //! session its connection carries (the one `initialize` opened).
 
+mod http;
+mod state;
+
 use super::channel::TcpEnd;
-use super::framing::{Cut, FrameBody, HttpEvent};
+use super::frame::{Cut, FrameBody};
 use super::item::{
-    BatchPos, CopyInfo, Direction, Flag, FlagReason, HttpMeta, HttpSession, HttpView,
-    Implementation, Item, Kind, Peer, RequestRef, SessionSummary, Transport,
+    BatchPos, CopyInfo, Flag, FlagReason, HttpMeta, HttpView, Implementation, Item, Kind, Peer,
+    RequestRef, SessionSummary, Transport,
 };
 use super::jsonrpc::{self, Invalid, InvalidReason, Message, MessageKind, Parsed};
-use super::mcp::{self, Sender};
+use super::mcp;
+use http::HttpSessions;
 use serde_json::value::RawValue;
+use state::{Pending, Session};
 use std::borrow::Cow;
-use std::collections::{HashMap, HashSet, VecDeque};
-use std::net::IpAddr;
+use std::collections::HashMap;
 
 /// What identifies a session: its two ends.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -76,51 +80,6 @@ pub struct Route<'a> {
     pub copies_differ: bool,
     /// HTTP transports (`key` is then None: sessions join by HTTP's rules).
     pub http: Option<HttpRoute<'a>>,
-}
-
-struct Pending {
-    request: RequestRef,
-    token: Option<Box<str>>,
-}
-
-struct Session {
-    summary: SessionSummary,
-    client_end: Option<usize>,
-    /// The roles came from a handshake, not from a guess.
-    roles_certain: bool,
-    initialized: bool,
-    /// Requests sent by each end, by id text.
-    pending: [HashMap<Box<str>, VecDeque<Pending>>; 2],
-    /// Progress tokens of the pending requests sent by each end.
-    tokens: [HashMap<Box<str>, RequestRef>; 2],
-    /// HTTP: the connections that carried it.
-    connections: HashSet<u64>,
-}
-
-/// One end of an HTTP session without a session id: its process, else
-/// what is known of it.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-enum EndKey {
-    Pid(u32),
-    Ip(IpAddr),
-    Addr(std::net::SocketAddr),
-    Host(Box<str>),
-    Unknown,
-}
-
-/// How HTTP messages find their session.
-#[derive(Default)]
-struct HttpSessions {
-    /// Connection numbers, in order of first appearance.
-    connections: HashMap<ConnKey, u64>,
-    /// `mcp:<Mcp-Session-Id>` or `ep:<endpoint>` → session.
-    by_id: HashMap<Box<str>, usize>,
-    /// The session each connection carried last.
-    by_conn: HashMap<u64, usize>,
-    /// The session between a client and a server, last.
-    by_pair: HashMap<(EndKey, EndKey), usize>,
-    /// Endpoints the legacy transport announced.
-    endpoints: HashSet<Box<str>>,
 }
 
 #[derive(Default)]
@@ -250,147 +209,6 @@ impl Sessions {
             }
             FrameBody::Event(event) => self.http_event(route, event),
         }
-    }
-
-    /// The number of an HTTP message's connection (numbered on first sight).
-    fn connection(&mut self, route: &Route<'_>) -> Option<u64> {
-        let h = route.http?;
-        let next = self.http.connections.len() as u64 + 1;
-        Some(*self.http.connections.entry(h.conn).or_insert(next))
-    }
-
-    /// HTTP bookkeeping: an endpoint announced, a session deleted.
-    fn http_event(&mut self, route: &Route<'_>, event: &HttpEvent) {
-        let conn = self.connection(route);
-        match event {
-            HttpEvent::Endpoint(path) => {
-                let key: Box<str> = format!("ep:{path}").into();
-                self.http.endpoints.insert(key.clone());
-                if let Some(&i) = conn.and_then(|c| self.http.by_conn.get(&c)) {
-                    self.http.by_id.entry(key).or_insert(i);
-                }
-            }
-            HttpEvent::Delete => {
-                let id = route
-                    .http
-                    .and_then(|h| h.meta)
-                    .and_then(|m| m.session_id.as_deref());
-                let found = match id {
-                    Some(id) => self.http.by_id.get(&*format!("mcp:{id}")).copied(),
-                    None => conn.and_then(|c| self.http.by_conn.get(&c).copied()),
-                };
-                if let Some(i) = found {
-                    if let Some(h) = &mut self.sessions[i].summary.http {
-                        h.deleted = true;
-                    }
-                }
-            }
-        }
-    }
-
-    /// The session of an HTTP message (opening one if needed).
-    fn http_session(&mut self, route: &Route<'_>, msg: &Message<'_>) -> Option<usize> {
-        let h = route.http?;
-        let conn = self.connection(route)?;
-        let reopens =
-            msg.kind == MessageKind::Request && msg.method.as_deref() == Some("initialize");
-        let sessions = &self.sessions;
-        let usable = |i: &usize| !(reopens && sessions[*i].initialized);
-        let meta = h.meta;
-        let id_key: Option<Box<str>> = meta.and_then(|m| {
-            if let Some(id) = &m.session_id {
-                return Some(format!("mcp:{id}").into());
-            }
-            if let Some(e) = &m.endpoint {
-                return Some(format!("ep:{e}").into());
-            }
-            let posted = m
-                .path
-                .as_ref()
-                .map(|p| format!("ep:{p}").into_boxed_str())?;
-            (m.is_request && self.http.endpoints.contains(&posted)).then_some(posted)
-        });
-        let pair = self.pair_key(route, h);
-        let by_conn = self.http.by_conn.get(&conn).copied().filter(usable);
-        let found = match &id_key {
-            Some(k) => self
-                .http
-                .by_id
-                .get(k)
-                .copied()
-                .filter(usable)
-                .or(by_conn.filter(|&i| {
-                    // The connection's session takes the id it has just been given.
-                    sessions[i]
-                        .summary
-                        .http
-                        .as_ref()
-                        .is_some_and(|x| x.session_id.is_none())
-                })),
-            None => by_conn.or(self.http.by_pair.get(&pair).copied().filter(usable)),
-        };
-        let i = match found {
-            Some(i) => i,
-            None => {
-                let i = self.sessions.len();
-                let mut session = Session::new(i as u64 + 1, route);
-                session.client_end = Some(0);
-                session.roles_certain = true;
-                session.summary.http = Some(HttpSession {
-                    host: meta.and_then(|m| m.host.as_deref()).map(str::to_string),
-                    ..HttpSession::default()
-                });
-                self.sessions.push(session);
-                i
-            }
-        };
-        let s = &mut self.sessions[i];
-        if let (Some(k), Some(info)) = (&id_key, &mut s.summary.http) {
-            if info.session_id.is_none() {
-                info.session_id = k.split_once(':').map(|(_, id)| id.to_string());
-            }
-            self.http.by_id.insert(k.clone(), i);
-        }
-        if s.connections.insert(conn) {
-            if let Some(info) = &mut s.summary.http {
-                info.connections += 1;
-            }
-        }
-        if s.summary.protocol_version.is_none() {
-            s.summary.protocol_version = meta
-                .and_then(|m| m.protocol_version.as_deref())
-                .map(str::to_string);
-        }
-        self.http.by_conn.insert(conn, i);
-        self.http.by_pair.insert(pair, i);
-        Some(i)
-    }
-
-    /// The client and the server of an HTTP message: their processes when
-    /// seen, else their addresses.
-    fn pair_key(&self, route: &Route<'_>, h: HttpRoute<'_>) -> (EndKey, EndKey) {
-        let (client, server) = if h.from_client == Some(false) {
-            (route.to, route.from)
-        } else {
-            (route.from, route.to)
-        };
-        let (client_addr, server_addr) = match route.transport {
-            Some(Transport::Http { client, server, .. }) => (client, server),
-            _ => (None, None),
-        };
-        let client = match (client, client_addr) {
-            (Some(p), _) => EndKey::Pid(p.pid),
-            (None, Some(a)) => EndKey::Ip(a.ip()),
-            (None, None) => EndKey::Unknown,
-        };
-        let host = h.meta.and_then(|m| m.host.clone());
-        let server = match (server, server_addr, host) {
-            (Some(p), ..) => EndKey::Pid(p.pid),
-            (None, Some(a), _) => EndKey::Addr(a),
-            (None, None, Some(host)) => EndKey::Host(host),
-            (None, None, None) => EndKey::Unknown,
-        };
-        (client, server)
     }
 
     /// A record or block that cannot be read, outside any stream.
@@ -692,161 +510,5 @@ fn implementation(i: &mcp::Implementation<'_>) -> Implementation {
     Implementation {
         name: i.name.as_deref().map(str::to_string),
         version: i.version.as_deref().map(str::to_string),
-    }
-}
-
-impl Session {
-    fn new(id: u64, route: &Route<'_>) -> Self {
-        Session {
-            summary: SessionSummary {
-                id,
-                transport: route.transport,
-                client: None,
-                server: None,
-                ends: [None; 2],
-                protocol_version: None,
-                handshake: None,
-                client_info: None,
-                server_info: None,
-                client_capabilities: None,
-                server_capabilities: None,
-                messages: 0,
-                flagged: 0,
-                requests: 0,
-                unanswered: 0,
-                first_ts: route.ts_ns,
-                last_ts: route.ts_ns,
-                http: None,
-            },
-            client_end: None,
-            roles_certain: false,
-            initialized: false,
-            pending: Default::default(),
-            tokens: Default::default(),
-            connections: HashSet::new(),
-        }
-    }
-
-    fn direction(&self, from_end: usize) -> Option<Direction> {
-        self.client_end.map(|c| {
-            if c == from_end {
-                Direction::ClientToServer
-            } else {
-                Direction::ServerToClient
-            }
-        })
-    }
-
-    /// `from_end`: the sender's end in this session's numbering.
-    fn note_ends(&mut self, route: &Route<'_>, from_end: usize) {
-        let s = &mut self.summary;
-        s.first_ts = s.first_ts.min(route.ts_ns);
-        s.last_ts = s.last_ts.max(route.ts_ns);
-        if route.from.is_some() {
-            s.ends[from_end] = route.from;
-        }
-        if route.to.is_some() {
-            s.ends[1 - from_end] = route.to;
-        }
-        if let Some(c) = self.client_end {
-            s.client = s.ends[c];
-            s.server = s.ends[1 - c];
-        }
-    }
-
-    /// Roles: certain from a handshake request, guessed from the methods
-    /// each side sends until then.
-    fn learn_roles(&mut self, from_end: usize, method: &str, request: bool) {
-        let handshake = request && matches!(method, "initialize" | "server/discover");
-        if self.roles_certain || (self.client_end.is_some() && !handshake) {
-            return;
-        }
-        let client = if handshake {
-            self.roles_certain = true;
-            Some(from_end)
-        } else {
-            match mcp::lookup(method).map(|m| m.sender) {
-                Some(Sender::Client) => Some(from_end),
-                Some(Sender::Server) => Some(1 - from_end),
-                _ => None,
-            }
-        };
-        if let Some(c) = client {
-            self.client_end = Some(c);
-            self.summary.client = self.summary.ends[c];
-            self.summary.server = self.summary.ends[1 - c];
-        }
-    }
-
-    fn learn_from_request(&mut self, method: &str, p: &mcp::Params<'_>) {
-        let s = &mut self.summary;
-        match method {
-            "initialize" => {
-                self.initialized = true;
-                s.handshake = Some("initialize");
-                s.protocol_version = p.protocol_version.as_deref().map(str::to_string);
-                s.client_info = p.client_info.as_ref().map(implementation);
-                s.client_capabilities = p.capabilities.map(|c| c.get().to_string());
-            }
-            "server/discover" if s.handshake.is_none() => s.handshake = Some("server/discover"),
-            _ => {}
-        }
-        // MCP 2026-07-28: every request carries the version and the client.
-        if let Some(meta) = &p.meta {
-            if s.handshake != Some("initialize") {
-                if let Some(v) = &meta.protocol_version {
-                    s.protocol_version = Some(v.to_string());
-                }
-            }
-            if s.client_info.is_none() {
-                s.client_info = meta.client_info.as_ref().map(implementation);
-            }
-            if s.client_capabilities.is_none() {
-                s.client_capabilities = meta.client_capabilities.map(|c| c.get().to_string());
-            }
-        }
-    }
-
-    fn learn_from_result(&mut self, method: &str, result: Option<&RawValue>) {
-        if !matches!(method, "initialize" | "server/discover") {
-            return;
-        }
-        let Some(r) = result.map(mcp::handshake_result) else {
-            return;
-        };
-        let s = &mut self.summary;
-        if let Some(v) = r.protocol_version {
-            s.protocol_version = Some(v.into_owned());
-        } else if s.protocol_version.is_none() {
-            s.protocol_version = r
-                .supported_versions
-                .as_ref()
-                .and_then(|v| v.first())
-                .map(|v| v.to_string());
-        }
-        let server = r
-            .server_info
-            .as_ref()
-            .or(r.meta.as_ref().and_then(|m| m.server_info.as_ref()));
-        if let Some(i) = server {
-            s.server_info = Some(implementation(i));
-        }
-        if let Some(c) = r.capabilities {
-            s.server_capabilities = Some(c.get().to_string());
-        }
-    }
-
-    fn take_pending(&mut self, requester: usize, id: Option<&RawValue>) -> Option<Pending> {
-        let key = id?.get();
-        let queue = self.pending[requester].get_mut(key)?;
-        let p = queue.pop_front()?;
-        if queue.is_empty() {
-            self.pending[requester].remove(key);
-        }
-        if let Some(t) = &p.token {
-            self.tokens[requester].remove(t);
-        }
-        self.summary.unanswered -= 1;
-        Some(p)
     }
 }

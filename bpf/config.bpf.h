@@ -1,0 +1,146 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * What every program shares: the settings userspace writes before load,
+ * the ring buffer, the loss counters, the stream and channel maps, and the
+ * process filter. Part of mcpspy.bpf.c (one object); included first.
+ */
+#ifndef MCPSPY_CONFIG_BPF_H
+#define MCPSPY_CONFIG_BPF_H
+
+#define MCPSPY_S_IFMT 00170000
+#define MCPSPY_S_IFSOCK 0140000
+#define MCPSPY_S_IFIFO 0010000
+#define MCPSPY_AF_UNIX 1
+#define MCPSPY_AF_INET 2
+#define MCPSPY_AF_INET6 10
+#define MCPSPY_SOCK_STREAM 1
+#define MCPSPY_MAX_FILTERS 8
+/* Bytes of a call's start that the watch test looks at. */
+#define MCPSPY_SNIFF_LEN 32
+
+/* x86-64 syscall numbers. */
+#define MCPSPY_NR_READ 0
+#define MCPSPY_NR_WRITE 1
+#define MCPSPY_NR_READV 19
+#define MCPSPY_NR_WRITEV 20
+#define MCPSPY_NR_SENDTO 44
+#define MCPSPY_NR_RECVFROM 45
+#define MCPSPY_NR_SENDMSG 46
+#define MCPSPY_NR_RECVMSG 47
+
+/* Set by userspace before load. */
+const volatile __u32 self_tgid = 0;
+const volatile __u8 capture_all = 0;
+const volatile __u8 capture_tcp = 1;
+const volatile __u32 n_filter_pids = 0;
+const volatile __u32 filter_pids[MCPSPY_MAX_FILTERS] = {};
+const volatile __u32 n_filter_comms = 0;
+const volatile char filter_comms[MCPSPY_MAX_FILTERS][MCPSPY_COMM_LEN] = {};
+/* OpenSSL probes are attached: tie SSL* objects to their sockets. */
+const volatile __u8 tls_probes = 0;
+/* Set by userspace when the recording ends: from then on nothing is emitted,
+ * so the final drain sees everything there will be, while the (slow to
+ * detach) probes are still attached. */
+volatile __u32 stopped = 0;
+/* Wake the reader only once this much data waits; it polls on a timer anyway. */
+const volatile __u64 wakeup_bytes = 1 << 20;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 64 << 20); /* resized by userspace */
+} events SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, MCPSPY_CNT_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} counters SEC(".maps");
+
+/* A stream: one process's view of one pipe, socket or TLS connection. */
+struct stream_key {
+	__u32 tgid;
+	__u32 tls;
+	__u64 id; /* inode, or SSL* when tls */
+};
+
+struct stream_state {
+	__u64 off[2];   /* bytes seen so far, per direction */
+	__u64 started;  /* bit per direction: its first record went out */
+	__u64 peer_ino; /* unix sockets: the peer, remembered for when it is gone */
+};
+
+/*
+ * Streams being captured. LRU, so that streams of dead processes make room;
+ * it is sized far beyond the number of live MCP streams on a host.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct stream_key);
+	__type(value, struct stream_state);
+} streams SEC(".maps");
+
+/*
+ * Channels (a pipe, a unix socket pair, a TCP connection) that carried MCP.
+ * Lets the other end's stream be captured from its very next call, even when
+ * that call starts in the middle of a message.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, __u64);
+	__type(value, __u8);
+} channels SEC(".maps");
+
+static __always_inline void count(__u32 idx, __u64 n)
+{
+	__u64 *v = bpf_map_lookup_elem(&counters, &idx);
+
+	if (v)
+		*v += n; /* per-CPU slot: no atomics needed */
+}
+
+static __always_inline int process_selected(void)
+{
+	if (n_filter_pids == 0 && n_filter_comms == 0)
+		return 1;
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+
+	for (int i = 0; i < MCPSPY_MAX_FILTERS; i++) {
+		if (i >= n_filter_pids)
+			break;
+		if (filter_pids[i] == tgid)
+			return 1;
+	}
+	if (n_filter_comms == 0)
+		return 0;
+	char comm[MCPSPY_COMM_LEN];
+
+	bpf_get_current_comm(comm, sizeof(comm));
+	for (int i = 0; i < MCPSPY_MAX_FILTERS; i++) {
+		if (i >= n_filter_comms)
+			break;
+		int same = 1;
+
+		for (int j = 0; j < MCPSPY_COMM_LEN; j++) {
+			if (comm[j] != filter_comms[i][j]) {
+				same = 0;
+				break;
+			}
+			if (!comm[j])
+				break;
+		}
+		if (same)
+			return 1;
+	}
+	return 0;
+}
+
+static __always_inline __u64 mix64(__u64 h, __u64 v)
+{
+	h ^= v + 0x9e3779b97f4a7c15ULL + (h << 6) + (h >> 2);
+	return h;
+}
+
+#endif /* MCPSPY_CONFIG_BPF_H */

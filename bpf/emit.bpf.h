@@ -1,0 +1,208 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * Emitting records: whether a call's stream is watched, and its bytes
+ * copied into ring-buffer records of a few size classes, 16 KiB chunks at
+ * most, walked inside bpf_loop. Part of mcpspy.bpf.c.
+ */
+#ifndef MCPSPY_EMIT_BPF_H
+#define MCPSPY_EMIT_BPF_H
+
+/* One call's data, walked chunk by chunk inside bpf_loop. */
+struct emit_ctx {
+	struct mcpspy_event hdr;
+	const __u8 *base;  /* current user buffer */
+	__u64 left_in_buf; /* bytes of it still to emit */
+	__u64 left;        /* bytes of the call still to emit */
+	const struct iovec *iov; /* vector calls: the iovec array, else NULL */
+	__u64 iov_idx;
+	__u64 iov_cnt;
+	__u64 done;
+	__u64 stream_off;
+};
+
+/* Reserve a record of a constant size class and fill it. */
+#define EMIT_CLASS(CLASS)                                                           \
+	do {                                                                        \
+		struct mcpspy_event *e =                                            \
+			bpf_ringbuf_reserve(&events, sizeof(*e) + (CLASS), 0);      \
+		if (!e) {                                                           \
+			count(MCPSPY_CNT_RING_FULL, 1);                             \
+			count(MCPSPY_CNT_RING_FULL_BYTES, n);                       \
+			break;                                                      \
+		}                                                                   \
+		__builtin_memcpy(e, &c->hdr, sizeof(*e));                           \
+		e->call_off = c->done;                                              \
+		e->stream_off = c->stream_off + c->done;                            \
+		__u64 m = n;                                                        \
+		if (m > (CLASS))                                                    \
+			m = (CLASS);                                                \
+		if (bpf_probe_read_user((void *)(e + 1), m, c->base)) {             \
+			e->flags |= MCPSPY_F_READ_FAILED;                           \
+			e->len = 0;                                                 \
+			count(MCPSPY_CNT_READ_FAILED, 1);                           \
+		} else {                                                            \
+			e->len = m;                                                 \
+			count(MCPSPY_CNT_BYTES, m);                                 \
+		}                                                                   \
+		count(MCPSPY_CNT_EVENTS, 1);                                        \
+		bpf_ringbuf_submit(e, wake_flags());                                \
+	} while (0)
+
+static __always_inline __u64 wake_flags(void)
+{
+	return bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= wakeup_bytes ? BPF_RB_FORCE_WAKEUP
+									       : BPF_RB_NO_WAKEUP;
+}
+
+/* Move to the next iovec. Returns 0 on success, 1 when there is none or it is unreadable. */
+static __always_inline int next_iov(struct emit_ctx *c)
+{
+	struct iovec v;
+
+	if (!c->iov || c->iov_idx >= c->iov_cnt)
+		return 1;
+	if (bpf_probe_read_user(&v, sizeof(v), &c->iov[c->iov_idx & 1023]))
+		return 1;
+	c->iov_idx++;
+	c->base = v.iov_base;
+	c->left_in_buf = v.iov_len;
+	return 0;
+}
+
+/* Says in the data itself that the rest of the call is lost. */
+static __always_inline void emit_truncated(struct emit_ctx *c)
+{
+	struct mcpspy_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+
+	count(MCPSPY_CNT_TRUNCATED, 1);
+	count(MCPSPY_CNT_TRUNCATED_BYTES, c->left);
+	if (e) {
+		__builtin_memcpy(e, &c->hdr, sizeof(*e));
+		e->call_off = c->done;
+		e->stream_off = c->stream_off + c->done;
+		e->flags |= MCPSPY_F_TRUNCATED;
+		e->len = 0;
+		bpf_ringbuf_submit(e, wake_flags());
+	} else {
+		count(MCPSPY_CNT_RING_FULL, 1);
+	}
+}
+
+/* One chunk per step; a step that reaches the end of an iovec loads the next. */
+static long emit_step(__u64 i, struct emit_ctx *c)
+{
+	if (c->left == 0)
+		return 1;
+	if (c->left_in_buf == 0) {
+		if (next_iov(c)) {
+			emit_truncated(c);
+			c->left = 0;
+			return 1;
+		}
+		if (c->left_in_buf == 0)
+			return 0; /* an empty iovec */
+	}
+	__u64 n = c->left_in_buf;
+
+	if (n > c->left)
+		n = c->left;
+	if (n > MCPSPY_CHUNK_MAX)
+		n = MCPSPY_CHUNK_MAX;
+	if (n <= 256)
+		EMIT_CLASS(256);
+	else if (n <= 4096)
+		EMIT_CLASS(4096);
+	else
+		EMIT_CLASS(MCPSPY_CHUNK_MAX);
+	c->hdr.flags &= ~MCPSPY_F_STREAM_START;
+	c->base += n;
+	c->left_in_buf -= n;
+	c->left -= n;
+	c->done += n;
+	return 0;
+}
+
+/*
+ * Is this call's stream captured? Returns its state, creating it when the
+ * stream starts being watched.
+ * `first`/`first_len` are the first bytes of the call, for the watch test.
+ */
+static __always_inline struct stream_state *
+watched_stream(const struct stream_key *key, __u64 chan, __u8 kind, const __u8 *first,
+	       __u64 first_len)
+{
+	struct stream_state *st;
+
+	/* Streams without a channel (TLS plaintext) are looked up directly; the
+	 * others only once their channel is known to carry MCP, which spares
+	 * unrelated pipes and sockets a lookup. */
+	int chan_watched = capture_all || (chan && bpf_map_lookup_elem(&channels, &chan));
+
+	if (chan_watched || !chan) {
+		st = bpf_map_lookup_elem(&streams, key);
+		if (st)
+			return st;
+	}
+	if (!chan_watched) {
+		/* Unwatched channel, the common case: look at the first bytes. */
+		struct mcpspy_sniff sniff = {};
+		__u64 n = first_len;
+		int tcp = kind == MCPSPY_FD_TCP4 || kind == MCPSPY_FD_TCP6;
+
+		if (n > MCPSPY_SNIFF_LEN)
+			n = MCPSPY_SNIFF_LEN;
+		if (bpf_probe_read_user(sniff.b, n, first))
+			return NULL;
+		sniff.n = n;
+		/* Most traffic fails on its first byte: decide that without a call. */
+		__u8 c0 = sniff.b[0];
+		if (!tcp && c0 != '{' && c0 != '[' && !is_space(c0))
+			return NULL;
+		if (tcp && c0 != 'G' && c0 != 'P' && c0 != 'D' && c0 != 'H' && c0 != 'O')
+			return NULL;
+		if (tcp ? !sniff_http(&sniff) : !sniff_jsonrpc(&sniff))
+			return NULL;
+	}
+	__u8 one = 1;
+	struct stream_state zero = {};
+
+	if (!capture_all && chan)
+		bpf_map_update_elem(&channels, &chan, &one, BPF_ANY);
+	bpf_map_update_elem(&streams, key, &zero, BPF_NOEXIST);
+	st = bpf_map_lookup_elem(&streams, key);
+	if (!st)
+		count(MCPSPY_CNT_MAP_FULL, 1);
+	return st;
+}
+
+/* Emit the call's bytes, `c->left` of them, from its buffer or iovecs. */
+static __always_inline void emit_call(struct emit_ctx *c, struct stream_state *st)
+{
+	/* The first record of each direction says so: a process reads and writes
+	 * one socket, and each direction is a stream of its own. */
+	__u64 bit = 1 << (c->hdr.direction & 1);
+
+	if (!(st->started & bit)) {
+		__sync_fetch_and_or(&st->started, bit);
+		c->hdr.flags |= MCPSPY_F_STREAM_START;
+	}
+	c->hdr.ts_ns = bpf_ktime_get_ns();
+	bpf_get_current_comm(c->hdr.comm, sizeof(c->hdr.comm));
+	c->stream_off = __sync_fetch_and_add(&st->off[c->hdr.direction & 1], c->left);
+	if (!c->iov && c->left <= MCPSPY_CHUNK_MAX) {
+		/* One chunk, the common case: no loop. */
+		emit_step(0, c);
+		return;
+	}
+	/* Each step emits a chunk or passes an empty iovec; each iovec can end
+	 * in a partial chunk. Capped (bpf_loop's limit) far above real calls. */
+	__u64 loops = c->left / MCPSPY_CHUNK_MAX + 2 + (c->iov ? 2 * c->iov_cnt : 0);
+
+	if (loops > (1 << 23))
+		loops = 1 << 23;
+	bpf_loop(loops, emit_step, c, 0);
+	if (c->left)
+		emit_truncated(c);
+}
+
+#endif /* MCPSPY_EMIT_BPF_H */

@@ -1,0 +1,172 @@
+//! The channel merge on hand-made frames: pairing, gaps, late copies.
+
+use super::*;
+use crate::decode::reassembly::Loss;
+
+fn line(start: u64, text: &str, ts: u64) -> Frame {
+    Frame::plain(
+        start,
+        start + text.len() as u64,
+        ts,
+        ts,
+        vec![ts],
+        FrameBody::Text {
+            text: text.as_bytes().to_vec(),
+            cut_start: None,
+            cut_end: None,
+        },
+    )
+}
+
+fn lost(start: u64, end: u64, ts: u64) -> Frame {
+    Frame::plain(
+        start,
+        end,
+        ts,
+        ts,
+        vec![],
+        FrameBody::Lost { why: Loss::Missing },
+    )
+}
+
+#[derive(Debug, PartialEq)]
+struct Out {
+    text: String,
+    w: bool,
+    r: bool,
+}
+
+fn out_of(m: Merged) -> Out {
+    let text = match &m.body {
+        FrameBody::Text { text, .. } => String::from_utf8_lossy(text).into_owned(),
+        FrameBody::Lost { .. } => "<lost>".into(),
+        _ => "<other>".into(),
+    };
+    Out {
+        text,
+        w: m.writer.is_some(),
+        r: m.reader.is_some(),
+    }
+}
+
+fn o(text: &str, w: bool, r: bool) -> Out {
+    Out {
+        text: text.into(),
+        w,
+        r,
+    }
+}
+
+const HOLD: Hold = Hold {
+    normal: 500,
+    first_contact: 500,
+};
+
+#[test]
+fn pairs_copies_and_fills_a_gap_from_the_other_side() {
+    let mut c = Channel::new(false);
+    let mut v = Vec::new();
+    let mut push = |c: &mut Channel, side, f: Frame, now| {
+        c.push(
+            side,
+            if side == Side::Writer { 1 } else { 2 },
+            f,
+            now,
+            HOLD,
+            &mut |m| v.push(out_of(m)),
+        )
+    };
+    // Reader offsets run 100 ahead of the writer's (it was watched earlier).
+    push(&mut c, Side::Writer, line(0, "{a}", 1), 1);
+    push(&mut c, Side::Reader, line(100, "{a}", 2), 2);
+    // The reader lost the second message; the writer has it.
+    push(&mut c, Side::Writer, line(4, "{bb}", 3), 3);
+    push(&mut c, Side::Reader, lost(104, 109, 4), 4);
+    push(&mut c, Side::Writer, line(9, "{c}", 5), 5);
+    push(&mut c, Side::Reader, line(109, "{c}", 6), 6);
+    assert_eq!(
+        v,
+        vec![
+            o("{a}", true, true),
+            o("{bb}", true, false),
+            o("{c}", true, true)
+        ]
+    );
+    assert_eq!(c.held_bytes(), 0);
+}
+
+#[test]
+fn a_loss_both_copies_had_is_shown_once() {
+    let mut c = Channel::new(false);
+    let mut v = Vec::new();
+    let mut push = |c: &mut Channel, side, f: Frame| {
+        c.push(
+            side,
+            if side == Side::Writer { 1 } else { 2 },
+            f,
+            0,
+            HOLD,
+            &mut |m| v.push(out_of(m)),
+        )
+    };
+    push(&mut c, Side::Writer, line(0, "{a}", 1));
+    push(&mut c, Side::Reader, line(0, "{a}", 2));
+    push(&mut c, Side::Writer, lost(4, 9, 3));
+    push(&mut c, Side::Reader, lost(4, 9, 4));
+    push(&mut c, Side::Writer, line(9, "{c}", 5));
+    push(&mut c, Side::Reader, line(9, "{c}", 6));
+    assert_eq!(
+        v,
+        vec![
+            o("{a}", true, true),
+            o("<lost>", true, true),
+            o("{c}", true, true)
+        ]
+    );
+}
+
+#[test]
+fn late_counterparts_are_absorbed() {
+    let mut c = Channel::new(false);
+    let mut v = Vec::new();
+    let mut sink = |m| v.push(out_of(m));
+    c.push(Side::Writer, 1, line(0, "{a}", 1), 1, HOLD, &mut sink);
+    c.push(Side::Reader, 2, line(0, "{a}", 2), 2, HOLD, &mut sink);
+    // The reader is busy: the writer's copy times out first.
+    c.push(Side::Writer, 1, line(4, "{b}", 10), 10, HOLD, &mut sink);
+    assert_eq!(c.deadline(), Some(10 + HOLD.normal));
+    c.expire(10 + HOLD.normal, usize::MAX, &mut sink);
+    c.push(Side::Reader, 2, line(4, "{b}", 900), 900, HOLD, &mut sink);
+    c.push(Side::Writer, 1, line(8, "{c}", 901), 901, HOLD, &mut sink);
+    c.push(Side::Reader, 2, line(8, "{c}", 902), 902, HOLD, &mut sink);
+    c.finish(&mut sink);
+    assert_eq!(
+        v,
+        vec![
+            o("{a}", true, true),
+            o("{b}", true, false),
+            o("{c}", true, true)
+        ]
+    );
+}
+
+#[test]
+fn content_pairing_skips_a_copy_the_other_side_never_had() {
+    let mut c = Channel::new(false);
+    let mut v = Vec::new();
+    let mut sink = |m| v.push(out_of(m));
+    // Two writers on one pipe: offsets cannot be aligned, content can.
+    c.push(Side::Writer, 1, line(0, "{a}", 1), 1, HOLD, &mut sink);
+    c.push(Side::Writer, 3, line(0, "{x}", 2), 2, HOLD, &mut sink);
+    c.push(Side::Writer, 1, line(4, "{b}", 3), 3, HOLD, &mut sink);
+    c.push(Side::Reader, 2, line(0, "{a}", 4), 4, HOLD, &mut sink);
+    c.push(Side::Reader, 2, line(4, "{b}", 5), 5, HOLD, &mut sink);
+    assert_eq!(
+        v,
+        vec![
+            o("{a}", true, true),
+            o("{x}", true, false),
+            o("{b}", true, true)
+        ]
+    );
+}

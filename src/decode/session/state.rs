@@ -1,0 +1,187 @@
+//! One session's state: its roles, what its handshake said, and the
+//! requests each end is waiting on.
+
+use super::{implementation, Route};
+use crate::decode::item::{Direction, RequestRef, SessionSummary};
+use crate::decode::mcp::{self, Sender};
+use serde_json::value::RawValue;
+use std::collections::{HashMap, HashSet, VecDeque};
+
+pub(super) struct Pending {
+    pub(super) request: RequestRef,
+    pub(super) token: Option<Box<str>>,
+}
+
+pub(super) struct Session {
+    pub(super) summary: SessionSummary,
+    pub(super) client_end: Option<usize>,
+    /// The roles came from a handshake, not from a guess.
+    pub(super) roles_certain: bool,
+    pub(super) initialized: bool,
+    /// Requests sent by each end, by id text.
+    pub(super) pending: [HashMap<Box<str>, VecDeque<Pending>>; 2],
+    /// Progress tokens of the pending requests sent by each end.
+    pub(super) tokens: [HashMap<Box<str>, RequestRef>; 2],
+    /// HTTP: the connections that carried it.
+    pub(super) connections: HashSet<u64>,
+}
+
+impl Session {
+    pub(super) fn new(id: u64, route: &Route<'_>) -> Self {
+        Session {
+            summary: SessionSummary {
+                id,
+                transport: route.transport,
+                client: None,
+                server: None,
+                ends: [None; 2],
+                protocol_version: None,
+                handshake: None,
+                client_info: None,
+                server_info: None,
+                client_capabilities: None,
+                server_capabilities: None,
+                messages: 0,
+                flagged: 0,
+                requests: 0,
+                unanswered: 0,
+                first_ts: route.ts_ns,
+                last_ts: route.ts_ns,
+                http: None,
+            },
+            client_end: None,
+            roles_certain: false,
+            initialized: false,
+            pending: Default::default(),
+            tokens: Default::default(),
+            connections: HashSet::new(),
+        }
+    }
+
+    pub(super) fn direction(&self, from_end: usize) -> Option<Direction> {
+        self.client_end.map(|c| {
+            if c == from_end {
+                Direction::ClientToServer
+            } else {
+                Direction::ServerToClient
+            }
+        })
+    }
+
+    /// `from_end`: the sender's end in this session's numbering.
+    pub(super) fn note_ends(&mut self, route: &Route<'_>, from_end: usize) {
+        let s = &mut self.summary;
+        s.first_ts = s.first_ts.min(route.ts_ns);
+        s.last_ts = s.last_ts.max(route.ts_ns);
+        if route.from.is_some() {
+            s.ends[from_end] = route.from;
+        }
+        if route.to.is_some() {
+            s.ends[1 - from_end] = route.to;
+        }
+        if let Some(c) = self.client_end {
+            s.client = s.ends[c];
+            s.server = s.ends[1 - c];
+        }
+    }
+
+    /// Roles: certain from a handshake request, guessed from the methods
+    /// each side sends until then.
+    pub(super) fn learn_roles(&mut self, from_end: usize, method: &str, request: bool) {
+        let handshake = request && matches!(method, "initialize" | "server/discover");
+        if self.roles_certain || (self.client_end.is_some() && !handshake) {
+            return;
+        }
+        let client = if handshake {
+            self.roles_certain = true;
+            Some(from_end)
+        } else {
+            match mcp::lookup(method).map(|m| m.sender) {
+                Some(Sender::Client) => Some(from_end),
+                Some(Sender::Server) => Some(1 - from_end),
+                _ => None,
+            }
+        };
+        if let Some(c) = client {
+            self.client_end = Some(c);
+            self.summary.client = self.summary.ends[c];
+            self.summary.server = self.summary.ends[1 - c];
+        }
+    }
+
+    pub(super) fn learn_from_request(&mut self, method: &str, p: &mcp::Params<'_>) {
+        let s = &mut self.summary;
+        match method {
+            "initialize" => {
+                self.initialized = true;
+                s.handshake = Some("initialize");
+                s.protocol_version = p.protocol_version.as_deref().map(str::to_string);
+                s.client_info = p.client_info.as_ref().map(implementation);
+                s.client_capabilities = p.capabilities.map(|c| c.get().to_string());
+            }
+            "server/discover" if s.handshake.is_none() => s.handshake = Some("server/discover"),
+            _ => {}
+        }
+        // MCP 2026-07-28: every request carries the version and the client.
+        if let Some(meta) = &p.meta {
+            if s.handshake != Some("initialize") {
+                if let Some(v) = &meta.protocol_version {
+                    s.protocol_version = Some(v.to_string());
+                }
+            }
+            if s.client_info.is_none() {
+                s.client_info = meta.client_info.as_ref().map(implementation);
+            }
+            if s.client_capabilities.is_none() {
+                s.client_capabilities = meta.client_capabilities.map(|c| c.get().to_string());
+            }
+        }
+    }
+
+    pub(super) fn learn_from_result(&mut self, method: &str, result: Option<&RawValue>) {
+        if !matches!(method, "initialize" | "server/discover") {
+            return;
+        }
+        let Some(r) = result.map(mcp::handshake_result) else {
+            return;
+        };
+        let s = &mut self.summary;
+        if let Some(v) = r.protocol_version {
+            s.protocol_version = Some(v.into_owned());
+        } else if s.protocol_version.is_none() {
+            s.protocol_version = r
+                .supported_versions
+                .as_ref()
+                .and_then(|v| v.first())
+                .map(|v| v.to_string());
+        }
+        let server = r
+            .server_info
+            .as_ref()
+            .or(r.meta.as_ref().and_then(|m| m.server_info.as_ref()));
+        if let Some(i) = server {
+            s.server_info = Some(implementation(i));
+        }
+        if let Some(c) = r.capabilities {
+            s.server_capabilities = Some(c.get().to_string());
+        }
+    }
+
+    pub(super) fn take_pending(
+        &mut self,
+        requester: usize,
+        id: Option<&RawValue>,
+    ) -> Option<Pending> {
+        let key = id?.get();
+        let queue = self.pending[requester].get_mut(key)?;
+        let p = queue.pop_front()?;
+        if queue.is_empty() {
+            self.pending[requester].remove(key);
+        }
+        if let Some(t) = &p.token {
+            self.tokens[requester].remove(t);
+        }
+        self.summary.unanswered -= 1;
+        Some(p)
+    }
+}
