@@ -52,40 +52,35 @@ where
     }
 
     fn record(&mut self, rec: &Numbered<'_>) {
-        self.sink();
-        let Live {
-            decoder,
-            sink,
-            ended,
-            ..
-        } = self;
-        let sink = sink.as_mut().expect("made above");
-        decoder.push(rec, &mut deliver(sink, ended));
+        self.deliver(|decoder, mut sink| decoder.push(rec, &mut sink));
     }
 
     fn finish(&mut self) {
-        self.sink();
-        let Live {
-            decoder,
-            sink,
-            ended,
-            ..
-        } = self;
-        let sink = sink.as_mut().expect("made above");
-        decoder.finish(&mut deliver(sink, ended));
-        if !*ended {
-            let sessions: Vec<_> = decoder.sessions().cloned().collect();
+        self.deliver(|decoder, mut sink| decoder.finish(&mut sink));
+        if let (false, Some(sink)) = (self.ended, self.sink.as_mut()) {
+            let sessions: Vec<_> = self.decoder.sessions().cloned().collect();
             let _ = sink.finish(&sessions);
         }
     }
 }
 
-/// Gives items to the sink until it fails or says stop.
-fn deliver<'s, S: Sink>(sink: &'s mut S, ended: &'s mut bool) -> impl FnMut(&Item<'_>) + 's {
-    move |item| {
-        if !*ended {
-            let size = item.text.len() as u64;
-            *ended = !matches!(sink.item(item, size), Ok(Flow::Continue));
-        }
+impl<S: Sink, F: FnOnce(&BTreeMap<String, String>) -> S> Live<S, F> {
+    /// Runs the decoder, giving its items to the sink until it fails or
+    /// says stop.
+    fn deliver(&mut self, run: impl FnOnce(&mut Decoder, &mut dyn FnMut(&Item<'_>))) {
+        self.sink();
+        let Live {
+            decoder,
+            sink,
+            ended,
+            ..
+        } = self;
+        let sink = sink.as_mut().expect("made above");
+        run(decoder, &mut |item| {
+            if !*ended {
+                let size = item.text.len() as u64;
+                *ended = !matches!(sink.item(item, size), Ok(Flow::Continue));
+            }
+        });
     }
 }

@@ -65,32 +65,46 @@ fn bad_lines_are_flagged_once_and_the_next_line_resynchronises() {
     assert!(items[2].flag.as_ref().unwrap().1.contains("byte"));
 }
 
+/// The reader's copy of a message is missing (its record was lost, or the
+/// kernel could not read the reader's buffer): the writer's fills it.
 #[test]
-fn a_read_the_capture_lost_is_filled_from_the_writer() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut s = Synth::new(&dir.path().join("r.db"));
-    let c2s = s.pipe();
-    s.send(CLIENT, SERVER, c2s, &request(1, "ping", "{}"));
-    s.write(
-        CLIENT,
-        c2s,
-        format!("{}\n", request(2, "tools/list", "{}")).as_bytes(),
-    );
-    s.read_lost(SERVER, c2s, 4096);
-    s.send(CLIENT, SERVER, c2s, &request(3, "ping", "{}"));
-    let (items, _) = decode_file(&s.finish());
-    assert_eq!(
-        kinds(&items),
-        vec!["request ping", "request tools/list", "request ping"]
-    );
-    let filled = &items[1];
-    assert!(!filled.writer_seqs.is_empty() && filled.reader_seqs.is_empty());
-    // The reader is still named: the channel has one reader.
-    assert_eq!(
-        (filled.from, filled.to),
-        (Some(CLIENT.pid), Some(SERVER.pid))
-    );
-    assert!(both_copies(&items[2]));
+fn a_read_the_capture_lost_or_could_not_read_is_filled_from_the_writer() {
+    type Damage = fn(&mut Synth, ChanId, usize) -> usize;
+    let cases: [(&str, Damage); 2] = [
+        ("lost", |s, c, n| s.read_lost(SERVER, c, n)),
+        ("unreadable", |s, c, n| s.read_failed(SERVER, c, n)),
+    ];
+    for (name, damage) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Synth::new(&dir.path().join("r.db"));
+        let c2s = s.pipe();
+        s.send(CLIENT, SERVER, c2s, &request(1, "ping", "{}"));
+        s.write(
+            CLIENT,
+            c2s,
+            format!("{}\n", request(2, "tools/list", "{}")).as_bytes(),
+        );
+        damage(&mut s, c2s, 4096);
+        s.send(CLIENT, SERVER, c2s, &request(3, "ping", "{}"));
+        let (items, _) = decode_file(&s.finish());
+        assert_eq!(
+            kinds(&items),
+            vec!["request ping", "request tools/list", "request ping"],
+            "{name}"
+        );
+        let filled = &items[1];
+        assert!(
+            !filled.writer_seqs.is_empty() && filled.reader_seqs.is_empty(),
+            "{name}"
+        );
+        // The reader is still named: the channel has one reader.
+        assert_eq!(
+            (filled.from, filled.to),
+            (Some(CLIENT.pid), Some(SERVER.pid)),
+            "{name}"
+        );
+        assert!(both_copies(&items[2]), "{name}");
+    }
 }
 
 #[test]
@@ -316,28 +330,6 @@ fn a_call_the_kernel_cut_short_is_filled_from_the_reader() {
         .1
         .contains("only part of the call"));
     assert_eq!(items[3].id.as_deref(), Some("4"));
-}
-
-#[test]
-fn an_unreadable_user_buffer_is_filled_from_the_other_copy() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut s = Synth::new(&dir.path().join("f.db"));
-    let c2s = s.pipe();
-    s.send(CLIENT, SERVER, c2s, &request(1, "ping", "{}"));
-    s.write(
-        CLIENT,
-        c2s,
-        format!("{}\n", request(2, "tools/list", "{}")).as_bytes(),
-    );
-    s.read_failed(SERVER, c2s, 4096);
-    s.send(CLIENT, SERVER, c2s, &request(3, "ping", "{}"));
-    let (items, _) = decode_file(&s.finish());
-    assert_eq!(
-        kinds(&items),
-        vec!["request ping", "request tools/list", "request ping"]
-    );
-    assert!(items[1].reader_seqs.is_empty() && !items[1].writer_seqs.is_empty());
-    assert!(both_copies(&items[2]));
 }
 
 #[test]

@@ -3,7 +3,7 @@
 //! connection recorded, reads take what the socket holds).
 
 use super::support::*;
-use mcpspy::decode::{DecodeOptions, HttpMeta};
+use mcpspy::decode::{DecodeOptions, HttpMeta, SessionSummary};
 use std::io::Write;
 
 const C: Option<u32> = Some(CLIENT.pid);
@@ -730,6 +730,21 @@ fn gaps_are_filled_from_the_other_end_and_shared_ones_stay_local() {
 /// TLS plaintext: the client's first write does not name its socket; its
 /// later reads do. Its copies still pair with the server's, and an SSL*
 /// that moves to a new connection moves with it.
+/// Every item is a whole message shown once, from both copies, on the
+/// HTTP connection numbered in `connections`; one session holds them all.
+fn shown_once_from_both_copies(items: &[Seen], sessions: &[SessionSummary], connections: &[u64]) {
+    assert!(items.iter().all(|i| i.flag.is_none()), "{items:#?}");
+    for i in items {
+        assert!(
+            !i.writer_seqs.is_empty() && !i.reader_seqs.is_empty(),
+            "both copies, shown once: {i:#?}"
+        );
+    }
+    let got: Vec<u64> = items.iter().map(|i| i.connection.unwrap()).collect();
+    assert_eq!(got, connections);
+    assert_eq!(sessions.len(), 1);
+}
+
 #[test]
 fn tls_streams_join_their_connection_when_the_socket_is_learned() {
     let dir = tempfile::tempdir().unwrap();
@@ -790,23 +805,8 @@ fn tls_streams_join_their_connection_when_the_socket_is_learned() {
         &http_response("200 OK", &[JSON], response(2, "{}").as_bytes(), true),
     );
     let (items, sessions) = decode_file(&s.finish());
-    assert!(items.iter().all(|i| i.flag.is_none()), "{items:#?}");
-    assert_eq!(items.len(), 6, "{items:#?}");
-    for i in &items {
-        assert!(
-            !i.writer_seqs.is_empty() && !i.reader_seqs.is_empty(),
-            "both copies, shown once: {i:#?}"
-        );
-    }
-    assert_eq!(
-        items
-            .iter()
-            .map(|i| i.connection.unwrap())
-            .collect::<Vec<_>>(),
-        vec![1, 1, 1, 1, 2, 2]
-    );
+    shown_once_from_both_copies(&items, &sessions, &[1, 1, 1, 1, 2, 2]);
     assert!(items.chunks(2).all(|p| p[1].answers == Some(p[0].n)));
-    assert_eq!(sessions.len(), 1);
     assert!(matches!(
         sessions[0].transport,
         Some(mcpspy::decode::Transport::Http { tls: true, .. })
@@ -850,20 +850,7 @@ fn a_tls_stream_whose_socket_is_named_stale_moves_to_its_connection() {
     let (items, sessions) = decode_file(&s.finish());
     let texts: Vec<&str> = items.iter().map(|i| i.text.as_str()).collect();
     assert_eq!(texts, sent.iter().map(String::as_str).collect::<Vec<_>>());
-    for i in &items {
-        assert!(
-            !i.writer_seqs.is_empty() && !i.reader_seqs.is_empty(),
-            "shown once, from both copies: {i:#?}"
-        );
-    }
-    assert_eq!(
-        items
-            .iter()
-            .map(|i| i.connection.unwrap())
-            .collect::<Vec<_>>(),
-        vec![1, 1, 2, 2, 2, 2]
-    );
-    assert_eq!(sessions.len(), 1);
+    shown_once_from_both_copies(&items, &sessions, &[1, 1, 2, 2, 2, 2]);
 }
 
 /// A freed SSL* serving a new connection, as the recorder reports it: its
@@ -906,18 +893,8 @@ fn a_reused_ssl_starts_a_new_connection() {
     let (items, sessions) = decode_file(&s.finish());
     let texts: Vec<&str> = items.iter().map(|i| i.text.as_str()).collect();
     assert_eq!(texts, sent.iter().map(String::as_str).collect::<Vec<_>>());
-    assert!(items
-        .iter()
-        .all(|i| !i.writer_seqs.is_empty() && !i.reader_seqs.is_empty()));
-    assert_eq!(
-        items
-            .iter()
-            .map(|i| i.connection.unwrap())
-            .collect::<Vec<_>>(),
-        vec![1, 1, 2, 2, 3, 3]
-    );
+    shown_once_from_both_copies(&items, &sessions, &[1, 1, 2, 2, 3, 3]);
     assert!(items.chunks(2).all(|p| p[1].answers == Some(p[0].n)));
-    assert_eq!(sessions.len(), 1);
 }
 
 /// A TLS stream whose socket never becomes known is shown alone after a

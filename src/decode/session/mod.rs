@@ -257,26 +257,13 @@ impl Sessions {
             s.note_ends(route, e);
         }
         let session = found.map(|(i, _)| &self.sessions[i]);
-        sink(&Item {
+        let shown = Shown {
             n,
-            ts_ns: route.ts_ns,
-            transport: route.transport,
-            http: conn.map(|connection| HttpView {
-                connection,
-                meta: route.http.and_then(|h| h.meta),
-            }),
-            from: route.from,
-            to: route.to,
-            session: session.map(|s| &s.summary),
-            direction: session.and_then(|s| s.direction(e)),
-            kind: Kind::Flagged(flag),
-            text,
-            batch,
-            writer: route.writer,
-            reader: route.reader,
-            copies_differ: route.copies_differ,
-            truncated,
-        });
+            conn,
+            session,
+            from_end: e,
+        };
+        sink(&route.item(shown, Kind::Flagged(flag), text, batch, truncated));
     }
 
     /// The session of a message (opening one if needed), and whether its
@@ -432,31 +419,60 @@ impl Sessions {
             }
         };
         let conn = self.connection(route);
-        let session = idx.map(|i| &self.sessions[i]);
-        sink(&Item {
+        let shown = Shown {
             n,
-            ts_ns: route.ts_ns,
-            transport: route.transport,
-            http: conn.map(|connection| HttpView {
-                connection,
-                meta: route.http.and_then(|h| h.meta),
-            }),
-            from: route.from,
-            to: route.to,
-            session: session.map(|s| &s.summary),
-            direction: session.and_then(|s| s.direction(e)),
-            kind,
-            text,
-            batch,
-            writer: route.writer,
-            reader: route.reader,
-            copies_differ: route.copies_differ,
-            truncated: false,
-        });
+            conn,
+            session: idx.map(|i| &self.sessions[i]),
+            from_end: e,
+        };
+        sink(&route.item(shown, kind, text, batch, false));
     }
 }
 
-impl Route<'_> {
+/// Where an item stands: its number, its HTTP connection, its session and
+/// which end of it sent the message.
+struct Shown<'s> {
+    n: u64,
+    conn: Option<u64>,
+    session: Option<&'s Session>,
+    from_end: usize,
+}
+
+impl<'a> Route<'a> {
+    /// The item of a message (or damage) that took this route.
+    fn item<'s>(
+        &self,
+        at: Shown<'s>,
+        kind: Kind<'s>,
+        text: &'s [u8],
+        batch: Option<BatchPos>,
+        truncated: bool,
+    ) -> Item<'s>
+    where
+        'a: 's,
+    {
+        Item {
+            n: at.n,
+            ts_ns: self.ts_ns,
+            transport: self.transport,
+            http: at.conn.map(|connection| HttpView {
+                connection,
+                meta: self.http.and_then(|h| h.meta),
+            }),
+            from: self.from,
+            to: self.to,
+            session: at.session.map(|s| &s.summary),
+            direction: at.session.and_then(|s| s.direction(at.from_end)),
+            kind,
+            text,
+            batch,
+            writer: self.writer,
+            reader: self.reader,
+            copies_differ: self.copies_differ,
+            truncated,
+        }
+    }
+
     /// Stream bytes the message spans (either copy's).
     fn span_len(&self) -> u64 {
         self.writer
