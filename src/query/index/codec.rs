@@ -35,7 +35,7 @@ pub(super) struct StoredItem<'a> {
     text: TextAt,
     session: Option<SessionAt>,
     transport: Option<Transport>,
-    http: Option<(u64, Option<HttpMeta>)>,
+    http: Option<(u64, Option<Box<HttpMeta>>)>,
     from: Option<u32>,
     to: Option<u32>,
     direction: Option<Direction>,
@@ -114,7 +114,7 @@ enum StoredKind<'a> {
 
 /// A raw JSON member: where it sits in the item's text, or its own text
 /// when it is not a slice of it (a `null` the decoder supplied).
-#[derive(Serialize, Deserialize)]
+#[derive(Clone, Copy, Serialize, Deserialize)]
 enum StoredRaw<'a> {
     At { off: u64, len: u64 },
     Own(&'a str),
@@ -133,17 +133,17 @@ struct StoredRequest<'a> {
 
 /// Bytes written as one length-prefixed run (serde's sequence of u8 would
 /// be read back one element at a time, into an allocation).
-struct Packed<'a>(Cow<'a, [u8]>);
+struct Packed<'a>(&'a [u8]);
 
 impl Serialize for Packed<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_bytes(&self.0)
+        s.serialize_bytes(self.0)
     }
 }
 
 impl<'de: 'a, 'a> Deserialize<'de> for Packed<'a> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        <&'de [u8]>::deserialize(d).map(|b| Packed(Cow::Borrowed(b)))
+        <&'de [u8]>::deserialize(d).map(Packed)
     }
 }
 
@@ -214,23 +214,26 @@ pub(super) fn put_item<'a>(
         truncated,
     } = item;
     let ts = *ts_ns;
-    let copy = |c: &Option<CopyInfo<'_>>| -> R<Option<StoredCopy<'static>>> {
-        let Some(c) = c else { return Ok(None) };
-        let mut packed = Vec::with_capacity(c.seqs.len());
+    let pack = |c: &Option<CopyInfo<'_>>| -> R<Vec<u8>> {
+        let mut packed = Vec::new();
         let mut prev = 0;
-        for &s in c.seqs {
+        for &s in c.as_ref().map_or(&[][..], |c| c.seqs) {
             packed = postcard::to_extend(&rel(s, prev), packed).map_err(fail)?;
             prev = s;
         }
-        Ok(Some(StoredCopy {
+        Ok(packed)
+    };
+    let (writer_seqs, reader_seqs) = (pack(writer)?, pack(reader)?);
+    let copy = |c: &Option<CopyInfo<'_>>, seqs| {
+        c.map(|c| StoredCopy {
             pid: c.pid,
             fd: c.fd,
             start: c.start,
             end: rel(c.end, c.start),
             first_ts: rel(c.first_ts, ts),
             last_ts: rel(c.last_ts, ts),
-            seqs: Packed(Cow::Owned(packed)),
-        }))
+            seqs: Packed(seqs),
+        })
     };
     let raw = |r: &'a RawValue| stored_raw(r, text);
     let request = |r: &Option<&'a RequestRef>, named: bool| r.map(|r| stored_request(r, named, ts));
@@ -295,13 +298,13 @@ pub(super) fn put_item<'a>(
             last_ts: rel(s.last_ts, ts),
         }),
         transport: *transport,
-        http: http.map(|h| (h.connection, h.meta.cloned())),
+        http: http.map(|h| (h.connection, h.meta.map(|m| Box::new(m.clone())))),
         from: peers.id(*from),
         to: peers.id(*to),
         direction: *direction,
         batch: *batch,
-        writer: copy(writer)?,
-        reader: copy(reader)?,
+        writer: copy(writer, &writer_seqs),
+        reader: copy(reader, &reader_seqs),
         copies_differ: *copies_differ,
         truncated: *truncated,
         kind,
@@ -415,7 +418,7 @@ impl<'a> StoredItem<'a> {
 /// id read `null`).
 pub(super) fn get_item<T>(
     row: Row<'_>,
-    stored: StoredItem<'_>,
+    stored: &StoredItem<'_>,
     text: Option<&[u8]>,
     peers: &[Peer],
     state: &mut Reading,
@@ -428,7 +431,7 @@ pub(super) fn get_item<T>(
         request,
         http,
     } = state;
-    let session = match stored.session {
+    let session = match &stored.session {
         Some(at) => {
             let s = usize::try_from(at.version)
                 .ok()
@@ -449,10 +452,10 @@ pub(super) fn get_item<T>(
             .transpose()
     };
     let [writer_seqs, reader_seqs] = seqs;
-    let copy = |c: Option<StoredCopy<'_>>, into: &mut Vec<u64>| -> R<Option<CopyFields>> {
+    let copy = |c: &Option<StoredCopy<'_>>, into: &mut Vec<u64>| -> R<Option<CopyFields>> {
         let Some(c) = c else { return Ok(None) };
         into.clear();
-        let (mut rest, mut prev) = (&c.seqs.0[..], 0u64);
+        let (mut rest, mut prev) = (c.seqs.0, 0u64);
         while !rest.is_empty() {
             let (delta, more) = postcard::take_from_bytes::<i64>(rest).map_err(|_| corrupt())?;
             prev = abs(prev, delta);
@@ -468,8 +471,8 @@ pub(super) fn get_item<T>(
             last_ts: abs(ts, c.last_ts),
         }))
     };
-    let writer = copy(stored.writer, writer_seqs)?;
-    let reader = copy(stored.reader, reader_seqs)?;
+    let writer = copy(&stored.writer, writer_seqs)?;
+    let reader = copy(&stored.reader, reader_seqs)?;
     let method = || row.method.ok_or_else(corrupt);
     let subject = row.subject.map(Cow::Borrowed);
     // The request a response or notification points at is kept in `request`.
@@ -496,7 +499,7 @@ pub(super) fn get_item<T>(
     }
     let refer = refers.is_some().then_some(&*request);
     let raw = |r| raw_member(r, text);
-    let kind = match stored.kind {
+    let kind = match &stored.kind {
         StoredKind::Request { id, params } => Kind::Request {
             id: raw_id(id)?,
             method: method()?,
@@ -517,10 +520,10 @@ pub(super) fn get_item<T>(
             ..
         } => Kind::Response {
             id: raw_id(id)?,
-            result: raw(result)?,
+            result: raw(*result)?,
             answers: refer,
-            latency_ns,
-            tool_error,
+            latency_ns: *latency_ns,
+            tool_error: *tool_error,
         },
         StoredKind::Error {
             id,
@@ -531,20 +534,20 @@ pub(super) fn get_item<T>(
             ..
         } => Kind::Error {
             id: id.map(raw_id).transpose()?,
-            error: raw(error)?,
-            code,
+            error: raw(*error)?,
+            code: *code,
             message: message.map(Cow::Borrowed),
             answers: refer,
-            latency_ns,
+            latency_ns: *latency_ns,
         },
         StoredKind::Flagged {
             reason,
             detail,
             len,
         } => Kind::Flagged(Flag {
-            reason,
+            reason: *reason,
             detail: detail.to_string(),
-            len,
+            len: *len,
         }),
     };
     // What the columns say is what the record rebuilds.
@@ -552,7 +555,10 @@ pub(super) fn get_item<T>(
         return Err(corrupt());
     }
     let connection = stored.http.as_ref().map(|(c, _)| *c);
-    *http = stored.http.and_then(|(_, meta)| meta);
+    *http = stored
+        .http
+        .as_ref()
+        .and_then(|(_, meta)| meta.as_deref().cloned());
     let item = Item {
         n: row.n,
         ts_ns: ts,

@@ -177,7 +177,7 @@ impl Index {
             } else {
                 None
             };
-            let flow = get_item(columns, stored, loaded, &self.peers, &mut state, |item| {
+            let flow = get_item(columns, &stored, loaded, &self.peers, &mut state, |item| {
                 f(item, at.len)
             })??;
             if let Flow::Stop = flow {
