@@ -124,7 +124,7 @@ def loadable_rungs(binary, wanted):
     ok = []
     with tempfile.TemporaryDirectory() as d:
         for rung in wanted:
-            r = subprocess.run([binary, "record", "--force", "--duration", "0.2", "--attach", rung, "-o", os.path.join(d, "x.db")],
+            r = subprocess.run([binary, "record", "--force", "--duration", "200ms", "--attach", rung, "-o", os.path.join(d, "x.db")],
                                capture_output=True, text=True)
             if r.returncode == 0:
                 ok.append(rung)

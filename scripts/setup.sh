@@ -20,48 +20,15 @@ VENV="$ROOT/.venv"
 PEERS="$ROOT/tests/peers"
 NODE_DIR="$PEERS/node"
 
-say() { printf 'setup: %s\n' "$*"; }
-die() { printf 'setup: error: %s\n' "$*" >&2; exit 1; }
-
-as_root() {
-    if [ "$(id -u)" -eq 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else
-        die "need root to run: $*"
-    fi
-}
+PREFIX=setup
+# shellcheck source=scripts/apt.sh
+. "$ROOT/scripts/apt.sh"
 
 # --- apt ---------------------------------------------------------------------------------------
 APT_PACKAGES=(clang libelf-dev zlib1g-dev pkg-config make gcc libc6-dev strace openssl ca-certificates)
 command -v node >/dev/null || APT_PACKAGES+=(nodejs)
 command -v npm >/dev/null || APT_PACKAGES+=(npm)
 command -v "${MCPSPY_PYTHON:-python3}" >/dev/null || APT_PACKAGES+=(python3)
-
-missing_apt() {
-    # dpkg-query prints one status line per known package; anything not "install ok installed" is
-    # missing. It exits 1 when any package was never known to dpkg, which is exactly the case to
-    # report, so its status is not an error here (under pipefail it would end this function
-    # silently, and nothing would be reported missing).
-    local installed
-    installed="$({ dpkg-query -W -f='${Package} ${Status}\n' "$@" 2>/dev/null || true; } | awk '$NF == "installed" {print $1}')"
-    local p
-    for p in "$@"; do
-        grep -qx "$p" <<<"$installed" || printf '%s\n' "$p"
-    done
-}
-
-install_apt() {
-    local missing
-    mapfile -t missing < <(missing_apt "$@")
-    if [ "${#missing[@]}" -eq 0 ]; then
-        say "apt: ok ($*)"
-        return
-    fi
-    say "apt: installing ${missing[*]}"
-    export DEBIAN_FRONTEND=noninteractive
-    as_root apt-get update -qq
-    as_root apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-    mapfile -t missing < <(missing_apt "$@")
-    [ "${#missing[@]}" -eq 0 ] || die "apt could not install: ${missing[*]}"
-}
 
 install_apt "${APT_PACKAGES[@]}"
 

@@ -42,6 +42,24 @@ impl fmt::Display for CaptureError {
 
 impl std::error::Error for CaptureError {}
 
+impl CaptureError {
+    /// The same error, said of `name` (what the user gave) instead of the
+    /// file actually read.
+    fn named(self, name: &Path) -> Self {
+        let name = name.to_path_buf();
+        match self {
+            CaptureError::Missing(_) => CaptureError::Missing(name),
+            CaptureError::NotACapture { why, .. } => CaptureError::NotACapture { path: name, why },
+            CaptureError::UnsupportedVersion { version, .. } => CaptureError::UnsupportedVersion {
+                path: name,
+                version,
+            },
+            CaptureError::Damaged { why, .. } => CaptureError::Damaged { path: name, why },
+            CaptureError::Io { err, .. } => CaptureError::Io { path: name, err },
+        }
+    }
+}
+
 /// A decompressed block of records.
 pub struct Block {
     pub block_id: i64,
@@ -77,6 +95,8 @@ pub struct BlockFilter {
 pub struct CaptureReader {
     conn: Connection,
     path: PathBuf,
+    /// What the user named the file, when it is not `path` (standard input).
+    name: Option<PathBuf>,
     /// Set when a rolled-back copy is read instead of the file itself.
     _rollback_copy: Option<tempfile::TempDir>,
     pub notes: Vec<String>,
@@ -108,6 +128,7 @@ impl CaptureReader {
             Ok(conn) => Ok(CaptureReader {
                 conn,
                 path: path.into(),
+                name: None,
                 _rollback_copy: None,
                 notes: Vec::new(),
             }),
@@ -212,6 +233,7 @@ impl CaptureReader {
         Ok(CaptureReader {
             conn,
             path: path.into(),
+            name: None,
             _rollback_copy: Some(dir),
             notes: vec![format!(
                 "{} was left mid-write by an interrupted recording; reading it as of its last commit (the file is unchanged)",
@@ -220,8 +242,25 @@ impl CaptureReader {
         })
     }
 
+    /// Opens `path`, a copy of what the user named `name` (standard input):
+    /// errors and notes speak of `name`.
+    pub fn open_as(path: &Path, name: &Path) -> Result<Self, CaptureError> {
+        let mut r = Self::open(path).map_err(|e| e.named(name))?;
+        r.name = Some(name.to_path_buf());
+        let (real, shown) = (path.display().to_string(), name.display().to_string());
+        for note in &mut r.notes {
+            *note = note.replace(&real, &shown);
+        }
+        Ok(r)
+    }
+
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The file as the user named it.
+    pub fn name(&self) -> &Path {
+        self.name.as_deref().unwrap_or(&self.path)
     }
 
     fn damaged(&self, e: impl fmt::Display) -> CaptureError {

@@ -1,40 +1,125 @@
-//! Command-line glue: parse arguments, call the pipeline, map errors to exit codes.
+//! Command-line glue: parse arguments, pick a selection and a sink (or call
+//! a stage), and map errors to exit codes.
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+mod args;
 mod info;
 mod read;
 mod record;
+mod show;
+mod when;
+
+pub use args::{FilterArgs, Input, TimeArgs, TimeChoice, TransportChoice};
+
+const EXIT_CODES: &str = "\
+EXIT CODES:
+  0  done; for readers, at least one message matched
+  1  readers: nothing matched (a one-line note says so on stderr)
+  2  an error: bad arguments, a file that is not a capture, a failed write";
 
 #[derive(Parser, Debug)]
 #[command(
     name = "mcpspy",
     version,
-    about = "Record and replay MCP traffic, captured from the kernel"
+    about = "Record and replay MCP traffic, captured from the kernel",
+    after_help = EXIT_CODES
 )]
 pub struct Cli {
+    /// When to colour the output (NO_COLOR in the environment means never)
+    #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto)]
+    pub color: ColorChoice,
     #[command(subcommand)]
     pub command: Command,
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ColorChoice {
+    Auto,
+    Always,
+    Never,
+}
+
+impl ColorChoice {
+    /// Whether to colour standard output.
+    pub fn stdout(self) -> bool {
+        match self {
+            ColorChoice::Always => true,
+            ColorChoice::Never => false,
+            ColorChoice::Auto => {
+                std::io::stdout().is_terminal()
+                    && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+            }
+        }
+    }
 }
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Capture pipe, socket and TLS traffic into a capture file (needs root)
+    #[command(after_help = RECORD_EXAMPLES)]
     Record(RecordArgs),
     /// Show what a capture file holds: provenance, counts, drops, size
+    #[command(after_help = INFO_EXAMPLES)]
     Info {
-        /// Capture file
-        file: PathBuf,
+        #[command(flatten)]
+        input: Input,
     },
     /// Print the console view of a capture, as a live run prints it
+    #[command(after_help = REPLAY_EXAMPLES)]
     Replay(ReplayArgs),
     /// Filter the messages of a capture, or summarise them in tables
+    #[command(after_help = QUERY_EXAMPLES)]
     Query(QueryArgs),
     /// Export the messages of a capture for other tools
+    #[command(after_help = EXPORT_EXAMPLES)]
     Export(ExportArgs),
+    /// Show one message in full: its JSON, its request or response, the
+    /// processes, HTTP headers and the raw records it came from
+    #[command(after_help = SHOW_EXAMPLES)]
+    Show(ShowArgs),
+    /// Print a shell completion script
+    #[command(
+        after_help = "EXAMPLES:\n  mcpspy completions bash > /etc/bash_completion.d/mcpspy\n  mcpspy completions zsh > ~/.zfunc/_mcpspy"
+    )]
+    Completions { shell: clap_complete::Shell },
+    /// Print the manual page (roff)
+    #[command(after_help = "EXAMPLES:\n  mcpspy man > mcpspy.1 && man ./mcpspy.1")]
+    Man,
 }
+
+const RECORD_EXAMPLES: &str = "\
+EXAMPLES:
+  sudo mcpspy record -w audit.db                       until Ctrl+C
+  sudo mcpspy record -w audit.db --duration 5m --comm python3 --comm node
+  sudo mcpspy record --live                            print messages as they happen";
+const INFO_EXAMPLES: &str = "\
+EXAMPLES:
+  mcpspy info audit.db
+  mcpspy info -r audit.db";
+const REPLAY_EXAMPLES: &str = "\
+EXAMPLES:
+  mcpspy replay audit.db
+  mcpspy replay -r audit.db -b --method tools/call     with each message's JSON
+  mcpspy replay audit.db -t r -c 20                    relative times, first 20 messages
+  ssh host cat audit.db | mcpspy replay -";
+const QUERY_EXAMPLES: &str = "\
+EXAMPLES:
+  mcpspy query audit.db --tool get_weather --errors
+  mcpspy query audit.db --since 12:00 --until 12:05 --utc
+  mcpspy query audit.db --summary --format csv > summary.csv
+  mcpspy query audit.db --summary --wide               capabilities, cells in full";
+const EXPORT_EXAMPLES: &str = "\
+EXAMPLES:
+  mcpspy export audit.db -o audit.jsonl
+  mcpspy export audit.db --session 3 | jq .method";
+const SHOW_EXAMPLES: &str = "\
+EXAMPLES:
+  mcpspy show audit.db 42                              item 42 (the JSONL's n)
+  mcpspy show audit.db --id 7 --session 2              the request with JSON-RPC id 7";
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
 pub enum AttachChoice {
@@ -51,11 +136,18 @@ pub enum AttachChoice {
 #[derive(Args, Debug)]
 pub struct RecordArgs {
     /// Capture file to write
-    #[arg(short, long, default_value = "capture.db")]
+    #[arg(
+        short = 'w',
+        long = "write",
+        visible_short_alias = 'o',
+        visible_alias = "output",
+        default_value = "capture.db",
+        value_name = "FILE"
+    )]
     pub output: PathBuf,
-    /// Stop after this many seconds (default: until Ctrl+C or SIGTERM)
-    #[arg(long, value_name = "SECONDS")]
-    pub duration: Option<f64>,
+    /// Stop after this long (30s, 5m, 1h; default: until Ctrl+C or SIGTERM)
+    #[arg(long, value_name = "DURATION")]
+    pub duration: Option<String>,
     /// Capture only processes with this name (repeatable; kernel comm, 15 chars)
     #[arg(long, value_name = "NAME")]
     pub comm: Vec<String>,
@@ -69,7 +161,7 @@ pub struct RecordArgs {
     #[arg(long, value_enum, default_value_t = AttachChoice::Auto)]
     pub attach: AttachChoice,
     /// Ring buffer size, bytes (K, M, G suffixes; a power of two)
-    #[arg(long, default_value = "64M", value_parser = parse_size)]
+    #[arg(long, default_value = "64M", value_parser = args::parse_size)]
     pub ring_size: u64,
     /// Overwrite an existing capture file
     #[arg(long)]
@@ -85,52 +177,15 @@ pub struct RecordArgs {
     pub no_tls: bool,
 }
 
-/// Filters shared by query and export; they combine with AND.
-#[derive(Args, Debug, Default, Clone)]
-pub struct FilterArgs {
-    /// Only this method (responses match their request's method)
-    #[arg(long)]
-    pub method: Vec<String>,
-    /// Only tools/call of this tool
-    #[arg(long)]
-    pub tool: Vec<String>,
-    /// Only messages sent or received by this process
-    #[arg(long)]
-    pub pid: Vec<u32>,
-    /// Only messages sent or received by a process of this name
-    #[arg(long)]
-    pub comm: Vec<String>,
-    /// Only this session
-    #[arg(long)]
-    pub session: Vec<u64>,
-    /// Only messages at or after this time (HH:MM[:SS[.fff]] local, or RFC 3339)
-    #[arg(long)]
-    pub since: Option<String>,
-    /// Only messages at or before this time (HH:MM[:SS[.fff]] local, or RFC 3339)
-    #[arg(long)]
-    pub until: Option<String>,
-    /// Only error responses, and requests that got one
-    #[arg(long)]
-    pub errors: bool,
-    /// Only responses slower than this (e.g. 250ms, 2s), and their requests
-    #[arg(long, value_name = "DURATION")]
-    pub min_latency: Option<String>,
-    /// Only this transport
-    #[arg(long, value_enum)]
-    pub transport: Option<TransportChoice>,
-}
-
-#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
-pub enum TransportChoice {
-    Stdio,
-    Http,
-}
-
 #[derive(Args, Debug)]
+#[command(after_help = when::TIMES_HELP)]
 pub struct ReplayArgs {
-    /// Capture file
-    #[arg(default_value = "capture.db")]
-    pub file: PathBuf,
+    #[command(flatten)]
+    pub input: Input,
+    #[command(flatten)]
+    pub filter: FilterArgs,
+    #[command(flatten)]
+    pub time: TimeArgs,
     /// Print each message's JSON too
     #[arg(short = 'b', long = "body")]
     pub body: bool,
@@ -138,14 +193,21 @@ pub struct ReplayArgs {
 
 #[derive(Args, Debug)]
 pub struct QueryArgs {
-    /// Capture file
-    #[arg(default_value = "capture.db")]
-    pub file: PathBuf,
+    #[command(flatten)]
+    pub input: Input,
     #[command(flatten)]
     pub filter: FilterArgs,
+    #[command(flatten)]
+    pub time: TimeArgs,
     /// Tables per method/tool and per session instead of lines
     #[arg(long)]
     pub summary: bool,
+    /// With --summary: the tables as text (fitted to the terminal), CSV or JSON
+    #[arg(long, value_enum, default_value_t = SummaryFormat::Table, requires = "summary")]
+    pub format: SummaryFormat,
+    /// With --summary: cells in full, and the capabilities table
+    #[arg(long, requires = "summary")]
+    pub wide: bool,
     /// Print each message's JSON too
     #[arg(short = 'b', long = "body")]
     pub body: bool,
@@ -156,15 +218,21 @@ pub struct QueryArgs {
 }
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum SummaryFormat {
+    Table,
+    Csv,
+    Json,
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
 pub enum ExportFormat {
     Jsonl,
 }
 
 #[derive(Args, Debug)]
 pub struct ExportArgs {
-    /// Capture file
-    #[arg(default_value = "capture.db")]
-    pub file: PathBuf,
+    #[command(flatten)]
+    pub input: Input,
     #[arg(long, value_enum, default_value_t = ExportFormat::Jsonl)]
     pub format: ExportFormat,
     /// Output file (default: standard output)
@@ -177,23 +245,26 @@ pub struct ExportArgs {
     pub filter: FilterArgs,
 }
 
-/// Parses sizes such as 4096, 64K, 16M, 1G.
-pub fn parse_size(s: &str) -> Result<u64, String> {
-    let s = s.trim();
-    let (num, mult) = match s.char_indices().last() {
-        Some((i, 'k' | 'K')) => (&s[..i], 1u64 << 10),
-        Some((i, 'm' | 'M')) => (&s[..i], 1 << 20),
-        Some((i, 'g' | 'G')) => (&s[..i], 1 << 30),
-        _ => (s, 1),
-    };
-    let n: u64 = num
-        .parse()
-        .map_err(|_| format!("`{s}` is not a size (examples: 4096, 64K, 16M)"))?;
-    n.checked_mul(mult)
-        .ok_or_else(|| format!("`{s}` is too large"))
+#[derive(Args, Debug)]
+pub struct ShowArgs {
+    /// Capture file, then the item's number (as in the JSONL's `n`); with
+    /// -r, the number alone
+    #[arg(value_name = "FILE N", num_args = 0..=2)]
+    pub positional: Vec<String>,
+    /// Capture file, as tcpdump and tshark take it
+    #[arg(short = 'r', long = "read", value_name = "FILE")]
+    pub read: Option<PathBuf>,
+    /// The message with this JSON-RPC id (as JSON: 7, or "abc" quoted)
+    #[arg(long)]
+    pub id: Option<String>,
+    /// With --id: in this session
+    #[arg(long, requires = "id")]
+    pub session: Option<u64>,
+    #[command(flatten)]
+    pub time: TimeArgs,
 }
 
-/// An error that ends the command, with the exit code it maps to.
+/// An error that ends the command: exit code 2 (EXIT CODES in --help).
 #[derive(Debug)]
 pub struct Failure {
     pub code: u8,
@@ -201,29 +272,25 @@ pub struct Failure {
 }
 
 impl Failure {
-    /// Bad input: a file that is not a capture, bad arguments (exit code 2).
+    /// Bad input: a file that is not a capture, bad arguments.
     pub fn input(message: impl Into<String>) -> Self {
         Failure {
             code: 2,
             message: message.into(),
         }
     }
-    /// Anything else that went wrong (exit code 1).
+    /// Anything else that went wrong.
     pub fn other(message: impl Into<String>) -> Self {
         Failure {
-            code: 1,
+            code: 2,
             message: message.into(),
         }
     }
 }
 
-impl From<crate::capture::CaptureError> for Failure {
-    fn from(e: crate::capture::CaptureError) -> Self {
-        use crate::capture::CaptureError::*;
-        match e {
-            Io { .. } => Failure::other(e.to_string()),
-            _ => Failure::input(e.to_string()),
-        }
+impl From<crate::query::CaptureError> for Failure {
+    fn from(e: crate::query::CaptureError) -> Self {
+        Failure::input(e.to_string())
     }
 }
 
@@ -239,17 +306,39 @@ impl From<std::io::Error> for Failure {
     }
 }
 
+/// How a command ended without an error.
+pub enum Done {
+    /// Exit 0.
+    Ok,
+    /// A reader found nothing (exit 1), and says so in this note.
+    NothingMatched(String),
+}
+
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    let color = cli.color;
     let result = match cli.command {
-        Command::Record(a) => record::run(a),
-        Command::Info { file } => info::run(&file),
-        Command::Replay(a) => read::replay(a),
-        Command::Query(a) => read::query(a),
+        Command::Record(a) => record::run(a, color).map(|()| Done::Ok),
+        Command::Info { input } => info::run(&input).map(|()| Done::Ok),
+        Command::Replay(a) => read::replay(a, color),
+        Command::Query(a) => read::query(a, color),
         Command::Export(a) => read::export(a),
+        Command::Show(a) => show::run(a, color),
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "mcpspy", &mut std::io::stdout());
+            Ok(Done::Ok)
+        }
+        Command::Man => clap_mangen::Man::new(Cli::command())
+            .render(&mut std::io::stdout())
+            .map(|()| Done::Ok)
+            .map_err(Failure::from),
     };
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(Done::Ok) => ExitCode::SUCCESS,
+        Ok(Done::NothingMatched(note)) => {
+            eprintln!("mcpspy: {note}");
+            ExitCode::from(1)
+        }
         Err(f) => {
             // A closed pipe (mcpspy replay | head) is not an error worth a message.
             if !f.message.contains("Broken pipe") {

@@ -1,67 +1,75 @@
-//! replay, query and export: pick a selection and a sink, and let the
-//! query driver read the capture into it.
+//! replay, query and export: open the capture, pick a selection and a sink,
+//! and let the query driver read the capture into it.
 
+use super::args::{parse_duration, FilterArgs, Input, TimeArgs, TimeChoice, TransportChoice};
+use super::when::{self, Span};
 use super::{
-    ExportArgs, ExportFormat, Failure, FilterArgs, QueryArgs, ReplayArgs, TransportChoice,
+    ColorChoice, Done, ExportArgs, ExportFormat, Failure, QueryArgs, ReplayArgs, SummaryFormat,
 };
-use crate::query::{self, CaptureReader, IndexUse, Outcome, Progress, QueryError, Selection, Sink};
+use crate::query::{
+    self, CaptureReader, IndexUse, Limit, Outcome, Progress, QueryError, Selection, Sink,
+};
 use crate::render::console::{Console, ConsoleStyle};
 use crate::render::jsonl::Jsonl;
-use crate::render::summary::Summary;
-use crate::render::WallClock;
-use chrono::{DateTime, Local, NaiveTime, TimeZone, Utc};
+use crate::render::summary::{Format, Layout, Summary};
+use crate::render::{TimeFormat, WallClock};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::io::{self, BufWriter, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
-pub fn replay(a: ReplayArgs) -> Result<(), Failure> {
-    let reader = open(&a.file)?;
-    let clock = WallClock::from_meta(&reader.meta()?);
-    let mut sink = console(clock, a.body);
-    read(&reader, &Selection::default(), &mut sink, IndexUse::Never).map(drop)
+pub fn replay(a: ReplayArgs, color: ColorChoice) -> Result<Done, Failure> {
+    let opened = Opened::new(&a.input)?;
+    let sel = selection(&a.filter, &opened.span)?;
+    let mut sink = console(&opened, &a.time, color, a.body)?;
+    opened.read(&sel, &mut sink, a.filter.count, IndexUse::Never)
 }
 
-pub fn query(a: QueryArgs) -> Result<(), Failure> {
-    let reader = open(&a.file)?;
-    let clock = WallClock::from_meta(&reader.meta()?);
-    let sel = selection(&a.filter, &clock)?;
+pub fn query(a: QueryArgs, color: ColorChoice) -> Result<Done, Failure> {
+    let opened = Opened::new(&a.input)?;
+    let sel = selection(&a.filter, &opened.span)?;
     let index = if a.no_index {
         IndexUse::Never
     } else {
         IndexUse::Always
     };
     if a.summary {
-        let mut sink = Summary::new(clock, reader.drops()?, io::stdout().lock());
-        return read(&reader, &sel, &mut sink, index).map(drop);
+        let layout = Layout {
+            format: match a.format {
+                SummaryFormat::Table => Format::Table,
+                SummaryFormat::Csv => Format::Csv,
+                SummaryFormat::Json => Format::Json,
+            },
+            wide: a.wide,
+            width: terminal_width(),
+        };
+        let drops = opened.reader.drops()?;
+        let mut sink = Summary::new(opened.span.clock, drops, layout, io::stdout().lock());
+        return opened.read(&sel, &mut sink, a.filter.count, index);
     }
-    let mut sink = console(clock, a.body);
-    read(&reader, &sel, &mut sink, index).map(drop)
+    let mut sink = console(&opened, &a.time, color, a.body)?;
+    opened.read(&sel, &mut sink, a.filter.count, index)
 }
 
-pub fn export(a: ExportArgs) -> Result<(), Failure> {
+pub fn export(a: ExportArgs) -> Result<Done, Failure> {
     let output = Output::choose(a.output.as_deref(), a.force)?;
-    let reader = open(&a.file)?;
-    let clock = WallClock::from_meta(&reader.meta()?);
-    let sel = selection(&a.filter, &clock)?;
-    let write = |out: &mut dyn Write| -> Result<Outcome, Failure> {
+    let opened = Opened::new(&a.input)?;
+    let sel = selection(&a.filter, &opened.span)?;
+    let clock = opened.span.clock;
+    let write = |out: &mut dyn Write| -> Result<Done, Failure> {
         let out = BufWriter::with_capacity(1 << 16, out);
-        match a.format {
-            ExportFormat::Jsonl => read(
-                &reader,
-                &sel,
-                &mut Jsonl::new(clock, out),
-                IndexUse::WhenItHelps,
-            ),
-        }
+        let mut sink: Box<dyn Sink + '_> = match a.format {
+            ExportFormat::Jsonl => Box::new(Jsonl::new(clock, out)),
+        };
+        opened.read(&sel, sink.as_mut(), a.filter.count, IndexUse::WhenItHelps)
     };
     match output {
-        Output::Stdout => write(&mut io::stdout().lock()).map(drop),
+        Output::Stdout => write(&mut io::stdout().lock()),
         Output::Device(path) => {
             let mut file = std::fs::OpenOptions::new()
                 .write(true)
                 .open(&path)
                 .map_err(|e| Failure::other(format!("{}: {e}", path.display())))?;
-            write(&mut file).map(drop)
+            write(&mut file)
         }
         Output::File { path, force } => {
             // Written beside the target and renamed at the end: an export
@@ -72,13 +80,7 @@ pub fn export(a: ExportArgs) -> Result<(), Failure> {
                 .unwrap_or(Path::new("."));
             let io_err = |e: io::Error| Failure::other(format!("{}: {e}", path.display()));
             let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(io_err)?;
-            let outcome = write(tmp.as_file_mut())?;
-            if outcome.stopped {
-                return Err(Failure::other(format!(
-                    "{}: writing stopped",
-                    path.display()
-                )));
-            }
+            let done = write(tmp.as_file_mut())?;
             tmp.as_file().sync_all().map_err(io_err)?;
             let persisted = if force {
                 tmp.persist(&path)
@@ -86,9 +88,102 @@ pub fn export(a: ExportArgs) -> Result<(), Failure> {
                 tmp.persist_noclobber(&path)
             };
             persisted.map_err(|e| io_err(e.error))?;
-            Ok(())
+            Ok(done)
         }
     }
+}
+
+/// A capture opened for reading, with its clock and time span.
+pub struct Opened {
+    pub reader: CaptureReader,
+    pub span: Span,
+    /// A copy of standard input, when the capture came from there.
+    stdin_copy: Option<tempfile::NamedTempFile>,
+}
+
+impl Opened {
+    pub fn new(input: &Input) -> Result<Opened, Failure> {
+        let path = input.path();
+        let (reader, copy) = if path == Path::new("-") {
+            let copy = stdin_copy()?;
+            (
+                CaptureReader::open_as(copy.path(), Path::new("-"))?,
+                Some(copy),
+            )
+        } else {
+            (CaptureReader::open(&path)?, None)
+        };
+        let mut err = io::stderr().lock();
+        for note in &reader.notes {
+            let _ = writeln!(err, "mcpspy: note: {note}");
+        }
+        let totals = reader.totals()?;
+        let span = Span {
+            clock: WallClock::from_meta(&reader.meta()?),
+            first_ns: totals.first_ts_ns,
+            last_ns: totals.last_ts_ns,
+        };
+        Ok(Opened {
+            reader,
+            span,
+            stdin_copy: copy,
+        })
+    }
+
+    /// Runs the query driver into `sink` (the first `count` items only); a
+    /// closed pipe downstream (`| head`) ends the output quietly.
+    pub fn read(
+        &self,
+        sel: &Selection,
+        sink: &mut dyn Sink,
+        count: Option<u64>,
+        index: IndexUse,
+    ) -> Result<Done, Failure> {
+        let mut bar = Bar::default();
+        // A copy of standard input is gone after this read: no index for it.
+        let index = if self.stdin_copy.is_some() {
+            IndexUse::Never
+        } else {
+            index
+        };
+        let mut limited;
+        let sink: &mut dyn Sink = match count {
+            Some(n) => {
+                limited = Limit::new(sink, n);
+                &mut limited
+            }
+            None => sink,
+        };
+        let outcome: Outcome = match query::run(&self.reader, sel, sink, index, &mut bar) {
+            Ok(outcome) => outcome,
+            Err(QueryError::Io(e)) if e.kind() == io::ErrorKind::BrokenPipe => return Ok(Done::Ok),
+            Err(QueryError::Capture(e)) => return Err(e.into()),
+            Err(e) => return Err(Failure::other(e.to_string())),
+        };
+        Ok(if outcome.matched > 0 {
+            Done::Ok
+        } else if sel.is_everything() {
+            Done::NothingMatched("the capture holds no messages".into())
+        } else {
+            Done::NothingMatched("no message matched".into())
+        })
+    }
+}
+
+/// Standard input, copied to a private temporary file: SQLite reads files.
+fn stdin_copy() -> Result<tempfile::NamedTempFile, Failure> {
+    if io::stdin().is_terminal() {
+        return Err(Failure::input(
+            "`-` reads a capture from standard input, which is a terminal here; pipe one in (cat capture.db | mcpspy replay -)",
+        ));
+    }
+    let mut copy = tempfile::Builder::new()
+        .prefix("mcpspy-stdin-")
+        .tempfile()
+        .map_err(|e| Failure::other(format!("a temporary copy of standard input: {e}")))?;
+    io::copy(&mut io::stdin().lock(), copy.as_file_mut())
+        .map_err(|e| Failure::other(format!("reading standard input: {e}")))?;
+    Ok(copy)
 }
 
 /// Where an export goes.
@@ -105,7 +200,7 @@ enum Output {
 
 impl Output {
     fn choose(path: Option<&Path>, force: bool) -> Result<Output, Failure> {
-        let Some(path) = path else {
+        let Some(path) = path.filter(|p| *p != Path::new("-")) else {
             return Ok(Output::Stdout);
         };
         if std::fs::metadata(path).is_ok_and(|m| !m.file_type().is_file() && !m.is_dir()) {
@@ -124,49 +219,55 @@ impl Output {
     }
 }
 
+/// How the console shows times, from -t / --utc; the default adds the date
+/// when the capture spans midnight.
+pub fn time_format(t: &TimeArgs, span: &Span) -> TimeFormat {
+    let midnight = match (span.first_ns, span.last_ns) {
+        (Some(a), Some(b)) => span.clock.spans_midnight(a, b),
+        _ => false,
+    };
+    match (t.time, t.utc) {
+        (Some(TimeChoice::Ad), _) => TimeFormat::Local { date: true },
+        (Some(TimeChoice::U), _) => TimeFormat::Utc { date: false },
+        (Some(TimeChoice::Ud), _) => TimeFormat::Utc { date: true },
+        (Some(TimeChoice::R), _) => TimeFormat::Relative,
+        (Some(TimeChoice::E), _) => TimeFormat::Epoch,
+        (_, true) => TimeFormat::Utc { date: midnight },
+        (Some(TimeChoice::A) | None, false) => TimeFormat::Local { date: midnight },
+    }
+}
+
 /// The console view on standard output.
-fn console(clock: WallClock, body: bool) -> Console<BufWriter<io::StdoutLock<'static>>> {
-    let stdout = io::stdout();
-    let style = ConsoleStyle::for_terminal(stdout.is_terminal(), body);
-    Console::new(
-        clock,
-        style,
-        BufWriter::with_capacity(1 << 16, stdout.lock()),
-    )
+fn console(
+    opened: &Opened,
+    time: &TimeArgs,
+    color: ColorChoice,
+    body: bool,
+) -> Result<Console<BufWriter<io::StdoutLock<'static>>>, Failure> {
+    let style = ConsoleStyle {
+        color: color.stdout(),
+        body,
+        time: time_format(time, &opened.span),
+    };
+    let out = BufWriter::with_capacity(1 << 16, io::stdout().lock());
+    Ok(Console::new(opened.span.clock, style, out))
 }
 
-fn open(path: &Path) -> Result<CaptureReader, Failure> {
-    let reader = CaptureReader::open(path)?;
-    let mut err = io::stderr().lock();
-    for note in &reader.notes {
-        let _ = writeln!(err, "mcpspy: note: {note}");
+/// The width tables fit: the terminal's, else $COLUMNS, else none.
+fn terminal_width() -> Option<u16> {
+    let mut probe = comfy_table::Table::new();
+    if io::stdout().is_terminal() {
+        if let Some(w) = probe.width() {
+            return Some(w);
+        }
     }
-    Ok(reader)
-}
-
-/// Runs the query driver; a closed pipe downstream (`| head`) ends the
-/// output quietly.
-fn read(
-    reader: &CaptureReader,
-    sel: &Selection,
-    sink: &mut dyn Sink,
-    index: IndexUse,
-) -> Result<Outcome, Failure> {
-    let mut bar = Bar::default();
-    match query::run(reader, sel, sink, index, &mut bar) {
-        Ok(outcome) => Ok(outcome),
-        Err(QueryError::Io(e)) if e.kind() == io::ErrorKind::BrokenPipe => Ok(Outcome {
-            stopped: true,
-            ..Outcome::default()
-        }),
-        Err(QueryError::Capture(e)) => Err(e.into()),
-        Err(e) => Err(Failure::other(e.to_string())),
-    }
+    probe.force_no_tty();
+    std::env::var("COLUMNS").ok().and_then(|c| c.parse().ok())
 }
 
 /// A progress bar on stderr for large captures, on a terminal only.
 #[derive(Default)]
-struct Bar(Option<ProgressBar>);
+pub struct Bar(Option<ProgressBar>);
 
 impl Progress for Bar {
     fn pass(&mut self, label: &'static str, total: u64) {
@@ -205,134 +306,44 @@ impl Progress for Bar {
     }
 }
 
-fn selection(a: &FilterArgs, clock: &WallClock) -> Result<Selection, Failure> {
+pub fn selection(a: &FilterArgs, span: &Span) -> Result<Selection, Failure> {
+    let since_ns = a
+        .since
+        .as_deref()
+        .map(|s| when::instant("--since", s, span))
+        .transpose()?;
+    let until_ns = a
+        .until
+        .as_deref()
+        .map(|s| when::instant("--until", s, span))
+        .transpose()?;
+    if let (Some(s), Some(u)) = (since_ns, until_ns) {
+        if s > u {
+            return Err(Failure::input(format!(
+                "--since ({}) is after --until ({}): nothing could match",
+                a.since.as_deref().unwrap_or_default(),
+                a.until.as_deref().unwrap_or_default()
+            )));
+        }
+    }
     Ok(Selection {
         methods: a.method.clone(),
         tools: a.tool.clone(),
         pids: a.pid.clone(),
         comms: a.comm.clone(),
         sessions: a.session.clone(),
-        since_ns: a
-            .since
-            .as_deref()
-            .map(|s| parse_time("--since", s, clock))
-            .transpose()?,
-        until_ns: a
-            .until
-            .as_deref()
-            .map(|s| parse_time("--until", s, clock))
-            .transpose()?,
+        since_ns,
+        until_ns,
         errors: a.errors,
         min_latency_ns: a
             .min_latency
             .as_deref()
-            .map(parse_duration)
-            .transpose()
-            .map_err(Failure::input)?,
+            .map(|s| parse_duration("--min-latency", s))
+            .transpose()?,
         transport: a.transport.map(|t| match t {
             TransportChoice::Stdio => "stdio",
             TransportChoice::Http => "http",
         }),
+        ..Selection::default()
     })
-}
-
-/// HH:MM[:SS[.fff]] in local time on the capture's start date, or RFC 3339,
-/// as a kernel timestamp.
-fn parse_time(flag: &str, s: &str, clock: &WallClock) -> Result<u64, Failure> {
-    let bad = || {
-        Failure::input(format!(
-            "{flag}: `{s}` is not a time (use HH:MM, HH:MM:SS, HH:MM:SS.fff or RFC 3339)"
-        ))
-    };
-    let wall: DateTime<Utc> = match DateTime::parse_from_rfc3339(s.trim()) {
-        Ok(t) => t.with_timezone(&Utc),
-        Err(_) => {
-            let time = ["%H:%M:%S%.f", "%H:%M:%S", "%H:%M"]
-                .iter()
-                .find_map(|f| NaiveTime::parse_from_str(s.trim(), f).ok())
-                .ok_or_else(bad)?;
-            let date = clock.local_start_date().ok_or_else(|| {
-                Failure::input(format!(
-                    "{flag}: the capture records no start time, so `{s}` has no date; use RFC 3339"
-                ))
-            })?;
-            Local
-                .from_local_datetime(&date.and_time(time))
-                .earliest()
-                .ok_or_else(|| {
-                    Failure::input(format!(
-                        "{flag}: `{s}` does not exist in local time on {date}"
-                    ))
-                })?
-                .with_timezone(&Utc)
-        }
-    };
-    clock.ktime(wall).ok_or_else(|| {
-        Failure::input(format!(
-            "{flag}: `{s}` cannot be placed on the capture's clock (no start time, or out of range)"
-        ))
-    })
-}
-
-/// 250ms, 2s, 1.5s, 800us, 100ns, 1m; a bare number is milliseconds.
-fn parse_duration(s: &str) -> Result<u64, String> {
-    let t = s.trim();
-    let split = t
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let scale = match unit.trim() {
-        "" | "ms" => 1e6,
-        "s" => 1e9,
-        "us" | "µs" => 1e3,
-        "ns" => 1.0,
-        "m" | "min" => 60e9,
-        _ => f64::NAN,
-    };
-    let ns = num.parse::<f64>().map(|v| v * scale).unwrap_or(f64::NAN);
-    if ns.is_finite() && ns >= 0.0 && ns < u64::MAX as f64 {
-        Ok(ns.round() as u64)
-    } else {
-        Err(format!(
-            "--min-latency: `{s}` is not a duration (examples: 250ms, 2s, 1.5s, 800us)"
-        ))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("250ms"), Ok(250_000_000));
-        assert_eq!(parse_duration("1.5s"), Ok(1_500_000_000));
-        assert_eq!(parse_duration("800us"), Ok(800_000));
-        assert_eq!(parse_duration("7"), Ok(7_000_000));
-        assert!(parse_duration("fast").is_err());
-        assert!(parse_duration("-1s").is_err());
-        assert!(parse_duration("1.2.3s").is_err());
-        assert!(parse_duration("5 parsecs").is_err());
-    }
-
-    #[test]
-    fn times() {
-        let at = DateTime::parse_from_rfc3339("2026-03-01T12:00:00Z")
-            .unwrap()
-            .with_timezone(&Utc);
-        let clock = WallClock::new(at, 1_000_000_000);
-        assert_eq!(
-            parse_time("--since", "2026-03-01T12:00:01.5Z", &clock).ok(),
-            Some(2_500_000_000)
-        );
-        assert!(parse_time("--since", "25:00", &clock).is_err());
-        assert!(parse_time("--since", "noon", &clock).is_err());
-        assert!(parse_time("--since", "12:00", &WallClock::default()).is_err());
-        // A clock time lands on the capture's local date.
-        let local = at.with_timezone(&Local).format("%H:%M:%S").to_string();
-        assert_eq!(
-            parse_time("--since", &local, &clock).ok(),
-            Some(1_000_000_000)
-        );
-    }
 }

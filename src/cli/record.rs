@@ -1,18 +1,25 @@
 //! `mcpspy record`: the recorder, storing into a capture writer, with the
 //! live console as the writer's tap when asked.
 
-use super::{AttachChoice, Failure, RecordArgs};
+use super::args::parse_duration;
+use super::{AttachChoice, ColorChoice, Failure, RecordArgs};
 use crate::capture::{CaptureWriter, CreateOptions};
 use crate::query::Live;
 use crate::record::{self, KernelConfig, Rung};
 use crate::render::console::{Console, ConsoleStyle};
 use crate::render::size::human_bytes;
-use crate::render::WallClock;
+use crate::render::{plural, TimeFormat, WallClock};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::IsTerminal;
 use std::time::Duration;
 
-pub fn run(a: RecordArgs) -> Result<(), Failure> {
+pub fn run(a: RecordArgs, color: ColorChoice) -> Result<(), Failure> {
+    if let Some(missing) = missing_privileges(!a.no_tls) {
+        return Err(Failure::input(format!(
+            "recording needs root, or the capabilities CAP_BPF, CAP_PERFMON and (for TLS) \
+             CAP_SYS_ADMIN; this process lacks {missing} (try sudo)"
+        )));
+    }
     let forced_rung = match a.attach {
         AttachChoice::Auto => None,
         AttachChoice::TpBtf => Some(Rung::TpBtf),
@@ -26,13 +33,11 @@ pub fn run(a: RecordArgs) -> Result<(), Failure> {
             )));
         }
     }
-    let duration = match a.duration {
-        Some(s) if !(s.is_finite() && s > 0.0) => {
-            return Err(Failure::input(
-                "--duration must be a positive number of seconds",
-            ))
-        }
-        Some(s) => Some(Duration::from_secs_f64(s)),
+    let duration = match a.duration.as_deref() {
+        Some(s) => match parse_duration("--duration", s)? {
+            0 => return Err(Failure::input("--duration must be longer than 0")),
+            ns => Some(Duration::from_nanos(ns)),
+        },
         None => None,
     };
     let opts = record::Options {
@@ -66,9 +71,12 @@ pub fn run(a: RecordArgs) -> Result<(), Failure> {
     if a.live {
         let body = a.body;
         writer = writer.with_tap(Box::new(Live::new(move |meta| {
-            let stdout = std::io::stdout();
-            let style = ConsoleStyle::for_terminal(stdout.is_terminal(), body);
-            Console::new(WallClock::from_meta(meta), style, stdout)
+            let style = ConsoleStyle {
+                color: color.stdout(),
+                body,
+                time: TimeFormat::default(),
+            };
+            Console::new(WallClock::from_meta(meta), style, std::io::stdout())
         })));
     }
     let summary = record::run(
@@ -98,12 +106,12 @@ pub fn run(a: RecordArgs) -> Result<(), Failure> {
         &mut |st| {
             if let Some(b) = &bar {
                 b.set_message(format!(
-                    "{:.0}s  {} events  {}  {} streams  {} drops  file {}",
+                    "{:.0}s  {}  {}  {}  {}  file {}",
                     st.elapsed.as_secs_f64(),
-                    st.store.events,
+                    plural(st.store.events, "event"),
                     human_bytes(st.store.payload_bytes),
-                    st.store.streams,
-                    st.losses,
+                    plural(st.store.streams, "stream"),
+                    plural(st.losses, "drop"),
                     human_bytes(st.store.file_bytes)
                 ));
             }
@@ -121,14 +129,14 @@ pub fn run(a: RecordArgs) -> Result<(), Failure> {
         String::new()
     };
     eprintln!(
-        "mcpspy: recorded {} events, {} of data, {} streams, {} processes in {:.1}s via {}; {} drops; {} {}{ratio}; ended by {}",
-        summary.store.events,
+        "mcpspy: recorded {}, {} of data, {}, {} in {:.1}s via {}; {}; {} {}{ratio}; ended by {}",
+        plural(summary.store.events, "event"),
         human_bytes(summary.store.payload_bytes),
-        summary.store.streams,
-        summary.processes,
+        plural(summary.store.streams, "stream"),
+        plural(summary.processes as u64, "process"),
         summary.elapsed.as_secs_f64(),
         summary.rung.name(),
-        summary.losses(),
+        plural(summary.losses(), "drop"),
         opts.output.display(),
         human_bytes(summary.store.file_bytes),
         summary.end_reason,
@@ -144,4 +152,29 @@ fn first_line(s: &str) -> &str {
 fn sudo_owner() -> Option<(u32, u32)> {
     let id = |name: &str| std::env::var(name).ok().and_then(|v| v.parse::<u32>().ok());
     Some((id("SUDO_UID")?, id("SUDO_GID")?))
+}
+
+/// The privileges recording needs that this process lacks, named; None when
+/// it has them (root, or the capabilities in its effective set).
+fn missing_privileges(tls: bool) -> Option<String> {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    if unsafe { libc::geteuid() } == 0 {
+        return None;
+    }
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let effective = status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:"))
+        .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        .unwrap_or(0);
+    let mut wanted = vec![("CAP_BPF", 39), ("CAP_PERFMON", 38)];
+    if tls {
+        wanted.push(("CAP_SYS_ADMIN", 21));
+    }
+    let missing: Vec<&str> = wanted
+        .iter()
+        .filter(|(_, bit)| effective & (1 << bit) == 0)
+        .map(|(name, _)| *name)
+        .collect();
+    (!missing.is_empty()).then(|| missing.join(", "))
 }

@@ -91,6 +91,9 @@ pub struct HttpMeta {
     /// The legacy HTTP+SSE transport: the message endpoint this event
     /// stream announced (`event: endpoint`), as a path.
     pub endpoint: Option<Box<str>>,
+    /// The head of the HTTP message the message travelled in (its request
+    /// or status line and every header), as captured.
+    pub head: Option<Box<str>>,
 }
 
 impl HttpMeta {
@@ -108,6 +111,7 @@ impl HttpMeta {
         fill(&mut self.session_id, &other.session_id);
         fill(&mut self.protocol_version, &other.protocol_version);
         fill(&mut self.endpoint, &other.endpoint);
+        fill(&mut self.head, &other.head);
     }
 }
 

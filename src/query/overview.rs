@@ -19,7 +19,7 @@ pub struct Overview {
 impl Overview {
     pub fn of(reader: &CaptureReader) -> Result<Overview, CaptureError> {
         Ok(Overview {
-            path: reader.path().to_path_buf(),
+            path: reader.name().to_path_buf(),
             meta: reader.meta()?,
             totals: reader.totals()?,
             drops: reader.drops()?,

@@ -22,6 +22,12 @@ pub struct Selection {
     pub min_latency_ns: Option<u64>,
     /// A transport family (`Transport::family`).
     pub transport: Option<&'static str>,
+    /// Only these items (by their number, `n`).
+    pub items: Vec<u64>,
+    /// Only messages with these JSON-RPC ids (as JSON text: `7`, `"a"`).
+    pub ids: Vec<String>,
+    /// Only the responses (and errors) that answer these items.
+    pub answering: Vec<u64>,
 }
 
 impl Selection {
@@ -38,6 +44,9 @@ impl Selection {
             errors,
             min_latency_ns,
             transport,
+            items,
+            ids,
+            answering,
         } = self;
         methods.is_empty()
             && tools.is_empty()
@@ -49,6 +58,9 @@ impl Selection {
             && !errors
             && min_latency_ns.is_none()
             && transport.is_none()
+            && items.is_empty()
+            && ids.is_empty()
+            && answering.is_empty()
     }
 
     /// Selection by the response needs a first pass.
@@ -58,7 +70,11 @@ impl Selection {
 
     /// Conditions only messages can meet: damage never matches them.
     fn about_messages(&self) -> bool {
-        !self.methods.is_empty() || !self.tools.is_empty() || self.needs_answers()
+        !self.methods.is_empty()
+            || !self.tools.is_empty()
+            || !self.ids.is_empty()
+            || !self.answering.is_empty()
+            || self.needs_answers()
     }
 
     /// First pass: the request (item number) this response selects, if any.
@@ -121,6 +137,27 @@ impl Selection {
             || self.until_ns.is_some_and(|t| item.ts_ns > t)
         {
             return false;
+        }
+        if !self.items.is_empty() && !self.items.contains(&item.n) {
+            return false;
+        }
+        if !self.answering.is_empty()
+            && !item
+                .kind
+                .answers()
+                .is_some_and(|a| self.answering.contains(&a.n))
+        {
+            return false;
+        }
+        if !self.ids.is_empty() {
+            let id = match &item.kind {
+                Kind::Request { id, .. } | Kind::Response { id, .. } => Some(id.get()),
+                Kind::Error { id, .. } => id.map(|i| i.get()),
+                _ => None,
+            };
+            if !id.is_some_and(|id| self.ids.iter().any(|x| x == id)) {
+                return false;
+            }
         }
         if let Some(family) = self.transport {
             if item.transport.map(|t| t.family()) != Some(family) {

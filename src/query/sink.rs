@@ -32,3 +32,36 @@ pub trait Sink {
         Ok(())
     }
 }
+
+/// Passes the first `n` items on, then says stop (`-c N`).
+pub struct Limit<'s> {
+    inner: &'s mut dyn Sink,
+    left: u64,
+}
+
+impl<'s> Limit<'s> {
+    pub fn new(inner: &'s mut dyn Sink, n: u64) -> Self {
+        Limit { inner, left: n }
+    }
+}
+
+impl Sink for Limit<'_> {
+    fn needs_text(&self) -> bool {
+        self.inner.needs_text()
+    }
+
+    fn item(&mut self, item: &Item<'_>, text_len: u64) -> io::Result<Flow> {
+        if self.left == 0 {
+            return Ok(Flow::Stop);
+        }
+        self.left -= 1;
+        match self.inner.item(item, text_len)? {
+            Flow::Continue if self.left > 0 => Ok(Flow::Continue),
+            _ => Ok(Flow::Stop),
+        }
+    }
+
+    fn finish(&mut self, sessions: &[SessionSummary]) -> io::Result<()> {
+        self.inner.finish(sessions)
+    }
+}

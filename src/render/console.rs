@@ -11,7 +11,7 @@
 //! the method and target, for one in a response the status (after the
 //! request, unless it was a POST), and `sse` for an event of an event stream.
 
-use super::{clean, clean_bytes, push_decimal, push_latency, WallClock};
+use super::{clean, clean_bytes, push_decimal, push_latency, TimeFormat, WallClock};
 use crate::query::{
     method_about, CopyInfo, FlagReason, Flow, HttpMeta, Item, Kind, Peer, Sink, Transport,
 };
@@ -19,20 +19,11 @@ use std::io::{self, Write};
 
 #[derive(Clone, Copy, Debug, Default)]
 pub struct ConsoleStyle {
-    /// ANSI colours (only on a terminal, and never with NO_COLOR).
+    /// ANSI colours.
     pub color: bool,
     /// Print each message's JSON text under its line.
     pub body: bool,
-}
-
-impl ConsoleStyle {
-    /// Colour when `is_tty` and NO_COLOR is unset (https://no-color.org).
-    pub fn for_terminal(is_tty: bool, body: bool) -> Self {
-        ConsoleStyle {
-            color: is_tty && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
-            body,
-        }
-    }
+    pub time: TimeFormat,
 }
 
 /// The console view, written to `out` (a sink).
@@ -42,7 +33,7 @@ pub struct Console<W> {
     style: ConsoleStyle,
     line: String,
     time: String,
-    /// The last second formatted (see WallClock::push_local_time).
+    /// The last second formatted (see WallClock::push_time).
     second: Option<(i64, String)>,
 }
 
@@ -108,7 +99,7 @@ impl<W: Write> Console<W> {
         let mut time = std::mem::take(&mut self.time);
         time.clear();
         self.clock
-            .push_local_time(item.ts_ns, &mut self.second, &mut time);
+            .push_time(self.style.time, item.ts_ns, &mut self.second, &mut time);
         self.paint(DIM, &time);
         self.time = time;
         self.line.push(' ');

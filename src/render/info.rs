@@ -1,5 +1,6 @@
 //! `mcpspy info`: what a capture file holds, for people.
 
+use super::plural;
 use super::size::human_bytes;
 use crate::event::counter;
 use crate::query::{DropRow, Overview};
@@ -56,8 +57,10 @@ pub fn render(v: &Overview) -> String {
     let _ = writeln!(out, "time span    {span}");
     let _ = writeln!(
         out,
-        "records      {} ({} data events, {} blocks)",
-        t.records, t.data_events, t.blocks
+        "records      {} ({}, {})",
+        t.records,
+        plural(t.data_events, "data event"),
+        plural(t.blocks, "block")
     );
     let _ = writeln!(out, "streams      {}", t.streams);
     if !v.undecoded.is_empty() {
@@ -68,16 +71,16 @@ pub fn render(v: &Overview) -> String {
             .collect();
         let _ = writeln!(
             out,
-            "not decoded  {} TCP streams: {}",
-            v.undecoded.values().sum::<u64>(),
+            "not decoded  {}: {}",
+            plural(v.undecoded.values().sum::<u64>(), "TCP stream"),
             kinds.join(", ")
         );
     }
     let _ = writeln!(
         out,
-        "processes    {} ({} rows)",
+        "processes    {} ({})",
         t.processes,
-        v.processes.len()
+        plural(v.processes.len() as u64, "row")
     );
     let _ = writeln!(out, "data         {}", human_bytes(t.payload_bytes));
     let _ = writeln!(
@@ -118,16 +121,16 @@ pub fn render(v: &Overview) -> String {
     } else {
         let _ = writeln!(
             out,
-            "drops        {} records lost to a full ring ({}), {} unreadable chunks, {} untracked streams, {} truncated calls ({}), {} unstorable records; in {} of {} ledger slices",
-            sums[counter::RING_FULL],
+            "drops        {} lost to a full ring ({}), {}, {}, {} ({}), {}; in {} of {}",
+            plural(sums[counter::RING_FULL], "record"),
             human_bytes(sums[counter::RING_FULL_BYTES]),
-            sums[counter::READ_FAILED],
-            sums[counter::MAP_FULL],
-            sums[counter::TRUNCATED],
+            plural(sums[counter::READ_FAILED], "unreadable chunk"),
+            plural(sums[counter::MAP_FULL], "untracked stream"),
+            plural(sums[counter::TRUNCATED], "truncated call"),
             human_bytes(sums[counter::TRUNCATED_BYTES]),
-            user_lost,
+            plural(user_lost, "unstorable record"),
             lossy.len(),
-            v.drops.len()
+            plural(v.drops.len() as u64, "ledger slice")
         );
     }
     out

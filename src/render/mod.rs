@@ -4,15 +4,35 @@
 //! terminal control characters are escaped).
 
 pub mod console;
+pub mod detail;
 pub mod info;
 pub mod jsonl;
 pub mod size;
 pub mod summary;
 
-use chrono::{DateTime, Duration, Local, NaiveDate, Utc};
+use chrono::{DateTime, Duration, Local, Utc};
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
+
+/// How the console shows a time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TimeFormat {
+    /// Local time of day, or date and time.
+    Local { date: bool },
+    /// UTC time of day, or date and time.
+    Utc { date: bool },
+    /// Seconds since the recording started.
+    Relative,
+    /// Seconds since 1970 (UTC).
+    Epoch,
+}
+
+impl Default for TimeFormat {
+    fn default() -> Self {
+        TimeFormat::Local { date: false }
+    }
+}
 
 /// Converts kernel timestamps (CLOCK_MONOTONIC ns) to wall-clock time, from
 /// the pair of clocks the recorder read at the start.
@@ -56,31 +76,50 @@ impl WallClock {
         u64::try_from(kt as i128 + delta as i128).ok()
     }
 
-    /// The local date the capture started on.
-    pub fn local_start_date(&self) -> Option<NaiveDate> {
-        self.start
-            .map(|(at, _)| at.with_timezone(&Local).date_naive())
-    }
-
-    /// Local time of day, HH:MM:SS.mmm (or monotonic seconds when unknown),
-    /// appended to `out`. `second` keeps the text of the last second
+    /// Appends `ts_ns` as `format` says (or monotonic seconds when the
+    /// wall clock is unknown). `second` keeps the text of the last second
     /// formatted: consecutive lines mostly share it, and formatting it is
     /// the largest cost of a console line.
-    pub fn push_local_time(
+    pub fn push_time(
         &self,
+        format: TimeFormat,
         ts_ns: u64,
         second: &mut Option<(i64, String)>,
         out: &mut String,
     ) {
+        let pattern = match format {
+            TimeFormat::Local { date: false } | TimeFormat::Utc { date: false } => "%H:%M:%S",
+            TimeFormat::Local { date: true } | TimeFormat::Utc { date: true } => {
+                "%Y-%m-%d %H:%M:%S"
+            }
+            TimeFormat::Epoch => "%s",
+            TimeFormat::Relative => {
+                let since = self.start.map_or(0, |(_, kt)| kt);
+                let rel = ts_ns as i128 - since as i128;
+                let (sign, abs) = if rel < 0 { ("-", -rel) } else { ("", rel) };
+                let _ = write!(
+                    out,
+                    "{sign}{}.{:03}",
+                    abs / 1_000_000_000,
+                    abs / 1_000_000 % 1000
+                );
+                return;
+            }
+        };
         match self.utc(ts_ns) {
             Some(t) => {
                 let secs = t.timestamp();
                 if second.as_ref().is_none_or(|(s, _)| *s != secs) {
-                    let hms = t.with_timezone(&Local).format("%H:%M:%S").to_string();
-                    *second = Some((secs, hms));
+                    let text = match format {
+                        TimeFormat::Local { .. } => {
+                            t.with_timezone(&Local).format(pattern).to_string()
+                        }
+                        _ => t.format(pattern).to_string(),
+                    };
+                    *second = Some((secs, text));
                 }
-                if let Some((_, hms)) = second {
-                    out.push_str(hms);
+                if let Some((_, text)) = second {
+                    out.push_str(text);
                 }
                 out.push('.');
                 push_decimal(out, u64::from(t.timestamp_subsec_millis()), 3);
@@ -94,6 +133,12 @@ impl WallClock {
                 );
             }
         }
+    }
+
+    /// Whether `first` and `last` fall on different local dates.
+    pub fn spans_midnight(&self, first: u64, last: u64) -> bool {
+        let date = |ts| self.utc(ts).map(|t| t.with_timezone(&Local).date_naive());
+        date(first) != date(last)
     }
 
     /// Local date and time, for tables.
@@ -160,6 +205,17 @@ pub fn clean(s: &str) -> Cow<'_, str> {
         }
     }
     Cow::Owned(out)
+}
+
+/// A count and its noun, in the plural unless it is one: "1 stream", "2
+/// streams", "3 processes".
+pub fn plural(n: u64, noun: &str) -> String {
+    let ending = match (n, noun.ends_with('s')) {
+        (1, _) => "",
+        (_, true) => "es",
+        (_, false) => "s",
+    };
+    format!("{n} {noun}{ending}")
 }
 
 /// A latency for people: 0.153ms, 12.4ms, 1.250s.

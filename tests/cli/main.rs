@@ -1,6 +1,8 @@
 //! replay, query and export as a user runs them: exit codes, filters,
 //! output files, colour, closed pipes, and a capture that stays untouched.
 
+mod manners;
+mod setup;
 #[path = "../decode/support.rs"]
 mod support;
 
@@ -165,12 +167,19 @@ fn export_writes_jsonl_and_never_overwrites_without_force() {
     assert_eq!(names.len(), 2, "{names:?}");
 }
 
+/// The lines `query` prints; it exits 0 when something matched, and 1 with
+/// a note when nothing did.
 fn query_lines(cap: &Path, args: &[&str]) -> Vec<String> {
     let mut all = vec!["query", s(cap)];
     all.extend_from_slice(args);
     let o = mcpspy(&all);
-    assert!(o.status.success(), "{args:?}: {}", stderr(&o));
-    stdout(&o).lines().map(str::to_string).collect()
+    let lines: Vec<String> = stdout(&o).lines().map(str::to_string).collect();
+    let want = if lines.is_empty() { 1 } else { 0 };
+    assert_eq!(o.status.code(), Some(want), "{args:?}: {}", stderr(&o));
+    if lines.is_empty() {
+        assert_eq!(stderr(&o), "mcpspy: no message matched\n", "{args:?}");
+    }
+    lines
 }
 
 #[test]

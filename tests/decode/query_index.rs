@@ -351,7 +351,11 @@ fn a_record_that_does_not_read_back_stops_the_query_and_drops_the_index() {
         .unwrap();
     drop(conn);
     let o = mcpspy(&cache, &["query", c]);
-    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "an error, not \"nothing matched\""
+    );
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("does not read back"), "{err}");
     assert!(!err.contains("panicked"));

@@ -102,7 +102,7 @@ fn sigterm_and_duration_end_cleanly() {
     let t = Instant::now();
     let out = succeed(
         Command::new(BIN)
-            .args(["record", "--duration", "1.5", "-o"])
+            .args(["record", "--duration", "1.5s", "-o"])
             .arg(&b),
     );
     assert!(t.elapsed() >= Duration::from_millis(1500));
@@ -126,7 +126,7 @@ fn file_is_private_and_never_overwritten_without_force() {
     let path = dir.path().join("c.db");
     std::fs::write(&path, b"precious").unwrap();
     let out = Command::new(BIN)
-        .args(["record", "--duration", "0.2", "-o"])
+        .args(["record", "--duration", "200ms", "-o"])
         .arg(&path)
         .output()
         .unwrap();
@@ -136,7 +136,7 @@ fn file_is_private_and_never_overwritten_without_force() {
 
     succeed(
         Command::new(BIN)
-            .args(["record", "--duration", "0.2", "--force", "-o"])
+            .args(["record", "--duration", "200ms", "--force", "-o"])
             .arg(&path),
     );
     let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
@@ -147,7 +147,7 @@ fn file_is_private_and_never_overwritten_without_force() {
     let owned = dir.path().join("owned.db");
     succeed(
         Command::new(BIN)
-            .args(["record", "--duration", "0.2", "-o"])
+            .args(["record", "--duration", "200ms", "-o"])
             .arg(&owned)
             .env("SUDO_UID", "65534")
             .env("SUDO_GID", "65534"),

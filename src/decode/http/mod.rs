@@ -338,6 +338,9 @@ impl Http {
         };
         let meta = HttpMeta {
             sse: matches!(content, Content::Sse(_)),
+            head: std::str::from_utf8(&head.buf)
+                .ok()
+                .map(|h| h.trim_end().into()),
             ..meta
         };
         let delete = meta.is_request && meta.method.as_deref() == Some("DELETE");

@@ -244,11 +244,18 @@ impl Index {
             list(&mut sql, "method", ids(&["tools/call".to_string()]));
             list(&mut sql, "subject", ids(&sel.tools));
         }
+        let numbers = |v: &[u64]| v.iter().map(|&n| (n as i64).to_string()).collect();
+        if !sel.answering.is_empty() {
+            list(&mut sql, "answers", numbers(&sel.answering));
+        }
         if answers {
             sql.push_str(" AND answers IS NOT NULL");
         } else {
             // A request's response may fall outside these; the first pass
             // sees them all.
+            if !sel.items.is_empty() {
+                list(&mut sql, "n", numbers(&sel.items));
+            }
             if !sel.sessions.is_empty() {
                 let s = sel.sessions.iter().map(|&s| (s as i64).to_string());
                 list(&mut sql, "session", s.collect());
