@@ -8,13 +8,22 @@
 //! is the recorder's `Store`) and reads it back for every later stage.
 
 mod block;
+mod guard;
+mod keys;
+mod open;
 mod reader;
 mod schema;
+mod seal;
+mod sealer;
+mod verify;
+mod verify_deep;
 mod writer;
 
 pub use crate::record::{DropRow, ProcessRow};
 pub use block::{append_event, Numbered, Record, Records};
+pub use keys::{fingerprint, generate as generate_key, load_public_key, SigningIdentity};
 pub use reader::{Block, BlockError, BlockFilter, BlockIter, CaptureError, CaptureReader, Totals};
+pub use verify::{Report, Verdict, VerifyOptions};
 pub use writer::{CaptureWriter, CreateOptions, Tap, BLOCK_TARGET};
 
 /// A row of the `streams` table.

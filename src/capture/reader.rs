@@ -1,10 +1,12 @@
 //! Reading a capture file. Readers never modify it: the connection is read-only.
 
 use super::block::Records;
-use super::schema::{self, APPLICATION_ID, MAJOR};
+use super::guard::Guard;
+use super::schema::MAJOR;
 use super::{DropRow, ProcessRow, StreamInfo};
 use crate::event::counter;
-use rusqlite::{params, Connection, ErrorCode, OpenFlags, OptionalExtension};
+use rusqlite::{params, Connection, OptionalExtension};
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -45,7 +47,7 @@ impl std::error::Error for CaptureError {}
 impl CaptureError {
     /// The same error, said of `name` (what the user gave) instead of the
     /// file actually read.
-    fn named(self, name: &Path) -> Self {
+    pub(super) fn named(self, name: &Path) -> Self {
         let name = name.to_path_buf();
         match self {
             CaptureError::Missing(_) => CaptureError::Missing(name),
@@ -93,165 +95,29 @@ pub struct BlockFilter {
 }
 
 pub struct CaptureReader {
-    conn: Connection,
-    path: PathBuf,
+    pub(super) conn: Connection,
+    pub(super) path: PathBuf,
     /// What the user named the file, when it is not `path` (standard input).
-    name: Option<PathBuf>,
+    pub(super) name: Option<PathBuf>,
     /// Set when a rolled-back copy is read instead of the file itself.
-    _rollback_copy: Option<tempfile::TempDir>,
+    pub(super) _rollback_copy: Option<tempfile::TempDir>,
     pub notes: Vec<String>,
+    /// Checks the data of the blocks read against the seal (sealed captures).
+    pub(super) guard: RefCell<Option<Guard>>,
 }
 
 impl CaptureReader {
-    pub fn open(path: &Path) -> Result<Self, CaptureError> {
-        match std::fs::metadata(path) {
-            Ok(m) if m.is_file() => {}
-            Ok(_) => {
-                return Err(CaptureError::NotACapture {
-                    path: path.into(),
-                    why: "not a regular file".into(),
-                })
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(CaptureError::Missing(path.into()))
-            }
-            Err(err) => {
-                return Err(CaptureError::Io {
-                    path: path.into(),
-                    err,
-                })
-            }
-        }
-        match Self::open_read_only(path) {
-            Err(OpenFailure::NeedsRollback) => Self::open_rolled_back_copy(path),
-            Err(OpenFailure::Capture(e)) => Err(e),
-            Ok(conn) => Ok(CaptureReader {
-                conn,
-                path: path.into(),
-                name: None,
-                _rollback_copy: None,
-                notes: Vec::new(),
-            }),
-        }
-        .map(CaptureReader::note_features)
+    /// The first block read whose data does not match its seal, if any.
+    pub fn seal_alarm(&self) -> Option<String> {
+        self.guard.borrow().as_ref().and_then(|g| g.alarm.clone())
     }
 
-    /// Names the optional features the file uses that this build does not
-    /// know: they are ignored, and the user is told.
-    fn note_features(mut self) -> Self {
-        let listed: Option<String> = self
-            .conn
-            .query_row(
-                "SELECT value FROM meta WHERE key = ?1",
-                [schema::FEATURES_KEY],
-                |r| r.get(0),
-            )
-            .ok();
-        match listed.as_deref().map(schema::unknown_features) {
-            Some(Ok(unknown)) if !unknown.is_empty() => self.notes.push(format!(
-                "{} uses features this mcpspy does not know ({}); they are ignored (a newer mcpspy reads them)",
-                self.path.display(),
-                unknown.join(", ")
-            )),
-            Some(Err(why)) => self.notes.push(format!("{}: {why}", self.path.display())),
-            _ => {}
+    /// An alarm found by an earlier read of this same file (the query
+    /// index keeps what the decode that built it found).
+    pub fn raise_seal_alarm(&self, alarm: String) {
+        if let Some(g) = self.guard.borrow_mut().as_mut() {
+            g.alarm.get_or_insert(alarm);
         }
-        self
-    }
-
-    fn open_read_only(path: &Path) -> Result<Connection, OpenFailure> {
-        let not_capture = |why: String| {
-            OpenFailure::Capture(CaptureError::NotACapture {
-                path: path.into(),
-                why,
-            })
-        };
-        let conn = Connection::open_with_flags(
-            path,
-            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )
-        .map_err(|e| not_capture(e.to_string()))?;
-        let app_id: i32 = match conn.query_row("PRAGMA application_id", [], |r| r.get(0)) {
-            Ok(v) => v,
-            Err(rusqlite::Error::SqliteFailure(e, _))
-                if e.extended_code == rusqlite::ffi::SQLITE_READONLY_ROLLBACK =>
-            {
-                return Err(OpenFailure::NeedsRollback)
-            }
-            Err(rusqlite::Error::SqliteFailure(e, _)) if e.code == ErrorCode::NotADatabase => {
-                return Err(not_capture("not an SQLite database".into()))
-            }
-            Err(e) => return Err(not_capture(e.to_string())),
-        };
-        if app_id != APPLICATION_ID {
-            return Err(not_capture(format!(
-                "SQLite application_id is {app_id:#x}, captures have {APPLICATION_ID:#x}"
-            )));
-        }
-        let version: i32 = conn
-            .query_row("PRAGMA user_version", [], |r| r.get(0))
-            .map_err(|e| not_capture(e.to_string()))?;
-        if version != MAJOR {
-            return Err(OpenFailure::Capture(CaptureError::UnsupportedVersion {
-                path: path.into(),
-                version,
-            }));
-        }
-        Ok(conn)
-    }
-
-    /// The recorder was killed inside a write: the file has a hot journal.
-    /// Roll back a private copy, so that the file itself stays untouched.
-    fn open_rolled_back_copy(path: &Path) -> Result<Self, CaptureError> {
-        let io = |err: std::io::Error| CaptureError::Io {
-            path: path.into(),
-            err,
-        };
-        let dir = tempfile::tempdir().map_err(io)?;
-        let copy = dir.path().join("capture.db");
-        std::fs::copy(path, &copy).map_err(io)?;
-        let journal = PathBuf::from(format!("{}-journal", path.display()));
-        std::fs::copy(&journal, dir.path().join("capture.db-journal")).map_err(io)?;
-        {
-            let rw = Connection::open(&copy).map_err(|e| CaptureError::Damaged {
-                path: path.into(),
-                why: e.to_string(),
-            })?;
-            rw.query_row("PRAGMA user_version", [], |r| r.get::<_, i32>(0))
-                .map_err(|e| CaptureError::Damaged {
-                    path: path.into(),
-                    why: format!("rolling back the interrupted write: {e}"),
-                })?;
-        }
-        let conn = Self::open_read_only(&copy).map_err(|f| match f {
-            OpenFailure::Capture(e) => e,
-            OpenFailure::NeedsRollback => CaptureError::Damaged {
-                path: path.into(),
-                why: "the interrupted write could not be rolled back".into(),
-            },
-        })?;
-        Ok(CaptureReader {
-            conn,
-            path: path.into(),
-            name: None,
-            _rollback_copy: Some(dir),
-            notes: vec![format!(
-                "{} was left mid-write by an interrupted recording; reading it as of its last commit (the file is unchanged)",
-                path.display()
-            )],
-        })
-    }
-
-    /// Opens `path`, a copy of what the user named `name` (standard input):
-    /// errors and notes speak of `name`.
-    pub fn open_as(path: &Path, name: &Path) -> Result<Self, CaptureError> {
-        let mut r = Self::open(path).map_err(|e| e.named(name))?;
-        r.name = Some(name.to_path_buf());
-        let (real, shown) = (path.display().to_string(), name.display().to_string());
-        for note in &mut r.notes {
-            *note = note.replace(&real, &shown);
-        }
-        Ok(r)
     }
 
     pub fn path(&self) -> &Path {
@@ -263,7 +129,7 @@ impl CaptureReader {
         self.name.as_deref().unwrap_or(&self.path)
     }
 
-    fn damaged(&self, e: impl fmt::Display) -> CaptureError {
+    pub(super) fn damaged(&self, e: impl fmt::Display) -> CaptureError {
         CaptureError::Damaged {
             path: self.path.clone(),
             why: e.to_string(),
@@ -475,11 +341,6 @@ impl CaptureReader {
     }
 }
 
-enum OpenFailure {
-    NeedsRollback,
-    Capture(CaptureError),
-}
-
 /// Counts over the whole file.
 #[derive(Clone, Debug, Default)]
 pub struct Totals {
@@ -529,6 +390,16 @@ impl Iterator for BlockIter<'_> {
             Ok(d) => d,
             Err(e) => return Some(Err(fail(e.to_string()))),
         };
+        if let Some(guard) = self.reader.guard.borrow_mut().as_mut() {
+            guard.check(
+                &self.reader.conn,
+                block_id,
+                first_seq,
+                records,
+                raw_bytes,
+                &data,
+            );
+        }
         Some(match zstd::bulk::decompress(&data, raw_bytes as usize) {
             Ok(raw) if raw.len() as u64 == raw_bytes => Ok(Block {
                 block_id,

@@ -2,7 +2,10 @@
 //! is the recorder's [`Store`]; a [`Tap`] sees each record as it is stored.
 
 use super::block;
+use super::keys::SigningIdentity;
 use super::schema;
+use super::seal::{BlockRow, Hash};
+use super::sealer::{self, Counts, Sealer};
 use super::{DropRow, ProcessRow};
 use crate::event::{Direction, RawEvent, StreamId};
 use crate::record::{Batch, Recorded, Store, StoreStats};
@@ -62,6 +65,7 @@ pub struct CaptureWriter {
     streams: HashMap<StreamId, StreamRow>,
     stats: StoreStats,
     tap: Option<Box<dyn Tap>>,
+    sealer: Sealer,
 }
 
 impl CaptureWriter {
@@ -86,13 +90,21 @@ impl CaptureWriter {
             .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600))
             .tempfile_in(dir)
             .with_context(|| format!("creating a capture in {}", dir.display()))?;
-        {
+        let sealer = {
             let conn = Connection::open(tmp.path())
                 .with_context(|| format!("opening {}", tmp.path().display()))?;
             conn.execute_batch("PRAGMA journal_mode = DELETE;")?;
             schema::create(&conn)?;
+            let sealer = Sealer::start(&conn)?;
+            for (k, v) in sealer.meta() {
+                conn.execute(
+                    "INSERT INTO meta (key, value) VALUES (?1, ?2)",
+                    params![k, v],
+                )?;
+            }
             conn.close().map_err(|(_, e)| e)?;
-        }
+            sealer
+        };
         if let Some((uid, gid)) = opts.owner {
             std::os::unix::fs::chown(tmp.path(), Some(uid), Some(gid))
                 .with_context(|| format!("giving {} to uid {uid}", path.display()))?;
@@ -140,9 +152,20 @@ impl CaptureWriter {
             streams: HashMap::new(),
             stats: StoreStats::default(),
             tap: None,
+            sealer,
         };
         w.set_meta("compression", &format!("zstd level {ZSTD_LEVEL}"))?;
         Ok(w)
+    }
+
+    /// Signs every commit and the manifest with `signer`, whose public key
+    /// the capture names from the start (a killed recording has no manifest).
+    pub fn with_signer(mut self, signer: SigningIdentity) -> Result<Self> {
+        let public = signer.public_key();
+        self.set_meta("signer_public_key", &hex::encode(public))?;
+        self.set_meta("signer_fingerprint", &super::keys::fingerprint(&public))?;
+        self.sealer.sign_with(signer);
+        Ok(self)
     }
 
     /// Shows every record to `tap` as it is stored.
@@ -317,15 +340,33 @@ impl CaptureWriter {
     /// returns, a killed recorder leaves everything so far in the file.
     pub fn commit(&mut self) -> Result<()> {
         self.write_streams()?;
-        self.write_block()?;
+        let growing = self.write_block()?.map(|(_, digest)| digest);
+        self.checkpoint(growing)?;
         self.conn.execute_batch("COMMIT; BEGIN")?;
         Ok(())
     }
 
-    /// Commits and leaves the file closed and complete.
+    /// The seal's checkpoint of this commit.
+    fn checkpoint(&mut self, growing: Option<Hash>) -> Result<()> {
+        let at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true);
+        let ktime = crate::record::monotonic_ns();
+        self.sealer
+            .checkpoint(&self.conn, self.next_seq, growing, ktime, at)?;
+        Ok(())
+    }
+
+    /// Seals the last block, writes the manifest, commits, and leaves the
+    /// file closed and complete.
     pub fn finish(mut self) -> Result<StoreStats> {
         self.write_streams()?;
-        self.write_block()?;
+        self.seal_growing()?;
+        self.checkpoint(None)?;
+        let counts = Counts {
+            records: self.next_seq,
+            events: self.stats.events,
+            payload_bytes: self.stats.payload_bytes,
+        };
+        self.sealer.manifest(&self.conn, counts)?;
         self.conn.execute_batch("COMMIT")?;
         self.conn.execute_batch("PRAGMA optimize")?;
         let mut stats = self.stats();
@@ -355,7 +396,7 @@ impl CaptureWriter {
 
     fn seal_block(&mut self) -> Result<()> {
         self.write_streams()?;
-        self.write_block()?;
+        self.seal_growing()?;
         self.block_id = None;
         self.block_first_seq = self.next_seq;
         self.block_buf.clear();
@@ -366,9 +407,19 @@ impl CaptureWriter {
         Ok(())
     }
 
-    fn write_block(&mut self) -> Result<()> {
+    /// Writes the growing block for the last time, into the seal's chain.
+    fn seal_growing(&mut self) -> Result<()> {
+        if let Some((block_id, digest)) = self.write_block()? {
+            self.sealer.seal_block(&self.conn, digest, block_id)?;
+        }
+        Ok(())
+    }
+
+    /// Writes the growing block (rewritten in place until it is sealed);
+    /// returns its id and its digest as written.
+    fn write_block(&mut self) -> Result<Option<(i64, Hash)>> {
         if self.block_records == 0 {
-            return Ok(());
+            return Ok(None);
         }
         let data =
             zstd::bulk::compress(&self.block_buf, ZSTD_LEVEL).context("compressing a block")?;
@@ -390,7 +441,7 @@ impl CaptureWriter {
                 lo,
                 hi,
                 self.block_buf.len() as i64,
-                data
+                &data
             ],
         )?;
         let block_id = *self
@@ -403,7 +454,19 @@ impl CaptureWriter {
         for (stream_id, n) in &self.block_streams {
             stmt.execute(params![block_id, stream_id, *n as i64])?;
         }
-        Ok(())
+        let row = BlockRow {
+            block_id,
+            first_seq: self.block_first_seq as i64,
+            records: self.block_records as i64,
+            first_ts_ns: lo,
+            last_ts_ns: hi,
+            raw_bytes: self.block_buf.len() as i64,
+            data: &data,
+        };
+        Ok(Some((
+            block_id,
+            sealer::block_digest(&row, &self.block_streams),
+        )))
     }
 
     fn write_streams(&mut self) -> Result<()> {

@@ -11,6 +11,7 @@ mod info;
 mod read;
 mod record;
 mod show;
+mod verify;
 mod when;
 
 pub use args::{FilterArgs, Input, TimeArgs, TimeChoice, TransportChoice};
@@ -81,6 +82,18 @@ pub enum Command {
     /// processes, HTTP headers and the raw records it came from
     #[command(after_help = SHOW_EXAMPLES)]
     Show(ShowArgs),
+    /// Check that a sealed capture is whole and unaltered, and who signed it
+    #[command(after_help = VERIFY_HELP)]
+    Verify(VerifyArgs),
+    /// Make an Ed25519 key pair for `record --sign`
+    #[command(
+        after_help = "EXAMPLES:\n  mcpspy keygen                                  ~/.config/mcpspy/signing.key (.pub beside it)\n  mcpspy keygen -o alice.key"
+    )]
+    Keygen {
+        /// Private key file (mode 0600; the public key goes to FILE.pub)
+        #[arg(short, long, value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
     /// Print a shell completion script
     #[command(
         after_help = "EXAMPLES:\n  mcpspy completions bash > /etc/bash_completion.d/mcpspy\n  mcpspy completions zsh > ~/.zfunc/_mcpspy"
@@ -96,6 +109,16 @@ EXAMPLES:
   sudo mcpspy record -w audit.db                       until Ctrl+C
   sudo mcpspy record -w audit.db --duration 5m --comm python3 --comm node
   sudo mcpspy record --live                            print messages as they happen";
+const VERIFY_HELP: &str = "\
+EXAMPLES:
+  mcpspy verify audit.db
+  mcpspy verify audit.db --key alice.pub             also: signed by this key
+  mcpspy verify audit.db --deep --json
+
+EXIT CODES (verify):
+  0  intact (also when lossy, unless --fail-on-loss)
+  1  altered, incomplete (not finished, or damaged), not sealed, or not signed by --key
+  2  not a capture, or bad arguments";
 const INFO_EXAMPLES: &str = "\
 EXAMPLES:
   mcpspy info audit.db
@@ -175,6 +198,27 @@ pub struct RecordArgs {
     /// Do not probe OpenSSL for TLS plaintext
     #[arg(long)]
     pub no_tls: bool,
+    /// Sign the capture's commits and manifest with this Ed25519 key (mcpspy keygen)
+    #[arg(long, value_name = "KEY")]
+    pub sign: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct VerifyArgs {
+    #[command(flatten)]
+    pub input: Input,
+    /// The public key (FILE.pub of mcpspy keygen) the capture must be signed with
+    #[arg(long, value_name = "KEY.pub")]
+    pub key: Option<PathBuf>,
+    /// Also decompress every block and check every stream's offsets
+    #[arg(long)]
+    pub deep: bool,
+    /// The report as JSON
+    #[arg(long)]
+    pub json: bool,
+    /// Exit 1 when the capture lost records, even if it is intact
+    #[arg(long)]
+    pub fail_on_loss: bool,
 }
 
 #[derive(Args, Debug)]
@@ -324,6 +368,8 @@ pub fn main() -> ExitCode {
         Command::Query(a) => read::query(a, color),
         Command::Export(a) => read::export(a),
         Command::Show(a) => show::run(a, color),
+        Command::Verify(a) => verify::run(a),
+        Command::Keygen { output } => verify::keygen(output),
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "mcpspy", &mut std::io::stdout());
             Ok(Done::Ok)
@@ -340,8 +386,9 @@ pub fn main() -> ExitCode {
             ExitCode::from(1)
         }
         Err(f) => {
-            // A closed pipe (mcpspy replay | head) is not an error worth a message.
-            if !f.message.contains("Broken pipe") {
+            // A closed pipe (mcpspy replay | head) is not an error worth a
+            // message, nor one whose report was its output (verify).
+            if !f.message.is_empty() && !f.message.contains("Broken pipe") {
                 eprintln!("mcpspy: {}", f.message);
             }
             ExitCode::from(f.code)

@@ -7,7 +7,8 @@ use super::{
     ColorChoice, Done, ExportArgs, ExportFormat, Failure, QueryArgs, ReplayArgs, SummaryFormat,
 };
 use crate::query::{
-    self, CaptureReader, IndexUse, Limit, Outcome, Progress, QueryError, Selection, Sink,
+    self, CaptureError, CaptureReader, IndexUse, Limit, Outcome, Progress, QueryError, Selection,
+    Sink, Verdict,
 };
 use crate::render::console::{Console, ConsoleStyle};
 use crate::render::jsonl::Jsonl;
@@ -103,19 +104,36 @@ pub struct Opened {
 
 impl Opened {
     pub fn new(input: &Input) -> Result<Opened, Failure> {
+        Self::open(input, |e| e.into())
+    }
+
+    /// Opens the capture; `refused` says what a file that cannot be read as
+    /// a capture means to the command.
+    pub fn open(
+        input: &Input,
+        refused: impl Fn(CaptureError) -> Failure,
+    ) -> Result<Opened, Failure> {
         let path = input.path();
         let (reader, copy) = if path == Path::new("-") {
             let copy = stdin_copy()?;
-            (
-                CaptureReader::open_as(copy.path(), Path::new("-"))?,
-                Some(copy),
-            )
+            let reader = CaptureReader::open_as(copy.path(), Path::new("-")).map_err(&refused)?;
+            (reader, Some(copy))
         } else {
-            (CaptureReader::open(&path)?, None)
+            (CaptureReader::open(&path).map_err(&refused)?, None)
         };
         let mut err = io::stderr().lock();
         for note in &reader.notes {
             let _ = writeln!(err, "mcpspy: note: {note}");
+        }
+        if let Ok(state) = reader.seal_state() {
+            if let (Verdict::Altered, Some(first)) = (&state.verdict, state.failures.first()) {
+                let _ = writeln!(
+                    err,
+                    "mcpspy: warning: {}: the seal is broken ({first}); what follows may not be \
+                     what was recorded (mcpspy verify says more)",
+                    reader.name().display()
+                );
+            }
         }
         let totals = reader.totals()?;
         let span = Span {
@@ -154,7 +172,14 @@ impl Opened {
             }
             None => sink,
         };
-        let outcome: Outcome = match query::run(&self.reader, sel, sink, index, &mut bar) {
+        let result = query::run(&self.reader, sel, sink, index, &mut bar);
+        if let Some(alarm) = self.reader.seal_alarm() {
+            eprintln!(
+                "mcpspy: warning: {}: {alarm}: it was altered after it was written (mcpspy verify says more)",
+                self.reader.name().display()
+            );
+        }
+        let outcome: Outcome = match result {
             Ok(outcome) => outcome,
             Err(QueryError::Io(e)) if e.kind() == io::ErrorKind::BrokenPipe => return Ok(Done::Ok),
             Err(QueryError::Capture(e)) => return Err(e.into()),

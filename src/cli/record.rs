@@ -3,7 +3,7 @@
 
 use super::args::parse_duration;
 use super::{AttachChoice, ColorChoice, Failure, RecordArgs};
-use crate::capture::{CaptureWriter, CreateOptions};
+use crate::capture::{CaptureWriter, CreateOptions, SigningIdentity};
 use crate::query::Live;
 use crate::record::{self, KernelConfig, Rung};
 use crate::render::console::{Console, ConsoleStyle};
@@ -61,6 +61,8 @@ pub fn run(a: RecordArgs, color: ColorChoice) -> Result<(), Failure> {
         bar.enable_steady_tick(Duration::from_millis(200));
         bar
     });
+    // The key is read before anything is created: a bad key records nothing.
+    let signer = a.sign.as_deref().map(SigningIdentity::load).transpose()?;
     let mut writer = CaptureWriter::create(
         &a.output,
         &CreateOptions {
@@ -68,6 +70,9 @@ pub fn run(a: RecordArgs, color: ColorChoice) -> Result<(), Failure> {
             owner: sudo_owner(),
         },
     )?;
+    if let Some(signer) = signer {
+        writer = writer.with_signer(signer)?;
+    }
     if a.live {
         let body = a.body;
         writer = writer.with_tap(Box::new(Live::new(move |meta| {

@@ -41,7 +41,7 @@ pub use sniff::{classify, Protocol, HTTP2};
 // reaches past this stage (DEVELOPERS.md, "Stages").
 pub use crate::capture::{
     BlockError, BlockFilter, CaptureError, CaptureReader, DropRow, Numbered, ProcessRow, Record,
-    Tap, Totals,
+    Report, Tap, Totals, Verdict, VerifyOptions,
 };
 
 #[derive(Clone, Debug)]

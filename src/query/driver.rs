@@ -123,6 +123,9 @@ pub fn run(
     };
     if use_index {
         if let Some((found, path)) = open_index(reader, progress) {
+            if let Some(alarm) = found.seal_alarm() {
+                reader.raise_seal_alarm(alarm);
+            }
             return from_index(&found, sel, sink).map_err(|e| match e {
                 IndexStop::Io(e) => QueryError::Io(e),
                 IndexStop::Index(why) => {
@@ -273,6 +276,7 @@ fn open_index(reader: &CaptureReader, progress: &mut dyn Progress) -> Option<(In
             builder.item(item, item.text.len() as u64)
         })
         .map_err(|e| e.to_string())?;
+        builder.seal_alarm(reader.seal_alarm());
         builder.finish(&sessions).map_err(|e| e.to_string())?;
         builder.install().map_err(|e| e.to_string())?;
         let built = Index::open(&path, &key).map_err(|e| e.to_string())?;

@@ -28,5 +28,6 @@ pub use crate::decode::{
     Implementation, Item, Kind, Loss, Peer, RequestRef, SessionSummary, Transport,
 };
 pub use crate::decode::{
-    BlockError, BlockFilter, CaptureError, CaptureReader, DropRow, ProcessRow, Tap, Totals,
+    BlockError, BlockFilter, CaptureError, CaptureReader, DropRow, ProcessRow, Report, Tap, Totals,
+    Verdict, VerifyOptions,
 };

@@ -2,7 +2,7 @@
 //! the drop ledger, the processes, and the streams that are not decoded.
 
 use super::undecoded::count_undecoded;
-use super::{CaptureError, CaptureReader, DropRow, ProcessRow, Totals};
+use super::{CaptureError, CaptureReader, DropRow, ProcessRow, Report, Totals};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
@@ -14,6 +14,8 @@ pub struct Overview {
     pub processes: Vec<ProcessRow>,
     /// TCP and TLS streams the decoder does not decode, by what they carry.
     pub undecoded: BTreeMap<String, u64>,
+    /// The seal's structure (not the blocks' data: `verify` hashes those).
+    pub seal: Report,
 }
 
 impl Overview {
@@ -25,6 +27,7 @@ impl Overview {
             drops: reader.drops()?,
             processes: reader.processes()?,
             undecoded: count_undecoded(reader)?,
+            seal: reader.seal_state()?,
         })
     }
 }

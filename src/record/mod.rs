@@ -165,6 +165,9 @@ struct Collected {
     execs: Vec<(u32, String)>,
     seen: HashSet<u32>,
     malformed: u64,
+    /// Exec records of processes with no captured traffic, left out on
+    /// purpose (the kernel counts them as submitted).
+    execs_skipped: u64,
 }
 
 impl Collected {
@@ -181,6 +184,7 @@ impl Collected {
             // Only processes whose traffic is captured belong in the file; for
             // them an exec means a new program image, worth a new row.
             if !self.seen.contains(&h.tgid) {
+                self.execs_skipped += 1;
                 return;
             }
             self.new_pids.push((h.tgid, ev.comm(), h.ts_ns));
@@ -235,7 +239,9 @@ fn drain(
         ring: &ring,
         batch: &batch,
         to_writer: &to_writer,
-        ledger: Ledger::new(loader::read_counters(skel)?),
+        // The counters start at zero when the programs load: every record
+        // since then is in the ledger.
+        ledger: Ledger::new([0; counter::COUNT]),
         processes: 0,
         tls: tls.as_mut(),
         tls_targets: 0,
@@ -259,7 +265,10 @@ fn drain(
         .iter()
         .zip(totals.iter())
         .map(|(n, v)| (n.to_string(), *v))
-        .chain(std::iter::once(("user_lost".to_string(), ledger.user_lost)))
+        .chain([
+            ("user_lost".to_string(), ledger.user_lost),
+            ("execs_not_stored".to_string(), ledger.execs_skipped),
+        ])
         .collect();
     for (k, v) in [
         ("ended_at", end.rfc3339()),
@@ -361,7 +370,7 @@ impl Drainer<'_> {
 
     /// Hands what the last poll collected to the writer, with a clock tick.
     fn flush(&mut self, skel: &loader::McpspySkel<'_>) -> Result<()> {
-        let (records, new_pids, execs, malformed) = {
+        let (records, new_pids, execs, malformed, skipped) = {
             let mut b = self.batch.borrow_mut();
             b.records.push_tick(procfs::monotonic_ns());
             (
@@ -369,9 +378,11 @@ impl Drainer<'_> {
                 std::mem::take(&mut b.new_pids),
                 std::mem::take(&mut b.execs),
                 std::mem::take(&mut b.malformed),
+                std::mem::take(&mut b.execs_skipped),
             )
         };
         self.ledger.user_lost += malformed;
+        self.ledger.execs_skipped += skipped;
         for (pid, comm, ts) in new_pids {
             self.processes += 1;
             self.send(ToWriter::Process(procfs::process_row(pid, &comm, ts)))?;
@@ -425,6 +436,7 @@ struct Ledger {
     totals: [u64; counter::COUNT],
     user_lost: u64,
     user_lost_written: u64,
+    execs_skipped: u64,
 }
 
 impl Ledger {
@@ -435,6 +447,7 @@ impl Ledger {
             totals: [0; counter::COUNT],
             user_lost: 0,
             user_lost_written: 0,
+            execs_skipped: 0,
         }
     }
 

@@ -3,7 +3,7 @@
 use super::plural;
 use super::size::human_bytes;
 use crate::event::counter;
-use crate::query::{DropRow, Overview};
+use crate::query::{DropRow, Overview, Verdict};
 use std::fmt::Write as _;
 
 /// Provenance keys, in the order a reader wants them.
@@ -55,6 +55,7 @@ pub fn render(v: &Overview) -> String {
         _ => "no events".to_string(),
     };
     let _ = writeln!(out, "time span    {span}");
+    let _ = writeln!(out, "seal         {}", seal_line(&v.seal));
     let _ = writeln!(
         out,
         "records      {} ({}, {})",
@@ -134,4 +135,23 @@ pub fn render(v: &Overview) -> String {
         );
     }
     out
+}
+
+/// The seal's state in one line (the structure only: `verify` hashes the data).
+fn seal_line(r: &crate::query::Report) -> String {
+    let signed = r
+        .signed_by
+        .as_deref()
+        .map_or_else(String::new, |fp| format!(", signed by {fp}"));
+    match &r.verdict {
+        Verdict::Intact { lossy } => format!(
+            "intact{}{signed} (structure; mcpspy verify also hashes the data)",
+            if *lossy { ", lossy" } else { "" }
+        ),
+        Verdict::NotFinished { commit, at } => {
+            format!("intact up to commit {commit} at {at}, not finished{signed}")
+        }
+        Verdict::Altered => format!("BROKEN: {}", r.failures.first().map_or("", String::as_str)),
+        Verdict::Unsealed => "none (made by an mcpspy without seals)".into(),
+    }
 }

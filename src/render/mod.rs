@@ -9,6 +9,7 @@ pub mod info;
 pub mod jsonl;
 pub mod size;
 pub mod summary;
+pub mod verify;
 
 use chrono::{DateTime, Duration, Local, Utc};
 use std::borrow::Cow;

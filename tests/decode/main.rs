@@ -10,5 +10,6 @@ mod golden;
 mod http;
 mod query_index;
 mod robustness;
+mod seal;
 mod session;
 mod support;

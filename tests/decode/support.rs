@@ -4,9 +4,11 @@
 //! Shared by the decode_* and cli_read_* tests (`mod decode_support;`).
 #![allow(dead_code)]
 
-use mcpspy::capture::{CaptureReader, CaptureWriter, CreateOptions, DropRow, ProcessRow};
+use mcpspy::capture::{
+    CaptureReader, CaptureWriter, CreateOptions, DropRow, ProcessRow, SigningIdentity,
+};
 use mcpspy::decode::{DecodeOptions, Decoder, Item, Kind};
-use mcpspy::event::{self, call, fd_kind, flags, kind, EventHeader, CHUNK_MAX};
+use mcpspy::event::{self, call, counter, fd_kind, flags, kind, EventHeader, CHUNK_MAX};
 use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -72,6 +74,9 @@ pub struct Synth {
     /// SSL* whose records name these (local, remote) ends, whatever
     /// connection they serve (a recorder that kept a stale socket).
     ssl_named: HashMap<u64, (TcpEnd, TcpEnd)>,
+    /// The drop ledger so far: its sums, and the records it says were not stored.
+    ledger: [u64; counter::COUNT],
+    unstored: u64,
 }
 
 fn comm(name: &str) -> [u8; 16] {
@@ -83,6 +88,11 @@ fn comm(name: &str) -> [u8; 16] {
 
 impl Synth {
     pub fn new(path: &Path) -> Synth {
+        Synth::signed(path, None)
+    }
+
+    /// A capture whose seal is signed with `key`, as `record --sign` makes.
+    pub fn signed(path: &Path, key: Option<SigningIdentity>) -> Synth {
         let mut writer = CaptureWriter::create(
             path,
             &CreateOptions {
@@ -91,6 +101,9 @@ impl Synth {
             },
         )
         .expect("create capture");
+        if let Some(key) = key {
+            writer = writer.with_signer(key).expect("a signed capture");
+        }
         writer.set_meta("started_at", STARTED_AT).unwrap();
         writer
             .set_meta("started_ktime_ns", &START_NS.to_string())
@@ -105,6 +118,8 @@ impl Synth {
             started: HashMap::new(),
             ssl_known: Default::default(),
             ssl_named: HashMap::new(),
+            ledger: [0; counter::COUNT],
+            unstored: 0,
         }
     }
 
@@ -376,7 +391,16 @@ impl Synth {
         self.advance(50_000);
     }
 
+    /// Commits what is written so far, as the recorder does each second.
+    pub fn commit(&mut self) {
+        self.writer.commit().unwrap();
+    }
+
     pub fn add_drops(&mut self, d: &DropRow) {
+        for (sum, c) in self.ledger.iter_mut().zip(d.counts) {
+            *sum += c;
+        }
+        self.unstored += d.user_lost;
         self.writer.add_drops(d).unwrap();
     }
 
@@ -391,7 +415,25 @@ impl Synth {
             .unwrap();
     }
 
-    pub fn finish(self) -> PathBuf {
+    /// Ends the capture as the recorder does: the kernel's counters (every
+    /// record submitted was stored) in the drop ledger and in the meta.
+    pub fn finish(mut self) -> PathBuf {
+        let mut counts = [0u64; counter::COUNT];
+        counts[counter::EVENTS] = (self.writer.stats().events + self.unstored)
+            .saturating_sub(self.ledger[counter::EVENTS]);
+        let end = self.now;
+        self.add_drops(&DropRow {
+            start_ktime_ns: end,
+            end_ktime_ns: end,
+            counts,
+            user_lost: 0,
+        });
+        let mut finals: std::collections::BTreeMap<&str, u64> =
+            counter::NAMES.iter().copied().zip(self.ledger).collect();
+        finals.insert("user_lost", self.unstored);
+        finals.insert("execs_not_stored", 0);
+        let finals = serde_json::to_string(&finals).unwrap();
+        self.writer.set_meta("final_counters", &finals).unwrap();
         self.writer.finish().unwrap();
         self.path
     }

@@ -26,6 +26,8 @@ pub struct Builder {
     names: HashMap<Box<str>, i64>,
     items: u64,
     finished: bool,
+    /// What the decode that built it found wrong with the capture's seal.
+    seal_alarm: Option<String>,
 }
 
 impl Builder {
@@ -57,6 +59,7 @@ impl Builder {
             names: HashMap::new(),
             items: 0,
             finished: false,
+            seal_alarm: None,
         })
     }
 
@@ -158,6 +161,12 @@ impl Builder {
         Ok(())
     }
 
+    /// Keeps what the decode found wrong with the capture's seal, so that
+    /// later reads of the index say it too.
+    pub fn seal_alarm(&mut self, alarm: Option<String>) {
+        self.seal_alarm = alarm;
+    }
+
     /// Stores the final sessions and the key, and commits.
     fn complete(&mut self, sessions: &[SessionSummary]) -> Result<(), IndexError> {
         self.flush_texts()?;
@@ -169,10 +178,18 @@ impl Builder {
                 params![s.id as i64, &self.rec],
             )?;
         }
+        let alarm = self
+            .seal_alarm
+            .clone()
+            .into_iter()
+            .map(|a| ("seal_alarm", a));
         for (k, v) in [
             ("key", self.key.text.clone()),
             ("items", self.items.to_string()),
-        ] {
+        ]
+        .into_iter()
+        .chain(alarm)
+        {
             self.conn.execute(
                 "INSERT INTO meta (key, value) VALUES (?1, ?2)",
                 params![k, v],

@@ -108,6 +108,15 @@ impl Index {
         })
     }
 
+    /// What the decode that built the index found wrong with the seal.
+    pub fn seal_alarm(&self) -> Option<String> {
+        self.conn
+            .query_row("SELECT value FROM meta WHERE key = 'seal_alarm'", [], |r| {
+                r.get(0)
+            })
+            .ok()
+    }
+
     /// The sessions as they stood at the end of the capture.
     pub fn sessions(&self) -> &[SessionSummary] {
         &self.sessions
