@@ -13,3 +13,4 @@ mod robustness;
 mod seal;
 mod session;
 mod support;
+mod tamper;

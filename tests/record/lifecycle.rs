@@ -2,6 +2,7 @@
 //! flooded ring, filters, file safety. Needs root and BPF; skipped loudly elsewhere.
 
 use super::support::*;
+use super::tamper::verify;
 use mcpspy::capture::CaptureReader;
 use mcpspy::event::{counter, Direction};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -78,6 +79,40 @@ fn sigkill_leaves_a_file_with_everything_before_the_last_commit() {
         must.len()
     );
     assert_eq!(&ids[..must.len()], &must[..], "ids in order, none missing");
+    let (code, text) = verify(&capture, &["--deep"]);
+    assert_eq!(code, Some(1), "not finished is not intact: {text}");
+    assert!(
+        text.contains("intact up to commit") && text.contains("not finished"),
+        "a killed recording is cut short, never altered: {text}"
+    );
+}
+
+/// SIGKILL at moments spread over a recording's first seconds: whenever it
+/// dies, what it committed verifies as cut short, never as altered.
+#[test]
+fn a_recording_killed_at_any_moment_verifies_as_cut_short() {
+    if !bpf_available("a_recording_killed_at_any_moment_verifies_as_cut_short") {
+        return;
+    }
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let mut ticker = Ticker::start(&["--seconds", "30", "--interval-ms", "2"]);
+    for (i, after_ms) in [1300u64, 1750, 2100, 2900, 3400].into_iter().enumerate() {
+        let capture = dir.path().join(format!("killed-{i}.db"));
+        let rec = start_recorder(&capture, &[]);
+        std::thread::sleep(Duration::from_millis(after_ms));
+        let _ = ticker.next_sent();
+        // SAFETY: kill on our own child's pid.
+        unsafe { libc::kill(rec.pid() as i32, libc::SIGKILL) };
+        drop(rec);
+        let (code, text) = verify(&capture, &[]);
+        assert_eq!(code, Some(1), "kill {i} after {after_ms} ms: {text}");
+        assert!(
+            text.contains("intact up to commit") && text.contains("not finished"),
+            "kill {i} after {after_ms} ms: {text}"
+        );
+    }
+    ticker.stop();
 }
 
 #[test]
@@ -207,6 +242,18 @@ fn flooded_tiny_ring_counts_every_lost_byte() {
         )),
         "{text}"
     );
+    // Intact, lossy: the seal holds, the losses are listed, the gaps in the
+    // streams are the ones the ledger counts.
+    let (code, text) = verify(&capture, &["--deep"]);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.contains(": intact, lossy"), "{text}");
+    assert!(text.contains("lost to a full ring"), "{text}");
+    assert!(
+        text.contains("the gaps in stream offsets are losses the ledger records"),
+        "{text}"
+    );
+    let (code, _) = verify(&capture, &["--fail-on-loss"]);
+    assert_eq!(code, Some(1));
 }
 
 #[test]

@@ -8,3 +8,5 @@ mod lifecycle;
 mod peers;
 mod pipes;
 mod support;
+#[path = "../decode/tamper.rs"]
+mod tamper;

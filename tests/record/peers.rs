@@ -5,6 +5,7 @@
 
 use super::support::*;
 use std::collections::BTreeSet;
+use std::process::Command;
 
 /// Records `args` and checks that every MCP stream of the session (a pipe or
 /// socket stream whose bytes start like JSON) is in the capture, byte for
@@ -72,6 +73,46 @@ fn session_matches_truth(name: &str, args: &[&str]) -> usize {
         assert!(expected.contains(key), "{name}: unexpected stream {key:?}");
     }
     mcp.iter().map(|t| t.bytes.len()).sum()
+}
+
+/// A real Python SDK session recorded with --sign: it verifies, and every
+/// change to it is caught (tests/decode/tamper.rs).
+#[test]
+fn a_signed_recording_of_a_real_session_resists_tampering() {
+    if !bpf_available("a_signed_recording_of_a_real_session_resists_tampering") {
+        return;
+    }
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("k.key");
+    let (public, _) = mcpspy::capture::generate_key(&key).unwrap();
+    let other = dir.path().join("o.key");
+    mcpspy::capture::generate_key(&other).unwrap();
+    let mut recorded = Vec::new();
+    for name in ["a.db", "b.db"] {
+        let capture = dir.path().join(name);
+        let rec = start_recorder(
+            &capture,
+            &["--sign", key.to_str().unwrap(), "--comm", "python3"],
+        );
+        let python = venv_python();
+        succeed(Command::new(&python).arg(py("py_client.py")).args([
+            "--out",
+            dir.path().join(format!("peer-{name}")).to_str().unwrap(),
+            "--mode",
+            "legacy",
+        ]));
+        rec.stop();
+        recorded.push(capture);
+    }
+    let scratch = tempfile::tempdir().unwrap();
+    super::tamper::every_change_is_caught(
+        &recorded[0],
+        &public,
+        &recorded[1],
+        &other,
+        scratch.path(),
+    );
 }
 
 fn py(script: &str) -> String {
