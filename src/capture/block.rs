@@ -21,7 +21,8 @@ pub enum Record<'a> {
     Event(RawEvent<'a>),
     /// The recorder had drained every record submitted before `ts_ns`.
     Tick { ts_ns: u64 },
-    /// Bytes that do not parse: kept in view, never skipped silently.
+    /// Bytes that do not parse (`len` of them, framing included): kept in
+    /// view, never skipped silently.
     Damaged { reason: String, len: usize },
 }
 
@@ -105,11 +106,11 @@ impl<'a> Records<'a> {
                         ev.payload.len(),
                         len - crate::event::HEADER_LEN
                     ),
-                    len,
+                    len: used,
                 },
                 Err(e) => Record::Damaged {
                     reason: e.to_string(),
-                    len,
+                    len: used,
                 },
             },
             TAG_TICK if len == 8 => Record::Tick {
@@ -117,17 +118,16 @@ impl<'a> Records<'a> {
             },
             _ => Record::Damaged {
                 reason: format!("unknown record tag {tag} ({len} bytes)"),
-                len,
+                len: used,
             },
         };
         Numbered { seq, record }
     }
 }
 
-impl<'a> Iterator for Records<'a> {
-    type Item = Numbered<'a>;
-
-    fn next(&mut self) -> Option<Self::Item> {
+impl<'a> Records<'a> {
+    /// The next record, an optional feature's records skipped.
+    fn next_one(&mut self) -> Option<Numbered<'a>> {
         loop {
             let rest = &self.data[self.pos..];
             if rest.is_empty() {
@@ -144,6 +144,46 @@ impl<'a> Iterator for Records<'a> {
             }
             return Some(self.frame(seq, rest));
         }
+    }
+}
+
+impl<'a> Iterator for Records<'a> {
+    type Item = Numbered<'a>;
+
+    /// Damage that follows damage is one run, reported once (a block of
+    /// zeros is a run of 5-byte frames of tag 0).
+    fn next(&mut self) -> Option<Self::Item> {
+        let first = self.next_one()?;
+        let Record::Damaged { reason, mut len } = first.record else {
+            return Some(first);
+        };
+        let mut more = 0u64;
+        loop {
+            let (pos, seq) = (self.pos, self.seq);
+            match self.next_one() {
+                Some(Numbered {
+                    record: Record::Damaged { len: l, .. },
+                    ..
+                }) => {
+                    len += l;
+                    more += 1;
+                }
+                Some(_) => {
+                    (self.pos, self.seq) = (pos, seq);
+                    break;
+                }
+                None => break,
+            }
+        }
+        let reason = if more == 0 {
+            reason
+        } else {
+            format!("{reason}, and the {more} records after it")
+        };
+        Some(Numbered {
+            seq: first.seq,
+            record: Record::Damaged { reason, len },
+        })
     }
 }
 
@@ -184,6 +224,21 @@ mod tests {
         assert!(
             matches!(&tail[2].record, Record::Damaged { reason, .. } if reason.contains("inside a record frame"))
         );
+    }
+
+    #[test]
+    fn a_run_of_damage_is_one_record() {
+        let mut buf = Vec::new();
+        append_tick(&mut buf, 1);
+        buf.extend_from_slice(&[0u8; 5000]);
+        append_tick(&mut buf, 2);
+        let recs: Vec<_> = Records::new(&buf, 0).collect();
+        assert_eq!(recs.len(), 3, "{recs:?}");
+        assert!(
+            matches!(&recs[1].record, Record::Damaged { len: 5000, reason } if reason.contains("999 records after it"))
+        );
+        assert!(matches!(recs[2].record, Record::Tick { ts_ns: 2 }));
+        assert_eq!(recs[2].seq, 1001, "every damaged frame kept its number");
     }
 
     #[test]

@@ -66,6 +66,8 @@ impl CaptureError {
 pub struct Block {
     pub block_id: i64,
     pub first_seq: u64,
+    /// The smallest event time in the block, as its row says.
+    pub first_ts_ns: Option<u64>,
     pub data: Vec<u8>,
 }
 
@@ -78,10 +80,29 @@ impl Block {
 /// A block that could not be read: its records are reported, not skipped silently.
 #[derive(Debug, Clone)]
 pub struct BlockError {
-    pub block_id: i64,
+    /// None: the rest of the blocks table, which does not read.
+    pub block_id: Option<i64>,
     pub first_seq: u64,
     pub records: u64,
+    /// The block's time range, as its row says (damage is shown there).
+    pub first_ts_ns: Option<u64>,
+    pub last_ts_ns: Option<u64>,
     pub why: String,
+}
+
+impl fmt::Display for BlockError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.block_id {
+            Some(id) => write!(
+                f,
+                "block {id} (records {}..={}) cannot be read: {}",
+                self.first_seq,
+                (self.first_seq + self.records).saturating_sub(1),
+                self.why
+            ),
+            None => f.write_str(&self.why),
+        }
+    }
 }
 
 /// Which blocks to read. Blocks are whole: a filter narrows the blocks, and
@@ -148,10 +169,13 @@ impl CaptureReader {
     }
 
     /// Blocks in record order, one decompressed at a time.
+    /// Where SQLite itself is damaged, the blocks listed before the damage
+    /// are read, and an error says that the rest could not be.
     pub fn blocks(&self, filter: &BlockFilter) -> Result<BlockIter<'_>, CaptureError> {
-        let mut ids: Vec<(i64, u64, u64, u64)> = Vec::new();
-        let mut sql =
-            String::from("SELECT block_id, first_seq, records, raw_bytes FROM blocks b WHERE 1");
+        let mut ids: Vec<BlockRef> = Vec::new();
+        let mut sql = String::from(
+            "SELECT block_id, first_seq, records, raw_bytes, first_ts_ns, last_ts_ns FROM blocks b WHERE 1",
+        );
         if let Some((lo, hi)) = filter.ktime_range {
             // Blocks with only ticks are kept: they carry the decoder's clock.
             sql.push_str(&format!(
@@ -170,20 +194,38 @@ impl CaptureReader {
         let mut stmt = self.conn.prepare(&sql).map_err(|e| self.damaged(e))?;
         let rows = stmt
             .query_map([], |r| {
-                Ok((
-                    r.get::<_, i64>(0)?,
-                    r.get::<_, i64>(1)? as u64,
-                    r.get::<_, i64>(2)? as u64,
-                    r.get::<_, i64>(3)? as u64,
-                ))
+                Ok(BlockRef {
+                    block_id: r.get(0)?,
+                    first_seq: r.get::<_, i64>(1)? as u64,
+                    records: r.get::<_, i64>(2)? as u64,
+                    raw_bytes: r.get::<_, i64>(3)? as u64,
+                    first_ts_ns: r.get::<_, Option<i64>>(4)?.map(|t| t as u64),
+                    last_ts_ns: r.get::<_, Option<i64>>(5)?.map(|t| t as u64),
+                })
             })
             .map_err(|e| self.damaged(e))?;
+        let mut rest = None;
         for row in rows {
-            ids.push(row.map_err(|e| self.damaged(e))?);
+            match row {
+                Ok(b) => ids.push(b),
+                Err(e) => {
+                    let next = ids.last().map_or(0, |b| b.first_seq + b.records);
+                    rest = Some(BlockError {
+                        block_id: None,
+                        first_seq: next,
+                        records: 0,
+                        first_ts_ns: ids.last().and_then(|b| b.last_ts_ns),
+                        last_ts_ns: None,
+                        why: format!("the blocks after record {next} cannot be listed: {e}"),
+                    });
+                    break;
+                }
+            }
         }
         Ok(BlockIter {
             reader: self,
             ids: ids.into_iter(),
+            rest,
         })
     }
 
@@ -362,7 +404,19 @@ pub struct Totals {
 /// Blocks in record order; reads and decompresses one block per step.
 pub struct BlockIter<'r> {
     reader: &'r CaptureReader,
-    ids: std::vec::IntoIter<(i64, u64, u64, u64)>,
+    ids: std::vec::IntoIter<BlockRef>,
+    /// The blocks table could not be read to its end.
+    rest: Option<BlockError>,
+}
+
+/// A block's row, but its data.
+struct BlockRef {
+    block_id: i64,
+    first_seq: u64,
+    records: u64,
+    raw_bytes: u64,
+    first_ts_ns: Option<u64>,
+    last_ts_ns: Option<u64>,
 }
 
 /// Decompressed blocks above this size are refused: no real block comes near it.
@@ -372,11 +426,23 @@ impl Iterator for BlockIter<'_> {
     type Item = Result<Block, BlockError>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        let (block_id, first_seq, records, raw_bytes) = self.ids.next()?;
-        let fail = |why: String| BlockError {
+        let Some(b) = self.ids.next() else {
+            return self.rest.take().map(Err);
+        };
+        let BlockRef {
             block_id,
             first_seq,
             records,
+            raw_bytes,
+            first_ts_ns,
+            last_ts_ns,
+        } = b;
+        let fail = |why: String| BlockError {
+            block_id: Some(block_id),
+            first_seq,
+            records,
+            first_ts_ns,
+            last_ts_ns,
             why,
         };
         if raw_bytes > MAX_BLOCK_RAW {
@@ -404,6 +470,7 @@ impl Iterator for BlockIter<'_> {
             Ok(raw) if raw.len() as u64 == raw_bytes => Ok(Block {
                 block_id,
                 first_seq,
+                first_ts_ns,
                 data: raw,
             }),
             Ok(raw) => Err(fail(format!(

@@ -64,13 +64,7 @@ pub fn deep(reader: &CaptureReader) -> Result<Deep, CaptureError> {
         let block = match block {
             Ok(b) => b,
             Err(e) => {
-                d.failures.push(format!(
-                    "block {} (records {}..{}) cannot be read: {}",
-                    e.block_id,
-                    e.first_seq,
-                    e.first_seq + e.records,
-                    e.why
-                ));
+                d.failures.push(e.to_string());
                 continue;
             }
         };

@@ -219,6 +219,7 @@ pub(super) fn decode(
     for block in reader.blocks(&BlockFilter::default())? {
         match block {
             Ok(b) => {
+                decoder.enter_block(b.first_ts_ns);
                 for rec in b.records() {
                     decoder.push(&rec, &mut until_ended(&mut each, &mut ended));
                 }

@@ -111,6 +111,9 @@ pub struct Decoder {
     sessions: Sessions,
     frames: Vec<Frame>,
     merged: Vec<Merged>,
+    /// The first event time of the block being read: damage in it is shown
+    /// no earlier (a damaged first block would otherwise show at time 0).
+    damage_floor: u64,
 }
 
 impl Decoder {
@@ -135,6 +138,7 @@ impl Decoder {
             sessions: Sessions::default(),
             frames: Vec::new(),
             merged: Vec::new(),
+            damage_floor: 0,
         }
     }
 
@@ -154,26 +158,29 @@ impl Decoder {
                     detail: format!("record {} ({len} bytes) does not parse: {reason}", rec.seq),
                     len: *len as u64,
                 };
-                self.schedule(self.clock, 0, Pending::Damage(flag));
+                self.schedule(self.clock.max(self.damage_floor), 0, Pending::Damage(flag));
                 self.release(sink);
             }
         }
     }
 
-    /// A block whose records cannot be read. The streams they belonged to
-    /// show the bytes as lost too.
+    /// A block whose records cannot be read, shown at the block's own time
+    /// (as its row says). The streams they belonged to show the bytes as
+    /// lost too.
     pub fn push_block_error(&mut self, e: &BlockError, sink: &mut impl FnMut(&Item<'_>)) {
-        let last = (e.first_seq + e.records).saturating_sub(1);
         let flag = Flag {
             reason: FlagReason::UnreadableBlock,
-            detail: format!(
-                "block {} (records {}..={last}) cannot be read: {}",
-                e.block_id, e.first_seq, e.why
-            ),
+            detail: e.to_string(),
             len: 0,
         };
-        self.schedule(self.clock, 0, Pending::Damage(flag));
+        self.schedule(e.first_ts_ns.unwrap_or(self.clock), 0, Pending::Damage(flag));
         self.release(sink);
+    }
+
+    /// The records that follow are in a block whose first event is at
+    /// `first_ts_ns`: damage among them is shown no earlier.
+    pub fn enter_block(&mut self, first_ts_ns: Option<u64>) {
+        self.damage_floor = first_ts_ns.unwrap_or(0);
     }
 
     /// A tick: every record submitted before `ts_ns` has been seen.

@@ -289,7 +289,7 @@ impl Message {
             }
             None => return,
         };
-        match coding.run(&input, last) {
+        match coding.run(&input, last, max_line) {
             Ok(plain) => {
                 let pos = RawPos::Span(acc.start, acc.end);
                 self.content_feed(&plain, pos, acc.last_ts, &acc.seqs, max_line, emit);

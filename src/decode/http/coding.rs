@@ -4,6 +4,10 @@
 
 use std::io::Write;
 
+/// Compressed bytes given to the inflater at once: deflate inflates at most
+/// about 1032 times, so one piece makes at most about 8 MiB.
+const PIECE: usize = 8 << 10;
+
 /// A content coding being undone. Compressed bytes are decompressed a whole
 /// chunk (or a whole body) at a time, so that where messages come out does
 /// not depend on how reads split the stream.
@@ -43,17 +47,29 @@ impl Coding {
         }
     }
 
-    /// Decompresses `input` (`last`: the body ends with it); the output so far.
-    pub(super) fn run(&mut self, input: &[u8], last: bool) -> Result<Vec<u8>, String> {
+    /// Decompresses `input` (`last`: the body ends with it); the output so
+    /// far. Input goes in small pieces and the output is measured after
+    /// each: past `limit` bytes from one call it stops (a few KiB of a
+    /// decompression bomb inflate to gigabytes).
+    pub(super) fn run(&mut self, input: &[u8], last: bool, limit: usize) -> Result<Vec<u8>, String> {
         fn step<W: Write>(
             w: &mut W,
             input: &[u8],
             last: bool,
+            limit: usize,
+            len: impl Fn(&W) -> usize,
             finish: impl FnOnce(&mut W) -> std::io::Result<()>,
             take: impl FnOnce(&mut W) -> Vec<u8>,
         ) -> Result<Vec<u8>, String> {
-            w.write_all(input).map_err(|e| e.to_string())?;
-            w.flush().map_err(|e| e.to_string())?;
+            for piece in input.chunks(PIECE) {
+                w.write_all(piece).map_err(|e| e.to_string())?;
+                w.flush().map_err(|e| e.to_string())?;
+                if len(w) > limit {
+                    return Err(format!(
+                        "it inflates to more than {limit} bytes (a decompression bomb?); cut there"
+                    ));
+                }
+            }
             if last {
                 finish(w).map_err(|e| e.to_string())?;
             }
@@ -64,6 +80,8 @@ impl Coding {
                 &mut **d,
                 input,
                 last,
+                limit,
+                |d| d.get_ref().len(),
                 |d| d.try_finish(),
                 |d| std::mem::take(d.get_mut()),
             ),
@@ -87,6 +105,8 @@ impl Coding {
                         d,
                         input,
                         last,
+                        limit,
+                        |d| d.get_ref().len(),
                         |d| d.try_finish(),
                         |d| std::mem::take(d.get_mut()),
                     ),
@@ -94,6 +114,8 @@ impl Coding {
                         d,
                         input,
                         last,
+                        limit,
+                        |d| d.get_ref().len(),
                         |d| d.try_finish(),
                         |d| std::mem::take(d.get_mut()),
                     ),
@@ -136,16 +158,16 @@ mod tests {
         ] {
             let name = coding.name();
             let (a, b) = data.split_at(data.len() / 2);
-            let mut out = coding.run(a, false).unwrap();
-            out.extend(coding.run(b, true).unwrap());
+            let mut out = coding.run(a, false, usize::MAX).unwrap();
+            out.extend(coding.run(b, true, usize::MAX).unwrap());
             assert_eq!(out, text, "{name}");
         }
     }
 
     #[test]
     fn what_does_not_decompress_is_an_error() {
-        assert!(Coding::gzip().run(b"not gzip at all", true).is_err());
-        assert!(Coding::Undecodable.run(b"x", true).is_err());
+        assert!(Coding::gzip().run(b"not gzip at all", true, 1 << 20).is_err());
+        assert!(Coding::Undecodable.run(b"x", true, 1 << 20).is_err());
         // A body that ends inside the stream is an error at its end only.
         let gz = compress(
             GzEncoder::new(Vec::new(), Compression::default()),
@@ -153,7 +175,21 @@ mod tests {
             |w| w.finish().unwrap(),
         );
         let mut c = Coding::gzip();
-        assert!(c.run(&gz[..gz.len() - 4], false).is_ok());
-        assert!(c.run(&[], true).is_err());
+        assert!(c.run(&gz[..gz.len() - 4], false, 1 << 20).is_ok());
+        assert!(c.run(&[], true, 1 << 20).is_err());
+    }
+
+    #[test]
+    fn a_decompression_bomb_is_cut_where_it_passes_the_limit() {
+        // 64 MiB of zeros compress to about 64 KiB.
+        let zeros = vec![0u8; 64 << 20];
+        let bomb = compress(GzEncoder::new(Vec::new(), Compression::best()), &zeros, |w| {
+            w.finish().unwrap()
+        });
+        assert!(bomb.len() < 100 << 10);
+        let err = Coding::gzip().run(&bomb, true, 4 << 20).unwrap_err();
+        assert!(err.contains("more than 4194304 bytes"), "{err}");
+        let whole = Coding::gzip().run(&bomb, true, 64 << 20).unwrap();
+        assert_eq!(whole.len(), 64 << 20);
     }
 }
