@@ -58,6 +58,7 @@ impl CaptureReader {
         };
         r.note_features();
         r.note_clock();
+        r.note_missing_blocks();
         Ok(r)
     }
 
@@ -129,6 +130,30 @@ impl CaptureReader {
                 self.path.display(),
                 meta.get("event_version").map_or("", String::as_str)
             )),
+        }
+    }
+}
+
+impl CaptureReader {
+    /// Says when the streams table counts data events that no block lists
+    /// (a block deleted): a reader would otherwise show less without a word.
+    fn note_missing_blocks(&mut self) {
+        let counted: Result<(i64, i64), _> = self.conn.query_row(
+            "SELECT (SELECT COALESCE(SUM(events), 0) FROM streams),
+                    (SELECT COALESCE(SUM(s.records), 0) FROM block_streams s
+                       JOIN blocks b ON b.block_id = s.block_id)",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        );
+        if let Ok((streams, placed)) = counted {
+            if streams > placed {
+                self.notes.push(format!(
+                    "{}: the streams table counts {} more data events than the blocks hold \
+                     (a block was removed?); what follows lacks them",
+                    self.path.display(),
+                    streams - placed
+                ));
+            }
         }
     }
 }

@@ -19,7 +19,8 @@ pub use args::{FilterArgs, Input, TimeArgs, TimeChoice, TransportChoice};
 const EXIT_CODES: &str = "\
 EXIT CODES:
   0  done; for readers, at least one message matched
-  1  readers: nothing matched (a one-line note says so on stderr)
+  1  readers: nothing matched, or the capture is damaged and the answer may be
+     incomplete (a line on stderr says which)
   2  an error: bad arguments, a file that is not a capture, a failed write";
 
 #[derive(Parser, Debug)]
@@ -356,6 +357,8 @@ pub enum Done {
     Ok,
     /// A reader found nothing (exit 1), and says so in this note.
     NothingMatched(String),
+    /// A reader met damage to the file (exit 1): this warning says what.
+    Incomplete(String),
 }
 
 pub fn main() -> ExitCode {
@@ -383,6 +386,10 @@ pub fn main() -> ExitCode {
         Ok(Done::Ok) => ExitCode::SUCCESS,
         Ok(Done::NothingMatched(note)) => {
             eprintln!("mcpspy: {note}");
+            ExitCode::from(1)
+        }
+        Ok(Done::Incomplete(warning)) => {
+            eprintln!("mcpspy: warning: {warning}");
             ExitCode::from(1)
         }
         Err(f) => {

@@ -13,7 +13,7 @@ use crate::query::{
 use crate::render::console::{Console, ConsoleStyle};
 use crate::render::jsonl::Jsonl;
 use crate::render::summary::{Format, Layout, Summary};
-use crate::render::{TimeFormat, WallClock};
+use crate::render::{plural, TimeFormat, WallClock};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::io::{self, BufWriter, IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -185,7 +185,20 @@ impl Opened {
             Err(QueryError::Capture(e)) => return Err(e.into()),
             Err(e) => return Err(Failure::other(e.to_string())),
         };
-        Ok(if outcome.matched > 0 {
+        Ok(if outcome.damage > 0 {
+            let hidden = outcome.damage - outcome.damage_shown;
+            Done::Incomplete(format!(
+                "{} is damaged: the read met {} (unreadable blocks or records){}; the answer \
+                 may be incomplete (mcpspy info says more)",
+                self.reader.name().display(),
+                plural(outcome.damage, "damaged place"),
+                if hidden > 0 {
+                    format!(", {hidden} of them not shown by the filters")
+                } else {
+                    String::new()
+                }
+            ))
+        } else if outcome.matched > 0 {
             Done::Ok
         } else if sel.is_everything() {
             Done::NothingMatched("the capture holds no messages".into())

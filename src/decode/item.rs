@@ -249,6 +249,17 @@ impl Kind<'_> {
             _ => None,
         }
     }
+
+    /// Damage to the file (not a loss while recording, nor a peer's fault).
+    pub fn is_damage(&self) -> bool {
+        matches!(
+            self,
+            Kind::Flagged(Flag {
+                reason: FlagReason::DamagedRecord | FlagReason::UnreadableBlock,
+                ..
+            })
+        )
+    }
 }
 
 /// Why an item is flagged instead of decoded.

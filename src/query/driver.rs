@@ -53,6 +53,12 @@ pub struct Outcome {
     pub matched: u64,
     /// The sink stopped the read before the end.
     pub stopped: bool,
+    /// Pieces of damage to the file (unreadable blocks, damaged records)
+    /// the read met, whether or not the selection kept them: the answer
+    /// may be incomplete.
+    pub damage: u64,
+    /// Of those, the ones the selection kept (and the sink showed).
+    pub damage_shown: u64,
 }
 
 #[derive(Debug)]
@@ -147,7 +153,10 @@ fn from_index(index: &Index, sel: &Selection, sink: &mut dyn Sink) -> Result<Out
             Ok::<_, IndexStop>(Flow::Continue)
         })?;
     }
-    let mut outcome = Outcome::default();
+    let mut outcome = Outcome {
+        damage: index.damage(),
+        ..Outcome::default()
+    };
     let flow = index.each(Select::Matches(sel), sink.needs_text(), |item, size| {
         take(sel, &selected, sink, &mut outcome, item, size).map_err(IndexStop::Io)
     })?;
@@ -172,7 +181,9 @@ fn from_decoder(
     }
     let mut outcome = Outcome::default();
     let label = if two { "pass 2/2" } else { "" };
+    let mut damage = 0;
     let (sessions, flow) = decode(reader, progress, label, |item| {
+        damage += u64::from(item.kind.is_damage());
         take(
             sel,
             &selected,
@@ -183,6 +194,7 @@ fn from_decoder(
         )
     })?;
     outcome.stopped = flow == Flow::Stop;
+    outcome.damage = damage;
     sink.finish(&sessions)?;
     Ok(outcome)
 }
@@ -200,6 +212,7 @@ fn take(
         return Ok(Flow::Continue);
     }
     outcome.matched += 1;
+    outcome.damage_shown += u64::from(item.kind.is_damage());
     sink.item(item, size)
 }
 

@@ -17,7 +17,7 @@ mod undecoded;
 
 pub use driver::{run, IndexUse, Outcome, Progress, QueryError, Quiet};
 pub use live::Live;
-pub use overview::Overview;
+pub use overview::{Damage, Overview};
 pub use selection::Selection;
 pub use sink::{Flow, Limit, Sink};
 

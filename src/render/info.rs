@@ -3,7 +3,7 @@
 use super::plural;
 use super::size::human_bytes;
 use crate::event::counter;
-use crate::query::{DropRow, Overview, Verdict};
+use crate::query::{Damage, DropRow, Overview, Verdict};
 use std::fmt::Write as _;
 
 /// Provenance keys, in the order a reader wants them.
@@ -134,7 +134,36 @@ pub fn render(v: &Overview) -> String {
             plural(v.drops.len() as u64, "ledger slice")
         );
     }
+    let _ = writeln!(out, "damage       {}", damage_line(&v.damage));
     out
+}
+
+/// What cannot be read, in one line.
+fn damage_line(d: &Damage) -> String {
+    if d.is_none() {
+        return "none (every block read)".into();
+    }
+    let mut parts = Vec::new();
+    if d.unreadable_blocks > 0 {
+        parts.push(format!(
+            "{} ({} declared)",
+            plural(d.unreadable_blocks, "unreadable block"),
+            plural(d.unreadable_records, "record")
+        ));
+    }
+    if d.damaged_records > 0 {
+        parts.push(plural(d.damaged_records, "damaged span"));
+    }
+    if d.missing_events > 0 {
+        parts.push(format!(
+            "{} the streams table counts are not in a readable block",
+            plural(d.missing_events, "data event")
+        ));
+    }
+    if let Some(why) = &d.unlisted {
+        parts.push(why.clone());
+    }
+    parts.join("; ")
 }
 
 /// The seal's state in one line (the structure only: `verify` hashes the data).

@@ -338,11 +338,53 @@ fn an_unreadable_block_is_reported_and_the_rest_decoded() {
         .unwrap()
         .execute("UPDATE blocks SET data = x'00' WHERE block_id = 2", [])
         .unwrap();
+    // Read, but not as if whole: exit 1 and a warning.
     let o = mcpspy(&["replay", s(&cap)]);
-    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("is damaged: the read met 1 damaged place"),
+        "{}",
+        stderr(&o)
+    );
     let out = stdout(&o);
     assert!(out.contains("!! UNREADABLE_BLOCK block 2"), "{out}");
     assert!(out.lines().last().unwrap().contains("REQ ping"));
+    // A filter that hides the damage still says it is there, from the
+    // decoder and from the index alike.
+    for index in [&["--no-index"][..], &[]] {
+        let o = mcpspy(&[&["query", s(&cap), "--method", "ping"], index].concat());
+        assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+        assert!(!stdout(&o).contains("UNREADABLE_BLOCK"));
+        assert!(
+            stderr(&o).contains("1 of them not shown by the filters"),
+            "{index:?}: {}",
+            stderr(&o)
+        );
+    }
+    let o = mcpspy(&["info", s(&cap)]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains("damage       1 unreadable block ("),
+        "{}",
+        stdout(&o)
+    );
+    // A block removed outright is said too, by readers and by info.
+    rusqlite::Connection::open(&cap)
+        .unwrap()
+        .execute_batch("PRAGMA foreign_keys = OFF; DELETE FROM blocks WHERE block_id = 3;")
+        .unwrap();
+    let o = mcpspy(&["replay", s(&cap)]);
+    assert!(
+        stderr(&o).contains("more data events than the blocks hold"),
+        "{}",
+        stderr(&o)
+    );
+    let o = mcpspy(&["info", s(&cap)]);
+    assert!(
+        stdout(&o).contains("the streams table counts are not in a readable block"),
+        "{}",
+        stdout(&o)
+    );
 }
 
 /// A capture whose recorder died before noting the wall clock: times are

@@ -117,8 +117,13 @@ fn readers_warn_once_and_still_read_a_broken_seal() {
         all.extend_from_slice(&args[1..]);
         let o = mcpspy(&all);
         let err = String::from_utf8_lossy(&o.stderr);
-        assert_eq!(err.matches("warning").count(), 1, "{args:?}: {err}");
-        assert!(err.contains("does not match its seal"), "{args:?}: {err}");
+        // The seal's warning once (the flipped byte may also damage the
+        // block, which is a warning of its own).
+        assert_eq!(
+            err.matches("does not match its seal").count(),
+            1,
+            "{args:?}: {err}"
+        );
         assert!(!o.stdout.is_empty(), "{args:?}: still read");
     }
     // A change to a table is seen at once, without reading the blocks.

@@ -28,6 +28,8 @@ pub struct Builder {
     finished: bool,
     /// What the decode that built it found wrong with the capture's seal.
     seal_alarm: Option<String>,
+    /// Pieces of damage to the capture among the items.
+    damage: u64,
 }
 
 impl Builder {
@@ -60,10 +62,12 @@ impl Builder {
             items: 0,
             finished: false,
             seal_alarm: None,
+            damage: 0,
         })
     }
 
     fn add(&mut self, item: &Item<'_>) -> Result<(), IndexError> {
+        self.damage += u64::from(item.kind.is_damage());
         let at = TextAt {
             chunk: self.chunk,
             off: self.texts.len() as u64,
@@ -186,6 +190,7 @@ impl Builder {
         for (k, v) in [
             ("key", self.key.text.clone()),
             ("items", self.items.to_string()),
+            ("damage", self.damage.to_string()),
         ]
         .into_iter()
         .chain(alarm)

@@ -117,6 +117,17 @@ impl Index {
             .ok()
     }
 
+    /// Pieces of damage to the capture among the items.
+    pub fn damage(&self) -> u64 {
+        self.conn
+            .query_row("SELECT value FROM meta WHERE key = 'damage'", [], |r| {
+                r.get::<_, String>(0)
+            })
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    }
+
     /// The sessions as they stood at the end of the capture.
     pub fn sessions(&self) -> &[SessionSummary] {
         &self.sessions
