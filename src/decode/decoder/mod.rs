@@ -173,7 +173,11 @@ impl Decoder {
             detail: e.to_string(),
             len: 0,
         };
-        self.schedule(e.first_ts_ns.unwrap_or(self.clock), 0, Pending::Damage(flag));
+        self.schedule(
+            e.first_ts_ns.unwrap_or(self.clock),
+            0,
+            Pending::Damage(flag),
+        );
         self.release(sink);
     }
 

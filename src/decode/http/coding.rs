@@ -51,7 +51,12 @@ impl Coding {
     /// far. Input goes in small pieces and the output is measured after
     /// each: past `limit` bytes from one call it stops (a few KiB of a
     /// decompression bomb inflate to gigabytes).
-    pub(super) fn run(&mut self, input: &[u8], last: bool, limit: usize) -> Result<Vec<u8>, String> {
+    pub(super) fn run(
+        &mut self,
+        input: &[u8],
+        last: bool,
+        limit: usize,
+    ) -> Result<Vec<u8>, String> {
         fn step<W: Write>(
             w: &mut W,
             input: &[u8],
@@ -166,7 +171,9 @@ mod tests {
 
     #[test]
     fn what_does_not_decompress_is_an_error() {
-        assert!(Coding::gzip().run(b"not gzip at all", true, 1 << 20).is_err());
+        assert!(Coding::gzip()
+            .run(b"not gzip at all", true, 1 << 20)
+            .is_err());
         assert!(Coding::Undecodable.run(b"x", true, 1 << 20).is_err());
         // A body that ends inside the stream is an error at its end only.
         let gz = compress(
@@ -183,9 +190,11 @@ mod tests {
     fn a_decompression_bomb_is_cut_where_it_passes_the_limit() {
         // 64 MiB of zeros compress to about 64 KiB.
         let zeros = vec![0u8; 64 << 20];
-        let bomb = compress(GzEncoder::new(Vec::new(), Compression::best()), &zeros, |w| {
-            w.finish().unwrap()
-        });
+        let bomb = compress(
+            GzEncoder::new(Vec::new(), Compression::best()),
+            &zeros,
+            |w| w.finish().unwrap(),
+        );
         assert!(bomb.len() < 100 << 10);
         let err = Coding::gzip().run(&bomb, true, 4 << 20).unwrap_err();
         assert!(err.contains("more than 4194304 bytes"), "{err}");
