@@ -88,6 +88,16 @@ impl Framer {
         matches!(self, Framer::Http(_))
     }
 
+    /// Bytes held for a message not yet ended (the decoder bounds their total).
+    pub fn held(&self) -> usize {
+        match self {
+            Framer::Sniff { held, .. } => held.iter().map(|h| h.bytes.len()).sum(),
+            Framer::Ndjson(n) => n.held(),
+            Framer::Http(h) => h.held(),
+            Framer::Unsupported { .. } => 0,
+        }
+    }
+
     /// `sock`: what this process knows of the socket the stream belongs to
     /// (shared with the other direction).
     pub fn feed(&mut self, piece: Piece<'_>, sock: &mut SocketState, out: &mut impl FnMut(Frame)) {

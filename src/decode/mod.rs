@@ -57,6 +57,12 @@ pub struct DecodeOptions {
     pub max_line: usize,
     /// Bytes one stream or channel may hold back before it is forced on.
     pub max_held: usize,
+    /// Bytes all of them together may hold: past it, the largest holders
+    /// are forced on (and their open messages cut, flagged).
+    pub max_total_held: usize,
+    /// Streams decoded at most; the records of further streams are
+    /// counted and flagged, not decoded.
+    pub max_streams: usize,
 }
 
 impl Default for DecodeOptions {
@@ -67,6 +73,8 @@ impl Default for DecodeOptions {
             reorder_ns: 50_000_000,
             max_line: 64 << 20,
             max_held: 64 << 20,
+            max_total_held: 256 << 20,
+            max_streams: 1 << 18,
         }
     }
 }

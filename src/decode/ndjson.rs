@@ -34,6 +34,11 @@ impl Ndjson {
         }
     }
 
+    /// Bytes of the line not yet ended.
+    pub fn held(&self) -> usize {
+        self.open.as_ref().map_or(0, |o| o.text.len())
+    }
+
     pub fn feed(&mut self, piece: Piece<'_>, out: &mut impl FnMut(Frame)) {
         match piece {
             Piece::Data {

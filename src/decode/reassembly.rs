@@ -19,6 +19,9 @@ pub enum Loss {
     ReadFailed,
     /// The kernel captured only the first part of the call.
     Truncated,
+    /// Captured, but the decoder cut the message there to bound its memory
+    /// (a capture holding more at once than any real one does).
+    Limit,
 }
 
 impl Loss {
@@ -27,6 +30,9 @@ impl Loss {
             Loss::Missing => "records missing from the capture",
             Loss::ReadFailed => "the kernel could not read the data",
             Loss::Truncated => "the recorder captured only part of the call",
+            Loss::Limit => {
+                "the message was cut here: the decoder holds at most its memory limit at once"
+            }
         }
     }
 }

@@ -127,6 +127,11 @@ pub struct Sse {
 }
 
 impl Sse {
+    /// Bytes held for the event in progress.
+    pub fn held(&self) -> usize {
+        self.line.len() + self.data.len() + self.event.len()
+    }
+
     pub fn new(max: usize) -> Self {
         Sse {
             max,

@@ -527,3 +527,144 @@ fn corrupt(path: &Path) {
     )
     .unwrap();
 }
+
+/// Records whose offsets, sizes or times no recording reaches (near 2^64)
+/// are flagged as damaged, never wrapped into a wrong answer; the stream
+/// goes on decoding.
+#[test]
+fn offsets_near_the_top_of_u64_are_flagged_not_wrapped() {
+    use mcpspy::event::{encode, RawEvent};
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = Synth::new(&dir.path().join("o.db"));
+    let c2s = s.pipe();
+    s.send(CLIENT, SERVER, c2s, &request(1, "ping", "{}"));
+    let crafted: [fn(&mut mcpspy::event::EventHeader); 4] = [
+        |h| h.stream_off = u64::MAX - 2,
+        |h| h.call_len = u64::MAX,
+        |h| h.call_off = u64::MAX,
+        |h| h.ts_ns = u64::MAX - 1,
+    ];
+    for craft in crafted {
+        let recs = s.call_records(CLIENT, c2s, true, b"{\"jsonrpc\":\"2.0\"}\n");
+        let recs: Vec<Vec<u8>> = recs
+            .iter()
+            .map(|r| {
+                let ev = RawEvent::parse(r).unwrap();
+                let mut h = ev.hdr;
+                craft(&mut h);
+                encode(&h, ev.payload)
+            })
+            .collect();
+        s.store(recs);
+    }
+    let path = s.finish();
+    let (items, _) = decode_file(&path);
+    let flags: Vec<&(String, String)> = items.iter().filter_map(|i| i.flag.as_ref()).collect();
+    let damaged: Vec<_> = flags.iter().filter(|f| f.0 == "damaged_record").collect();
+    assert_eq!(damaged.len(), 4, "{flags:?}");
+    for f in &damaged {
+        assert!(f.1.contains("no recording reaches it"), "{f:?}");
+    }
+    assert!(
+        items
+            .iter()
+            .all(|i| !i.text.contains("18446744073709551615") && i.ts_ns < 1 << 62),
+        "nothing wraps: {items:?}"
+    );
+    let k = kinds(&items);
+    assert_eq!(
+        k.iter().filter(|k| *k == "request ping").count(),
+        1,
+        "{k:?}"
+    );
+}
+
+/// Many streams each holding a long open line: the total held is bounded.
+/// The largest lines are cut (flagged where they were cut), and every
+/// captured byte still reaches the output.
+#[test]
+fn what_all_streams_hold_together_is_bounded() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = Synth::new(&dir.path().join("t.db"));
+    let chans: Vec<_> = (0..16).map(|_| s.pipe()).collect();
+    let piece = "x".repeat(4096);
+    let mut written = 0;
+    for (i, &c) in chans.iter().enumerate() {
+        let head = format!(r#"{{"jsonrpc":"2.0","id":{i},"method":"ping","params":{{"p":""#);
+        s.write(CLIENT, c, head.as_bytes());
+        written += head.len();
+    }
+    // Every line grows to 32 KiB, side by side.
+    for _ in 0..8 {
+        for &c in &chans {
+            s.write(CLIENT, c, piece.as_bytes());
+            written += piece.len();
+        }
+    }
+    for &c in &chans {
+        s.write(CLIENT, c, b"\"}}\n");
+        written += 3;
+    }
+    let path = s.finish();
+    let whole = decode_file(&path).0;
+    let k = kinds(&whole);
+    assert_eq!(
+        k.iter().filter(|k| *k == "request ping").count(),
+        16,
+        "{k:?}"
+    );
+    let (cut, _) = decode_file_with(
+        &path,
+        DecodeOptions {
+            max_total_held: 128 << 10,
+            ..DecodeOptions::default()
+        },
+    );
+    let limits = cut
+        .iter()
+        .filter(|i| {
+            i.flag
+                .as_ref()
+                .is_some_and(|f| f.1.contains("memory limit"))
+        })
+        .count();
+    assert!(limits > 0, "{:?}", kinds(&cut));
+    let shown: usize = cut.iter().map(|i| i.text.len()).sum();
+    assert_eq!(shown, written, "every captured byte is shown once");
+}
+
+/// Past the most streams the decoder follows, records are counted and
+/// flagged (once at the first, once with the totals), never decoded silently.
+#[test]
+fn streams_past_the_limit_are_counted_and_flagged() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = Synth::new(&dir.path().join("m.db"));
+    for i in 0..40 {
+        let c = s.pipe();
+        s.send(CLIENT, SERVER, c, &request(i, "ping", "{}"));
+    }
+    let path = s.finish();
+    let (items, _) = decode_file_with(
+        &path,
+        DecodeOptions {
+            max_streams: 30,
+            ..DecodeOptions::default()
+        },
+    );
+    let k = kinds(&items);
+    // Each pipe is two streams (the write and the read): 15 pipes decode.
+    assert_eq!(
+        k.iter().filter(|k| *k == "request ping").count(),
+        15,
+        "{k:?}"
+    );
+    let flags: Vec<&String> = items
+        .iter()
+        .filter_map(|i| i.flag.as_ref().map(|f| &f.1))
+        .filter(|d| {
+            d.contains("the decoder follows at most 30") || d.contains("past the decoder's 30")
+        })
+        .collect();
+    assert_eq!(flags.len(), 2, "{flags:?}");
+    assert!(flags[1].starts_with("50 records"), "{flags:?}");
+}

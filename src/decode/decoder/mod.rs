@@ -16,6 +16,7 @@
 //! `first_contact_ns`) and joins its connection's channel once the socket
 //! is known; a stream whose SSL* moves to another socket moves with it.
 
+mod budget;
 mod order;
 mod route;
 mod tables;
@@ -114,6 +115,7 @@ pub struct Decoder {
     /// The first event time of the block being read: damage in it is shown
     /// no earlier (a damaged first block would otherwise show at time 0).
     damage_floor: u64,
+    budget: budget::Budget,
 }
 
 impl Decoder {
@@ -139,6 +141,7 @@ impl Decoder {
             frames: Vec::new(),
             merged: Vec::new(),
             damage_floor: 0,
+            budget: budget::Budget::default(),
         }
     }
 
@@ -196,9 +199,22 @@ impl Decoder {
 
     /// A ring-buffer record; `seq` is its number in the capture.
     pub fn push_event(&mut self, seq: u64, ev: &RawEvent<'_>, sink: &mut impl FnMut(&Item<'_>)) {
+        if let Some(why) = implausible(&ev.hdr) {
+            let flag = Flag {
+                reason: FlagReason::DamagedRecord,
+                detail: format!("record {seq} {why}: no recording reaches it"),
+                len: ev.payload.len() as u64,
+            };
+            self.schedule(self.clock.max(self.damage_floor), 0, Pending::Damage(flag));
+            self.release(sink);
+            return;
+        }
         self.clock = self.clock.max(ev.hdr.ts_ns);
         match ev.hdr.kind {
-            kind::DATA => self.data(seq, ev),
+            kind::DATA => {
+                self.data(seq, ev);
+                self.keep_to_budget();
+            }
             // The records after an exec carry the new name; nothing to decode.
             kind::EXEC => {}
             other => {
@@ -216,6 +232,7 @@ impl Decoder {
 
     /// The capture is over: everything held is shown.
     pub fn finish(&mut self, sink: &mut impl FnMut(&Item<'_>)) {
+        self.report_refused();
         for i in 0..self.streams.len() {
             self.close_stream(i);
         }
@@ -268,6 +285,9 @@ impl Decoder {
                 self.open_stream(key, h, sock)
             }
             Some(&i) => i,
+            None if self.stream_index.len() >= self.opts.max_streams => {
+                return self.refuse_stream(seq, ev.payload.len());
+            }
             None => {
                 let sock = self.socket(h.tgid, tls, id, h.fd_kind);
                 self.open_stream(key, h, sock)
@@ -295,6 +315,7 @@ impl Decoder {
         };
         let clock = self.clock;
         let (hold, max_held) = (self.opts.hold_ns, self.opts.max_held);
+        self.took_in(ev.payload.len());
         let mut frames = std::mem::take(&mut self.frames);
         let s = &mut self.streams[idx];
         // The latest name: a process can exec, or name a thread.
@@ -310,5 +331,25 @@ impl Decoder {
         self.route_frames(idx, &mut frames);
         self.frames = frames;
         self.arm(Owner::Stream(idx));
+    }
+}
+
+/// Stream offsets, call sizes and times stay below this (2^62: 4 EiB, or
+/// 146 years of uptime), so that sums of a few never overflow. Only a
+/// damaged or crafted record goes past it.
+const PLAUSIBLE: u64 = 1 << 62;
+
+/// Why a record's numbers cannot be real, if they cannot.
+fn implausible(h: &EventHeader) -> Option<String> {
+    let (off, len) = (h.stream_off, h.call_len);
+    if off >= PLAUSIBLE || len >= PLAUSIBLE || h.call_off >= PLAUSIBLE {
+        Some(format!(
+            "claims stream offset {off} (call of {len} bytes at {})",
+            h.call_off
+        ))
+    } else if h.ts_ns >= PLAUSIBLE {
+        Some(format!("claims time {} ns", h.ts_ns))
+    } else {
+        None
     }
 }

@@ -183,6 +183,7 @@ impl Decoder {
         if frames.is_empty() {
             return;
         }
+        self.took_in(frames.iter().map(|f| f.text().map_or(0, <[u8]>::len)).sum());
         let (c, side) = (self.streams[stream].channel, self.streams[stream].side);
         let Some(c) = c else {
             let d = &mut self.streams[stream].deferred;

@@ -25,6 +25,23 @@ pub(super) enum Framing {
     UntilClose,
 }
 
+impl Message {
+    /// Bytes held for this message's body so far.
+    pub(super) fn held(&self) -> usize {
+        let line = match &self.framing {
+            Framing::Chunked { line, .. } => line.len(),
+            _ => 0,
+        };
+        let content = match &self.content {
+            Content::Undecided => 0,
+            Content::Json(t) => t.text.len(),
+            Content::Sse(s) => s.held(),
+            Content::Other(o) => o.shown.len(),
+        };
+        self.first_line.len() + line + self.pending.as_ref().map_or(0, |p| p.0.len()) + content
+    }
+}
+
 impl Framing {
     pub(super) fn chunked() -> Self {
         Framing::Chunked {

@@ -106,6 +106,18 @@ impl Http {
         }
     }
 
+    /// Bytes held for the message in progress.
+    pub fn held(&self) -> usize {
+        match &self.state {
+            State::Head(h) => h.buf.len(),
+            State::Body(m) => m.held(),
+            State::Resync(r) => {
+                r.line.len() + r.skipped.text.len() + r.body.as_ref().map_or(0, |m| m.held())
+            }
+            State::Tunnel { .. } => 0,
+        }
+    }
+
     pub fn carries_requests(&self) -> Option<bool> {
         self.requests
     }
