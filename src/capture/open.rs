@@ -177,13 +177,14 @@ fn side_files(path: &Path, notes: &mut Vec<String>) -> Result<Journal, CaptureEr
             continue;
         };
         if !m.is_file() {
-            return Err(CaptureError::Damaged {
+            // Not damage to the capture: it cannot be read safely here.
+            return Err(CaptureError::Io {
                 path: path.into(),
-                why: format!(
-                    "{} beside it is not a regular file; it is not opened, and neither is the capture \
-                     until it is moved away",
+                err: std::io::Error::other(format!(
+                    "{} beside it is not a regular file; it is not opened, and neither is the \
+                     capture until it is moved away",
                     p.display()
-                ),
+                )),
             });
         }
         match suffix {

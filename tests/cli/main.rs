@@ -1,6 +1,7 @@
 //! replay, query and export as a user runs them: exit codes, filters,
 //! output files, colour, closed pipes, and a capture that stays untouched.
 
+mod hostile;
 mod manners;
 mod setup;
 #[path = "../decode/support.rs"]

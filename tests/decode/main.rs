@@ -6,6 +6,8 @@ mod architecture;
 mod capture_file;
 mod damage;
 mod event_layout;
+mod fuzz_harness;
+mod fuzz_regressions;
 mod golden;
 mod http;
 mod query_index;
