@@ -8,6 +8,7 @@
 //! is the recorder's `Store`) and reads it back for every later stage.
 
 mod block;
+mod derived;
 mod guard;
 mod keys;
 mod open;
@@ -21,6 +22,7 @@ mod writer;
 
 pub use crate::record::{DropRow, ProcessRow};
 pub use block::{append_event, Numbered, Record, Records};
+pub use derived::{Parent, Step, ViewKey};
 pub use keys::{fingerprint, generate as generate_key, load_public_key, SigningIdentity};
 pub use reader::{Block, BlockError, BlockFilter, BlockIter, CaptureError, CaptureReader, Totals};
 pub use verify::{Report, Verdict, VerifyOptions};

@@ -14,7 +14,7 @@ pub const SQL_V1: &str = include_str!("../../schema/v1.sql");
 pub const FEATURES_KEY: &str = "features";
 /// The optional features this build knows. A file may use others, made by
 /// a newer mcpspy: they are named to the user and ignored.
-pub const KNOWN_FEATURES: &[&str] = &[super::seal::FEATURE];
+pub const KNOWN_FEATURES: &[&str] = &[super::seal::FEATURE, super::derived::FEATURE];
 
 pub fn create(conn: &Connection) -> rusqlite::Result<()> {
     conn.execute_batch(SQL_V1)?;

@@ -126,10 +126,28 @@ const TABLES: [(&str, &str); 5] = [
     ),
 ];
 
+/// Tables of optional features, covered when the file has them (a file
+/// without them digests as it always did).
+const OPTIONAL_TABLES: [(&str, &str); 1] = [(
+    "derived_view",
+    "SELECT seq, offset FROM derived_view ORDER BY seq, offset",
+)];
+
 /// The digest of the tables a commit covers, as they are in `conn` now.
 pub fn tables_digest(conn: &Connection) -> rusqlite::Result<Hash> {
     let mut c = Canon::new("mcpspy-tables");
-    for (name, sql) in TABLES {
+    let mut present = Vec::new();
+    for (name, sql) in OPTIONAL_TABLES {
+        let exists: i64 = conn.query_row(
+            "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = ?1",
+            [name],
+            |r| r.get(0),
+        )?;
+        if exists > 0 {
+            present.push((name, sql));
+        }
+    }
+    for (name, sql) in TABLES.into_iter().chain(present) {
         c.bytes(2, name.as_bytes());
         let mut stmt = conn.prepare_cached(sql)?;
         let columns = stmt.column_count();

@@ -202,6 +202,27 @@ impl CaptureReader {
                     hex::encode(seal::sha256(&m.bytes)),
                 );
             }
+            // The chain of parents, the latest first.
+            let steps = self.derivation()?;
+            if !steps.is_empty() {
+                let chain: Vec<String> = steps
+                    .iter()
+                    .rev()
+                    .map(|s| {
+                        format!(
+                            "by {} from capture {} (file sha256 {}{})",
+                            s.op,
+                            s.parent.capture_id.as_deref().unwrap_or("without an id"),
+                            s.parent.file_sha256,
+                            s.parent
+                                .manifest_sha256
+                                .as_deref()
+                                .map_or(String::new(), |m| format!(", manifest {m}"))
+                        )
+                    })
+                    .collect();
+                r.vouched.insert("derived".into(), chain.join("; then "));
+            }
             r.verdict = match (finished, last) {
                 (true, _) => Verdict::Intact { lossy },
                 (false, Some(l)) => Verdict::NotFinished {
@@ -552,7 +573,11 @@ impl CaptureReader {
                 ));
             }
         }
-        if let Some(m) = ended {
+        let steps = self.derivation()?;
+        if let (Some(m), false) = (ended, steps.is_empty()) {
+            check_derivation(&steps, m.events, r);
+        }
+        if let Some(m) = ended.filter(|_| steps.is_empty()) {
             let finals = meta
                 .get("final_counters")
                 .and_then(|f| serde_json::from_str::<BTreeMap<String, u64>>(f).ok());
@@ -592,6 +617,65 @@ impl CaptureReader {
             );
         }
         Ok(counter::losses(&sums) + user_lost > 0)
+    }
+}
+
+/// A derived capture's records against its derivation: each step kept
+/// and left out what its parent held, and the last kept what the file
+/// holds. (The first parent's completeness is that file's to prove.)
+fn check_derivation(steps: &[super::Step], stored: u64, r: &mut Report) {
+    for (i, s) in steps.iter().enumerate() {
+        r.check(
+            s.parent.records == s.records_kept + s.records_left_out,
+            format!(
+                "step {} ({}): of its parent's {} records, {} kept and {} left out",
+                i + 1,
+                s.op,
+                s.parent.records,
+                s.records_kept,
+                s.records_left_out
+            ),
+            || {
+                format!(
+                    "step {} ({}) says it kept {} and left out {} of {} records",
+                    i + 1,
+                    s.op,
+                    s.records_kept,
+                    s.records_left_out,
+                    s.parent.records
+                )
+            },
+        );
+        if let Some(next) = steps.get(i + 1) {
+            r.check(
+                next.parent.records == s.records_kept,
+                format!("step {} read what step {} kept", i + 2, i + 1),
+                || {
+                    format!(
+                        "step {} read {} records, step {} kept {}",
+                        i + 2,
+                        next.parent.records,
+                        i + 1,
+                        s.records_kept
+                    )
+                },
+            );
+        }
+    }
+    if let Some(last) = steps.last() {
+        r.check(
+            last.records_kept == stored,
+            format!(
+                "derived by {}: the file holds the {stored} records it kept",
+                last.op
+            ),
+            || {
+                format!(
+                    "derived by {}: it kept {} records, the file holds {stored}",
+                    last.op, last.records_kept
+                )
+            },
+        );
     }
 }
 

@@ -53,7 +53,7 @@ pub struct CreateOptions {
 }
 
 pub struct CaptureWriter {
-    conn: Connection,
+    pub(super) conn: Connection,
     path: PathBuf,
     next_seq: u64,
     block_id: Option<i64>,
@@ -379,6 +379,11 @@ impl CaptureWriter {
             .context("closing the capture file")?;
         stats.file_bytes = std::fs::metadata(&self.path).map_or(0, |m| m.len());
         Ok(stats)
+    }
+
+    /// Records stored so far: the number the next one takes.
+    pub fn records(&self) -> u64 {
+        self.next_seq
     }
 
     pub fn stats(&self) -> StoreStats {

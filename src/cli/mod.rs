@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 mod args;
+mod derive;
 mod info;
 mod read;
 mod record;
@@ -86,6 +87,14 @@ pub enum Command {
     /// Check that a sealed capture is whole and unaltered, and who signed it
     #[command(after_help = VERIFY_HELP)]
     Verify(VerifyArgs),
+    /// Write a smaller capture: the messages a filter keeps, with what they
+    /// need to decode as in the original (sealed; it names its parent)
+    #[command(after_help = SLICE_HELP)]
+    Slice(SliceArgs),
+    /// Write a copy of a capture with its secrets replaced by keyed
+    /// pseudonyms of the same length (sealed; it names its parent)
+    #[command(after_help = REDACT_HELP)]
+    Redact(RedactArgs),
     /// Make an Ed25519 key pair for `record --sign`
     #[command(
         after_help = "EXAMPLES:\n  mcpspy keygen                                  ~/.config/mcpspy/signing.key (.pub beside it)\n  mcpspy keygen -o alice.key"
@@ -120,6 +129,25 @@ EXIT CODES (verify):
   0  intact (also when lossy, unless --fail-on-loss)
   1  altered, incomplete (not finished, or damaged), not sealed, or not signed by --key
   2  not a capture, or bad arguments";
+const SLICE_HELP: &str = "\
+EXAMPLES:
+  mcpspy slice audit.db -o session3.db --session 3
+  mcpspy slice audit.db -o window.db --since 12:00 --until 12:05 --pid 4242 --transport http
+
+A slice keeps each selected message's streams from their start, so that
+framing and pairing decode exactly as in the original; readers of the slice
+show the selected messages only. mcpspy verify and mcpspy info name its parent.";
+const REDACT_HELP: &str = "\
+EXAMPLES:
+  mcpspy redact audit.db -o share.db                   default rules, a fresh random key
+  mcpspy redact audit.db -o share.db --key-file team.key --rules extra-rules.toml
+  mcpspy redact audit.db --dry-run                     what would be redacted, nothing written
+  head -c 32 /dev/urandom > team.key                   a key for tokens that match across captures
+
+Secrets become HMAC-SHA-256 pseudonyms under the key, as long as the secret:
+the same secret gives the same token, and every message keeps its size and
+place. The key is never stored. Streams that carry no MCP message, and
+non-MCP lines of stdio streams, are left out unless --keep-non-mcp.";
 const INFO_EXAMPLES: &str = "\
 EXAMPLES:
   mcpspy info audit.db
@@ -291,6 +319,51 @@ pub struct ExportArgs {
 }
 
 #[derive(Args, Debug)]
+pub struct SliceArgs {
+    #[command(flatten)]
+    pub input: Input,
+    /// The new capture
+    #[arg(short, long, value_name = "FILE")]
+    pub output: PathBuf,
+    /// Overwrite an existing output file
+    #[arg(long)]
+    pub force: bool,
+    /// Sign the new capture's seal with this key (mcpspy keygen)
+    #[arg(long, value_name = "KEY")]
+    pub sign: Option<PathBuf>,
+    #[command(flatten)]
+    pub filter: FilterArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct RedactArgs {
+    #[command(flatten)]
+    pub input: Input,
+    /// The new capture
+    #[arg(short, long, value_name = "FILE", required_unless_present = "dry_run")]
+    pub output: Option<PathBuf>,
+    /// Overwrite an existing output file
+    #[arg(long)]
+    pub force: bool,
+    /// Sign the new capture's seal with this key (mcpspy keygen)
+    #[arg(long, value_name = "KEY")]
+    pub sign: Option<PathBuf>,
+    /// The HMAC key (a file of at least 16 bytes), for tokens that stay the
+    /// same across captures [default: a fresh random key, forgotten after]
+    #[arg(long, value_name = "FILE")]
+    pub key_file: Option<PathBuf>,
+    /// More rules (TOML, or JSON), added to the defaults
+    #[arg(long, value_name = "FILE")]
+    pub rules: Vec<PathBuf>,
+    /// Keep the streams that carry no MCP message, and non-MCP lines
+    #[arg(long)]
+    pub keep_non_mcp: bool,
+    /// Print what would be redacted (rule, where, count), write nothing
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Args, Debug)]
 pub struct ShowArgs {
     /// Capture file, then the item's number (as in the JSONL's `n`); with
     /// -r, the number alone
@@ -372,6 +445,8 @@ pub fn main() -> ExitCode {
         Command::Export(a) => read::export(a),
         Command::Show(a) => show::run(a, color),
         Command::Verify(a) => verify::run(a),
+        Command::Slice(a) => derive::slice(a),
+        Command::Redact(a) => derive::redact(a),
         Command::Keygen { output } => verify::keygen(output),
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "mcpspy", &mut std::io::stdout());

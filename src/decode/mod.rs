@@ -40,8 +40,9 @@ pub use sniff::{classify, Protocol, HTTP2};
 // What later stages read of a capture passes through here, so that none
 // reaches past this stage (DEVELOPERS.md, "Stages").
 pub use crate::capture::{
-    BlockError, BlockFilter, CaptureError, CaptureReader, DropRow, Numbered, ProcessRow, Record,
-    Report, Tap, Totals, Verdict, VerifyOptions,
+    BlockError, BlockFilter, CaptureError, CaptureReader, CaptureWriter, CreateOptions, DropRow,
+    Numbered, Parent, ProcessRow, Record, Report, SigningIdentity, Step, Tap, Totals, Verdict,
+    VerifyOptions, ViewKey,
 };
 
 #[derive(Clone, Debug)]

@@ -122,6 +122,18 @@ pub fn run(
     index: IndexUse,
     progress: &mut dyn Progress,
 ) -> Result<Outcome, QueryError> {
+    // A slice shows the messages it selected (its view) only.
+    let viewed;
+    let sel = match reader.view()?.filter(|_| !sel.whole) {
+        Some(view) => {
+            viewed = Selection {
+                view: Some(std::sync::Arc::new(view)),
+                ..sel.clone()
+            };
+            &viewed
+        }
+        None => sel,
+    };
     let use_index = match index {
         IndexUse::Always => true,
         IndexUse::WhenItHelps => !sel.is_everything() || !sink.needs_text(),

@@ -7,6 +7,7 @@
 //! Everything a later stage needs of earlier ones is re-exported here, so
 //! that nothing reaches past this stage (DEVELOPERS.md, "Stages").
 
+pub mod derive;
 mod driver;
 pub mod index;
 mod live;
@@ -18,7 +19,7 @@ mod undecoded;
 pub use driver::{run, IndexUse, Outcome, Progress, QueryError, Quiet};
 pub use live::Live;
 pub use overview::{Damage, Overview};
-pub use selection::Selection;
+pub use selection::{view_key, Selection};
 pub use sink::{Flow, Limit, Sink};
 
 pub use crate::decode::method_about;
@@ -28,6 +29,6 @@ pub use crate::decode::{
     Implementation, Item, Kind, Loss, Peer, RequestRef, SessionSummary, Transport,
 };
 pub use crate::decode::{
-    BlockError, BlockFilter, CaptureError, CaptureReader, DropRow, ProcessRow, Report, Tap, Totals,
-    Verdict, VerifyOptions,
+    BlockError, BlockFilter, CaptureError, CaptureReader, CaptureWriter, CreateOptions, DropRow,
+    ProcessRow, Report, SigningIdentity, Step, Tap, Totals, Verdict, VerifyOptions, ViewKey,
 };

@@ -4,7 +4,7 @@
 
 use super::undecoded::count_undecoded;
 use super::{
-    BlockFilter, CaptureError, CaptureReader, DropRow, ProcessRow, Record, Report, Totals,
+    BlockFilter, CaptureError, CaptureReader, DropRow, ProcessRow, Record, Report, Step, Totals,
 };
 use crate::event::kind;
 use std::collections::BTreeMap;
@@ -21,6 +21,8 @@ pub struct Overview {
     /// The seal's structure (not the blocks' data: `verify` hashes those).
     pub seal: Report,
     pub damage: Damage,
+    /// How the file was made from others (slice, redact), the oldest step first.
+    pub derivation: Vec<Step>,
 }
 
 /// What the file holds that cannot be read, found by reading every block:
@@ -82,6 +84,7 @@ impl Overview {
             processes: reader.processes()?,
             undecoded: count_undecoded(reader)?,
             seal: reader.seal_state()?,
+            derivation: reader.derivation()?,
         })
     }
 }

@@ -5,10 +5,11 @@
 //! passes: [`Selection::answer_selects`] on every item of the first collects
 //! the requests, and [`Selection::matches`] on the second decides.
 
-use super::{Item, Kind};
+use super::{Item, Kind, ViewKey};
 use std::collections::HashSet;
+use std::sync::Arc;
 
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, serde::Serialize)]
 pub struct Selection {
     pub methods: Vec<String>,
     pub tools: Vec<String>,
@@ -28,6 +29,21 @@ pub struct Selection {
     pub ids: Vec<String>,
     /// Only the responses (and errors) that answer these items.
     pub answering: Vec<u64>,
+    /// Only the messages a slice selected (its view: [`view_key`]). Set by
+    /// the driver from the capture, never by the user.
+    #[serde(skip)]
+    pub view: Option<Arc<HashSet<ViewKey>>>,
+    /// Read every message of a slice, its context too (its view is not
+    /// applied): what `redact` reads.
+    #[serde(skip)]
+    pub whole: bool,
+}
+
+/// How a slice's view names a message: its first copy's first record and
+/// the stream offset where its text starts.
+pub fn view_key(item: &Item<'_>) -> Option<ViewKey> {
+    let copy = item.writer.as_ref().or(item.reader.as_ref())?;
+    Some((*copy.seqs.first()?, copy.start))
 }
 
 impl Selection {
@@ -47,6 +63,8 @@ impl Selection {
             items,
             ids,
             answering,
+            view,
+            whole: _,
         } = self;
         methods.is_empty()
             && tools.is_empty()
@@ -61,6 +79,7 @@ impl Selection {
             && items.is_empty()
             && ids.is_empty()
             && answering.is_empty()
+            && view.is_none()
     }
 
     /// Selection by the response needs a first pass.
@@ -156,6 +175,11 @@ impl Selection {
                 _ => None,
             };
             if !id.is_some_and(|id| self.ids.iter().any(|x| x == id)) {
+                return false;
+            }
+        }
+        if let Some(view) = &self.view {
+            if !view_key(item).is_some_and(|k| view.contains(&k)) {
                 return false;
             }
         }

@@ -3,7 +3,7 @@
 use super::plural;
 use super::size::human_bytes;
 use crate::event::counter;
-use crate::query::{Damage, DropRow, Overview, Verdict};
+use crate::query::{Damage, DropRow, Overview, Step, Verdict};
 use std::fmt::Write as _;
 
 /// Provenance keys, in the order a reader wants them.
@@ -135,7 +135,82 @@ pub fn render(v: &Overview) -> String {
         );
     }
     let _ = writeln!(out, "damage       {}", damage_line(&v.damage));
+    for (i, step) in v.derivation.iter().enumerate().rev() {
+        let label = if i + 1 == v.derivation.len() {
+            "derived"
+        } else {
+            ""
+        };
+        let _ = writeln!(out, "{label:<12} {}", step_line(step));
+    }
     out
+}
+
+/// One derivation step: what, from which parent, and what it was asked.
+fn step_line(s: &Step) -> String {
+    let parent = s
+        .parent
+        .capture_id
+        .as_deref()
+        .unwrap_or("a capture without an id");
+    let asked = match s.op.as_str() {
+        "redact" => {
+            let counts = s.params.get("counts").and_then(|c| c.as_object());
+            let found: Vec<String> = counts
+                .into_iter()
+                .flatten()
+                .map(|(rule, n)| format!("{rule} {n}"))
+                .collect();
+            format!(
+                "; rules v{} ({}): {}; non-MCP {}",
+                s.params["rules_version"],
+                s.params["rules_digest"]
+                    .as_str()
+                    .unwrap_or("?")
+                    .get(..12)
+                    .unwrap_or("?"),
+                if found.is_empty() {
+                    "nothing found".into()
+                } else {
+                    found.join(", ")
+                },
+                s.params["non_mcp"].as_str().unwrap_or("?")
+            )
+        }
+        "slice" => format!(
+            "; {} selected by {}",
+            plural(s.params["messages"].as_u64().unwrap_or(0), "message"),
+            selection_text(&s.params["selection"])
+        ),
+        _ => String::new(),
+    };
+    format!(
+        "by {} at {} from {parent} (sha256 {}…): kept {} of {} records{asked}",
+        s.op,
+        s.at,
+        s.parent
+            .file_sha256
+            .get(..16)
+            .unwrap_or(&s.parent.file_sha256),
+        s.records_kept,
+        s.parent.records
+    )
+}
+
+/// The conditions of a slice's selection that were set, as `key=value`.
+fn selection_text(sel: &serde_json::Value) -> String {
+    let set: Vec<String> = sel
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter(|(_, v)| !(v.is_null() || v == &false || v.as_array().is_some_and(Vec::is_empty)))
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    if set.is_empty() {
+        "no condition".into()
+    } else {
+        set.join(" ")
+    }
 }
 
 /// What cannot be read, in one line.

@@ -1,0 +1,415 @@
+//! Where `redact`'s secrets are, as stream offsets of the raw records.
+//!
+//! First the decoder's messages: the rules run on each message's text, and
+//! a secret's place in the text is its place in the stream (the text of an
+//! NDJSON line, an HTTP body or an SSE event is the stream's bytes), or,
+//! where framing lies inside the text (chunked bodies), is found by lining
+//! the text up with the stream's bytes. Then one pass over the records
+//! learns each message's streams, reads HTTP header lines and exec names,
+//! and gathers the bytes that need lining up. Nothing is guessed: a secret
+//! whose bytes cannot be located is counted, and `redact` refuses.
+
+use super::redact::token;
+use super::rules::{self, merge, Rules};
+use crate::event::{fd_kind, flags, kind, Direction, StreamId};
+use crate::query::{
+    run, BlockFilter, CaptureReader, Flow, IndexUse, Item, Kind, Progress, QueryError, Record,
+    Selection, Sink,
+};
+use std::collections::{HashMap, HashSet};
+use std::io;
+
+/// Bytes [start, end) of a stream (or of a record's payload) and what
+/// replaces them.
+#[derive(Clone, Debug)]
+pub struct Span {
+    pub start: u64,
+    pub end: u64,
+    pub with: Vec<u8>,
+}
+
+/// Everything `redact` replaces and leaves out.
+#[derive(Default)]
+pub struct Found {
+    spans: HashMap<StreamId, Vec<Span>>,
+    records: HashMap<u64, Vec<Span>>,
+    mcp_streams: HashSet<StreamId>,
+    pids: HashSet<u32>,
+    all_streams: HashSet<StreamId>,
+    /// Non-MCP lines of MCP stdio streams, blanked.
+    pub blanked: u64,
+    /// Secrets whose bytes could not be located in the records.
+    pub unlocated: u64,
+    tally: HashMap<(String, String), u64>,
+}
+
+impl Found {
+    pub fn tally(&self) -> Vec<(String, String, u64)> {
+        self.tally
+            .iter()
+            .map(|((r, l), n)| (r.clone(), l.clone(), *n))
+            .collect()
+    }
+
+    pub fn keeps_stream(&self, id: &StreamId) -> bool {
+        self.mcp_streams.contains(id)
+    }
+
+    pub fn keeps_pid(&self, pid: u32) -> bool {
+        self.pids.contains(&pid)
+    }
+
+    pub fn streams_left_out(&self) -> usize {
+        self.all_streams.difference(&self.mcp_streams).count()
+    }
+
+    /// The spans of stream `id` that overlap [off, off + len).
+    pub fn spans_over(&self, id: &StreamId, off: u64, len: u64) -> impl Iterator<Item = &Span> {
+        let spans = self.spans.get(id).map_or(&[][..], Vec::as_slice);
+        let from = spans.partition_point(|s| s.end <= off);
+        spans[from..]
+            .iter()
+            .take_while(move |s| s.start < off.saturating_add(len))
+    }
+
+    pub fn record_spans(&self, seq: u64) -> &[Span] {
+        self.records.get(&seq).map_or(&[], Vec::as_slice)
+    }
+}
+
+/// A span not yet tied to its stream: the copy's first record names it.
+struct Pending {
+    first: u64,
+    span: Span,
+    /// Blanked, not a secret: wins over secrets it overlaps.
+    blank: bool,
+}
+
+/// A copy whose text has framing inside it: lined up with the stream's
+/// bytes once they are gathered.
+struct Align {
+    first: u64,
+    start: u64,
+    end: u64,
+    text: Vec<u8>,
+    finds: Vec<rules::Found>,
+    raw: Vec<u8>,
+    /// Bytes of the region gathered so far (a gap leaves zeros).
+    filled: u64,
+}
+
+struct Collect<'a> {
+    rules: &'a Rules,
+    key: &'a [u8],
+    keep_non_mcp: bool,
+    pending: Vec<Pending>,
+    align: Vec<Align>,
+    mcp_firsts: HashSet<u64>,
+    found: Found,
+}
+
+impl Collect<'_> {
+    fn count(&mut self, rule: usize, loc: String) {
+        let name = self.rules.names().nth(rule).unwrap_or("?").to_string();
+        *self.found.tally.entry((name, loc)).or_default() += 1;
+    }
+}
+
+impl Sink for Collect<'_> {
+    fn item(&mut self, item: &Item<'_>, _: u64) -> io::Result<Flow> {
+        let copies: Vec<_> = [&item.writer, &item.reader]
+            .into_iter()
+            .flatten()
+            .filter_map(|c| Some((*c.seqs.iter().min()?, c.start, c.end)))
+            .collect();
+        let framed_as_lines = item
+            .transport
+            .is_some_and(|t| matches!(t.family(), "stdio" | "tcp"));
+        if let Kind::Flagged(_) = item.kind {
+            if !self.keep_non_mcp && framed_as_lines {
+                for &(first, start, end) in &copies {
+                    self.pending.push(Pending {
+                        first,
+                        span: Span {
+                            start,
+                            end,
+                            with: vec![b' '; (end - start) as usize],
+                        },
+                        blank: true,
+                    });
+                }
+                self.found.blanked += 1;
+                return Ok(Flow::Continue);
+            }
+        } else {
+            self.mcp_firsts.extend(copies.iter().map(|c| c.0));
+        }
+        let mut finds = Vec::new();
+        self.rules.in_text(item.text, &mut finds);
+        let finds = merge(finds);
+        for f in &finds {
+            self.count(f.rule, format!("message {}", item.n));
+        }
+        for &(first, start, end) in &copies {
+            if end - start == item.text.len() as u64 {
+                for f in &finds {
+                    self.pending.push(Pending {
+                        first,
+                        span: Span {
+                            start: start + f.start as u64,
+                            end: start + f.end as u64,
+                            with: token(self.key, &item.text[f.start..f.end]),
+                        },
+                        blank: false,
+                    });
+                }
+            } else if !finds.is_empty() {
+                self.align.push(Align {
+                    first,
+                    start,
+                    end,
+                    text: item.text.to_vec(),
+                    finds: finds.clone(),
+                    raw: vec![0; (end - start) as usize],
+                    filled: 0,
+                });
+            }
+        }
+        Ok(Flow::Continue)
+    }
+}
+
+/// Header lines longer than this are not read as headers.
+const MAX_HEADER_LINE: usize = 16 << 10;
+
+/// What a TCP or TLS stream's header scan carries between records.
+#[derive(Default)]
+struct Carry {
+    next: u64,
+    /// Bytes since the last line end, and the offset of the first.
+    tail: Vec<u8>,
+    tail_off: u64,
+}
+
+pub fn find(
+    parent: &CaptureReader,
+    rules: &Rules,
+    key: &[u8],
+    keep_non_mcp: bool,
+    progress: &mut dyn Progress,
+) -> Result<Found, QueryError> {
+    let mut c = Collect {
+        rules,
+        key,
+        keep_non_mcp,
+        pending: Vec::new(),
+        align: Vec::new(),
+        mcp_firsts: HashSet::new(),
+        found: Found::default(),
+    };
+    let every = Selection {
+        whole: true,
+        ..Selection::default()
+    };
+    run(parent, &every, &mut c, IndexUse::Never, progress)?;
+    let mut wanted: HashSet<u64> = c.pending.iter().map(|p| p.first).collect();
+    wanted.extend(c.mcp_firsts.iter().copied());
+    wanted.extend(c.align.iter().map(|a| a.first));
+    let mut stream_of: HashMap<u64, StreamId> = HashMap::new();
+    let mut carries: HashMap<StreamId, Carry> = HashMap::new();
+    // Regions to line up, by stream, once their first record is seen.
+    let mut open: HashMap<StreamId, Vec<usize>> = HashMap::new();
+    let mut align_at: HashMap<u64, Vec<usize>> = HashMap::new();
+    for (i, a) in c.align.iter().enumerate() {
+        align_at.entry(a.first).or_default().push(i);
+    }
+    for block in parent.blocks(&BlockFilter::default())? {
+        let Ok(block) = block else { continue };
+        for rec in block.records() {
+            let Record::Event(ev) = rec.record else {
+                continue;
+            };
+            let h = &ev.hdr;
+            if h.kind != kind::DATA {
+                let mut finds = Vec::new();
+                rules.in_text(ev.payload, &mut finds);
+                for f in merge(finds) {
+                    c.count(f.rule, format!("exec of pid {}", h.tgid));
+                    c.found.records.entry(rec.seq).or_default().push(Span {
+                        start: f.start as u64,
+                        end: f.end as u64,
+                        with: token(key, &ev.payload[f.start..f.end]),
+                    });
+                }
+                continue;
+            }
+            let id = ev.stream_id();
+            c.found.all_streams.insert(id);
+            if wanted.contains(&rec.seq) {
+                stream_of.insert(rec.seq, id);
+            }
+            if let Some(list) = align_at.remove(&rec.seq) {
+                open.entry(id).or_default().extend(list);
+            }
+            if let Some(list) = open.get(&id) {
+                for &i in list {
+                    gather(&mut c.align[i], h.stream_off, ev.payload);
+                }
+            }
+            let network =
+                h.flags & flags::TLS != 0 || matches!(h.fd_kind, fd_kind::TCP4 | fd_kind::TCP6);
+            if network {
+                let loc = format!(
+                    "HTTP headers {} pid {}",
+                    if ev.direction() == Direction::Write {
+                        "written by"
+                    } else {
+                        "read by"
+                    },
+                    h.tgid
+                );
+                let carry = carries.entry(id).or_default();
+                for (f, span) in scan_headers(carry, h.stream_off, ev.payload, rules, key) {
+                    let name = rules.names().nth(f.rule).unwrap_or("?").to_string();
+                    *c.found.tally.entry((name, loc.clone())).or_default() += 1;
+                    c.found.spans.entry(id).or_default().push(span);
+                }
+            }
+        }
+    }
+    settle(c, &stream_of)
+}
+
+/// Copies the part of a record inside an alignment's region.
+fn gather(a: &mut Align, off: u64, payload: &[u8]) {
+    let end = off.saturating_add(payload.len() as u64);
+    let (from, to) = (off.max(a.start), end.min(a.end));
+    if from < to {
+        a.raw[(from - a.start) as usize..(to - a.start) as usize]
+            .copy_from_slice(&payload[(from - off) as usize..(to - off) as usize]);
+        a.filled += to - from;
+    }
+}
+
+/// Header lines in a stream's next record: whole lines are read, the rest
+/// waits for the next record. A gap in the offsets starts afresh.
+fn scan_headers(
+    carry: &mut Carry,
+    off: u64,
+    payload: &[u8],
+    rules: &Rules,
+    key: &[u8],
+) -> Vec<(rules::Found, Span)> {
+    if off != carry.next || carry.tail.is_empty() {
+        carry.tail.clear();
+        carry.tail_off = off;
+    }
+    carry.next = off.saturating_add(payload.len() as u64);
+    carry.tail.extend_from_slice(payload);
+    let Some(last_nl) = memchr::memrchr(b'\n', &carry.tail) else {
+        if carry.tail.len() > MAX_HEADER_LINE {
+            carry.tail.clear();
+            carry.tail_off = carry.next;
+        }
+        return Vec::new();
+    };
+    let lines = &carry.tail[..=last_nl];
+    let mut finds = Vec::new();
+    if memchr::memchr(b':', lines).is_some() {
+        rules.in_headers(lines, &mut finds);
+    }
+    let out = merge(finds)
+        .into_iter()
+        .map(|f| {
+            let span = Span {
+                start: carry.tail_off + f.start as u64,
+                end: carry.tail_off + f.end as u64,
+                with: token(key, &lines[f.start..f.end]),
+            };
+            (f, span)
+        })
+        .collect();
+    carry.tail.drain(..=last_nl);
+    carry.tail_off += last_nl as u64 + 1;
+    out
+}
+
+/// Ties every span to its stream, lines up the framed texts, and sorts.
+fn settle(mut c: Collect<'_>, stream_of: &HashMap<u64, StreamId>) -> Result<Found, QueryError> {
+    let mut blanks: HashMap<StreamId, Vec<Span>> = HashMap::new();
+    for p in std::mem::take(&mut c.pending) {
+        match stream_of.get(&p.first) {
+            Some(id) if p.blank => blanks.entry(*id).or_default().push(p.span),
+            Some(id) => c.found.spans.entry(*id).or_default().push(p.span),
+            None => c.found.unlocated += 1,
+        }
+    }
+    for a in std::mem::take(&mut c.align) {
+        let Some(id) = stream_of.get(&a.first) else {
+            c.found.unlocated += a.finds.len() as u64;
+            continue;
+        };
+        let maps = line_up(&a.text, &a.raw);
+        if maps.is_empty() || a.filled < a.end - a.start {
+            c.found.unlocated += a.finds.len() as u64;
+            continue;
+        }
+        for map in maps {
+            for f in &a.finds {
+                let tok = token(c.key, &a.text[f.start..f.end]);
+                for (i, j) in (f.start..f.end).enumerate() {
+                    let at = a.start + map[j] as u64;
+                    c.found.spans.entry(*id).or_default().push(Span {
+                        start: at,
+                        end: at + 1,
+                        with: vec![tok[i]],
+                    });
+                }
+            }
+        }
+    }
+    for id in c.mcp_firsts.iter().filter_map(|f| stream_of.get(f)) {
+        // The other direction too: an HTTP response needs its request.
+        c.found.mcp_streams.insert(*id);
+        c.found.mcp_streams.insert(id.reversed());
+        c.found.pids.insert(id.tgid);
+    }
+    for (id, spans) in c.found.spans.iter_mut() {
+        let blank = blanks.remove(id).unwrap_or_default();
+        spans.retain(|s| !blank.iter().any(|b| b.start < s.end && s.start < b.end));
+        spans.extend(blank);
+        spans.sort_by_key(|s| s.start);
+    }
+    for (id, blank) in blanks {
+        let mut blank = blank;
+        blank.sort_by_key(|s| s.start);
+        c.found.spans.insert(id, blank);
+    }
+    Ok(c.found)
+}
+
+/// Where each byte of `text` lies in `raw` (the stream bytes it was
+/// framed in): every place it appears whole (one element of a batch), or
+/// else its bytes in order with the framing skipped (a chunked body).
+/// Empty when the text is not there.
+fn line_up(text: &[u8], raw: &[u8]) -> Vec<Vec<usize>> {
+    let whole: Vec<Vec<usize>> = memchr::memmem::find_iter(raw, text)
+        .map(|at| (at..at + text.len()).collect())
+        .collect();
+    if !whole.is_empty() || text.is_empty() {
+        return whole;
+    }
+    let mut map = Vec::with_capacity(text.len());
+    let mut i = 0;
+    for &b in text {
+        while i < raw.len() && raw[i] != b {
+            i += 1;
+        }
+        if i == raw.len() {
+            return Vec::new();
+        }
+        map.push(i);
+        i += 1;
+    }
+    vec![map]
+}

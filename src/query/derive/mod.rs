@@ -1,0 +1,252 @@
+//! Derived captures (schema/derived.sql): a new capture made from a
+//! parent's records, some left out and some rewritten in place, sealed,
+//! and naming its parents. A [`Plan`] decides ([`slice`], [`redact`]);
+//! [`derive`] copies, the same way for both.
+
+mod find;
+pub mod redact;
+pub mod rules;
+pub mod slice;
+
+use super::{
+    BlockFilter, CaptureError, CaptureReader, CaptureWriter, CreateOptions, ProcessRow, Record,
+    Step, ViewKey,
+};
+use crate::event::{RawEvent, HEADER_LEN};
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+/// What one derivation decides about its parent.
+pub trait Plan {
+    /// The step's name in the derivation (`slice`, `redact`).
+    fn op(&self) -> &'static str;
+    /// What the step was asked, as the derivation records it.
+    fn params(&self) -> serde_json::Value;
+    /// Whether the parent's ring-buffer record `seq` is kept (ticks always are).
+    fn keeps(&self, seq: u64, ev: &RawEvent<'_>) -> bool;
+    /// Rewrites a kept record's payload in place; its length stays.
+    fn rewrite(&mut self, seq: u64, ev: &RawEvent<'_>, payload: &mut [u8]) {
+        let _ = (seq, ev, payload);
+    }
+    /// Rewrites a process row, or a `meta` value, before it is copied.
+    fn process(&mut self, row: &mut ProcessRow) {
+        let _ = row;
+    }
+    fn meta(&mut self, key: &str, value: &mut String) {
+        let _ = (key, value);
+    }
+    /// The messages the child's view lists, named in the parent; None: no view.
+    fn view(&self) -> Option<&HashSet<ViewKey>>;
+}
+
+/// How to write the child.
+#[derive(Default)]
+pub struct Target {
+    pub path: PathBuf,
+    pub force: bool,
+    pub owner: Option<(u32, u32)>,
+    pub signer: Option<super::SigningIdentity>,
+}
+
+/// What a derivation did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Derived {
+    pub records_kept: u64,
+    pub records_left_out: u64,
+    pub file_bytes: u64,
+}
+
+#[derive(Debug)]
+pub enum DeriveError {
+    Capture(CaptureError),
+    /// The parent cannot be derived from without losing something silently.
+    Refused(String),
+    Write(anyhow::Error),
+}
+
+impl fmt::Display for DeriveError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DeriveError::Capture(e) => e.fmt(f),
+            DeriveError::Refused(why) => f.write_str(why),
+            DeriveError::Write(e) => write!(f, "{e:#}"),
+        }
+    }
+}
+
+impl std::error::Error for DeriveError {}
+
+impl From<CaptureError> for DeriveError {
+    fn from(e: CaptureError) -> Self {
+        DeriveError::Capture(e)
+    }
+}
+
+impl From<anyhow::Error> for DeriveError {
+    fn from(e: anyhow::Error) -> Self {
+        DeriveError::Write(e)
+    }
+}
+
+/// `meta` keys the child does not copy: its own seal and derivation make
+/// them anew (the parent's recording provenance is copied as it is).
+const NOT_COPIED: [&str; 6] = [
+    "capture_id",
+    "features",
+    "compression",
+    "signer_public_key",
+    "signer_fingerprint",
+    "derivation",
+];
+
+/// Writes the child of `parent` that `plan` describes. The child is built
+/// under a temporary name and appears whole, or not at all.
+pub fn derive(
+    parent: &CaptureReader,
+    target: Target,
+    plan: &mut dyn Plan,
+) -> Result<Derived, DeriveError> {
+    refuse_unreadable(parent, &target.path)?;
+    let meta = parent.meta()?;
+    let mut steps = parent.derivation()?;
+    let mut w = CaptureWriter::create(
+        &target.path,
+        &CreateOptions {
+            force: target.force,
+            owner: target.owner,
+        },
+    )?;
+    if let Some(s) = target.signer {
+        w = w.with_signer(s)?;
+    }
+    for (k, v) in &meta {
+        if !NOT_COPIED.contains(&k.as_str()) {
+            let mut v = v.clone();
+            plan.meta(k, &mut v);
+            w.set_meta(k, &v)?;
+        }
+    }
+    let copied = copy_records(parent, &mut w, plan)?;
+    for mut p in parent.processes()? {
+        if copied.pids.contains(&p.pid) {
+            plan.process(&mut p);
+            w.add_process(&p)?;
+        }
+    }
+    for d in parent.drops()? {
+        w.add_drops(&d)?;
+    }
+    steps.push(Step {
+        op: plan.op().into(),
+        parent: parent.as_parent(copied.events)?,
+        records_kept: copied.kept,
+        records_left_out: copied.events - copied.kept,
+        params: plan.params(),
+        at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        tool_version: env!("CARGO_PKG_VERSION").into(),
+    });
+    w.derived(&steps, plan.view().is_some())?;
+    if plan.view().is_some() {
+        for key in &copied.view {
+            w.add_view(*key)?;
+        }
+    }
+    let stats = w.finish()?;
+    Ok(Derived {
+        records_kept: copied.kept,
+        records_left_out: copied.events - copied.kept,
+        file_bytes: stats.file_bytes,
+    })
+}
+
+/// What the record pass copied.
+struct Copied {
+    events: u64,
+    kept: u64,
+    pids: HashSet<u32>,
+    /// The view, renumbered for the child.
+    view: Vec<ViewKey>,
+}
+
+fn copy_records(
+    parent: &CaptureReader,
+    w: &mut CaptureWriter,
+    plan: &mut dyn Plan,
+) -> Result<Copied, DeriveError> {
+    // The view's records, by parent number: the child numbers them anew.
+    let mut wanted: HashMap<u64, Vec<u64>> = HashMap::new();
+    for &(seq, off) in plan.view().into_iter().flatten() {
+        wanted.entry(seq).or_default().push(off);
+    }
+    let mut c = Copied {
+        events: 0,
+        kept: 0,
+        pids: HashSet::new(),
+        view: Vec::new(),
+    };
+    let mut bytes = Vec::new();
+    for block in parent.blocks(&BlockFilter::default())? {
+        let block = block.map_err(|e| DeriveError::Refused(format!("{e}")))?;
+        for rec in block.records() {
+            match rec.record {
+                Record::Tick { ts_ns } => w.push_tick(ts_ns)?,
+                Record::Damaged { reason, .. } => {
+                    return Err(DeriveError::Refused(format!(
+                        "record {} of the parent is damaged ({reason}): a derived capture would \
+                         silently lack it",
+                        rec.seq
+                    )))
+                }
+                Record::Event(ev) => {
+                    c.events += 1;
+                    if !plan.keeps(rec.seq, &ev) {
+                        continue;
+                    }
+                    c.kept += 1;
+                    c.pids.insert(ev.hdr.tgid);
+                    bytes.clear();
+                    bytes.extend_from_slice(&ev.hdr.to_bytes());
+                    bytes.extend_from_slice(ev.payload);
+                    plan.rewrite(rec.seq, &ev, &mut bytes[HEADER_LEN..]);
+                    if let Some(offs) = wanted.get(&rec.seq) {
+                        let seq = w.records();
+                        c.view.extend(offs.iter().map(|&o| (seq, o)));
+                    }
+                    w.push_event(&bytes)?;
+                }
+            }
+        }
+    }
+    Ok(c)
+}
+
+/// A parent the child would silently differ from is refused: unreadable
+/// or damaged (found as the records are copied), or holding records of
+/// features this mcpspy does not know; and the child may not be the parent.
+fn refuse_unreadable(parent: &CaptureReader, out: &Path) -> Result<(), DeriveError> {
+    let same = match (std::fs::metadata(parent.path()), std::fs::metadata(out)) {
+        (Ok(a), Ok(b)) => {
+            use std::os::unix::fs::MetadataExt;
+            a.dev() == b.dev() && a.ino() == b.ino()
+        }
+        _ => false,
+    };
+    if same {
+        return Err(DeriveError::Refused(format!(
+            "{} is the capture being read: a derived capture is a new file, and the original is \
+             never modified",
+            out.display()
+        )));
+    }
+    if let Some(note) = parent
+        .notes
+        .iter()
+        .find(|n| n.contains("features this mcpspy"))
+    {
+        return Err(DeriveError::Refused(format!(
+            "{note}; derive with that mcpspy, or the child would lack what they hold"
+        )));
+    }
+    Ok(())
+}

@@ -1,0 +1,149 @@
+//! `mcpspy slice`: the messages a selection keeps, with what they need to
+//! decode exactly as in the parent. Each message's streams are kept from
+//! their start to just past the message's end; the other direction of the
+//! same socket up to the same moment (an HTTP response needs its request);
+//! every tick; and the other records of the processes kept. The child's
+//! view lists the messages selected: readers show those only.
+
+use super::Plan;
+use crate::event::{kind, RawEvent, StreamId};
+use crate::query::CaptureReader;
+use crate::query::{
+    run, view_key, BlockFilter, Flow, IndexUse, Item, Progress, QueryError, Record, Selection,
+    Sink, ViewKey,
+};
+use std::collections::{HashMap, HashSet};
+use std::io;
+
+/// Bytes kept past a message's text: its terminator (a newline, the end of
+/// an SSE event, the last chunk of a chunked body).
+const SLACK: u64 = 16;
+
+pub struct Slice {
+    selection: Selection,
+    view: HashSet<ViewKey>,
+    /// Per stream: records starting below this offset are kept, and the
+    /// latest time its messages need.
+    streams: HashMap<StreamId, Reach>,
+    /// The other directions, kept up to a moment.
+    siblings: HashMap<StreamId, u64>,
+    pids: HashSet<u32>,
+}
+
+#[derive(Clone, Copy, Default)]
+struct Reach {
+    below: u64,
+    until_ts: u64,
+}
+
+/// A selected message's copy, before its stream is known: its first
+/// record, and how far its text reaches.
+struct CopyEnd {
+    end: u64,
+    last_ts: u64,
+}
+
+/// Collects, from the selected messages, their view keys and their copies.
+struct Collect<'a> {
+    view: &'a mut HashSet<ViewKey>,
+    copies: &'a mut HashMap<u64, CopyEnd>,
+}
+
+impl Sink for Collect<'_> {
+    fn needs_text(&self) -> bool {
+        false
+    }
+
+    fn item(&mut self, item: &Item<'_>, _: u64) -> io::Result<Flow> {
+        self.view.extend(view_key(item));
+        for copy in [&item.writer, &item.reader].into_iter().flatten() {
+            if let Some(&first) = copy.seqs.first() {
+                let e = self
+                    .copies
+                    .entry(first)
+                    .or_insert(CopyEnd { end: 0, last_ts: 0 });
+                e.end = e.end.max(copy.end);
+                e.last_ts = e.last_ts.max(copy.last_ts);
+            }
+        }
+        Ok(Flow::Continue)
+    }
+}
+
+impl Slice {
+    /// Finds what `sel` keeps in `parent`: one read of the messages, then
+    /// one pass over the records to learn each copy's stream.
+    pub fn plan(
+        parent: &CaptureReader,
+        sel: &Selection,
+        progress: &mut dyn Progress,
+    ) -> Result<Slice, QueryError> {
+        let mut view = HashSet::new();
+        let mut copies = HashMap::new();
+        let mut collect = Collect {
+            view: &mut view,
+            copies: &mut copies,
+        };
+        run(parent, sel, &mut collect, IndexUse::WhenItHelps, progress)?;
+        let mut streams: HashMap<StreamId, Reach> = HashMap::new();
+        for block in parent.blocks(&BlockFilter::default())? {
+            // An unreadable block is refused when the records are copied.
+            let Ok(block) = block else { continue };
+            for rec in block.records() {
+                let (Record::Event(ev), Some(c)) = (rec.record, copies.get(&rec.seq)) else {
+                    continue;
+                };
+                let r = streams.entry(ev.stream_id()).or_default();
+                r.below = r.below.max(c.end.saturating_add(SLACK));
+                r.until_ts = r.until_ts.max(c.last_ts);
+            }
+        }
+        let mut siblings: HashMap<StreamId, u64> = HashMap::new();
+        for (id, r) in &streams {
+            let t = siblings.entry(id.reversed()).or_insert(0);
+            *t = (*t).max(r.until_ts);
+        }
+        let pids = streams.keys().map(|s| s.tgid).collect();
+        Ok(Slice {
+            selection: sel.clone(),
+            view,
+            streams,
+            siblings,
+            pids,
+        })
+    }
+
+    /// The messages selected.
+    pub fn messages(&self) -> usize {
+        self.view.len()
+    }
+}
+
+impl Plan for Slice {
+    fn op(&self) -> &'static str {
+        "slice"
+    }
+
+    fn params(&self) -> serde_json::Value {
+        serde_json::json!({
+            "selection": self.selection,
+            "messages": self.view.len(),
+        })
+    }
+
+    fn keeps(&self, _seq: u64, ev: &RawEvent<'_>) -> bool {
+        let h = &ev.hdr;
+        if h.kind != kind::DATA {
+            return self.pids.contains(&h.tgid);
+        }
+        let id = ev.stream_id();
+        self.streams
+            .get(&id)
+            .is_some_and(|r| h.stream_off < r.below)
+            || self.siblings.get(&id).is_some_and(|&t| h.ts_ns <= t)
+    }
+
+    fn view(&self) -> Option<&HashSet<ViewKey>> {
+        Some(&self.view)
+    }
+}
