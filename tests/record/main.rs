@@ -7,6 +7,7 @@ mod http_decode;
 mod lifecycle;
 mod peers;
 mod pipes;
+mod redact;
 mod support;
 #[path = "../decode/tamper.rs"]
 mod tamper;

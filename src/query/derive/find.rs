@@ -11,6 +11,7 @@
 
 use super::redact::token;
 use super::rules::{self, merge, Rules};
+use super::{Incarnation, Incarnations};
 use crate::event::{fd_kind, flags, kind, Direction, StreamId};
 use crate::query::{
     run, BlockFilter, CaptureReader, Flow, IndexUse, Item, Kind, Progress, QueryError, Record,
@@ -31,12 +32,16 @@ pub struct Span {
 /// Everything `redact` replaces and leaves out.
 #[derive(Default)]
 pub struct Found {
-    spans: HashMap<StreamId, Vec<Span>>,
+    spans: HashMap<Incarnation, Vec<Span>>,
     records: HashMap<u64, Vec<Span>>,
     mcp_streams: HashSet<StreamId>,
+    /// Streams whose HTTP names an MCP session (Mcp-Session-Id): they are
+    /// the session's too (its DELETE, its GET stream) though no message
+    /// travels in them.
+    session_streams: HashSet<StreamId>,
     pids: HashSet<u32>,
     all_streams: HashSet<StreamId>,
-    /// Non-MCP lines of MCP stdio streams, blanked.
+    /// Copies of non-MCP lines in MCP stdio streams, blanked.
     pub blanked: u64,
     /// Secrets whose bytes could not be located in the records.
     pub unlocated: u64,
@@ -63,9 +68,9 @@ impl Found {
         self.all_streams.difference(&self.mcp_streams).count()
     }
 
-    /// The spans of stream `id` that overlap [off, off + len).
-    pub fn spans_over(&self, id: &StreamId, off: u64, len: u64) -> impl Iterator<Item = &Span> {
-        let spans = self.spans.get(id).map_or(&[][..], Vec::as_slice);
+    /// The spans of stream incarnation `at` that overlap [off, off + len).
+    pub fn spans_over(&self, at: &Incarnation, off: u64, len: u64) -> impl Iterator<Item = &Span> {
+        let spans = self.spans.get(at).map_or(&[][..], Vec::as_slice);
         let from = spans.partition_point(|s| s.end <= off);
         spans[from..]
             .iter()
@@ -126,8 +131,13 @@ impl Sink for Collect<'_> {
             .transport
             .is_some_and(|t| matches!(t.family(), "stdio" | "tcp"));
         if let Kind::Flagged(_) = item.kind {
-            if !self.keep_non_mcp && framed_as_lines {
+            // A whole line, not one element of a batch whose others are MCP.
+            let whole_line = item.batch.is_none();
+            if !self.keep_non_mcp && framed_as_lines && whole_line {
                 for &(first, start, end) in &copies {
+                    if end - start != item.text.len() as u64 {
+                        continue;
+                    }
                     self.pending.push(Pending {
                         first,
                         span: Span {
@@ -138,7 +148,6 @@ impl Sink for Collect<'_> {
                         blank: true,
                     });
                 }
-                self.found.blanked += 1;
                 return Ok(Flow::Continue);
             }
         } else {
@@ -215,10 +224,11 @@ pub fn find(
     let mut wanted: HashSet<u64> = c.pending.iter().map(|p| p.first).collect();
     wanted.extend(c.mcp_firsts.iter().copied());
     wanted.extend(c.align.iter().map(|a| a.first));
-    let mut stream_of: HashMap<u64, StreamId> = HashMap::new();
-    let mut carries: HashMap<StreamId, Carry> = HashMap::new();
-    // Regions to line up, by stream, once their first record is seen.
-    let mut open: HashMap<StreamId, Vec<usize>> = HashMap::new();
+    let mut stream_of: HashMap<u64, Incarnation> = HashMap::new();
+    let mut incarnations = Incarnations::default();
+    let mut carries: HashMap<Incarnation, Carry> = HashMap::new();
+    // Regions to line up, by stream, from their first record until whole.
+    let mut open: HashMap<Incarnation, Vec<usize>> = HashMap::new();
     let mut align_at: HashMap<u64, Vec<usize>> = HashMap::new();
     for (i, a) in c.align.iter().enumerate() {
         align_at.entry(a.first).or_default().push(i);
@@ -243,18 +253,16 @@ pub fn find(
                 }
                 continue;
             }
-            let id = ev.stream_id();
-            c.found.all_streams.insert(id);
+            let at = incarnations.of(&ev);
+            c.found.all_streams.insert(at.0);
             if wanted.contains(&rec.seq) {
-                stream_of.insert(rec.seq, id);
+                stream_of.insert(rec.seq, at);
             }
             if let Some(list) = align_at.remove(&rec.seq) {
-                open.entry(id).or_default().extend(list);
+                open.entry(at).or_default().extend(list);
             }
-            if let Some(list) = open.get(&id) {
-                for &i in list {
-                    gather(&mut c.align[i], h.stream_off, ev.payload);
-                }
+            if let Some(list) = open.get_mut(&at) {
+                list.retain(|&i| gather(&mut c.align[i], h.stream_off, ev.payload));
             }
             let network =
                 h.flags & flags::TLS != 0 || matches!(h.fd_kind, fd_kind::TCP4 | fd_kind::TCP6);
@@ -268,11 +276,16 @@ pub fn find(
                     },
                     h.tgid
                 );
-                let carry = carries.entry(id).or_default();
-                for (f, span) in scan_headers(carry, h.stream_off, ev.payload, rules, key) {
+                let carry = carries.entry(at).or_default();
+                let (found, names_session) =
+                    scan_headers(carry, h.stream_off, ev.payload, rules, key);
+                if names_session {
+                    c.found.session_streams.insert(at.0);
+                }
+                for (f, span) in found {
                     let name = rules.names().nth(f.rule).unwrap_or("?").to_string();
                     *c.found.tally.entry((name, loc.clone())).or_default() += 1;
-                    c.found.spans.entry(id).or_default().push(span);
+                    c.found.spans.entry(at).or_default().push(span);
                 }
             }
         }
@@ -280,8 +293,9 @@ pub fn find(
     settle(c, &stream_of)
 }
 
-/// Copies the part of a record inside an alignment's region.
-fn gather(a: &mut Align, off: u64, payload: &[u8]) {
+/// Copies the part of a record inside an alignment's region; false once
+/// the region is whole.
+fn gather(a: &mut Align, off: u64, payload: &[u8]) -> bool {
     let end = off.saturating_add(payload.len() as u64);
     let (from, to) = (off.max(a.start), end.min(a.end));
     if from < to {
@@ -289,17 +303,19 @@ fn gather(a: &mut Align, off: u64, payload: &[u8]) {
             .copy_from_slice(&payload[(from - off) as usize..(to - off) as usize]);
         a.filled += to - from;
     }
+    a.filled < a.end - a.start
 }
 
 /// Header lines in a stream's next record: whole lines are read, the rest
-/// waits for the next record. A gap in the offsets starts afresh.
+/// waits for the next record. A gap in the offsets starts afresh. Also
+/// says whether the lines name an MCP session.
 fn scan_headers(
     carry: &mut Carry,
     off: u64,
     payload: &[u8],
     rules: &Rules,
     key: &[u8],
-) -> Vec<(rules::Found, Span)> {
+) -> (Vec<(rules::Found, Span)>, bool) {
     if off != carry.next || carry.tail.is_empty() {
         carry.tail.clear();
         carry.tail_off = off;
@@ -311,12 +327,15 @@ fn scan_headers(
             carry.tail.clear();
             carry.tail_off = carry.next;
         }
-        return Vec::new();
+        return (Vec::new(), false);
     };
     let lines = &carry.tail[..=last_nl];
     let mut finds = Vec::new();
+    let mut names_session = false;
     if memchr::memchr(b':', lines).is_some() {
         rules.in_headers(lines, &mut finds);
+        names_session =
+            memchr::memmem::find(&lines.to_ascii_lowercase(), b"\nmcp-session-id:").is_some();
     }
     let out = merge(finds)
         .into_iter()
@@ -331,12 +350,12 @@ fn scan_headers(
         .collect();
     carry.tail.drain(..=last_nl);
     carry.tail_off += last_nl as u64 + 1;
-    out
+    (out, names_session)
 }
 
 /// Ties every span to its stream, lines up the framed texts, and sorts.
-fn settle(mut c: Collect<'_>, stream_of: &HashMap<u64, StreamId>) -> Result<Found, QueryError> {
-    let mut blanks: HashMap<StreamId, Vec<Span>> = HashMap::new();
+fn settle(mut c: Collect<'_>, stream_of: &HashMap<u64, Incarnation>) -> Result<Found, QueryError> {
+    let mut blanks: HashMap<Incarnation, Vec<Span>> = HashMap::new();
     for p in std::mem::take(&mut c.pending) {
         match stream_of.get(&p.first) {
             Some(id) if p.blank => blanks.entry(*id).or_default().push(p.span),
@@ -368,12 +387,21 @@ fn settle(mut c: Collect<'_>, stream_of: &HashMap<u64, StreamId>) -> Result<Foun
             }
         }
     }
-    for id in c.mcp_firsts.iter().filter_map(|f| stream_of.get(f)) {
+    let of_messages = c
+        .mcp_firsts
+        .iter()
+        .filter_map(|f| stream_of.get(f))
+        .map(|a| a.0);
+    let of_sessions: Vec<StreamId> = c.found.session_streams.iter().copied().collect();
+    for id in of_messages.chain(of_sessions) {
         // The other direction too: an HTTP response needs its request.
-        c.found.mcp_streams.insert(*id);
+        c.found.mcp_streams.insert(id);
         c.found.mcp_streams.insert(id.reversed());
         c.found.pids.insert(id.tgid);
     }
+    // Blanks matter in MCP streams only: the others are left out whole.
+    blanks.retain(|at, _| c.found.mcp_streams.contains(&at.0));
+    c.found.blanked = blanks.values().map(|b| b.len() as u64).sum();
     for (id, spans) in c.found.spans.iter_mut() {
         let blank = blanks.remove(id).unwrap_or_default();
         spans.retain(|s| !blank.iter().any(|b| b.start < s.end && s.start < b.end));

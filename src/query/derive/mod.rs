@@ -12,7 +12,7 @@ use super::{
     BlockFilter, CaptureError, CaptureReader, CaptureWriter, CreateOptions, ProcessRow, Record,
     Step, ViewKey,
 };
-use crate::event::{RawEvent, HEADER_LEN};
+use crate::event::{flags, RawEvent, StreamId, HEADER_LEN};
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -24,7 +24,7 @@ pub trait Plan {
     /// What the step was asked, as the derivation records it.
     fn params(&self) -> serde_json::Value;
     /// Whether the parent's ring-buffer record `seq` is kept (ticks always are).
-    fn keeps(&self, seq: u64, ev: &RawEvent<'_>) -> bool;
+    fn keeps(&mut self, seq: u64, ev: &RawEvent<'_>) -> bool;
     /// Rewrites a kept record's payload in place; its length stays.
     fn rewrite(&mut self, seq: u64, ev: &RawEvent<'_>, payload: &mut [u8]) {
         let _ = (seq, ev, payload);
@@ -38,6 +38,34 @@ pub trait Plan {
     }
     /// The messages the child's view lists, named in the parent; None: no view.
     fn view(&self) -> Option<&HashSet<ViewKey>>;
+}
+
+/// A stream's incarnation: an SSL* or a socket reused by a new connection
+/// starts its stream over (STREAM_START, offsets from 0 again), under the
+/// same [`StreamId`]. Every pass that keys anything by stream offset keys
+/// it by incarnation too, counting them the same way in file order.
+#[derive(Default)]
+pub struct Incarnations(HashMap<StreamId, (u32, u64)>);
+
+/// A stream and its incarnation.
+pub type Incarnation = (StreamId, u32);
+
+impl Incarnations {
+    /// The incarnation a data record belongs to (records of each stream
+    /// must be shown to it in file order).
+    pub fn of(&mut self, ev: &RawEvent<'_>) -> Incarnation {
+        let id = ev.stream_id();
+        let h = &ev.hdr;
+        let end = h.stream_off.saturating_add(ev.payload.len() as u64);
+        let (epoch, next) = self.0.entry(id).or_insert((0, end));
+        if h.flags & flags::STREAM_START != 0 && h.stream_off < *next {
+            *epoch += 1;
+            *next = end;
+        } else {
+            *next = (*next).max(end);
+        }
+        (id, *epoch)
+    }
 }
 
 /// How to write the child.

@@ -12,8 +12,8 @@
 
 use super::find::{self, Found, Span};
 use super::rules::{merge, Rules};
-use super::Plan;
-use crate::event::{kind, RawEvent, StreamId};
+use super::{Incarnations, Plan};
+use crate::event::{kind, RawEvent};
 use crate::query::{CaptureReader, ProcessRow, Progress, QueryError, ViewKey};
 use hmac::{KeyInit, Mac};
 use std::collections::{BTreeMap, HashSet};
@@ -32,6 +32,8 @@ pub struct Redaction {
     counts: BTreeMap<String, u64>,
     by_location: BTreeMap<(String, Location), u64>,
     view: Option<HashSet<ViewKey>>,
+    /// The incarnation of each record's stream, as the finding pass counted them.
+    incarnations: Incarnations,
 }
 
 /// A keyed pseudonym of `secret`: as long as it, in [0-9a-z].
@@ -73,6 +75,7 @@ impl Redaction {
             counts: BTreeMap::new(),
             by_location: BTreeMap::new(),
             view: parent.view()?,
+            incarnations: Incarnations::default(),
             found,
         };
         for (rule, loc, n) in r.found.tally() {
@@ -151,7 +154,7 @@ impl Plan for Redaction {
         })
     }
 
-    fn keeps(&self, _seq: u64, ev: &RawEvent<'_>) -> bool {
+    fn keeps(&mut self, _seq: u64, ev: &RawEvent<'_>) -> bool {
         if self.keep_non_mcp {
             return true;
         }
@@ -164,8 +167,8 @@ impl Plan for Redaction {
     fn rewrite(&mut self, seq: u64, ev: &RawEvent<'_>, payload: &mut [u8]) {
         if ev.hdr.kind == kind::DATA {
             let off = ev.hdr.stream_off;
-            let id: StreamId = ev.stream_id();
-            for s in self.found.spans_over(&id, off, payload.len() as u64) {
+            let at = self.incarnations.of(ev);
+            for s in self.found.spans_over(&at, off, payload.len() as u64) {
                 apply(s, off, payload);
             }
         } else {

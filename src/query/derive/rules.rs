@@ -69,13 +69,16 @@ pub struct Rules {
     pub digest: String,
 }
 
-/// A JSON string member, `"key": "value"`, and the same in JSON text that
-/// is itself inside a JSON string (quotes escaped).
+/// A JSON string member, `"key": "value"`; and the same in JSON text that
+/// is itself inside a JSON string, at any depth (quotes escaped once or
+/// more: the value is then taken up to its first escaped character).
 const MEMBER: &str = r#""((?:[^"\\\n]|\\.){1,128})"\s*:\s*"((?:[^"\\]|\\.)*)""#;
-const ESCAPED_MEMBER: &str =
-    r#"\\"((?:[^"\\\n]|\\[^"]){1,128})\\"\s*:\s*\\"((?:[^"\\]|\\[^"])*)\\""#;
+const ESCAPED_MEMBER: &str = r#"\\+"([A-Za-z0-9_.$-]{1,128})\\+"\s*:\s*\\+"([^"\\]*)\\+""#;
 /// An HTTP header line: its name, and its value.
 const HEADER: &str = r"(?m)^([!#$%&'*+.^_`|~0-9A-Za-z-]{1,128})[ \t]*:[ \t]*([^\r\n]*?)[ \t]*\r?$";
+
+/// Lines of an SSE event look like header lines.
+const SSE_FIELDS: [&[u8]; 4] = [b"data", b"event", b"id", b"retry"];
 
 struct Shapes {
     member: Regex,
@@ -166,25 +169,31 @@ impl Rules {
     /// key, and values of a secret's form.
     pub fn in_text(&self, text: &[u8], out: &mut Vec<Found>) {
         let s = shapes();
-        for member in [&s.member, &s.escaped] {
-            for c in member.captures_iter(text) {
-                let (Some(key), Some(value)) = (c.get(1), c.get(2)) else {
-                    continue;
-                };
-                if value.is_empty() {
-                    continue;
-                }
-                if let Some((rule, _)) = self
-                    .of_kind(Kind::JsonKey)
-                    .find(|(_, re)| re.is_match(key.as_bytes()))
-                {
-                    out.push(Found {
-                        start: value.start(),
-                        end: value.end(),
-                        rule,
-                    });
-                }
+        let mut member = |c: regex::bytes::Captures<'_>| {
+            let (Some(key), Some(value)) = (c.get(1), c.get(2)) else {
+                return;
+            };
+            if value.is_empty() {
+                return;
             }
+            if let Some((rule, _)) = self
+                .of_kind(Kind::JsonKey)
+                .find(|(_, re)| re.is_match(key.as_bytes()))
+            {
+                out.push(Found {
+                    start: value.start(),
+                    end: value.end(),
+                    rule,
+                });
+            }
+        };
+        s.member.captures_iter(text).for_each(&mut member);
+        // Escaped members overlap (the value `{` of one ends where the next
+        // key's quote begins): search again from just past each start.
+        let mut at = 0;
+        while let Some(c) = s.escaped.captures_at(text, at) {
+            at = c.get(0).map_or(text.len(), |m| m.start() + 1);
+            member(c);
         }
         self.values_in(text, 0, out);
     }
@@ -227,6 +236,9 @@ impl Rules {
                     end: value.end(),
                     rule,
                 }),
+                // An SSE field is a message's text, not a header: the
+                // message's own search covers it.
+                None if SSE_FIELDS.contains(&name.as_bytes()) => {}
                 None => self.values_in(value.as_bytes(), value.start(), out),
             }
         }

@@ -5,7 +5,7 @@
 //! every tick; and the other records of the processes kept. The child's
 //! view lists the messages selected: readers show those only.
 
-use super::Plan;
+use super::{Incarnation, Incarnations, Plan};
 use crate::event::{kind, RawEvent, StreamId};
 use crate::query::CaptureReader;
 use crate::query::{
@@ -22,12 +22,13 @@ const SLACK: u64 = 16;
 pub struct Slice {
     selection: Selection,
     view: HashSet<ViewKey>,
-    /// Per stream: records starting below this offset are kept, and the
-    /// latest time its messages need.
-    streams: HashMap<StreamId, Reach>,
+    /// Per stream incarnation: records starting below this offset are
+    /// kept, and the latest time its messages need.
+    streams: HashMap<Incarnation, Reach>,
     /// The other directions, kept up to a moment.
     siblings: HashMap<StreamId, u64>,
     pids: HashSet<u32>,
+    incarnations: Incarnations,
 }
 
 #[derive(Clone, Copy, Default)]
@@ -85,31 +86,40 @@ impl Slice {
             copies: &mut copies,
         };
         run(parent, sel, &mut collect, IndexUse::WhenItHelps, progress)?;
-        let mut streams: HashMap<StreamId, Reach> = HashMap::new();
+        let mut streams: HashMap<Incarnation, Reach> = HashMap::new();
+        let mut incarnations = Incarnations::default();
         for block in parent.blocks(&BlockFilter::default())? {
             // An unreadable block is refused when the records are copied.
             let Ok(block) = block else { continue };
             for rec in block.records() {
-                let (Record::Event(ev), Some(c)) = (rec.record, copies.get(&rec.seq)) else {
+                let Record::Event(ev) = rec.record else {
                     continue;
                 };
-                let r = streams.entry(ev.stream_id()).or_default();
+                if ev.hdr.kind != kind::DATA {
+                    continue;
+                }
+                let at = incarnations.of(&ev);
+                let Some(c) = copies.get(&rec.seq) else {
+                    continue;
+                };
+                let r = streams.entry(at).or_default();
                 r.below = r.below.max(c.end.saturating_add(SLACK));
                 r.until_ts = r.until_ts.max(c.last_ts);
             }
         }
         let mut siblings: HashMap<StreamId, u64> = HashMap::new();
-        for (id, r) in &streams {
+        for ((id, _), r) in &streams {
             let t = siblings.entry(id.reversed()).or_insert(0);
             *t = (*t).max(r.until_ts);
         }
-        let pids = streams.keys().map(|s| s.tgid).collect();
+        let pids = streams.keys().map(|s| s.0.tgid).collect();
         Ok(Slice {
             selection: sel.clone(),
             view,
             streams,
             siblings,
             pids,
+            incarnations: Incarnations::default(),
         })
     }
 
@@ -131,16 +141,16 @@ impl Plan for Slice {
         })
     }
 
-    fn keeps(&self, _seq: u64, ev: &RawEvent<'_>) -> bool {
+    fn keeps(&mut self, _seq: u64, ev: &RawEvent<'_>) -> bool {
         let h = &ev.hdr;
         if h.kind != kind::DATA {
             return self.pids.contains(&h.tgid);
         }
-        let id = ev.stream_id();
+        let at = self.incarnations.of(ev);
         self.streams
-            .get(&id)
+            .get(&at)
             .is_some_and(|r| h.stream_off < r.below)
-            || self.siblings.get(&id).is_some_and(|&t| h.ts_ns <= t)
+            || self.siblings.get(&at.0).is_some_and(|&t| h.ts_ns <= t)
     }
 
     fn view(&self) -> Option<&HashSet<ViewKey>> {
