@@ -5,6 +5,7 @@
 mod architecture;
 mod capture_file;
 mod damage;
+mod derive;
 mod event_layout;
 mod fuzz_harness;
 mod fuzz_regressions;

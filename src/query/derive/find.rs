@@ -41,7 +41,7 @@ pub struct Found {
     session_streams: HashSet<StreamId>,
     pids: HashSet<u32>,
     all_streams: HashSet<StreamId>,
-    /// Copies of non-MCP lines in MCP stdio streams, blanked.
+    /// Non-MCP lines in MCP stdio streams, blanked (both copies).
     pub blanked: u64,
     /// Secrets whose bytes could not be located in the records.
     pub unlocated: u64,
@@ -86,8 +86,8 @@ impl Found {
 struct Pending {
     first: u64,
     span: Span,
-    /// Blanked, not a secret: wins over secrets it overlaps.
-    blank: bool,
+    /// Blanked, not a secret (wins over secrets it overlaps): the item.
+    blank: Option<u64>,
 }
 
 /// A copy whose text has framing inside it: lined up with the stream's
@@ -145,7 +145,7 @@ impl Sink for Collect<'_> {
                             end,
                             with: vec![b' '; (end - start) as usize],
                         },
-                        blank: true,
+                        blank: Some(item.n),
                     });
                 }
                 return Ok(Flow::Continue);
@@ -169,7 +169,7 @@ impl Sink for Collect<'_> {
                             end: start + f.end as u64,
                             with: token(self.key, &item.text[f.start..f.end]),
                         },
-                        blank: false,
+                        blank: None,
                     });
                 }
             } else if !finds.is_empty() {
@@ -355,12 +355,12 @@ fn scan_headers(
 
 /// Ties every span to its stream, lines up the framed texts, and sorts.
 fn settle(mut c: Collect<'_>, stream_of: &HashMap<u64, Incarnation>) -> Result<Found, QueryError> {
-    let mut blanks: HashMap<Incarnation, Vec<Span>> = HashMap::new();
+    let mut blanks: HashMap<Incarnation, Vec<(u64, Span)>> = HashMap::new();
     for p in std::mem::take(&mut c.pending) {
-        match stream_of.get(&p.first) {
-            Some(id) if p.blank => blanks.entry(*id).or_default().push(p.span),
-            Some(id) => c.found.spans.entry(*id).or_default().push(p.span),
-            None => c.found.unlocated += 1,
+        match (stream_of.get(&p.first), p.blank) {
+            (Some(id), Some(item)) => blanks.entry(*id).or_default().push((item, p.span)),
+            (Some(id), None) => c.found.spans.entry(*id).or_default().push(p.span),
+            (None, _) => c.found.unlocated += 1,
         }
     }
     for a in std::mem::take(&mut c.align) {
@@ -401,7 +401,12 @@ fn settle(mut c: Collect<'_>, stream_of: &HashMap<u64, Incarnation>) -> Result<F
     }
     // Blanks matter in MCP streams only: the others are left out whole.
     blanks.retain(|at, _| c.found.mcp_streams.contains(&at.0));
-    c.found.blanked = blanks.values().map(|b| b.len() as u64).sum();
+    let lines: HashSet<u64> = blanks.values().flatten().map(|(item, _)| *item).collect();
+    c.found.blanked = lines.len() as u64;
+    let mut blanks: HashMap<Incarnation, Vec<Span>> = blanks
+        .into_iter()
+        .map(|(at, b)| (at, b.into_iter().map(|(_, s)| s).collect()))
+        .collect();
     for (id, spans) in c.found.spans.iter_mut() {
         let blank = blanks.remove(id).unwrap_or_default();
         spans.retain(|s| !blank.iter().any(|b| b.start < s.end && s.start < b.end));

@@ -1,0 +1,274 @@
+//! Derived captures without the kernel: `slice` against `export --filter`
+//! on every fixture and filter, and `redact` on synthetic captures whose
+//! secrets sit where framing makes them hard to reach (a chunked body, a
+//! header split across reads, a reused SSL*, non-MCP lines).
+
+use super::support::*;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+fn mcpspy(args: &[&str]) -> Output {
+    mcpspy_command().args(args).output().unwrap()
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures")
+        .join(name)
+}
+
+/// An export's lines with what numbers them in one file taken out: item
+/// and session numbers, record numbers and HTTP connection numbers count
+/// from the start of each file, and a slice starts later.
+fn normalized(out: &Output) -> Vec<Value> {
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| {
+            let mut v: Value = serde_json::from_str(l).unwrap();
+            let o = v.as_object_mut().unwrap();
+            o.remove("n");
+            if let Some(s) = o.get_mut("session").and_then(Value::as_object_mut) {
+                s.remove("id");
+            }
+            if let Some(r) = o.get_mut("request").and_then(Value::as_object_mut) {
+                r.remove("n");
+            }
+            if let Some(h) = o.get_mut("http_transport").and_then(Value::as_object_mut) {
+                h.remove("connection");
+            }
+            if let Some(r) = o.get_mut("records").and_then(Value::as_object_mut) {
+                for copy in r.values_mut().filter_map(Value::as_object_mut) {
+                    copy.remove("seqs");
+                }
+            }
+            v
+        })
+        .collect()
+}
+
+#[test]
+fn a_slice_exports_what_the_filter_selects_on_every_fixture() {
+    let dir = tempfile::tempdir().unwrap();
+    let filters: &[&[&str]] = &[
+        &["--session", "1"],
+        &["--method", "tools/call"],
+        &["--tool", "echo"],
+        &["--comm", "python3"],
+        &["--comm", "node"],
+        &["--transport", "stdio"],
+        &["--transport", "http"],
+        &["--errors"],
+        &["--min-latency", "1ms"],
+        &["--since", "+0.2s", "--until", "-0.2s"],
+    ];
+    let mut compared = 0;
+    for name in [
+        "py_http.db",
+        "py_stdio_sealed.db",
+        "py_stdio_legacy.db",
+        "py_stdio_discover.db",
+        "py_legacy_sse.db",
+        "node_everything_stdio.db",
+        "node_https.db",
+    ] {
+        let original = fixture(name);
+        for (i, f) in filters.iter().enumerate() {
+            let want = mcpspy(&[&["export", s(&original)], *f].concat());
+            let out = dir.path().join(format!("{name}-{i}.db"));
+            let o = mcpspy(&[&["slice", s(&original), "-o", s(&out)], *f].concat());
+            if want.stdout.is_empty() {
+                assert_eq!(o.status.code(), Some(1), "{name} {f:?}: nothing to slice");
+                assert!(!out.exists(), "{name} {f:?}: no slice of nothing");
+                continue;
+            }
+            assert!(
+                o.status.success(),
+                "{name} {f:?}: {}",
+                String::from_utf8_lossy(&o.stderr)
+            );
+            let got = mcpspy(&["export", s(&out)]);
+            assert_eq!(normalized(&got), normalized(&want), "{name} {f:?}");
+            assert!(
+                mcpspy(&["verify", s(&out)]).status.success(),
+                "{name} {f:?}"
+            );
+            compared += 1;
+        }
+    }
+    assert!(compared >= 30, "only {compared} slices had messages");
+}
+
+/// A secret in a chunked HTTP body split across chunks, in a header line
+/// split across two reads, and in a second connection on a reused SSL*:
+/// all replaced, the framing intact, the other bytes untouched.
+#[test]
+fn redact_reaches_secrets_that_framing_splits() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut syn = Synth::new(&dir.path().join("h.db"));
+    let client = ipv4([127, 0, 0, 1], 40000);
+    let server = ipv4([127, 0, 0, 1], 8000);
+    let (up, down) = syn.tcp(client, server);
+    let secret = "AKIAQWERTYUIOPASDFGH";
+    let body = request(
+        1,
+        "tools/call",
+        &format!(r#"{{"name":"a","arguments":{{"k":"{secret}"}}}}"#),
+    );
+    let head = format!(
+        "POST /mcp HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer tok-{}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        "9".repeat(30),
+        body.len()
+    );
+    // The header line is cut in the middle of the token.
+    let cut = head.find("tok-").unwrap() + 10;
+    syn.write(CLIENT, up, &head.as_bytes()[..cut]);
+    syn.write(CLIENT, up, &head.as_bytes()[cut..]);
+    syn.write(CLIENT, up, body.as_bytes());
+    syn.drain(SERVER, up, head.len() + body.len());
+    // The answer is chunked, the secret cut by the chunk boundary.
+    let result = response(
+        1,
+        &format!(r#"{{"content":[{{"type":"text","text":"got {secret}"}}]}}"#),
+    );
+    let split = result.find(secret).unwrap() + 7;
+    let chunks = chunked(&[&result.as_bytes()[..split], &result.as_bytes()[split..]]);
+    syn.write(
+        SERVER,
+        down,
+        &http_response(
+            "200 OK",
+            &[
+                ("Content-Type", "application/json"),
+                ("Transfer-Encoding", "chunked"),
+            ],
+            &chunks,
+            false,
+        ),
+    );
+    syn.drain(CLIENT, down, usize::MAX);
+    let cap = syn.finish();
+    let red = dir.path().join("r.db");
+    let o = mcpspy(&["redact", s(&cap), "-o", s(&red)]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let reader = mcpspy::capture::CaptureReader::open(&red).unwrap();
+    let mut all = Vec::new();
+    for b in reader.blocks(&Default::default()).unwrap() {
+        all.extend_from_slice(&b.unwrap().data);
+    }
+    for gone in [
+        secret.as_bytes(),
+        &secret.as_bytes()[..7],
+        &secret.as_bytes()[7..],
+        b"tok-9999999999",
+    ] {
+        assert!(
+            memchr::memmem::find(&all, gone).is_none(),
+            "{:?} is left",
+            String::from_utf8_lossy(gone)
+        );
+    }
+    let (before, after) = (decode_file(&cap).0, decode_file(&red).0);
+    assert_eq!(before.len(), after.len());
+    for (b, a) in before.iter().zip(&after) {
+        assert_eq!(
+            (b.kind.as_str(), b.text.len(), b.flag.is_some()),
+            (a.kind.as_str(), a.text.len(), a.flag.is_some())
+        );
+    }
+    assert!(
+        after.iter().all(|i| i.flag.is_none()),
+        "framing intact: {after:?}"
+    );
+}
+
+/// Non-MCP lines on an MCP pipe are blanked (they vanish, the messages
+/// stay), a stream with no MCP message is left out, and --keep-non-mcp
+/// keeps both.
+#[test]
+fn non_mcp_lines_and_streams_are_left_out_unless_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut syn = Synth::new(&dir.path().join("n.db"));
+    let mcp = syn.pipe();
+    let noise = syn.pipe();
+    syn.send(CLIENT, SERVER, mcp, &request(1, "ping", "{}"));
+    syn.send(CLIENT, SERVER, mcp, "debug: starting worker 7");
+    syn.send(CLIENT, SERVER, mcp, &request(2, "ping", "{}"));
+    syn.send(CLIENT, SERVER, noise, r#"{"log":"not jsonrpc"}"#);
+    let cap = syn.finish();
+    let kinds =
+        |c: &Path| -> Vec<String> { decode_file(c).0.iter().map(|i| i.kind.clone()).collect() };
+    let red = dir.path().join("r.db");
+    let o = mcpspy(&["redact", s(&cap), "-o", s(&red)]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        // The noise pipe is two streams (its write and its read); one line.
+        err.contains("left out 2 non-MCP streams, blanked 1 non-MCP line"),
+        "{err}"
+    );
+    assert_eq!(kinds(&red), ["request", "request"]);
+    let kept = dir.path().join("k.db");
+    assert!(
+        mcpspy(&["redact", s(&cap), "-o", s(&kept), "--keep-non-mcp"])
+            .status
+            .success()
+    );
+    assert_eq!(kinds(&kept), kinds(&cap));
+    assert!(kinds(&cap).len() > 2);
+}
+
+#[test]
+fn derived_captures_refuse_what_they_cannot_do_faithfully() {
+    let dir = tempfile::tempdir().unwrap();
+    let cap = typical_session(&dir.path().join("t.db"));
+    // The child may not be the parent.
+    let o = mcpspy(&["redact", s(&cap), "-o", s(&cap), "--force"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("is the capture being read"));
+    // A damaged parent would make a child that silently lacks records.
+    let damaged = typical_session(&dir.path().join("d.db"));
+    rusqlite::Connection::open(&damaged)
+        .unwrap()
+        .execute("UPDATE blocks SET data = x'00' WHERE block_id = 1", [])
+        .unwrap();
+    let o = mcpspy(&["slice", s(&damaged), "-o", s(&dir.path().join("x.db"))]);
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(!dir.path().join("x.db").exists());
+    // Bad keys and rules are said plainly.
+    let short = dir.path().join("short.key");
+    std::fs::write(&short, "abc").unwrap();
+    let o = mcpspy(&[
+        "redact",
+        s(&cap),
+        "-o",
+        s(&dir.path().join("y.db")),
+        "--key-file",
+        s(&short),
+    ]);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("at least 16"));
+    let rules = dir.path().join("r.toml");
+    std::fs::write(
+        &rules,
+        "[[rule]]\nname = \"x\"\nkind = \"value\"\npattern = '('\n",
+    )
+    .unwrap();
+    let o = mcpspy(&["redact", s(&cap), "--dry-run", "--rules", s(&rules)]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--rules"));
+    // t.db, d.db, short.key, r.toml: no derived file, no temporary one.
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        4,
+        "nothing was written"
+    );
+}
