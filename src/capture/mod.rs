@@ -15,6 +15,7 @@ mod writer;
 pub use crate::record::{DropRow, ProcessRow};
 pub use block::{append_event, Numbered, Record, Records};
 pub use reader::{Block, BlockError, BlockFilter, BlockIter, CaptureError, CaptureReader, Totals};
+pub use schema::OTLP_EXPORT;
 pub use writer::{CaptureWriter, CreateOptions, Tap, BLOCK_TARGET};
 
 /// A row of the `streams` table.

@@ -139,14 +139,7 @@ impl CaptureReader {
     /// Names the optional features the file uses that this build does not
     /// know: they are ignored, and the user is told.
     fn note_features(mut self) -> Self {
-        let listed: Option<String> = self
-            .conn
-            .query_row(
-                "SELECT value FROM meta WHERE key = ?1",
-                [schema::FEATURES_KEY],
-                |r| r.get(0),
-            )
-            .ok();
+        let listed = schema::listed_features(&self.conn);
         match listed.as_deref().map(schema::unknown_features) {
             Some(Ok(unknown)) if !unknown.is_empty() => self.notes.push(format!(
                 "{} uses features this mcpspy does not know ({}); they are ignored (a newer mcpspy reads them)",

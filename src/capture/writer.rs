@@ -31,13 +31,19 @@ struct StreamRow {
     dirty: bool,
 }
 
-/// Sees every record as it is stored, numbered as readers number it, and
-/// every fact of the `meta` table: the live view of a recording.
+/// Sees every record as it is stored, numbered as readers number it, every
+/// fact of the `meta` table and every process: the live view of a recording,
+/// and what streams it elsewhere.
 pub trait Tap: Send {
     fn meta(&mut self, key: &str, value: &str);
     fn record(&mut self, rec: &super::Numbered<'_>);
-    /// The recording is over.
-    fn finish(&mut self);
+    fn process(&mut self, row: &ProcessRow) {
+        let _ = row;
+    }
+    /// The recording is over (everything is committed). Returns what the
+    /// tap did with it, for the file to keep: each a `meta` key of the
+    /// optional feature of the same name (schema/README.md).
+    fn finish(&mut self) -> Vec<(&'static str, String)>;
 }
 
 /// How a new capture file is made.
@@ -272,6 +278,9 @@ impl CaptureWriter {
     }
 
     pub fn add_process(&mut self, p: &ProcessRow) -> Result<()> {
+        if let Some(tap) = self.tap.as_mut() {
+            tap.process(p);
+        }
         self.conn.execute(
             "INSERT OR REPLACE INTO processes
                (pid, seen_ts_ns, comm, exe, cmdline, ppid, uid, start_time_ns)
@@ -330,7 +339,12 @@ impl CaptureWriter {
         self.conn.execute_batch("PRAGMA optimize")?;
         let mut stats = self.stats();
         if let Some(tap) = self.tap.as_mut() {
-            tap.finish();
+            // After the commit: however long the tap takes, the records are safe.
+            let facts = tap.finish();
+            if !facts.is_empty() {
+                self.keep_facts(&facts)
+                    .context("keeping what the live tap did")?;
+            }
         }
         self.conn
             .close()
@@ -351,6 +365,31 @@ impl CaptureWriter {
     /// Bytes the file takes now (pages, including free ones).
     pub fn file_bytes(&self) -> u64 {
         std::fs::metadata(&self.path).map(|m| m.len()).unwrap_or(0)
+    }
+
+    /// Stores `facts` as meta keys, each named among the file's features.
+    fn keep_facts(&mut self, facts: &[(&'static str, String)]) -> Result<()> {
+        let listed = schema::listed_features(&self.conn);
+        let mut features: Vec<String> = match listed {
+            Some(l) => serde_json::from_str(&l).context("meta `features`")?,
+            None => Vec::new(),
+        };
+        let tx = self.conn.transaction()?;
+        for (key, value) in facts {
+            if !features.iter().any(|f| f == key) {
+                features.push(key.to_string());
+            }
+            tx.execute(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)",
+                params![key, value],
+            )?;
+        }
+        tx.execute(
+            "INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)",
+            params![schema::FEATURES_KEY, serde_json::to_string(&features)?],
+        )?;
+        tx.commit()?;
+        Ok(())
     }
 
     fn seal_block(&mut self) -> Result<()> {

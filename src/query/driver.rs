@@ -107,8 +107,8 @@ impl From<IndexError> for IndexStop {
     }
 }
 
-/// Hands every item `sel` keeps to `sink`, in output order, then the
-/// sessions to its `finish`.
+/// Hands the capture's processes to `sink`, then every item `sel` keeps,
+/// in output order, then the sessions to its `finish`.
 pub fn run(
     reader: &CaptureReader,
     sel: &Selection,
@@ -116,6 +116,9 @@ pub fn run(
     index: IndexUse,
     progress: &mut dyn Progress,
 ) -> Result<Outcome, QueryError> {
+    for p in reader.processes()? {
+        sink.process(&p);
+    }
     let use_index = match index {
         IndexUse::Always => true,
         IndexUse::WhenItHelps => !sel.is_everything() || !sink.needs_text(),

@@ -19,7 +19,7 @@ pub use driver::{run, IndexUse, Outcome, Progress, QueryError, Quiet};
 pub use live::Live;
 pub use overview::Overview;
 pub use selection::Selection;
-pub use sink::{Flow, Limit, Sink};
+pub use sink::{Fanout, Flow, Limit, Sink};
 
 pub use crate::decode::method_about;
 use crate::decode::{classify, DecodeOptions, Decoder, Numbered, Protocol, Record, HTTP2};
