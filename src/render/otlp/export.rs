@@ -13,7 +13,7 @@ use prost::Message;
 use serde::Serialize;
 use std::io::{self, Write};
 use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -93,8 +93,8 @@ pub struct Http {
     agent: ureq::Agent,
     traces_url: String,
     metrics_url: String,
-    /// Stop retrying after this instant (a recording's end).
-    give_up_at: Option<Instant>,
+    /// Once set (a recording's end), no retry goes past it.
+    give_up_at: Arc<OnceLock<Instant>>,
     pub sent: Sent,
 }
 
@@ -123,7 +123,7 @@ impl Http {
             agent,
             traces_url: format!("{base}/v1/traces"),
             metrics_url: format!("{base}/v1/metrics"),
-            give_up_at: None,
+            give_up_at: Arc::default(),
             sent: Sent::default(),
         })
     }
@@ -139,7 +139,10 @@ impl Http {
                 Err(e) => e,
             };
             attempt += 1;
-            let late = self.give_up_at.is_some_and(|t| Instant::now() + wait > t);
+            let late = self
+                .give_up_at
+                .get()
+                .is_some_and(|t| Instant::now() + wait > *t);
             if !err.retryable || attempt > RETRIES || late {
                 return Err(err.why);
             }
@@ -257,31 +260,27 @@ const GRACE: Duration = Duration::from_secs(5);
 pub struct Background {
     queue: Option<SyncSender<Queued>>,
     thread: Option<JoinHandle<()>>,
-    shared: Arc<Mutex<Shared>>,
-}
-
-#[derive(Default)]
-struct Shared {
-    sent: Sent,
-    give_up_at: Option<Instant>,
+    shared: Arc<Mutex<Sent>>,
+    give_up_at: Arc<OnceLock<Instant>>,
 }
 
 /// What a background exporter has done so far, readable after it moved
 /// into the recording.
 #[derive(Clone)]
-pub struct Report(Arc<Mutex<Shared>>);
+pub struct Report(Arc<Mutex<Sent>>);
 
 impl Report {
     pub fn sent(&self) -> Sent {
-        self.0.lock().map(|s| s.sent).unwrap_or_default()
+        self.0.lock().map(|s| *s).unwrap_or_default()
     }
 }
 
 impl Background {
     pub fn start(http: Http) -> io::Result<Background> {
         let (tx, rx) = mpsc::sync_channel(QUEUE);
-        let shared = Arc::new(Mutex::new(Shared::default()));
+        let shared = Arc::new(Mutex::new(Sent::default()));
         let for_thread = Arc::clone(&shared);
+        let give_up_at = Arc::clone(&http.give_up_at);
         let thread = std::thread::Builder::new()
             .name("mcpspy-otlp".into())
             .spawn(move || send_loop(http, rx, for_thread))?;
@@ -289,6 +288,7 @@ impl Background {
             queue: Some(tx),
             thread: Some(thread),
             shared,
+            give_up_at,
         })
     }
 
@@ -304,11 +304,11 @@ impl Background {
     }
 }
 
-fn count_dropped(shared: &Mutex<Shared>, q: &Queued) {
+fn count_dropped(shared: &Mutex<Sent>, q: &Queued) {
     if let Ok(mut s) = shared.lock() {
         match q {
-            Queued::Traces(r) => s.sent.spans.dropped += span_count(r),
-            Queued::Metrics(_) => s.sent.metrics.dropped += 1,
+            Queued::Traces(r) => s.spans.dropped += span_count(r),
+            Queued::Metrics(_) => s.metrics.dropped += 1,
         }
     }
 }
@@ -326,9 +326,7 @@ impl Exporter for Background {
 
     /// Gives what is queued a few seconds to go, then counts the rest as dropped.
     fn finish(&mut self) -> io::Result<()> {
-        if let Ok(mut s) = self.shared.lock() {
-            s.give_up_at = Some(Instant::now() + GRACE);
-        }
+        let _ = self.give_up_at.set(Instant::now() + GRACE);
         self.queue = None;
         if let Some(t) = self.thread.take() {
             let _ = t.join();
@@ -343,11 +341,10 @@ impl Drop for Background {
     }
 }
 
-fn send_loop(mut http: Http, rx: Receiver<Queued>, shared: Arc<Mutex<Shared>>) {
+fn send_loop(mut http: Http, rx: Receiver<Queued>, shared: Arc<Mutex<Sent>>) {
     let mut next = None;
     while let Some(first) = next.take().or_else(|| rx.recv().ok()) {
-        http.give_up_at = shared.lock().ok().and_then(|s| s.give_up_at);
-        if http.give_up_at.is_some_and(|t| Instant::now() >= t) {
+        if http.give_up_at.get().is_some_and(|t| Instant::now() >= *t) {
             count_dropped(&shared, &first);
             continue;
         }
@@ -372,8 +369,8 @@ fn send_loop(mut http: Http, rx: Receiver<Queued>, shared: Arc<Mutex<Shared>>) {
         }
         let done = std::mem::take(&mut http.sent);
         if let Ok(mut s) = shared.lock() {
-            s.sent.spans.add(done.spans);
-            s.sent.metrics.add(done.metrics);
+            s.spans.add(done.spans);
+            s.metrics.add(done.metrics);
         }
     }
 }
