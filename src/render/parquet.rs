@@ -27,6 +27,43 @@ const ROW_GROUP_ROWS: usize = 64 * 1024;
 /// costs the export most of its speed (BENCHMARKS.md).
 const ZSTD_LEVEL: i32 = 1;
 
+/// The columns whose values repeat.
+const DICTIONARY: [&str; 33] = [
+    "capture_id",
+    "type",
+    "method",
+    "subject",
+    "tool",
+    "direction",
+    "session",
+    "session_client_pid",
+    "session_client_comm",
+    "session_server_pid",
+    "session_server_comm",
+    "transport",
+    "fd_kind",
+    "ino",
+    "peer_ino",
+    "from_pid",
+    "from_comm",
+    "to_pid",
+    "to_comm",
+    "tcp_from",
+    "tcp_to",
+    "http_connection",
+    "http_client",
+    "http_server",
+    "http_host",
+    "http_method",
+    "http_path",
+    "http_status",
+    "http_session_id",
+    "http_protocol_version",
+    "error_code",
+    "error_message",
+    "flag_reason",
+];
+
 /// The Parquet sink, writing to `W`.
 pub struct Parquet<W: Write + Send> {
     writer: Option<ArrowWriter<W>>,
@@ -61,11 +98,13 @@ impl<W: Write + Send> Parquet<W> {
                     capture.derived.to_string(),
                 ),
             ]));
-        // Columns of (nearly) unique values: a dictionary would only be
-        // built to be dropped, and statistics of whole messages help nobody.
-        for name in ["message", "n", "ts_ns", "timestamp", "id", "latency_ns"] {
-            props = props.set_column_dictionary_enabled(ColumnPath::from(name), false);
+        // A dictionary only where values repeat (names, processes,
+        // endpoints): for nearly unique ones it is built only to be dropped.
+        props = props.set_dictionary_enabled(false);
+        for name in DICTIONARY {
+            props = props.set_column_dictionary_enabled(ColumnPath::from(name), true);
         }
+        // Statistics of whole messages help no reader.
         props = props
             .set_column_statistics_enabled(ColumnPath::from("message"), EnabledStatistics::None);
         let writer = ArrowWriter::try_new(out, Arc::clone(&schema), Some(props.build()))
@@ -292,8 +331,13 @@ impl Columns {
         self.flag_stream_bytes.append_option(flag.map(|f| f.len));
         self.writer.push(item.writer.as_ref());
         self.reader.push(item.reader.as_ref());
-        self.message
-            .append_value(String::from_utf8_lossy(item.text));
+        // Decoded messages are UTF-8; only damage may not be.
+        match simdutf8::basic::from_utf8(item.text) {
+            Ok(text) => self.message.append_value(text),
+            Err(_) => self
+                .message
+                .append_value(String::from_utf8_lossy(item.text)),
+        }
     }
 
     fn transport(&mut self, item: &Item<'_>) {

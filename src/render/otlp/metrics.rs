@@ -2,19 +2,19 @@
 //! the client and as the server saw them, aggregated per attribute set.
 
 use super::semconv::{OPERATION_METRIC_KEYS, SESSION_METRIC_KEYS};
-use opentelemetry_proto::tonic::common::v1::KeyValue;
+use opentelemetry_proto::tonic::common::v1::{any_value::Value, KeyValue};
 use opentelemetry_proto::tonic::metrics::v1::{
     metric, AggregationTemporality, Histogram, HistogramDataPoint, Metric,
 };
-use std::collections::BTreeMap;
-use std::fmt::Write as _;
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
 
 /// The bucket boundaries the conventions advise for all four, seconds.
 pub const BOUNDS: [f64; 14] = [
     0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0,
 ];
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Instrument {
     ClientOperation,
     ServerOperation,
@@ -62,10 +62,13 @@ struct Point {
     buckets: [u64; BOUNDS.len() + 1],
 }
 
-/// Cumulative histograms, in a stable order (exports are reproducible).
+/// Cumulative histograms, in the order their attribute sets first came
+/// (exports are reproducible). Looked up by a hash of the kept attributes,
+/// so that recording a value allocates nothing once its set is known.
 #[derive(Default)]
 pub struct Metrics {
-    points: BTreeMap<(Instrument, String), Point>,
+    points: Vec<(Instrument, Point)>,
+    by_hash: HashMap<u64, Vec<usize>>,
 }
 
 impl Metrics {
@@ -73,26 +76,44 @@ impl Metrics {
     /// instrument keeps are picked out).
     pub fn record(&mut self, which: Instrument, span_attributes: &[KeyValue], seconds: f64) {
         let keys = which.keys();
-        let kept = span_attributes
-            .iter()
-            .filter(|kv| keys.contains(&kv.key.as_str()));
-        let mut id = String::new();
-        for kv in kept.clone() {
-            let _ = write!(
-                id,
-                "{}={:?}\u{1f}",
-                kv.key,
-                kv.value.as_ref().and_then(|v| v.value.as_ref())
-            );
+        let kept = || {
+            span_attributes
+                .iter()
+                .filter(|kv| keys.contains(&kv.key.as_str()))
+        };
+        let mut h = Fnv::default();
+        which.hash(&mut h);
+        for kv in kept() {
+            kv.key.hash(&mut h);
+            match kv.value.as_ref().and_then(|v| v.value.as_ref()) {
+                Some(Value::StringValue(s)) => s.hash(&mut h),
+                Some(Value::IntValue(i)) => i.hash(&mut h),
+                Some(Value::BoolValue(b)) => b.hash(&mut h),
+                _ => {}
+            }
         }
-        let point = self.points.entry((which, id)).or_insert_with(|| Point {
-            attributes: kept.cloned().collect(),
-            count: 0,
-            sum: 0.0,
-            min: f64::INFINITY,
-            max: f64::NEG_INFINITY,
-            buckets: [0; BOUNDS.len() + 1],
+        let same = kept();
+        let candidates = self.by_hash.entry(h.finish()).or_default();
+        let found = candidates.iter().copied().find(|&i| {
+            let (w, p) = &self.points[i];
+            *w == which && p.attributes.iter().eq(same.clone())
         });
+        let i = found.unwrap_or_else(|| {
+            candidates.push(self.points.len());
+            self.points.push((
+                which,
+                Point {
+                    attributes: kept().cloned().collect(),
+                    count: 0,
+                    sum: 0.0,
+                    min: f64::INFINITY,
+                    max: f64::NEG_INFINITY,
+                    buckets: [0; BOUNDS.len() + 1],
+                },
+            ));
+            self.points.len() - 1
+        });
+        let point = &mut self.points[i].1;
         point.count += 1;
         point.sum += seconds;
         point.min = point.min.min(seconds);
@@ -107,7 +128,9 @@ impl Metrics {
     /// The histograms as they stand, over [start, now] (Unix ns).
     pub fn collect(&self, start: u64, now: u64) -> Vec<Metric> {
         let mut out: Vec<Metric> = Vec::new();
-        for ((which, _), p) in &self.points {
+        let mut order: Vec<&(Instrument, Point)> = self.points.iter().collect();
+        order.sort_by_key(|(which, _)| *which);
+        for (which, p) in order {
             if out.last().is_none_or(|m| m.name != which.name()) {
                 out.push(Metric {
                     name: which.name().to_string(),
@@ -140,6 +163,28 @@ impl Metrics {
             }
         }
         out
+    }
+}
+
+/// FNV-1a: attribute sets are short and hashed once per span, where
+/// SipHash's start-up cost would show.
+struct Fnv(u64);
+
+impl Default for Fnv {
+    fn default() -> Self {
+        Fnv(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl Hasher for Fnv {
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0 ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
     }
 }
 

@@ -55,7 +55,8 @@ const IS_REMOTE: u32 = 0x200;
 pub struct Otlp<E> {
     exporter: E,
     opts: Options,
-    clock: WallClock,
+    /// Unix ns at kernel time 0 (the capture's clock pair), if it has one.
+    unix_at_zero: Option<i128>,
     resource: Resource,
     /// The capture's id as key material for span and trace ids.
     key: [u64; 3],
@@ -70,8 +71,6 @@ pub struct Otlp<E> {
     first_ts: Option<u64>,
     last_ts: u64,
     metrics_sent_ts: u64,
-    /// Responses whose request was not among the items: no span.
-    unpaired: u64,
 }
 
 /// A request waiting for its response.
@@ -114,7 +113,10 @@ impl<E: Exporter> Otlp<E> {
         Otlp {
             exporter,
             opts,
-            clock,
+            unix_at_zero: clock
+                .utc(0)
+                .and_then(|t| t.timestamp_nanos_opt())
+                .map(i128::from),
             resource: resource(meta, &capture),
             key: [word(0), word(1), word(2)],
             processes: HashMap::new(),
@@ -125,13 +127,7 @@ impl<E: Exporter> Otlp<E> {
             first_ts: None,
             last_ts: 0,
             metrics_sent_ts: 0,
-            unpaired: 0,
         }
-    }
-
-    /// Responses whose request was not among the items read (no span).
-    pub fn unpaired(&self) -> u64 {
-        self.unpaired
     }
 
     /// The exporter, once the output is complete.
@@ -153,10 +149,8 @@ impl<E: Exporter> Otlp<E> {
     }
 
     fn unix_ns(&self, ts_ns: u64) -> io::Result<u64> {
-        self.clock
-            .utc(ts_ns)
-            .and_then(|t| t.timestamp_nanos_opt())
-            .and_then(|ns| u64::try_from(ns).ok())
+        self.unix_at_zero
+            .and_then(|zero| u64::try_from(zero + i128::from(ts_ns)).ok())
             .ok_or_else(|| {
                 io::Error::other(
                     "the capture records no wall-clock start (meta started_at, started_ktime_ns): OTLP needs times",
@@ -229,14 +223,14 @@ impl<E: Exporter> Otlp<E> {
     }
 
     fn response(&mut self, item: &Item<'_>) -> io::Result<()> {
-        let Some(p) = item.kind.answers().and_then(|r| self.pending.remove(&r.n)) else {
-            self.unpaired += 1;
+        // A response whose request was not read has no span.
+        let Some(mut p) = item.kind.answers().and_then(|r| self.pending.remove(&r.n)) else {
             return Ok(());
         };
         let request_n = item.kind.answers().map_or(0, |r| r.n);
         let outcome = Outcome::of(&item.kind);
         let (protocol, session_id) = session_facts(item);
-        let mut attributes = p.attributes.clone();
+        let mut attributes = std::mem::take(&mut p.attributes);
         semconv::session(
             protocol.as_deref().or(p.protocol.as_deref()),
             session_id.as_deref().or(p.session_id.as_deref()),
@@ -266,22 +260,17 @@ impl<E: Exporter> Otlp<E> {
             message: outcome.message.clone().unwrap_or_default(),
         });
         let end = |copy: Option<CopyInfo<'_>>| copy.map_or(item.ts_ns, |c| c.last_ts);
-        let ends = [
-            (Side::Client, p.client, end(item.reader)),
-            (Side::Server, p.server, end(item.writer)),
-        ];
-        for (side, start, end_ts) in ends {
-            let Some((start_ts, pid)) = start else {
-                continue;
-            };
-            let end_ts = end_ts.max(start_ts);
-            let span = self.span(request_n, side, &p, &attributes, pid, start_ts, end_ts)?;
-            let seconds = (end_ts - start_ts) as f64 / 1e9;
+        let ends = [end(item.reader), end(item.writer)];
+        for (side, span) in self.spans_of(request_n, &p, attributes, ends)? {
+            let seconds = span
+                .end_time_unix_nano
+                .saturating_sub(span.start_time_unix_nano);
             let which = match side {
                 Side::Client => Instrument::ClientOperation,
                 Side::Server => Instrument::ServerOperation,
             };
-            self.metrics.record(which, &span.attributes, seconds);
+            self.metrics
+                .record(which, &span.attributes, seconds as f64 / 1e9);
             self.spans.push(Span {
                 status: status.clone(),
                 ..span
@@ -290,19 +279,45 @@ impl<E: Exporter> Otlp<E> {
         Ok(())
     }
 
-    /// One side's span of an operation.
-    #[allow(clippy::too_many_arguments)]
+    /// The spans of an operation's captured sides, each ending at its end
+    /// of `ends` (client, server), with the `common` attributes.
+    fn spans_of(
+        &self,
+        n: u64,
+        p: &Pending,
+        common: Vec<KeyValue>,
+        ends: [u64; 2],
+    ) -> io::Result<Vec<(Side, Span)>> {
+        let sides: Vec<(Side, (u64, u32), u64)> =
+            [(Side::Client, p.client), (Side::Server, p.server)]
+                .into_iter()
+                .zip(ends)
+                .filter_map(|((side, start), end)| Some((side, start?, end)))
+                .collect();
+        let mut common = Some(common);
+        let mut out = Vec::with_capacity(sides.len());
+        for (i, &(side, (start, pid), end)) in sides.iter().enumerate() {
+            // The last side takes the attributes, the others a copy.
+            let attributes = match i + 1 == sides.len() {
+                true => common.take().unwrap_or_default(),
+                false => common.clone().unwrap_or_default(),
+            };
+            let span = self.span(n, side, p, attributes, pid, (start, end.max(start)))?;
+            out.push((side, span));
+        }
+        Ok(out)
+    }
+
+    /// One side's span of an operation, over `times` (capture ns).
     fn span(
         &self,
         n: u64,
         side: Side,
         p: &Pending,
-        common: &[KeyValue],
+        mut attributes: Vec<KeyValue>,
         pid: u32,
-        start_ts: u64,
-        end_ts: u64,
+        (start_ts, end_ts): (u64, u64),
     ) -> io::Result<Span> {
-        let mut attributes = common.to_vec();
         match side {
             Side::Client => p.network.client_side(&mut attributes),
             Side::Server => p.network.server_side(&mut attributes),
@@ -353,11 +368,10 @@ impl<E: Exporter> Otlp<E> {
         );
         p.attributes
             .push(semconv::boolean(semconv::UNANSWERED, true));
-        for (side, start) in [(Side::Client, p.client), (Side::Server, p.server)] {
-            let Some((ts, pid)) = start else { continue };
-            if let Ok(span) = self.span(n, side, &p, &p.attributes, pid, ts, ts) {
-                self.spans.push(span);
-            }
+        let attributes = std::mem::take(&mut p.attributes);
+        let starts = [p.client, p.server].map(|s| s.map_or(0, |(ts, _)| ts));
+        if let Ok(spans) = self.spans_of(n, &p, attributes, starts) {
+            self.spans.extend(spans.into_iter().map(|(_, span)| span));
         }
     }
 
@@ -414,7 +428,7 @@ impl<E: Exporter> Otlp<E> {
                 (trace, remote, None)
             }
         };
-        let pending = Pending {
+        let mut pending = Pending {
             name,
             attributes,
             network,
@@ -428,12 +442,9 @@ impl<E: Exporter> Otlp<E> {
             tool_call: false,
             arguments: None,
         };
-        for (side, at) in [
-            (Side::Client, pending.client),
-            (Side::Server, pending.server),
-        ] {
-            let Some((ts, pid)) = at else { continue };
-            let mut span = self.span(item.n, side, &pending, &pending.attributes, pid, ts, ts)?;
+        let attributes = std::mem::take(&mut pending.attributes);
+        let instants = [pending.client, pending.server].map(|s| s.map_or(0, |(ts, _)| ts));
+        for (side, mut span) in self.spans_of(item.n, &pending, attributes, instants)? {
             if let (Side::Client, Some((req_n, req_side))) = (side, parent) {
                 span.parent_span_id = self.span_id(req_n, req_side).to_vec();
                 span.flags = trace_flags(&pending.remote) | HAS_IS_REMOTE;
