@@ -2,13 +2,14 @@
 """OTLP read with the official OpenTelemetry protobuf definitions (PyPI opentelemetry-proto),
 never with a parser of mcpspy's own: a test collector, and a reader of OTLP/JSON files.
 
-  otlp_collector.py serve --out FILE [--delay S] [--fail-first N] [--status CODE]
+  otlp_collector.py serve --out FILE [--delay S] [--fail-first N] [--status CODE] [--discard]
       An OTLP/HTTP receiver on 127.0.0.1 (a free port; its first line on stdout is
       `listening PORT`). Each POST to /v1/traces or /v1/metrics is decoded from protobuf
       (ExportTraceServiceRequest / ExportMetricsServiceRequest) and appended to FILE as one
       JSON line {"path", "request"}, then answered with an empty Export*ServiceResponse.
       --delay waits before each answer (a slow collector); --fail-first answers the first N
-      posts with 503 (retry me); --status answers every post with that code.
+      posts with 503 (retry me); --status answers every post with that code; --discard
+      answers without decoding or writing anything (bench/exports.py's receiver).
   otlp_collector.py decode-json FILE
       Reads an OTLP/JSON lines file (mcpspy export --format otlp-json) with the same
       definitions (json_format.Parse) and prints one such JSON line per request.
@@ -80,6 +81,8 @@ def serve(a):
     posts = [0]
 
     class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"  # keep-alive, as collectors do
+
         def log_message(self, *args):
             pass
 
@@ -105,10 +108,11 @@ def serve(a):
                 self.end_headers()
                 return
             request_type, response_type = signal
-            request = request_type.FromString(body)
-            with lock:
-                out.write(json.dumps({"path": self.path, "request": to_dict(request)}) + "\n")
-                out.flush()
+            if not a.discard:
+                request = request_type.FromString(body)
+                with lock:
+                    out.write(json.dumps({"path": self.path, "request": to_dict(request)}) + "\n")
+                    out.flush()
             reply = response_type().SerializeToString()
             self.send_response(200)
             self.send_header("Content-Type", "application/x-protobuf")
@@ -129,6 +133,7 @@ def main():
     s.add_argument("--delay", type=float, default=0.0)
     s.add_argument("--fail-first", type=int, default=0)
     s.add_argument("--status", type=int, default=0)
+    s.add_argument("--discard", action="store_true")
     d = sub.add_parser("decode-json")
     d.add_argument("file")
     a = ap.parse_args()
