@@ -82,9 +82,11 @@ fn a_recording_streams_the_spans_its_export_gives() {
     // The live view shares the decoder and is what it was.
     let replay = succeed(Command::new(BIN).arg("replay").arg(&capture));
     assert_eq!(live, String::from_utf8(replay.stdout).unwrap());
-    // A feature this mcpspy knows: no note.
+    // A feature this mcpspy knows: shown, and no note.
     let info = succeed(Command::new(BIN).arg("info").arg(&capture));
     assert!(!String::from_utf8_lossy(&info.stderr).contains("features"));
+    assert!(String::from_utf8_lossy(&info.stdout)
+        .contains(&format!("sent to OTLP {{\"endpoint\":\"{endpoint}\"")));
 }
 
 #[test]
