@@ -98,7 +98,7 @@ pub struct Http {
     pub sent: Sent,
 }
 
-/// Why a post failed for good.
+/// Why a post failed, and whether trying again may help.
 struct Failure {
     retryable: bool,
     why: String,
@@ -220,7 +220,7 @@ fn tally(t: &mut Tally, n: u64, result: Result<u64, String>) -> Result<(), Strin
     }
 }
 
-pub fn span_count(req: &ExportTraceServiceRequest) -> u64 {
+fn span_count(req: &ExportTraceServiceRequest) -> u64 {
     req.resource_spans
         .iter()
         .flat_map(|r| &r.scope_spans)

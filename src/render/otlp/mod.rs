@@ -18,7 +18,7 @@ mod semconv;
 pub use export::{Background, Exporter, Http, JsonLines, Report, Sent, Tally};
 
 use super::{sha256, CaptureId, WallClock};
-use crate::query::{CopyInfo, Flow, Item, Kind, ProcessRow, SessionSummary, Sink};
+use crate::query::{CopyInfo, Direction, Flow, Item, Kind, ProcessRow, SessionSummary, Sink};
 use metrics::{Instrument, Metrics};
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
@@ -81,6 +81,7 @@ struct Pending {
     network: Network,
     trace_id: [u8; 16],
     remote: Option<Remote>,
+    direction: Option<Direction>,
     /// The sender's and the receiver's copy: (completed at, pid).
     client: Option<(u64, u32)>,
     server: Option<(u64, u32)>,
@@ -174,7 +175,7 @@ impl<E: Exporter> Otlp<E> {
         }
     }
 
-    fn request(&mut self, item: &Item<'_>) {
+    fn request(&mut self, item: &Item<'_>) -> io::Result<()> {
         let Kind::Request {
             id,
             method,
@@ -182,7 +183,7 @@ impl<E: Exporter> Otlp<E> {
             subject,
         } = &item.kind
         else {
-            return;
+            return Ok(());
         };
         let mut attributes = Vec::with_capacity(20);
         let name = semconv::operation(method, subject.as_deref(), &mut attributes);
@@ -204,6 +205,7 @@ impl<E: Exporter> Otlp<E> {
                 .as_ref()
                 .map_or_else(|| self.trace_id(item.n), |r| r.trace_id),
             remote,
+            direction: item.direction,
             client: item.writer.map(|c| (c.last_ts, c.pid)),
             server: item.reader.map(|c| (c.last_ts, c.pid)),
             protocol,
@@ -217,9 +219,10 @@ impl<E: Exporter> Otlp<E> {
         self.pending.insert(item.n, pending);
         if self.pending.len() > MAX_PENDING {
             if let Some((n, oldest)) = self.pending.pop_first() {
-                self.unanswered(n, oldest);
+                self.unanswered(n, oldest)?;
             }
         }
+        Ok(())
     }
 
     fn response(&mut self, item: &Item<'_>) -> io::Result<()> {
@@ -298,9 +301,10 @@ impl<E: Exporter> Otlp<E> {
         let mut out = Vec::with_capacity(sides.len());
         for (i, &(side, (start, pid), end)) in sides.iter().enumerate() {
             // The last side takes the attributes, the others a copy.
-            let attributes = match i + 1 == sides.len() {
-                true => common.take().unwrap_or_default(),
-                false => common.clone().unwrap_or_default(),
+            let attributes = if i + 1 == sides.len() {
+                common.take().unwrap_or_default()
+            } else {
+                common.clone().unwrap_or_default()
             };
             let span = self.span(n, side, p, attributes, pid, (start, end.max(start)))?;
             out.push((side, span));
@@ -360,7 +364,7 @@ impl<E: Exporter> Otlp<E> {
 
     /// A request that never got its response: its spans, of no length,
     /// marked unanswered, and no duration.
-    fn unanswered(&mut self, n: u64, mut p: Pending) {
+    fn unanswered(&mut self, n: u64, mut p: Pending) -> io::Result<()> {
         semconv::session(
             p.protocol.as_deref(),
             p.session_id.as_deref(),
@@ -370,9 +374,9 @@ impl<E: Exporter> Otlp<E> {
             .push(semconv::boolean(semconv::UNANSWERED, true));
         let attributes = std::mem::take(&mut p.attributes);
         let starts = [p.client, p.server].map(|s| s.map_or(0, |(ts, _)| ts));
-        if let Ok(spans) = self.spans_of(n, &p, attributes, starts) {
-            self.spans.extend(spans.into_iter().map(|(_, span)| span));
-        }
+        let spans = self.spans_of(n, &p, attributes, starts)?;
+        self.spans.extend(spans.into_iter().map(|(_, span)| span));
+        Ok(())
     }
 
     /// A notification: spans of its own (an instant on each captured end),
@@ -409,10 +413,11 @@ impl<E: Exporter> Otlp<E> {
                     attributes: vec![semconv::int(semconv::ITEM_N, item.n as i64)],
                     ..Default::default()
                 });
-                // Sent by the request's receiver (progress) or its sender.
-                let sender_is_receiver =
-                    item.writer.map(|c| c.pid) == req.server.map(|(_, pid)| pid);
-                let (side, captured) = if sender_is_receiver {
+                // Sent by the request's receiver (progress: the other way)
+                // or by its sender (cancellation: the same way).
+                let by_receiver =
+                    matches!((item.direction, req.direction), (Some(a), Some(b)) if a != b);
+                let (side, captured) = if by_receiver {
                     (Side::Server, req.server.is_some())
                 } else {
                     (Side::Client, req.client.is_some())
@@ -434,6 +439,7 @@ impl<E: Exporter> Otlp<E> {
             network,
             trace_id,
             remote,
+            direction: item.direction,
             client: item.writer.map(|c| (c.last_ts, c.pid)),
             server: item.reader.map(|c| (c.last_ts, c.pid)),
             protocol: None,
@@ -461,8 +467,8 @@ impl<E: Exporter> Otlp<E> {
         };
         let sides = self.sides.entry(s.id).or_default();
         let (sender, receiver) = match d {
-            crate::query::Direction::ClientToServer => (&mut sides.0, &mut sides.1),
-            crate::query::Direction::ServerToClient => (&mut sides.1, &mut sides.0),
+            Direction::ClientToServer => (&mut sides.0, &mut sides.1),
+            Direction::ServerToClient => (&mut sides.1, &mut sides.0),
         };
         *sender |= item.writer.is_some();
         *receiver |= item.reader.is_some();
@@ -558,7 +564,7 @@ impl<E: Exporter> Sink for Otlp<E> {
         self.last_ts = self.last_ts.max(item.ts_ns);
         self.note_sides(item);
         match &item.kind {
-            Kind::Request { .. } => self.request(item),
+            Kind::Request { .. } => self.request(item)?,
             Kind::Notification { .. } => self.notification(item)?,
             Kind::Response { .. } | Kind::Error { .. } => self.response(item)?,
             Kind::Flagged(_) => {}
@@ -576,7 +582,7 @@ impl<E: Exporter> Sink for Otlp<E> {
 
     fn finish(&mut self, sessions: &[SessionSummary]) -> io::Result<()> {
         while let Some((n, p)) = self.pending.pop_first() {
-            self.unanswered(n, p);
+            self.unanswered(n, p)?;
         }
         self.sessions(sessions);
         self.send_spans()?;
