@@ -504,3 +504,65 @@ fn otlp_export_retries_a_busy_collector_and_fails_clearly_without_one() {
         assert!(stderr(&o).contains(why), "{args:?}: {}", stderr(&o));
     }
 }
+
+/// `mcp.session.id` comes from the Mcp-Session-Id header, and is never set
+/// for a session of MCP 2026-07-28, which has no sessions.
+#[test]
+fn a_session_id_only_before_the_sessionless_revision() {
+    let dir = tempfile::tempdir().unwrap();
+    let discover = r#"{"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28"}}"#;
+    let init = r#"{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"c","version":"1"}}"#;
+    for (protocol, handshake, result, want) in [
+        (
+            "2025-06-18",
+            request(0, "initialize", init),
+            INIT_RESULT,
+            Some("abc"),
+        ),
+        (
+            "2026-07-28",
+            request(0, "server/discover", discover),
+            r#"{"supportedVersions":["2026-07-28"],"capabilities":{},"serverInfo":{"name":"s","version":"1"}}"#,
+            None,
+        ),
+    ] {
+        let mut sy = Synth::new(&dir.path().join(format!("{protocol}.db")));
+        let c = Conn::new(&mut sy, CLIENT, SERVER, 40000);
+        let headers = [
+            JSON,
+            ("Mcp-Session-Id", "abc"),
+            ("MCP-Protocol-Version", protocol),
+        ];
+        let answer = [JSON, ("Mcp-Session-Id", "abc")];
+        let call = request(1, "tools/call", r#"{"name":"t","arguments":{}}"#);
+        for (ask, reply) in [(handshake, response(0, result)), (call, response(1, "{}"))] {
+            c.request(
+                &mut sy,
+                &http_request("POST", "/mcp", &headers, ask.as_bytes()),
+            );
+            c.respond(
+                &mut sy,
+                &http_response("200 OK", &answer, reply.as_bytes(), true),
+            );
+        }
+        sy.tick();
+        let cap = sy.finish();
+        let file = dir.path().join(format!("{protocol}.jsonl"));
+        export(&cap, "otlp-json", &file, &[]);
+        let all = spans(&decode_json(&file));
+        assert_eq!(all.len(), 4, "{protocol}: two calls, both ends");
+        for sp in &all {
+            assert_eq!(attr(sp, "mcp.protocol.version").as_deref(), Some(protocol));
+            assert_eq!(attr(sp, "mcp.session.id").as_deref(), want, "{protocol}");
+            assert_eq!(attr(sp, "network.protocol.name").as_deref(), Some("http"));
+            assert_eq!(attr(sp, "network.protocol.version").as_deref(), Some("1.1"));
+            // Each side names the other end: the Host header's name, the ports.
+            let (address, port) = match sp["kind"].as_i64() {
+                Some(3) => ("server.address", ("server.port", "8000")),
+                _ => ("client.address", ("client.port", "40000")),
+            };
+            assert_eq!(attr(sp, address).as_deref(), Some("127.0.0.1"));
+            assert_eq!(attr(sp, port.0).as_deref(), Some(port.1));
+        }
+    }
+}
