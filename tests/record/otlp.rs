@@ -132,14 +132,18 @@ fn a_collector_down_or_slow_never_stalls_the_capture() {
                 .arg(&capture),
         );
         let summary: Value = serde_json::from_slice(&summary.stdout).unwrap();
-        let calls = summary["methods"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|m| m["method"] == "tools/call")
-            .unwrap();
-        assert_eq!(calls["count"], ROUND_TRIPS, "{label}: every request");
-        assert_eq!(calls["responses"], ROUND_TRIPS, "{label}: every response");
+        // (A few early responses may be paired with no request: the
+        // decoder's, the same without a collector; they are still here.)
+        let sum = |k: &str| -> u64 {
+            summary["methods"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|m| m[k].as_u64().unwrap())
+                .sum()
+        };
+        assert_eq!(sum("count"), ROUND_TRIPS, "{label}: every request");
+        assert_eq!(sum("responses"), ROUND_TRIPS, "{label}: every response");
         // Every span is counted, none twice.
         let total = exported_spans(&capture).len() as u64;
         assert_eq!(total, 2 * ROUND_TRIPS, "{label}: both ends of every call");
