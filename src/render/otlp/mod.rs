@@ -28,6 +28,7 @@ use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::span::{Event, SpanKind};
 use opentelemetry_proto::tonic::trace::v1::{status, ResourceSpans, ScopeSpans, Span, Status};
 use semconv::{Network, Outcome, Remote};
+use serde_json::value::RawValue;
 use std::collections::{BTreeMap, HashMap};
 use std::io;
 
@@ -185,16 +186,8 @@ impl<E: Exporter> Otlp<E> {
         else {
             return Ok(());
         };
-        let mut attributes = Vec::with_capacity(20);
-        let name = semconv::operation(method, subject.as_deref(), &mut attributes);
-        semconv::request_id(id, &mut attributes);
-        semconv::jsonrpc_version(item.text, &mut attributes);
-        let network = Network::of(item);
-        network.common(&mut attributes);
-        attributes.push(semconv::int(semconv::ITEM_N, item.n as i64));
-        if let Some(s) = item.session {
-            attributes.push(semconv::int(semconv::MCPSPY_SESSION, s.id as i64));
-        }
+        let (name, attributes, network) =
+            message_attributes(item, method, subject.as_deref(), Some(id));
         let remote = semconv::remote_parent(*params);
         let (protocol, session_id) = session_facts(item);
         let pending = Pending {
@@ -392,17 +385,10 @@ impl<E: Exporter> Otlp<E> {
         else {
             return Ok(());
         };
-        let mut attributes = Vec::with_capacity(16);
-        let name = semconv::operation(method, subject.as_deref(), &mut attributes);
-        semconv::jsonrpc_version(item.text, &mut attributes);
-        let network = Network::of(item);
-        network.common(&mut attributes);
+        let (name, mut attributes, network) =
+            message_attributes(item, method, subject.as_deref(), None);
         let (protocol, session_id) = session_facts(item);
         semconv::session(protocol.as_deref(), session_id.as_deref(), &mut attributes);
-        attributes.push(semconv::int(semconv::ITEM_N, item.n as i64));
-        if let Some(s) = item.session {
-            attributes.push(semconv::int(semconv::MCPSPY_SESSION, s.id as i64));
-        }
         let when = self.unix_ns(item.ts_ns)?;
         let request = refers_to.and_then(|r| Some((r.n, self.pending.get_mut(&r.n)?)));
         let (trace_id, remote, parent) = match request {
@@ -589,6 +575,29 @@ impl<E: Exporter> Sink for Otlp<E> {
         self.send_metrics()?;
         self.exporter.finish()
     }
+}
+
+/// What a request's or notification's spans carry on either side: the
+/// span's name, the attributes, and how the message travelled.
+fn message_attributes(
+    item: &Item<'_>,
+    method: &str,
+    subject: Option<&str>,
+    id: Option<&RawValue>,
+) -> (String, Vec<KeyValue>, Network) {
+    let mut attributes = Vec::with_capacity(20);
+    let name = semconv::operation(method, subject, &mut attributes);
+    if let Some(id) = id {
+        semconv::request_id(id, &mut attributes);
+    }
+    semconv::jsonrpc_version(item.text, &mut attributes);
+    let network = Network::of(item);
+    network.common(&mut attributes);
+    attributes.push(semconv::int(semconv::ITEM_N, item.n as i64));
+    if let Some(s) = item.session {
+        attributes.push(semconv::int(semconv::MCPSPY_SESSION, s.id as i64));
+    }
+    (name, attributes, network)
 }
 
 /// A tool call's content: structured, as the conventions prefer.
