@@ -8,7 +8,8 @@
 #   apt     clang, libelf-dev, zlib1g-dev, pkg-config, make, gcc (build: libbpf-sys, the BPF object);
 #           strace (tests/peers/syscall_truth.py), openssl (self-signed certs for the TLS tests);
 #           python3-venv and nodejs/npm only where python3 or node is missing.
-#   ./.venv                       the PyPI `mcp` SDK and its HTTP stack, pinned in tests/peers/requirements.lock
+#   ./.venv                       the PyPI `mcp` SDK and its HTTP stack, DuckDB, chDB and the OpenTelemetry
+#                                 protobuf definitions (the export tests), pinned in tests/peers/requirements.lock
 #   tests/peers/node/node_modules @modelcontextprotocol/sdk and server-everything, pinned by package-lock.json (npm ci)
 #
 # Environment: MCPSPY_PYTHON picks the interpreter for the venv (default: python3 on PATH).
@@ -44,7 +45,7 @@ PY_STAMP_WANT="$(cat "$LOCK" | sha256sum | cut -c1-64) python $PY_VERSION"
 PY_STAMP="$VENV/.mcpspy-setup-stamp"
 
 if [ -x "$VENV/bin/python3" ] && [ "$(cat "$PY_STAMP" 2>/dev/null)" = "$PY_STAMP_WANT" ] &&
-    "$VENV/bin/python3" -c 'import importlib.util as u, sys; sys.exit(not all(map(u.find_spec, ("mcp", "uvicorn", "httpx2"))))' 2>/dev/null; then
+    "$VENV/bin/python3" -c 'import importlib.util as u, sys; sys.exit(not all(map(u.find_spec, ("mcp", "uvicorn", "httpx2", "duckdb", "chdb", "opentelemetry.proto"))))' 2>/dev/null; then
     say "venv: ok ($VENV, python $PY_VERSION, $(grep '^mcp==' "$LOCK"))"
 else
     if [ -x "$VENV/bin/python3" ] && [ "$("$VENV/bin/python3" -c 'import platform; print(platform.python_version())' 2>/dev/null)" != "$PY_VERSION" ]; then
@@ -61,7 +62,7 @@ else
     fi
     say "venv: installing $LOCK"
     "$VENV/bin/python3" -m pip install --disable-pip-version-check --no-input -q -r "$LOCK"
-    "$VENV/bin/python3" -c 'import mcp, uvicorn, httpx2'
+    "$VENV/bin/python3" -c 'import mcp, uvicorn, httpx2, duckdb, chdb, opentelemetry.proto.collector.trace.v1.trace_service_pb2'
     printf '%s\n' "$PY_STAMP_WANT" >"$PY_STAMP"
     say "venv: ready ($(grep '^mcp==' "$LOCK"))"
 fi

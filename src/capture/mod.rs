@@ -25,6 +25,7 @@ pub use block::{append_event, Numbered, Record, Records};
 pub use derived::{Parent, Step, ViewKey};
 pub use keys::{fingerprint, generate as generate_key, load_public_key, SigningIdentity};
 pub use reader::{Block, BlockError, BlockFilter, BlockIter, CaptureError, CaptureReader, Totals};
+pub use schema::OTLP_EXPORT;
 pub use verify::{Report, Verdict, VerifyOptions};
 pub use writer::{CaptureWriter, CreateOptions, Tap, BLOCK_TARGET};
 

@@ -77,14 +77,7 @@ impl CaptureReader {
     /// Names the optional features the file uses that this build does not
     /// know (they are ignored), and starts the seal's guard.
     fn note_features(&mut self) {
-        let listed: Option<String> = self
-            .conn
-            .query_row(
-                "SELECT value FROM meta WHERE key = ?1",
-                [schema::FEATURES_KEY],
-                |r| r.get(0),
-            )
-            .ok();
+        let listed = schema::listed_features(&self.conn);
         if listed
             .as_deref()
             .is_some_and(|l| l.contains(&format!("\"{}\"", super::seal::FEATURE)))

@@ -14,13 +14,25 @@ pub const SQL_V1: &str = include_str!("../../schema/v1.sql");
 pub const FEATURES_KEY: &str = "features";
 /// The optional features this build knows. A file may use others, made by
 /// a newer mcpspy: they are named to the user and ignored.
-pub const KNOWN_FEATURES: &[&str] = &[super::seal::FEATURE, super::derived::FEATURE];
+pub const KNOWN_FEATURES: &[&str] = &[super::seal::FEATURE, super::derived::FEATURE, OTLP_EXPORT];
+/// `record --otlp-endpoint`: what was sent to the collector (schema/README.md).
+pub const OTLP_EXPORT: &str = "otlp_export";
 
 pub fn create(conn: &Connection) -> rusqlite::Result<()> {
     conn.execute_batch(SQL_V1)?;
     conn.pragma_update(None, "application_id", APPLICATION_ID)?;
     conn.pragma_update(None, "user_version", MAJOR)?;
     Ok(())
+}
+
+/// The `features` meta value of a file, if it has one.
+pub fn listed_features(conn: &Connection) -> Option<String> {
+    conn.query_row(
+        "SELECT value FROM meta WHERE key = ?1",
+        [FEATURES_KEY],
+        |r| r.get(0),
+    )
+    .ok()
 }
 
 /// The features of `listed` (the `features` meta value) that this build does

@@ -34,13 +34,19 @@ struct StreamRow {
     dirty: bool,
 }
 
-/// Sees every record as it is stored, numbered as readers number it, and
-/// every fact of the `meta` table: the live view of a recording.
+/// Sees every record as it is stored, numbered as readers number it, every
+/// fact of the `meta` table and every process: the live view of a recording,
+/// and what streams it elsewhere.
 pub trait Tap: Send {
     fn meta(&mut self, key: &str, value: &str);
     fn record(&mut self, rec: &super::Numbered<'_>);
-    /// The recording is over.
-    fn finish(&mut self);
+    fn process(&mut self, row: &ProcessRow) {
+        let _ = row;
+    }
+    /// The recording is over (everything is committed). Returns what the
+    /// tap did with it, for the file to keep: each a `meta` key of the
+    /// optional feature of the same name (schema/README.md).
+    fn finish(&mut self) -> Vec<(&'static str, String)>;
 }
 
 /// How a new capture file is made.
@@ -295,6 +301,9 @@ impl CaptureWriter {
     }
 
     pub fn add_process(&mut self, p: &ProcessRow) -> Result<()> {
+        if let Some(tap) = self.tap.as_mut() {
+            tap.process(p);
+        }
         self.conn.execute(
             "INSERT OR REPLACE INTO processes
                (pid, seen_ts_ns, comm, exe, cmdline, ppid, uid, start_time_ns)
@@ -361,6 +370,17 @@ impl CaptureWriter {
         self.write_streams()?;
         self.seal_growing()?;
         self.checkpoint(None)?;
+        if let Some(mut tap) = self.tap.take() {
+            // After a commit: however long the tap takes, the records are
+            // safe. What it reports is kept, and sealed, before the manifest.
+            self.conn.execute_batch("COMMIT; BEGIN")?;
+            let facts = tap.finish();
+            if !facts.is_empty() {
+                self.keep_facts(&facts)
+                    .context("keeping what the live tap did")?;
+                self.checkpoint(None)?;
+            }
+        }
         let counts = Counts {
             records: self.next_seq,
             events: self.stats.events,
@@ -370,9 +390,6 @@ impl CaptureWriter {
         self.conn.execute_batch("COMMIT")?;
         self.conn.execute_batch("PRAGMA optimize")?;
         let mut stats = self.stats();
-        if let Some(tap) = self.tap.as_mut() {
-            tap.finish();
-        }
         self.conn
             .close()
             .map_err(|(_, e)| e)
@@ -397,6 +414,22 @@ impl CaptureWriter {
     /// Bytes the file takes now (pages, including free ones).
     pub fn file_bytes(&self) -> u64 {
         std::fs::metadata(&self.path).map(|m| m.len()).unwrap_or(0)
+    }
+
+    /// Stores `facts` as meta keys, each named among the file's features.
+    fn keep_facts(&mut self, facts: &[(&'static str, String)]) -> Result<()> {
+        let listed = schema::listed_features(&self.conn);
+        let mut features: Vec<String> = match listed {
+            Some(l) => serde_json::from_str(&l).context("meta `features`")?,
+            None => Vec::new(),
+        };
+        for (key, value) in facts {
+            if !features.iter().any(|f| f == key) {
+                features.push(key.to_string());
+            }
+            self.set_meta(key, value)?;
+        }
+        self.set_meta(schema::FEATURES_KEY, &serde_json::to_string(&features)?)
     }
 
     fn seal_block(&mut self) -> Result<()> {

@@ -118,7 +118,8 @@ const RECORD_EXAMPLES: &str = "\
 EXAMPLES:
   sudo mcpspy record -w audit.db                       until Ctrl+C
   sudo mcpspy record -w audit.db --duration 5m --comm python3 --comm node
-  sudo mcpspy record --live                            print messages as they happen";
+  sudo mcpspy record --live                            print messages as they happen
+  sudo mcpspy record -w audit.db --otlp-endpoint http://127.0.0.1:4318";
 const VERIFY_HELP: &str = "\
 EXAMPLES:
   mcpspy verify audit.db
@@ -167,7 +168,10 @@ EXAMPLES:
 const EXPORT_EXAMPLES: &str = "\
 EXAMPLES:
   mcpspy export audit.db -o audit.jsonl
-  mcpspy export audit.db --session 3 | jq .method";
+  mcpspy export audit.db --session 3 | jq .method
+  mcpspy export audit.db --format parquet -o audit.parquet
+  mcpspy export audit.db --format otlp-json -o audit.otlp.jsonl
+  mcpspy export audit.db --format otlp --endpoint http://127.0.0.1:4318";
 const SHOW_EXAMPLES: &str = "\
 EXAMPLES:
   mcpspy show audit.db 42                              item 42 (the JSONL's n)
@@ -227,6 +231,13 @@ pub struct RecordArgs {
     /// Do not probe OpenSSL for TLS plaintext
     #[arg(long)]
     pub no_tls: bool,
+    /// Also send spans and metrics to this OpenTelemetry collector while
+    /// recording (OTLP/HTTP base URL, http:// only); never slows the capture
+    #[arg(long, value_name = "URL")]
+    pub otlp_endpoint: Option<String>,
+    /// With --otlp-endpoint: tool call arguments and results in the spans
+    #[arg(long, requires = "otlp_endpoint")]
+    pub include_content: bool,
     /// Sign the capture's commits and manifest with this Ed25519 key (mcpspy keygen)
     #[arg(long, value_name = "KEY")]
     pub sign: Option<PathBuf>,
@@ -299,7 +310,16 @@ pub enum SummaryFormat {
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
 pub enum ExportFormat {
+    /// One JSON object per message (docs/jsonl.md)
     Jsonl,
+    /// One row per message, for DuckDB, ClickHouse, Spark (docs/parquet.md)
+    Parquet,
+    /// OpenTelemetry spans and metrics as OTLP/JSON lines, the collector's
+    /// file format (docs/otlp.md)
+    OtlpJson,
+    /// OpenTelemetry spans and metrics sent to a collector over OTLP/HTTP
+    /// (protobuf); needs --endpoint
+    Otlp,
 }
 
 #[derive(Args, Debug)]
@@ -311,6 +331,13 @@ pub struct ExportArgs {
     /// Output file (default: standard output)
     #[arg(short, long)]
     pub output: Option<PathBuf>,
+    /// With --format otlp: the collector's OTLP/HTTP base URL (http:// only)
+    #[arg(long, value_name = "URL")]
+    pub endpoint: Option<String>,
+    /// With --format otlp or otlp-json: tool call arguments and results in
+    /// the spans (gen_ai.tool.call.arguments, gen_ai.tool.call.result)
+    #[arg(long)]
+    pub include_content: bool,
     /// Overwrite an existing output file
     #[arg(long)]
     pub force: bool,

@@ -12,8 +12,10 @@ use crate::query::{
 };
 use crate::render::console::{Console, ConsoleStyle};
 use crate::render::jsonl::Jsonl;
+use crate::render::otlp::{self, Http, JsonLines, Otlp};
+use crate::render::parquet::Parquet;
 use crate::render::summary::{Format, Layout, Summary};
-use crate::render::{plural, TimeFormat, WallClock};
+use crate::render::{plural, CaptureId, TimeFormat, WallClock};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::io::{self, BufWriter, IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -52,19 +54,53 @@ pub fn query(a: QueryArgs, color: ColorChoice) -> Result<Done, Failure> {
 }
 
 pub fn export(a: ExportArgs) -> Result<Done, Failure> {
+    check_export(&a)?;
+    if let Some(endpoint) = a.endpoint.as_deref() {
+        let http = Http::new(endpoint).map_err(Failure::input)?;
+        let opened = Opened::new(&a.input)?;
+        let sel = selection(&a.filter, &opened.span)?;
+        let meta = opened.reader.meta()?;
+        let mut sink = Otlp::new(http, otlp_options(&a), opened.span.clock, &meta);
+        let done = opened.read(&sel, &mut sink, a.filter.count, IndexUse::WhenItHelps)?;
+        let sent = sink.into_exporter().sent;
+        eprintln!(
+            "mcpspy: sent {} and {} to {endpoint}",
+            plural(sent.spans.sent, "span"),
+            plural(sent.metrics.sent, "metrics request")
+        );
+        return Ok(done);
+    }
     let output = Output::choose(a.output.as_deref(), a.force)?;
+    if matches!(output, Output::Stdout)
+        && a.format == ExportFormat::Parquet
+        && io::stdout().is_terminal()
+    {
+        return Err(Failure::input(
+            "Parquet is binary: give -o FILE, or redirect standard output",
+        ));
+    }
     let opened = Opened::new(&a.input)?;
     let sel = selection(&a.filter, &opened.span)?;
     let clock = opened.span.clock;
-    let write = |out: &mut dyn Write| -> Result<Done, Failure> {
+    let meta = opened.reader.meta()?;
+    let write = |out: &mut (dyn Write + Send)| -> Result<Done, Failure> {
         let out = BufWriter::with_capacity(1 << 16, out);
         let mut sink: Box<dyn Sink + '_> = match a.format {
             ExportFormat::Jsonl => Box::new(Jsonl::new(clock, out)),
+            ExportFormat::Parquet => {
+                Box::new(Parquet::new(out, clock, &CaptureId::from_meta(&meta))?)
+            }
+            ExportFormat::OtlpJson | ExportFormat::Otlp => Box::new(Otlp::new(
+                JsonLines::new(out),
+                otlp_options(&a),
+                clock,
+                &meta,
+            )),
         };
         opened.read(&sel, sink.as_mut(), a.filter.count, IndexUse::WhenItHelps)
     };
     match output {
-        Output::Stdout => write(&mut io::stdout().lock()),
+        Output::Stdout => write(&mut io::stdout()),
         Output::Device(path) => {
             let mut file = std::fs::OpenOptions::new()
                 .write(true)
@@ -91,6 +127,37 @@ pub fn export(a: ExportArgs) -> Result<Done, Failure> {
             persisted.map_err(|e| io_err(e.error))?;
             Ok(done)
         }
+    }
+}
+
+/// The options that go together, and those that do not.
+fn check_export(a: &ExportArgs) -> Result<(), Failure> {
+    let why = match (a.format, a.endpoint.is_some()) {
+        (ExportFormat::Otlp, false) => {
+            "--format otlp sends to a collector: give --endpoint URL (http://host:4318)"
+        }
+        (ExportFormat::Otlp, true) if a.output.is_some() => {
+            "--format otlp sends to --endpoint, not to -o (--format otlp-json writes the collector's file format)"
+        }
+        (ExportFormat::Jsonl | ExportFormat::Parquet | ExportFormat::OtlpJson, true) => {
+            "--endpoint is for --format otlp"
+        }
+        (ExportFormat::Jsonl | ExportFormat::Parquet, _) if a.include_content => {
+            "--include-content is for --format otlp and otlp-json (the other formats always hold the messages)"
+        }
+        _ => return Ok(()),
+    };
+    Err(Failure::input(why))
+}
+
+/// Spans per OTLP request in an export.
+const OTLP_BATCH: usize = 512;
+
+fn otlp_options(a: &ExportArgs) -> otlp::Options {
+    otlp::Options {
+        content: a.include_content,
+        batch: OTLP_BATCH,
+        metrics_every_ns: None,
     }
 }
 

@@ -3,10 +3,11 @@
 
 use super::args::parse_duration;
 use super::{AttachChoice, ColorChoice, Failure, RecordArgs};
-use crate::capture::{CaptureWriter, CreateOptions, SigningIdentity};
-use crate::query::Live;
+use crate::capture::{CaptureWriter, CreateOptions, SigningIdentity, OTLP_EXPORT};
+use crate::query::{Fanout, Live, Sink};
 use crate::record::{self, KernelConfig, Rung};
 use crate::render::console::{Console, ConsoleStyle};
+use crate::render::otlp::{self, Background, Http, Otlp, Sent};
 use crate::render::size::human_bytes;
 use crate::render::{plural, TimeFormat, WallClock};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -73,16 +74,42 @@ pub fn run(a: RecordArgs, color: ColorChoice) -> Result<(), Failure> {
     if let Some(signer) = signer {
         writer = writer.with_signer(signer)?;
     }
-    if a.live {
-        let body = a.body;
-        writer = writer.with_tap(Box::new(Live::new(move |meta| {
-            let style = ConsoleStyle {
-                color: color.stdout(),
-                body,
-                time: TimeFormat::default(),
-            };
-            Console::new(WallClock::from_meta(meta), style, std::io::stdout())
-        })));
+    let otlp = match a.otlp_endpoint.as_deref() {
+        Some(endpoint) => {
+            let http = Http::new(endpoint).map_err(Failure::input)?;
+            Some(Background::start(http)?)
+        }
+        None => None,
+    };
+    let report = otlp.as_ref().map(Background::report);
+    if a.live || otlp.is_some() {
+        let (live, body, content) = (a.live, a.body, a.include_content);
+        let mut tap = Live::new(move |meta| {
+            let clock = WallClock::from_meta(meta);
+            let mut sinks: Vec<Box<dyn Sink + Send>> = Vec::new();
+            if live {
+                let style = ConsoleStyle {
+                    color: color.stdout(),
+                    body,
+                    time: TimeFormat::default(),
+                };
+                sinks.push(Box::new(Console::new(clock, style, std::io::stdout())));
+            }
+            if let Some(exporter) = otlp {
+                let opts = otlp::Options {
+                    content,
+                    // One span a request: the exporter's thread batches them.
+                    batch: 1,
+                    metrics_every_ns: Some(OTLP_METRICS_EVERY.as_nanos() as u64),
+                };
+                sinks.push(Box::new(Otlp::new(exporter, opts, clock, meta)));
+            }
+            Fanout::new(sinks)
+        });
+        if let (Some(r), Some(endpoint)) = (report.clone(), a.otlp_endpoint.clone()) {
+            tap = tap.reporting(move || vec![(OTLP_EXPORT, otlp_fact(&endpoint, r.sent()))]);
+        }
+        writer = writer.with_tap(Box::new(tap));
     }
     let summary = record::run(
         &opts,
@@ -146,7 +173,28 @@ pub fn run(a: RecordArgs, color: ColorChoice) -> Result<(), Failure> {
         human_bytes(summary.store.file_bytes),
         summary.end_reason,
     );
+    if let (Some(r), Some(endpoint)) = (report, &a.otlp_endpoint) {
+        let sent = r.sent();
+        eprintln!(
+            "mcpspy: OTLP to {endpoint}: {} sent, {} failed, {} dropped; {} sent, {} failed, {} dropped",
+            plural(sent.spans.sent, "span"),
+            sent.spans.failed,
+            sent.spans.dropped,
+            plural(sent.metrics.sent, "metrics request"),
+            sent.metrics.failed,
+            sent.metrics.dropped,
+        );
+    }
     Ok(())
+}
+
+/// How often a recording sends its metrics (capture time).
+const OTLP_METRICS_EVERY: Duration = Duration::from_secs(10);
+
+/// The `otlp_export` fact of the capture's meta (schema/README.md).
+fn otlp_fact(endpoint: &str, sent: Sent) -> String {
+    serde_json::json!({"endpoint": endpoint, "spans": sent.spans, "metrics": sent.metrics})
+        .to_string()
 }
 
 fn first_line(s: &str) -> &str {

@@ -113,8 +113,8 @@ impl From<IndexError> for IndexStop {
     }
 }
 
-/// Hands every item `sel` keeps to `sink`, in output order, then the
-/// sessions to its `finish`.
+/// Hands the capture's processes to `sink`, then every item `sel` keeps,
+/// in output order, then the sessions to its `finish`.
 pub fn run(
     reader: &CaptureReader,
     sel: &Selection,
@@ -134,6 +134,9 @@ pub fn run(
         }
         None => sel,
     };
+    for p in reader.processes()? {
+        sink.process(&p);
+    }
     let use_index = match index {
         IndexUse::Always => true,
         IndexUse::WhenItHelps => !sel.is_everything() || !sink.needs_text(),

@@ -2,7 +2,7 @@
 //! capture writer stores it, in file order, so a sink sees exactly the
 //! items `replay` of the finished file gives it.
 
-use super::{DecodeOptions, Decoder, Flow, Item, Numbered, Sink, Tap};
+use super::{DecodeOptions, Decoder, Flow, Item, Numbered, ProcessRow, Sink, Tap};
 use std::collections::BTreeMap;
 
 /// A capture tap that decodes into a sink. The sink is made once the
@@ -15,7 +15,12 @@ pub struct Live<S, F> {
     make: Option<F>,
     sink: Option<S>,
     ended: bool,
+    report: Option<Report>,
 }
+
+/// What the tap tells the capture at the end (Tap::finish), asked once the
+/// sink has finished.
+type Report = Box<dyn FnOnce() -> Vec<(&'static str, String)> + Send>;
 
 impl<S: Sink, F: FnOnce(&BTreeMap<String, String>) -> S> Live<S, F> {
     pub fn new(make: F) -> Self {
@@ -25,7 +30,18 @@ impl<S: Sink, F: FnOnce(&BTreeMap<String, String>) -> S> Live<S, F> {
             make: Some(make),
             sink: None,
             ended: false,
+            report: None,
         }
+    }
+
+    /// At the end, after the sink's finish, `report` says what to keep in
+    /// the capture (what the sink sent elsewhere).
+    pub fn reporting(
+        mut self,
+        report: impl FnOnce() -> Vec<(&'static str, String)> + Send + 'static,
+    ) -> Self {
+        self.report = Some(Box::new(report));
+        self
     }
 
     fn sink(&mut self) -> &mut S {
@@ -55,12 +71,17 @@ where
         self.deliver(|decoder, mut sink| decoder.push(rec, &mut sink));
     }
 
-    fn finish(&mut self) {
+    fn process(&mut self, row: &ProcessRow) {
+        self.sink().process(row);
+    }
+
+    fn finish(&mut self) -> Vec<(&'static str, String)> {
         self.deliver(|decoder, mut sink| decoder.finish(&mut sink));
         if let (false, Some(sink)) = (self.ended, self.sink.as_mut()) {
             let sessions: Vec<_> = self.decoder.sessions().cloned().collect();
             let _ = sink.finish(&sessions);
         }
+        self.report.take().map_or_else(Vec::new, |r| r())
     }
 }
 

@@ -20,7 +20,7 @@ pub use driver::{run, IndexUse, Outcome, Progress, QueryError, Quiet};
 pub use live::Live;
 pub use overview::{Damage, Overview};
 pub use selection::{view_key, Selection};
-pub use sink::{Flow, Limit, Sink};
+pub use sink::{Fanout, Flow, Limit, Sink};
 
 pub use crate::decode::method_about;
 use crate::decode::{classify, DecodeOptions, Decoder, Numbered, Protocol, Record, HTTP2};

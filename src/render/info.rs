@@ -1,13 +1,13 @@
 //! `mcpspy info`: what a capture file holds, for people.
 
-use super::plural;
 use super::size::human_bytes;
+use super::{plural, CaptureId};
 use crate::event::counter;
 use crate::query::{Damage, DropRow, Overview, Step, Verdict};
 use std::fmt::Write as _;
 
 /// Provenance keys, in the order a reader wants them.
-const META_ORDER: [(&str, &str); 17] = [
+const META_ORDER: [(&str, &str); 18] = [
     ("tool_version", "mcpspy version"),
     ("hostname", "host"),
     ("kernel_release", "kernel"),
@@ -25,6 +25,7 @@ const META_ORDER: [(&str, &str); 17] = [
     ("tls", "TLS probes"),
     ("event_version", "event version"),
     ("final_counters", "final kernel counters"),
+    ("otlp_export", "sent to OTLP"),
 ];
 
 pub fn render(v: &Overview) -> String {
@@ -44,6 +45,13 @@ pub fn render(v: &Overview) -> String {
             let _ = writeln!(out, "{label:<12} {shown}");
         }
     }
+    let id = CaptureId::from_meta(&v.meta);
+    let how = if id.derived {
+        " (derived from boot id, start and host: docs/parquet.md)"
+    } else {
+        ""
+    };
+    let _ = writeln!(out, "capture id   {}{how}", id.id);
     if !v.meta.contains_key("ended_at") {
         let _ = writeln!(
             out,

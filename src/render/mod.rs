@@ -7,6 +7,8 @@ pub mod console;
 pub mod detail;
 pub mod info;
 pub mod jsonl;
+pub mod otlp;
+pub mod parquet;
 pub mod size;
 pub mod summary;
 pub mod verify;
@@ -33,6 +35,52 @@ impl Default for TimeFormat {
     fn default() -> Self {
         TimeFormat::Local { date: false }
     }
+}
+
+/// A capture's identity in outputs that leave the machine (the OTLP
+/// resource, each Parquet row), so that what many hosts send can be told
+/// apart and traced back to its file: the `capture_id` the file records,
+/// else one derived from the facts of its recording (`derived`), the
+/// SHA-256 (hex) of `mcpspy capture id v1`, boot_id, started_at,
+/// started_ktime_ns and hostname, each followed by a newline (a missing
+/// fact is empty).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CaptureId {
+    pub id: String,
+    pub derived: bool,
+}
+
+impl CaptureId {
+    pub fn from_meta(meta: &BTreeMap<String, String>) -> Self {
+        if let Some(id) = meta.get("capture_id") {
+            return CaptureId {
+                id: id.clone(),
+                derived: false,
+            };
+        }
+        let mut text = String::from("mcpspy capture id v1\n");
+        for key in ["boot_id", "started_at", "started_ktime_ns", "hostname"] {
+            text.push_str(meta.get(key).map_or("", String::as_str));
+            text.push('\n');
+        }
+        CaptureId {
+            id: hex(&sha256(text.as_bytes())),
+            derived: true,
+        }
+    }
+}
+
+pub fn sha256(bytes: &[u8]) -> [u8; 32] {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes).into()
+}
+
+pub fn hex(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        let _ = write!(out, "{b:02x}");
+    }
+    out
 }
 
 /// Converts kernel timestamps (CLOCK_MONOTONIC ns) to wall-clock time, from
@@ -262,6 +310,31 @@ mod tests {
             ("started_ktime_ns".to_string(), "1000000000".to_string()),
         ]);
         assert!(WallClock::from_meta(&meta).utc(0).is_some());
+    }
+
+    #[test]
+    fn capture_id_is_recorded_or_derived() {
+        let mut meta = BTreeMap::from([
+            ("boot_id".to_string(), "b".to_string()),
+            ("started_at".to_string(), "2026-03-01T12:00:00Z".to_string()),
+        ]);
+        let derived = CaptureId::from_meta(&meta);
+        assert!(derived.derived);
+        assert_eq!(
+            derived.id,
+            hex(&sha256(
+                b"mcpspy capture id v1\nb\n2026-03-01T12:00:00Z\n\n\n"
+            ))
+        );
+        assert_eq!(hex(&sha256(b"abc"))[..8], *"ba7816bf");
+        meta.insert("capture_id".to_string(), "sealed-1".to_string());
+        assert_eq!(
+            CaptureId::from_meta(&meta),
+            CaptureId {
+                id: "sealed-1".to_string(),
+                derived: false
+            }
+        );
     }
 
     #[test]

@@ -1,8 +1,11 @@
 //! replay, query and export as a user runs them: exit codes, filters,
 //! output files, colour, closed pipes, and a capture that stays untouched.
 
+mod collector;
 mod hostile;
 mod manners;
+mod otlp;
+mod parquet;
 mod setup;
 #[path = "../decode/support.rs"]
 mod support;
@@ -31,6 +34,26 @@ fn session(dir: &Path) -> PathBuf {
 
 fn s(p: &Path) -> &str {
     p.to_str().unwrap()
+}
+
+/// Runs mcpspy and insists that it succeeded; its stdout.
+pub fn ok(args: &[&str]) -> String {
+    let o = mcpspy(args);
+    assert!(o.status.success(), "{args:?}: {}", stderr(&o));
+    String::from_utf8(o.stdout).unwrap()
+}
+
+pub fn export(cap: &Path, format: &str, out: &Path, more: &[&str]) {
+    let mut args = vec!["export", s(cap), "--format", format, "-o", s(out)];
+    args.extend_from_slice(more);
+    ok(&args);
+}
+
+pub fn jsonl(cap: &Path) -> Vec<serde_json::Value> {
+    ok(&["export", s(cap)])
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
 }
 
 #[test]

@@ -16,7 +16,7 @@
 //! themselves are rewritten with
 //! `cargo test --test decode_golden -- --ignored write_synthetic_fixtures`.
 
-use super::support::mcpspy_command;
+use super::support::{fixtures, mcpspy_command};
 use std::path::{Path, PathBuf};
 
 const OUTPUTS: &[(&str, &[&str])] = &[
@@ -28,23 +28,6 @@ const OUTPUTS: &[(&str, &[&str])] = &[
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn fixtures() -> Vec<PathBuf> {
-    let mut all = Vec::new();
-    for dir in ["fixtures", "fixtures/synthetic"] {
-        let Ok(entries) = std::fs::read_dir(root().join(dir)) else {
-            continue;
-        };
-        for e in entries.flatten() {
-            let p = e.path();
-            if p.extension().is_some_and(|x| x == "db") {
-                all.push(p);
-            }
-        }
-    }
-    all.sort();
-    all
 }
 
 fn golden_path(capture: &Path, suffix: &str) -> PathBuf {

@@ -842,6 +842,25 @@ impl Conn {
     }
 }
 
+/// Every capture of fixtures/ and fixtures/synthetic/, in name order.
+pub fn fixtures() -> Vec<PathBuf> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut all = Vec::new();
+    for dir in ["fixtures", "fixtures/synthetic"] {
+        let Ok(entries) = std::fs::read_dir(root.join(dir)) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.extension().is_some_and(|x| x == "db") {
+                all.push(p);
+            }
+        }
+    }
+    all.sort();
+    all
+}
+
 /// The built mcpspy as the tests run it: clock times in UTC, colour left to
 /// the terminal test, and query indexes in a folder of this test run rather
 /// than the user's cache.

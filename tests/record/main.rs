@@ -2,9 +2,12 @@
 //! real peers from the registries, checked against strace's copy of every
 //! byte each process moved. They run one at a time (`support::serial`).
 
+#[path = "../cli/collector.rs"]
+mod collector;
 mod http;
 mod http_decode;
 mod lifecycle;
+mod otlp;
 mod peers;
 mod pipes;
 mod redact;

@@ -250,18 +250,7 @@ pub fn temp_capture(dir: &tempfile::TempDir, name: &str) -> PathBuf {
     dir.path().join(name)
 }
 
-pub const ROOT: &str = env!("CARGO_MANIFEST_DIR");
-
-/// The test setup's Python (scripts/setup.sh makes it).
-pub fn venv_python() -> PathBuf {
-    let p = Path::new(ROOT).join(".venv/bin/python3");
-    assert!(
-        p.exists(),
-        "{} is missing: run scripts/setup.sh first",
-        p.display()
-    );
-    p
-}
+pub use super::collector::{venv_python, ROOT};
 
 /// One stream of the strace ground truth (tests/peers/syscall_truth.py).
 #[derive(Debug)]

@@ -1,0 +1,675 @@
+//! OTLP export (docs/otlp.md): each request and its response as spans and
+//! duration metrics, as the OpenTelemetry semantic conventions for MCP
+//! define them; [`semconv`] maps an item to the conventions' attributes,
+//! [`metrics`] aggregates the histograms, and [`export`] takes the finished
+//! requests to a file or a collector.
+//!
+//! A span is `mcp.client` (kind CLIENT) when the sender's copy of the
+//! request was captured, `mcp.server` (kind SERVER) when the receiver's
+//! was: both when both ends were on the host. Span and trace ids are
+//! derived from the capture's id and the item's number, so that an export
+//! is reproducible; a `traceparent` in `params._meta` gives the trace and
+//! the parent instead, joining the traces instrumented peers send.
+
+mod export;
+mod metrics;
+mod semconv;
+
+pub use export::{Background, Exporter, Http, JsonLines, Report, Sent, Tally};
+
+use super::{sha256, CaptureId, WallClock};
+use crate::query::{CopyInfo, Direction, Flow, Item, Kind, ProcessRow, SessionSummary, Sink};
+use metrics::{Instrument, Metrics};
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::common::v1::{AnyValue, InstrumentationScope, KeyValue};
+use opentelemetry_proto::tonic::metrics::v1::{ResourceMetrics, ScopeMetrics};
+use opentelemetry_proto::tonic::resource::v1::Resource;
+use opentelemetry_proto::tonic::trace::v1::span::{Event, SpanKind};
+use opentelemetry_proto::tonic::trace::v1::{status, ResourceSpans, ScopeSpans, Span, Status};
+use semconv::{Network, Outcome, Remote};
+use serde_json::value::RawValue;
+use std::collections::{BTreeMap, HashMap};
+use std::io;
+
+/// How the sink batches and what it includes.
+#[derive(Clone, Copy, Debug)]
+pub struct Options {
+    /// `gen_ai.tool.call.arguments` and `.result` (opt-in: captured content).
+    pub content: bool,
+    /// Spans per traces request.
+    pub batch: usize,
+    /// Send the metrics every so often (capture time, ns), not only at the end.
+    pub metrics_every_ns: Option<u64>,
+}
+
+/// Requests waiting for a response at most; beyond, the oldest is given
+/// up as unanswered, so that memory stays bounded.
+const MAX_PENDING: usize = 1 << 16;
+/// W3C trace flags: sampled (every span mcpspy makes is sent).
+const SAMPLED: u32 = 0x01;
+/// Span flags: whether the parent is remote is known, and it is.
+const HAS_IS_REMOTE: u32 = 0x100;
+const IS_REMOTE: u32 = 0x200;
+
+/// The OTLP sink.
+pub struct Otlp<E> {
+    exporter: E,
+    opts: Options,
+    /// Unix ns at kernel time 0 (the capture's clock pair), if it has one.
+    unix_at_zero: Option<i128>,
+    resource: Resource,
+    /// The capture's id as key material for span and trace ids.
+    key: [u64; 3],
+    /// pid → executable name and command line.
+    processes: HashMap<u32, (Option<String>, Option<String>)>,
+    pending: BTreeMap<u64, Pending>,
+    spans: Vec<Span>,
+    metrics: Metrics,
+    /// Which sides of each session were captured (client, server).
+    sides: BTreeMap<u64, (bool, bool)>,
+    /// Capture times of the first and last item, and of the last metrics sent.
+    first_ts: Option<u64>,
+    last_ts: u64,
+    metrics_sent_ts: u64,
+}
+
+/// A request waiting for its response.
+struct Pending {
+    name: String,
+    /// What both sides' spans carry.
+    attributes: Vec<KeyValue>,
+    network: Network,
+    trace_id: [u8; 16],
+    remote: Option<Remote>,
+    direction: Option<Direction>,
+    /// The sender's and the receiver's copy: (completed at, pid).
+    client: Option<(u64, u32)>,
+    server: Option<(u64, u32)>,
+    protocol: Option<String>,
+    session_id: Option<String>,
+    events: Vec<Event>,
+    /// A tools/call: its result is content too.
+    tool_call: bool,
+    arguments: Option<AnyValue>,
+}
+
+/// Which end of an operation a span describes.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Side {
+    Client,
+    Server,
+}
+
+impl<E: Exporter> Otlp<E> {
+    pub fn new(
+        exporter: E,
+        opts: Options,
+        clock: WallClock,
+        meta: &BTreeMap<String, String>,
+    ) -> Self {
+        let capture = CaptureId::from_meta(meta);
+        let digest = sha256(capture.id.as_bytes());
+        let word =
+            |i: usize| u64::from_le_bytes(digest[i * 8..i * 8 + 8].try_into().expect("8 bytes"));
+        Otlp {
+            exporter,
+            opts,
+            unix_at_zero: clock
+                .utc(0)
+                .and_then(|t| t.timestamp_nanos_opt())
+                .map(i128::from),
+            resource: resource(meta, &capture),
+            key: [word(0), word(1), word(2)],
+            processes: HashMap::new(),
+            pending: BTreeMap::new(),
+            spans: Vec::new(),
+            metrics: Metrics::default(),
+            sides: BTreeMap::new(),
+            first_ts: None,
+            last_ts: 0,
+            metrics_sent_ts: 0,
+        }
+    }
+
+    /// The exporter, once the output is complete.
+    pub fn into_exporter(self) -> E {
+        self.exporter
+    }
+
+    fn trace_id(&self, n: u64) -> [u8; 16] {
+        let mut id = [0u8; 16];
+        id[..8].copy_from_slice(&mix(self.key[0] ^ n).to_be_bytes());
+        id[8..].copy_from_slice(&mix(self.key[1] ^ n).to_be_bytes());
+        id
+    }
+
+    /// Unique per item and side: the mix is a bijection.
+    fn span_id(&self, n: u64, side: Side) -> [u8; 8] {
+        let input = n << 1 | u64::from(side == Side::Server);
+        mix(self.key[2] ^ input).max(1).to_be_bytes()
+    }
+
+    fn unix_ns(&self, ts_ns: u64) -> io::Result<u64> {
+        self.unix_at_zero
+            .and_then(|zero| u64::try_from(zero + i128::from(ts_ns)).ok())
+            .ok_or_else(|| {
+                io::Error::other(
+                    "the capture records no wall-clock start (meta started_at, started_ktime_ns): OTLP needs times",
+                )
+            })
+    }
+
+    /// The process attributes of one end.
+    fn process(&self, pid: u32, out: &mut Vec<KeyValue>) {
+        out.push(semconv::int(semconv::PROCESS_PID, i64::from(pid)));
+        if let Some((exe, cmd)) = self.processes.get(&pid) {
+            if let Some(e) = exe {
+                out.push(semconv::string(
+                    semconv::PROCESS_EXECUTABLE_NAME,
+                    e.as_str(),
+                ));
+            }
+            if let Some(c) = cmd {
+                out.push(semconv::string(semconv::PROCESS_COMMAND_LINE, c.as_str()));
+            }
+        }
+    }
+
+    fn request(&mut self, item: &Item<'_>) -> io::Result<()> {
+        let Kind::Request {
+            id,
+            method,
+            params,
+            subject,
+        } = &item.kind
+        else {
+            return Ok(());
+        };
+        let (name, attributes, network) =
+            message_attributes(item, method, subject.as_deref(), Some(id));
+        let remote = semconv::remote_parent(*params);
+        let (protocol, session_id) = session_facts(item);
+        let pending = Pending {
+            name,
+            attributes,
+            network,
+            trace_id: remote
+                .as_ref()
+                .map_or_else(|| self.trace_id(item.n), |r| r.trace_id),
+            remote,
+            direction: item.direction,
+            client: item.writer.map(|c| (c.last_ts, c.pid)),
+            server: item.reader.map(|c| (c.last_ts, c.pid)),
+            protocol,
+            session_id,
+            events: Vec::new(),
+            tool_call: *method == "tools/call",
+            arguments: (self.opts.content && *method == "tools/call")
+                .then(|| params.and_then(|p| semconv::member(p, "arguments")))
+                .flatten(),
+        };
+        self.pending.insert(item.n, pending);
+        if self.pending.len() > MAX_PENDING {
+            if let Some((n, oldest)) = self.pending.pop_first() {
+                self.unanswered(n, oldest)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn response(&mut self, item: &Item<'_>) -> io::Result<()> {
+        // A response whose request was not read has no span.
+        let Some(mut p) = item.kind.answers().and_then(|r| self.pending.remove(&r.n)) else {
+            return Ok(());
+        };
+        let request_n = item.kind.answers().map_or(0, |r| r.n);
+        let outcome = Outcome::of(&item.kind);
+        let (protocol, session_id) = session_facts(item);
+        let mut attributes = std::mem::take(&mut p.attributes);
+        semconv::session(
+            protocol.as_deref().or(p.protocol.as_deref()),
+            session_id.as_deref().or(p.session_id.as_deref()),
+            &mut attributes,
+        );
+        attributes.push(semconv::int(semconv::RESPONSE_N, item.n as i64));
+        outcome.push(&mut attributes);
+        if let (true, Some(args)) = (self.opts.content, &p.arguments) {
+            attributes.push(content(semconv::TOOL_ARGUMENTS, args.clone()));
+        }
+        // The result only of a call that succeeded, as the conventions say.
+        if let (
+            true,
+            true,
+            Kind::Response {
+                result,
+                tool_error: false,
+                ..
+            },
+        ) = (self.opts.content, p.tool_call, &item.kind)
+        {
+            let value = serde_json::from_str(result.get()).unwrap_or(serde_json::Value::Null);
+            attributes.push(content(semconv::TOOL_RESULT, semconv::structured(&value)));
+        }
+        let status = outcome.error_type.as_ref().map(|_| Status {
+            code: status::StatusCode::Error as i32,
+            message: outcome.message.clone().unwrap_or_default(),
+        });
+        let end = |copy: Option<CopyInfo<'_>>| copy.map_or(item.ts_ns, |c| c.last_ts);
+        let ends = [end(item.reader), end(item.writer)];
+        for (side, span) in self.spans_of(request_n, &p, attributes, ends)? {
+            let seconds = span
+                .end_time_unix_nano
+                .saturating_sub(span.start_time_unix_nano);
+            let which = match side {
+                Side::Client => Instrument::ClientOperation,
+                Side::Server => Instrument::ServerOperation,
+            };
+            self.metrics
+                .record(which, &span.attributes, seconds as f64 / 1e9);
+            self.spans.push(Span {
+                status: status.clone(),
+                ..span
+            });
+        }
+        Ok(())
+    }
+
+    /// The spans of an operation's captured sides, each ending at its end
+    /// of `ends` (client, server), with the `common` attributes.
+    fn spans_of(
+        &self,
+        n: u64,
+        p: &Pending,
+        common: Vec<KeyValue>,
+        ends: [u64; 2],
+    ) -> io::Result<Vec<(Side, Span)>> {
+        let sides: Vec<(Side, (u64, u32), u64)> =
+            [(Side::Client, p.client), (Side::Server, p.server)]
+                .into_iter()
+                .zip(ends)
+                .filter_map(|((side, start), end)| Some((side, start?, end)))
+                .collect();
+        let mut common = Some(common);
+        let mut out = Vec::with_capacity(sides.len());
+        for (i, &(side, (start, pid), end)) in sides.iter().enumerate() {
+            // The last side takes the attributes, the others a copy.
+            let attributes = if i + 1 == sides.len() {
+                common.take().unwrap_or_default()
+            } else {
+                common.clone().unwrap_or_default()
+            };
+            let span = self.span(n, side, p, attributes, pid, (start, end.max(start)))?;
+            out.push((side, span));
+        }
+        Ok(out)
+    }
+
+    /// One side's span of an operation, over `times` (capture ns).
+    fn span(
+        &self,
+        n: u64,
+        side: Side,
+        p: &Pending,
+        mut attributes: Vec<KeyValue>,
+        pid: u32,
+        (start_ts, end_ts): (u64, u64),
+    ) -> io::Result<Span> {
+        match side {
+            Side::Client => p.network.client_side(&mut attributes),
+            Side::Server => p.network.server_side(&mut attributes),
+        }
+        self.process(pid, &mut attributes);
+        // The client's span is the server's parent; the client's own parent
+        // is the remote span its message named.
+        let local_parent =
+            (side == Side::Server && p.client.is_some()).then(|| self.span_id(n, Side::Client));
+        let (parent, flags) = match (local_parent, &p.remote) {
+            (Some(id), r) => (id.to_vec(), trace_flags(r) | HAS_IS_REMOTE),
+            (None, Some(r)) => (
+                r.span_id.to_vec(),
+                trace_flags(&p.remote) | HAS_IS_REMOTE | IS_REMOTE,
+            ),
+            (None, None) => (Vec::new(), SAMPLED | HAS_IS_REMOTE),
+        };
+        Ok(Span {
+            trace_id: p.trace_id.to_vec(),
+            span_id: self.span_id(n, side).to_vec(),
+            trace_state: p
+                .remote
+                .as_ref()
+                .map(|r| r.state.clone())
+                .unwrap_or_default(),
+            parent_span_id: parent,
+            flags,
+            name: p.name.clone(),
+            kind: match side {
+                Side::Client => SpanKind::Client,
+                Side::Server => SpanKind::Server,
+            } as i32,
+            start_time_unix_nano: self.unix_ns(start_ts)?,
+            end_time_unix_nano: self.unix_ns(end_ts)?,
+            attributes,
+            events: p.events.clone(),
+            ..Default::default()
+        })
+    }
+
+    /// A request that never got its response: its spans, of no length,
+    /// marked unanswered, and no duration.
+    fn unanswered(&mut self, n: u64, mut p: Pending) -> io::Result<()> {
+        semconv::session(
+            p.protocol.as_deref(),
+            p.session_id.as_deref(),
+            &mut p.attributes,
+        );
+        p.attributes
+            .push(semconv::boolean(semconv::UNANSWERED, true));
+        let attributes = std::mem::take(&mut p.attributes);
+        let starts = [p.client, p.server].map(|s| s.map_or(0, |(ts, _)| ts));
+        let spans = self.spans_of(n, &p, attributes, starts)?;
+        self.spans.extend(spans.into_iter().map(|(_, span)| span));
+        Ok(())
+    }
+
+    /// A notification: spans of its own (an instant on each captured end),
+    /// and, when it concerns a request still waiting (progress,
+    /// cancellation), an event on that request's spans and a child of them.
+    fn notification(&mut self, item: &Item<'_>) -> io::Result<()> {
+        let Kind::Notification {
+            method,
+            params,
+            subject,
+            refers_to,
+        } = &item.kind
+        else {
+            return Ok(());
+        };
+        let (name, mut attributes, network) =
+            message_attributes(item, method, subject.as_deref(), None);
+        let (protocol, session_id) = session_facts(item);
+        semconv::session(protocol.as_deref(), session_id.as_deref(), &mut attributes);
+        let when = self.unix_ns(item.ts_ns)?;
+        let request = refers_to.and_then(|r| Some((r.n, self.pending.get_mut(&r.n)?)));
+        let (trace_id, remote, parent) = match request {
+            Some((req_n, req)) => {
+                req.events.push(Event {
+                    time_unix_nano: when,
+                    name: method.to_string(),
+                    attributes: vec![semconv::int(semconv::ITEM_N, item.n as i64)],
+                    ..Default::default()
+                });
+                // Sent by the request's receiver (progress: the other way)
+                // or by its sender (cancellation: the same way).
+                let by_receiver =
+                    matches!((item.direction, req.direction), (Some(a), Some(b)) if a != b);
+                let (side, captured) = if by_receiver {
+                    (Side::Server, req.server.is_some())
+                } else {
+                    (Side::Client, req.client.is_some())
+                };
+                let (trace, remote) = (req.trace_id, req.remote.clone());
+                (trace, remote, captured.then_some((req_n, side)))
+            }
+            None => {
+                let remote = semconv::remote_parent(*params);
+                let trace = remote
+                    .as_ref()
+                    .map_or_else(|| self.trace_id(item.n), |r| r.trace_id);
+                (trace, remote, None)
+            }
+        };
+        let mut pending = Pending {
+            name,
+            attributes,
+            network,
+            trace_id,
+            remote,
+            direction: item.direction,
+            client: item.writer.map(|c| (c.last_ts, c.pid)),
+            server: item.reader.map(|c| (c.last_ts, c.pid)),
+            protocol: None,
+            session_id: None,
+            events: Vec::new(),
+            tool_call: false,
+            arguments: None,
+        };
+        let attributes = std::mem::take(&mut pending.attributes);
+        let instants = [pending.client, pending.server].map(|s| s.map_or(0, |(ts, _)| ts));
+        for (side, mut span) in self.spans_of(item.n, &pending, attributes, instants)? {
+            if let (Side::Client, Some((req_n, req_side))) = (side, parent) {
+                span.parent_span_id = self.span_id(req_n, req_side).to_vec();
+                span.flags = trace_flags(&pending.remote) | HAS_IS_REMOTE;
+            }
+            self.spans.push(span);
+        }
+        Ok(())
+    }
+
+    /// Which ends of its session an item shows were captured.
+    fn note_sides(&mut self, item: &Item<'_>) {
+        let (Some(s), Some(d)) = (item.session, item.direction) else {
+            return;
+        };
+        let sides = self.sides.entry(s.id).or_default();
+        let (sender, receiver) = match d {
+            Direction::ClientToServer => (&mut sides.0, &mut sides.1),
+            Direction::ServerToClient => (&mut sides.1, &mut sides.0),
+        };
+        *sender |= item.writer.is_some();
+        *receiver |= item.reader.is_some();
+    }
+
+    fn send_spans(&mut self) -> io::Result<()> {
+        if self.spans.is_empty() {
+            return Ok(());
+        }
+        let spans = std::mem::take(&mut self.spans);
+        self.exporter.traces(ExportTraceServiceRequest {
+            resource_spans: vec![ResourceSpans {
+                resource: Some(self.resource.clone()),
+                scope_spans: vec![ScopeSpans {
+                    scope: Some(scope()),
+                    spans,
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+        })
+    }
+
+    fn send_metrics(&mut self) -> io::Result<()> {
+        let Some(first) = self.first_ts else {
+            return Ok(());
+        };
+        if self.metrics.is_empty() {
+            return Ok(());
+        }
+        let metrics = self
+            .metrics
+            .collect(self.unix_ns(first)?, self.unix_ns(self.last_ts)?);
+        self.metrics_sent_ts = self.last_ts;
+        self.exporter.metrics(ExportMetricsServiceRequest {
+            resource_metrics: vec![ResourceMetrics {
+                resource: Some(self.resource.clone()),
+                scope_metrics: vec![ScopeMetrics {
+                    scope: Some(scope()),
+                    metrics,
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+        })
+    }
+
+    /// The session-duration metrics, from the sessions as they ended.
+    fn sessions(&mut self, sessions: &[SessionSummary]) {
+        for s in sessions {
+            let Some(&(client, server)) = self.sides.get(&s.id) else {
+                continue;
+            };
+            let mut attributes = Vec::new();
+            if let Some(p) = &s.protocol_version {
+                attributes.push(semconv::string(semconv::PROTOCOL_VERSION, p.as_str()));
+            }
+            let network = s.transport.map(|t| {
+                Network::of_transport(&t, s.http.as_ref().and_then(|h| h.host.as_deref()))
+            });
+            let network = network.unwrap_or_default();
+            network.common(&mut attributes);
+            let seconds = s.last_ts.saturating_sub(s.first_ts) as f64 / 1e9;
+            if server {
+                self.metrics
+                    .record(Instrument::ServerSession, &attributes, seconds);
+            }
+            if client {
+                network.client_side(&mut attributes);
+                self.metrics
+                    .record(Instrument::ClientSession, &attributes, seconds);
+            }
+        }
+    }
+}
+
+impl<E: Exporter> Sink for Otlp<E> {
+    fn process(&mut self, row: &ProcessRow) {
+        let exe = row
+            .exe
+            .as_deref()
+            .map(|e| e.rsplit('/').next().unwrap_or(e).to_string());
+        let cmd = row
+            .cmdline
+            .as_deref()
+            .and_then(|c| serde_json::from_str::<Vec<String>>(c).ok())
+            .map(|args| args.join(" "));
+        self.processes.insert(row.pid, (exe, cmd));
+    }
+
+    fn item(&mut self, item: &Item<'_>, _text_len: u64) -> io::Result<Flow> {
+        self.first_ts.get_or_insert(item.ts_ns);
+        self.last_ts = self.last_ts.max(item.ts_ns);
+        self.note_sides(item);
+        match &item.kind {
+            Kind::Request { .. } => self.request(item)?,
+            Kind::Notification { .. } => self.notification(item)?,
+            Kind::Response { .. } | Kind::Error { .. } => self.response(item)?,
+            Kind::Flagged(_) => {}
+        }
+        if self.spans.len() >= self.opts.batch {
+            self.send_spans()?;
+        }
+        if let Some(every) = self.opts.metrics_every_ns {
+            if self.last_ts.saturating_sub(self.metrics_sent_ts) >= every {
+                self.send_metrics()?;
+            }
+        }
+        Ok(Flow::Continue)
+    }
+
+    fn finish(&mut self, sessions: &[SessionSummary]) -> io::Result<()> {
+        while let Some((n, p)) = self.pending.pop_first() {
+            self.unanswered(n, p)?;
+        }
+        self.sessions(sessions);
+        self.send_spans()?;
+        self.send_metrics()?;
+        self.exporter.finish()
+    }
+}
+
+/// What a request's or notification's spans carry on either side: the
+/// span's name, the attributes, and how the message travelled.
+fn message_attributes(
+    item: &Item<'_>,
+    method: &str,
+    subject: Option<&str>,
+    id: Option<&RawValue>,
+) -> (String, Vec<KeyValue>, Network) {
+    let mut attributes = Vec::with_capacity(20);
+    let name = semconv::operation(method, subject, &mut attributes);
+    if let Some(id) = id {
+        semconv::request_id(id, &mut attributes);
+    }
+    semconv::jsonrpc_version(item.text, &mut attributes);
+    let network = Network::of(item);
+    network.common(&mut attributes);
+    attributes.push(semconv::int(semconv::ITEM_N, item.n as i64));
+    if let Some(s) = item.session {
+        attributes.push(semconv::int(semconv::MCPSPY_SESSION, s.id as i64));
+    }
+    (name, attributes, network)
+}
+
+/// A tool call's content: structured, as the conventions prefer.
+fn content(key: &'static str, value: AnyValue) -> KeyValue {
+    KeyValue {
+        key: key.to_string(),
+        value: Some(value),
+        ..Default::default()
+    }
+}
+
+/// The protocol version and the `Mcp-Session-Id` an item's session and
+/// HTTP headers give.
+fn session_facts(item: &Item<'_>) -> (Option<String>, Option<String>) {
+    let meta = item.http.and_then(|h| h.meta);
+    let protocol = item
+        .session
+        .and_then(|s| s.protocol_version.clone())
+        .or_else(|| meta.and_then(|m| m.protocol_version.as_deref().map(str::to_string)));
+    let session_id = meta.and_then(|m| m.session_id.as_deref().map(str::to_string));
+    (protocol, session_id)
+}
+
+fn trace_flags(remote: &Option<Remote>) -> u32 {
+    remote.as_ref().map_or(SAMPLED, |r| u32::from(r.flags))
+}
+
+/// splitmix64's finaliser: a bijection on u64 that scatters its input.
+fn mix(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+fn scope() -> InstrumentationScope {
+    InstrumentationScope {
+        name: "mcpspy".to_string(),
+        version: env!("CARGO_PKG_VERSION").to_string(),
+        ..Default::default()
+    }
+}
+
+/// The host and the capture the spans came from.
+fn resource(meta: &BTreeMap<String, String>, capture: &CaptureId) -> Resource {
+    let mut attributes = vec![semconv::string("service.name", "mcpspy")];
+    let fact = |k: &str| meta.get(k).map(String::as_str);
+    if let Some(h) = fact("hostname") {
+        attributes.push(semconv::string("host.name", h));
+    }
+    if let Some(m) = fact("machine") {
+        // The conventions' names for the two common ones; others as uname says.
+        let arch = match m {
+            "x86_64" => "amd64",
+            "aarch64" => "arm64",
+            other => other,
+        };
+        attributes.push(semconv::string("host.arch", arch));
+    }
+    attributes.push(semconv::string("os.type", "linux"));
+    if let Some(k) = fact("kernel_release") {
+        attributes.push(semconv::string("os.version", k));
+    }
+    attributes.push(semconv::string("mcpspy.capture.id", capture.id.as_str()));
+    attributes.push(semconv::boolean(
+        "mcpspy.capture.id_derived",
+        capture.derived,
+    ));
+    if let Some(d) = fact("manifest_digest") {
+        attributes.push(semconv::string("mcpspy.capture.manifest_digest", d));
+    }
+    Resource {
+        attributes,
+        ..Default::default()
+    }
+}
