@@ -175,9 +175,19 @@ impl CaptureWriter {
     }
 
     /// Shows every record to `tap` as it is stored.
-    pub fn with_tap(mut self, tap: Box<dyn Tap>) -> Self {
+    /// The tap first sees the facts already in `meta` (the capture's id).
+    pub fn with_tap(mut self, mut tap: Box<dyn Tap>) -> Result<Self> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT key, value FROM meta ORDER BY key")?;
+        let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
+        for row in rows {
+            let (k, v) = row?;
+            tap.meta(&k, &v);
+        }
+        drop(stmt);
         self.tap = Some(tap);
-        self
+        Ok(self)
     }
 
     pub fn path(&self) -> &Path {

@@ -109,7 +109,7 @@ pub fn run(a: RecordArgs, color: ColorChoice) -> Result<(), Failure> {
         if let (Some(r), Some(endpoint)) = (report.clone(), a.otlp_endpoint.clone()) {
             tap = tap.reporting(move || vec![(OTLP_EXPORT, otlp_fact(&endpoint, r.sent()))]);
         }
-        writer = writer.with_tap(Box::new(tap));
+        writer = writer.with_tap(Box::new(tap))?;
     }
     let summary = record::run(
         &opts,
