@@ -154,7 +154,18 @@ impl Sink for Collect<'_> {
             self.mcp_firsts.extend(copies.iter().map(|c| c.0));
         }
         let mut finds = Vec::new();
-        self.rules.in_text(item.text, &mut finds);
+        let parsed = matches!(
+            item.kind,
+            Kind::Request { .. }
+                | Kind::Notification { .. }
+                | Kind::Response { .. }
+                | Kind::Error { .. }
+        );
+        if parsed && !item.truncated {
+            self.rules.in_json(item.text, &mut finds);
+        } else {
+            self.rules.in_text(item.text, &mut finds);
+        }
         let finds = merge(finds);
         for f in &finds {
             self.count(f.rule, format!("message {}", item.n));
