@@ -259,7 +259,7 @@ fn drain(
         ledger: Ledger::new([0; counter::COUNT]),
         processes: 0,
         tls: tls.as_mut(),
-        tls_targets: 0,
+        tls_known: 0,
         start,
     };
     let end_reason = match d.run(skel, opts, &shared, on_status) {
@@ -322,7 +322,8 @@ struct Drainer<'a> {
     ledger: Ledger,
     processes: usize,
     tls: Option<&'a mut tls::TlsProbes>,
-    tls_targets: usize,
+    /// Targets and errors the tls meta last described.
+    tls_known: usize,
     start: Instant,
 }
 
@@ -409,8 +410,9 @@ impl Drainer<'_> {
                 t.on_exec(skel, *pid, file);
             }
             t.rescan_if_due(skel);
-            if t.targets.len() != self.tls_targets {
-                self.tls_targets = t.targets.len();
+            let known = t.targets.len() + t.errors.len();
+            if known != self.tls_known {
+                self.tls_known = known;
                 let described = t.describe();
                 self.send(ToWriter::Meta("tls".into(), described))?;
             }

@@ -22,8 +22,10 @@ pub struct Image {
     loads: Vec<Load>,
     pub pie: bool,
     pub build_id: Option<Vec<u8>>,
-    /// PLT stubs of functions that never return (abort, __stack_chk_fail...), sorted.
-    noreturn: Vec<u64>,
+    /// GOT slots of functions that never return (abort, __stack_chk_fail...).
+    noreturn_slots: Vec<u64>,
+    /// Their PLT stubs, sorted; found on first use (a pass over the code).
+    noreturn: std::cell::OnceCell<Vec<u64>>,
 }
 
 /// Library functions after whose call a function's code ends.
@@ -86,15 +88,14 @@ impl Image {
                 noreturn_slots(&elf),
             )
         };
-        let mut img = Image {
+        Ok(Image {
             map,
             loads,
             pie,
             build_id,
-            noreturn: Vec::new(),
-        };
-        img.noreturn = img.plt_stubs_to(&slots);
-        Ok(img)
+            noreturn_slots: slots,
+            noreturn: std::cell::OnceCell::new(),
+        })
     }
 
     fn load_of(&self, va: u64) -> Option<&Load> {
@@ -141,7 +142,10 @@ impl Image {
     }
 
     pub fn is_noreturn(&self, va: u64) -> bool {
-        self.noreturn.binary_search(&va).is_ok()
+        self.noreturn
+            .get_or_init(|| self.plt_stubs_to(&self.noreturn_slots))
+            .binary_search(&va)
+            .is_ok()
     }
 
     /// PLT stubs (`jmp [rip+slot]`) whose slot is one of `slots`.

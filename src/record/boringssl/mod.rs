@@ -2,8 +2,9 @@
 //! built with it such as Claude Code): is it there, and where are SSL_read,
 //! SSL_write and SSL_new? The scan, in the order it runs:
 //!
-//! 1. Detect: a `…/ssl/ssl_lib.cc` string in a read-only segment. Without
-//!    it the program is not probed (the common case: one memmem).
+//! 1. Detect: a `…/ssl/ssl_lib.cc` string in a read-only segment, which
+//!    code loads. Without it the program is not probed (the common case:
+//!    one memmem); a string nothing loads is no library either.
 //! 2. Every load of that string into rcx (`mov ecx, imm32`, or `lea rcx,
 //!    [rip+x]` in position-independent code) followed by a call is an error
 //!    report `ERR_put_error(16, 0, reason, file, line)` (sites.rs).
@@ -86,22 +87,29 @@ pub fn scan_cached(path: &Path, cache: Option<&Cache>) -> (Outcome, bool) {
         Ok(img) => img,
         Err(_) => return (Outcome::Absent, false),
     };
-    let strings = sites::path_strings(&img);
-    if strings.is_empty() {
-        return (Outcome::Absent, false);
-    }
     let build_id = img.build_id.clone();
     if let (Some(c), Some(id)) = (cache, &build_id) {
         if let Some(found) = c.get(id, &img) {
             return (found, true);
         }
     }
+    let strings = sites::path_strings(&img);
+    if strings.is_empty() {
+        return (Outcome::Absent, false);
+    }
+    let references: Vec<u64> = strings
+        .iter()
+        .flat_map(|s| sites::references(&img, s.va))
+        .collect();
+    if references.is_empty() {
+        return (Outcome::Absent, false);
+    }
     let library = strings
         .iter()
         .map(|s| s.text.as_str())
         .collect::<Vec<_>>()
         .join(", ");
-    let outcome = match locate(&img, &strings) {
+    let outcome = match locate(&img, &strings, &references) {
         Ok(located) => Outcome::Located(Located { library, ..located }),
         Err(why) => Outcome::Unlocated { library, why },
     };
@@ -111,15 +119,16 @@ pub fn scan_cached(path: &Path, cache: Option<&Cache>) -> (Outcome, bool) {
     (outcome, false)
 }
 
-fn locate(img: &elf::Image, strings: &[sites::PathString]) -> Result<Located, String> {
+fn locate(
+    img: &elf::Image,
+    strings: &[sites::PathString],
+    references: &[u64],
+) -> Result<Located, String> {
     if strings.iter().any(|s| s.text.contains("aws-lc")) {
         // AWS-LC keeps BoringSSL's file but not its functions' layout.
         return Err("AWS-LC's libssl, whose functions these rules do not describe".into());
     }
-    let all: Vec<sites::Site> = strings
-        .iter()
-        .flat_map(|s| sites::sites(img, s.va))
-        .collect();
+    let all = sites::sites(img, references);
     // The error function: the callee of the library's reports (all of them, or it is no match).
     let mut callees: HashMap<u64, usize> = HashMap::new();
     for s in all.iter().filter(|s| s.lib == Some(ERR_LIB_SSL)) {

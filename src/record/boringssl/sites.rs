@@ -50,8 +50,8 @@ pub fn path_strings(img: &Image) -> Vec<PathString> {
     out
 }
 
-/// Every decodable report that loads the string at `target` into rcx.
-pub fn sites(img: &Image, target: u64) -> Vec<Site> {
+/// Every instruction that loads the string at `target` into rcx.
+pub fn references(img: &Image, target: u64) -> Vec<u64> {
     let mut loads = Vec::new();
     for (va, seg) in img.code() {
         if !img.pie && target < 1 << 31 {
@@ -76,7 +76,15 @@ pub fn sites(img: &Image, target: u64) -> Vec<Site> {
     }
     loads.sort_unstable();
     loads.dedup();
-    loads.into_iter().filter_map(|at| decode(img, at)).collect()
+    loads
+}
+
+/// The reports among `references`, decoded.
+pub fn sites(img: &Image, references: &[u64]) -> Vec<Site> {
+    references
+        .iter()
+        .filter_map(|&at| decode(img, at))
+        .collect()
 }
 
 fn decoder(img: &Image, va: u64, n: usize) -> Option<Decoder<'_>> {
