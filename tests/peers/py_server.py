@@ -194,7 +194,8 @@ async def serve_http(args: argparse.Namespace) -> None:
     else:
         app = mcp.sse_app(host=args.host)
         path = "/sse"
-    if args.wirelog:
+    # Other scripts call this with a namespace of their own, without --wirelog.
+    if getattr(args, "wirelog", None):
         app = logged_app(app, args.wirelog)
     sock = socket.socket(socket.AF_INET6 if ":" in args.host else socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
