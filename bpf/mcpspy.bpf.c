@@ -21,6 +21,7 @@
 #include "fdinfo.bpf.h"
 #include "emit.bpf.h"
 #include "tls.bpf.h"
+#include "boringssl.bpf.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 

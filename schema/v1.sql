@@ -30,7 +30,9 @@
 --   end_reason        duration | signal | error: ... (absent if the recorder died)
 --   final_counters    JSON object of the kernel counters at the end
 --   compression       codec of blocks.data (zstd) and its level
---   tls               JSON: the libraries and binaries whose SSL_* were probed
+--   tls               JSON: the libraries and binaries whose SSL_* were probed ("probed": path,
+--                     functions, and for a BoringSSL scan "boringssl": each function's va,
+--                     file_offset and first bytes), and "errors" (a BoringSSL not located)
 --   features          JSON array: the optional features the file uses (absent: none)
 CREATE TABLE meta (
     key   TEXT PRIMARY KEY NOT NULL,

@@ -11,6 +11,8 @@
 #   ./.venv                       the PyPI `mcp` SDK and its HTTP stack, DuckDB, chDB and the OpenTelemetry
 #                                 protobuf definitions (the export tests), pinned in tests/peers/requirements.lock
 #   tests/peers/node/node_modules @modelcontextprotocol/sdk and server-everything, pinned by package-lock.json (npm ci)
+#   tests/peers/tls-apps/node_modules  Bun and Deno (TLS without OpenSSL symbols; key logs) and, when npm can
+#                                 install it, Claude Code (an optional dependency), pinned by package-lock.json
 #
 # Environment: MCPSPY_PYTHON picks the interpreter for the venv (default: python3 on PATH).
 set -euo pipefail
@@ -81,5 +83,19 @@ else
     printf '%s\n' "$NODE_STAMP_WANT" >"$NODE_STAMP"
     say "npm: ready ($(cd "$NODE_DIR" && node -p 'const fs = require("fs"); ["sdk", "server-everything"].map(p => { const d = "node_modules/@modelcontextprotocol/" + p; return p + "@" + JSON.parse(fs.readFileSync(d + "/package.json")).version; }).join(" ")'))"
 fi
+
+# --- TLS programs: Bun, Deno, Claude Code (optional) -----------------------------------------
+TLS_DIR="$PEERS/tls-apps"
+TLS_STAMP_WANT="$(sha256sum <"$TLS_DIR/package-lock.json" | cut -c1-64) node $(node --version)"
+TLS_STAMP="$TLS_DIR/node_modules/.mcpspy-setup-stamp"
+if [ "$(cat "$TLS_STAMP" 2>/dev/null)" = "$TLS_STAMP_WANT" ] && [ -x "$TLS_DIR/node_modules/bun/bin/bun.exe" ]; then
+    say "npm: ok ($TLS_DIR/node_modules)"
+else
+    say "npm: npm ci in $TLS_DIR (Bun, Deno, Claude Code: about 600 MB)"
+    (cd "$TLS_DIR" && npm ci --no-audit --no-fund --loglevel=error)
+    printf '%s\n' "$TLS_STAMP_WANT" >"$TLS_STAMP"
+fi
+[ -x "$TLS_DIR/node_modules/@anthropic-ai/claude-code-linux-x64/claude" ] ||
+    say "npm: Claude Code could not be installed: its recording test will be skipped"
 
 say "done"

@@ -95,6 +95,18 @@ pub enum Command {
     /// pseudonyms of the same length (sealed; it names its parent)
     #[command(after_help = REDACT_HELP)]
     Redact(RedactArgs),
+    /// Say whether programs carry BoringSSL without symbols, and where
+    /// `record` probes them (one JSON line per file; no root needed)
+    #[command(
+        after_help = "EXAMPLES:\n  mcpspy scan-tls $(command -v claude)\n  mcpspy scan-tls --no-cache ./app"
+    )]
+    ScanTls {
+        #[arg(required = true, value_name = "PROGRAM")]
+        programs: Vec<PathBuf>,
+        /// Scan even if the cache has this build's result (and do not keep it)
+        #[arg(long)]
+        no_cache: bool,
+    },
     /// Make an Ed25519 key pair for `record --sign`
     #[command(
         after_help = "EXAMPLES:\n  mcpspy keygen                                  ~/.config/mcpspy/signing.key (.pub beside it)\n  mcpspy keygen -o alice.key"
@@ -474,6 +486,9 @@ pub fn main() -> ExitCode {
         Command::Verify(a) => verify::run(a),
         Command::Slice(a) => derive::slice(a),
         Command::Redact(a) => derive::redact(a),
+        Command::ScanTls { programs, no_cache } => {
+            record::scan_tls(&programs, no_cache).map(|()| Done::Ok)
+        }
         Command::Keygen { output } => verify::keygen(output),
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "mcpspy", &mut std::io::stdout());

@@ -55,6 +55,7 @@ pub fn run(a: RecordArgs, color: ColorChoice) -> Result<(), Failure> {
         },
         forced_rung,
         command_line: std::env::args().collect(),
+        scan_cache: scan_cache().ok(),
     };
     let bar = std::io::stderr().is_terminal().then(|| {
         let bar = ProgressBar::new_spinner();
@@ -130,9 +131,12 @@ pub fn run(a: RecordArgs, color: ColorChoice) -> Result<(), Failure> {
                     format!("; {}", tried.join("; "))
                 }
             );
-            match &bar {
-                Some(b) => b.println(line),
-                None => eprintln!("{line}"),
+            let notes = s.boringssl.iter().map(|n| format!("mcpspy: {n}"));
+            for line in std::iter::once(line).chain(notes) {
+                match &bar {
+                    Some(b) => b.println(line),
+                    None => eprintln!("{line}"),
+                }
             }
         },
         &mut |st| {
@@ -173,6 +177,9 @@ pub fn run(a: RecordArgs, color: ColorChoice) -> Result<(), Failure> {
         human_bytes(summary.store.file_bytes),
         summary.end_reason,
     );
+    for note in &summary.boringssl {
+        eprintln!("mcpspy: {note}");
+    }
     if let (Some(r), Some(endpoint)) = (report, &a.otlp_endpoint) {
         let sent = r.sent();
         eprintln!(
@@ -230,4 +237,35 @@ fn missing_privileges(tls: bool) -> Option<String> {
         .map(|(name, _)| *name)
         .collect();
     (!missing.is_empty()).then(|| missing.join(", "))
+}
+
+/// The user's cache folder for scan results, if it can be trusted.
+fn scan_cache() -> Result<std::path::PathBuf, String> {
+    let dir = crate::query::index::cache_dir()
+        .ok_or("no cache folder: neither $XDG_CACHE_HOME nor $HOME is set")?;
+    crate::query::index::private_dir(&dir).map_err(|e| e.to_string())?;
+    Ok(dir)
+}
+
+/// `mcpspy scan-tls`: what the BoringSSL scan says of each program.
+pub fn scan_tls(programs: &[std::path::PathBuf], no_cache: bool) -> Result<(), Failure> {
+    let cache = match no_cache {
+        true => None,
+        false => scan_cache().ok().map(record::ScanCache::new),
+    };
+    for p in programs {
+        if !p.is_file() {
+            return Err(Failure::input(format!("{}: not a file", p.display())));
+        }
+        let started = std::time::Instant::now();
+        let (outcome, cached) = record::scan_cached(p, cache.as_ref());
+        let line = serde_json::json!({
+            "program": p.display().to_string(),
+            "cached": cached,
+            "seconds": started.elapsed().as_secs_f64(),
+            "scan": outcome,
+        });
+        println!("{line}");
+    }
+    Ok(())
 }

@@ -169,6 +169,7 @@ fn load_and_attach<'o>(
         &mut p.mcpspy_ssl_read_ex,
         &mut p.mcpspy_ssl_ret,
         &mut p.mcpspy_ssl_free,
+        &mut p.mcpspy_ssl_new_ret,
     ] {
         prog.set_autoload(cfg.tls);
     }

@@ -4,6 +4,7 @@
 //! Threads: this one polls the ring and reads /proc; a writer thread owns
 //! the store, so that compression and storage never stall the ring.
 
+mod boringssl;
 mod loader;
 mod mounts;
 mod procfs;
@@ -12,6 +13,7 @@ mod tls;
 
 use crate::event::{self, counter, RawEvent};
 use anyhow::{Context, Result};
+pub use boringssl::{scan_cached, Cache as ScanCache, Outcome as ScanOutcome};
 pub use loader::{Attempt, KernelConfig, Rung, MAX_FILTERS};
 pub use procfs::monotonic_ns;
 use std::cell::RefCell;
@@ -41,13 +43,18 @@ pub struct Options {
     pub forced_rung: Option<Rung>,
     /// The recorder's argv, for provenance.
     pub command_line: Vec<String>,
+    /// A folder only this user can write, where BoringSSL scans are cached.
+    pub scan_cache: Option<PathBuf>,
 }
 
 /// Known once the programs are attached.
+#[derive(Clone)]
 pub struct Started {
     pub rung: Rung,
     pub attempts: Vec<Attempt>,
     pub output: PathBuf,
+    /// Programs probed through the BoringSSL scan, and ones it could not locate.
+    pub boringssl: Vec<String>,
 }
 
 /// A snapshot for the status line.
@@ -66,6 +73,8 @@ pub struct Summary {
     pub counters: [u64; counter::COUNT],
     pub elapsed: Duration,
     pub end_reason: String,
+    /// Every program probed through the BoringSSL scan (or not located), start to end.
+    pub boringssl: Vec<String>,
 }
 
 impl Summary {
@@ -145,6 +154,7 @@ pub fn run(
             rung,
             attempts: attempts.to_vec(),
             output: opts.output.clone(),
+            boringssl: Vec::new(),
         };
         drain(skel, &started, opts, store, on_started, on_status)
     });
@@ -204,12 +214,17 @@ fn drain(
     on_status: &mut dyn FnMut(&Status),
 ) -> Result<Summary> {
     let rung = started.rung;
-    let mut tls = opts.kernel.tls.then(|| tls::TlsProbes::start(skel));
+    let mut tls = opts
+        .kernel
+        .tls
+        .then(|| tls::TlsProbes::start(skel, opts.scan_cache.clone()));
+    let mut started = started.clone();
     if let Some(t) = &tls {
         store.meta("tls", &t.describe())?;
+        started.boringssl = t.boringssl_notes();
     }
     // Everything is attached now: what happens from here on is captured.
-    on_started(started);
+    on_started(&started);
     let start = Instant::now();
     let anchor = procfs::ClockAnchor::now();
     let (started_at, started_ktime) = (anchor.rfc3339(), anchor.ktime_ns.to_string());
@@ -244,7 +259,7 @@ fn drain(
         ledger: Ledger::new([0; counter::COUNT]),
         processes: 0,
         tls: tls.as_mut(),
-        tls_targets: 0,
+        tls_known: 0,
         start,
     };
     let end_reason = match d.run(skel, opts, &shared, on_status) {
@@ -295,6 +310,7 @@ fn drain(
         counters: totals,
         elapsed: start.elapsed(),
         end_reason,
+        boringssl: tls.map(|t| t.boringssl_notes()).unwrap_or_default(),
     })
 }
 
@@ -306,7 +322,8 @@ struct Drainer<'a> {
     ledger: Ledger,
     processes: usize,
     tls: Option<&'a mut tls::TlsProbes>,
-    tls_targets: usize,
+    /// Targets and errors the tls meta last described.
+    tls_known: usize,
     start: Instant,
 }
 
@@ -393,8 +410,9 @@ impl Drainer<'_> {
                 t.on_exec(skel, *pid, file);
             }
             t.rescan_if_due(skel);
-            if t.targets.len() != self.tls_targets {
-                self.tls_targets = t.targets.len();
+            let known = t.targets.len() + t.errors.len();
+            if known != self.tls_known {
+                self.tls_known = known;
                 let described = t.describe();
                 self.send(ToWriter::Meta("tls".into(), described))?;
             }

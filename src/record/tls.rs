@@ -2,7 +2,10 @@
 //! forms) in every library and program that exports them, including programs
 //! that start, and libraries that are loaded, after the recording began.
 //! A probe on a file applies to every process that maps it, now or later.
+//! Programs that link BoringSSL without exporting it (Bun) are probed where
+//! the scan of boringssl/ locates its functions, and only there.
 
+use super::boringssl::{self, Cache, Located, Outcome};
 use super::loader::McpspySkel;
 use libbpf_rs::{Link, UprobeOpts};
 use std::collections::HashSet;
@@ -26,13 +29,16 @@ const LIB_NAMES: [&str; 2] = ["libssl.so.3", "libssl.so.1.1"];
 /// Programs known to carry OpenSSL in their own binary, probed at the start
 /// (found on PATH) so that ones started later are covered from their first
 /// call, not from when their exec is noticed.
-const PROGRAMS: [&str; 2] = ["node", "nodejs"];
+const PROGRAMS: [&str; 4] = ["node", "nodejs", "bun", "claude"];
 
 /// A file whose OpenSSL functions are probed.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct Target {
     pub path: String,
     pub functions: Vec<&'static str>,
+    /// Where the functions are, for a program probed by the BoringSSL scan.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub boringssl: Option<Located>,
 }
 
 pub struct TlsProbes {
@@ -42,17 +48,20 @@ pub struct TlsProbes {
     pub targets: Vec<Target>,
     pub errors: Vec<String>,
     last_scan: Instant,
+    cache: Option<Cache>,
 }
 
 impl TlsProbes {
     /// Probes the system libraries and everything running now.
-    pub fn start(skel: &McpspySkel<'_>) -> Self {
+    /// `cache`: a folder only this user can write, for the scan's results.
+    pub fn start(skel: &McpspySkel<'_>, cache: Option<PathBuf>) -> Self {
         let mut t = TlsProbes {
             links: Vec::new(),
             seen: HashSet::new(),
             targets: Vec::new(),
             errors: Vec::new(),
             last_scan: Instant::now(),
+            cache: cache.map(Cache::new),
         };
         for dir in LIB_DIRS {
             for name in LIB_NAMES {
@@ -185,6 +194,10 @@ impl TlsProbes {
         if functions.is_empty() && shown.contains("libssl") {
             self.errors.extend(last_error);
         }
+        if functions.is_empty() {
+            self.consider_boringssl(skel, path, shown);
+            return;
+        }
         if !functions.is_empty() {
             // Where SSL_free is exported too, a freed SSL* forgets its socket and stream.
             let free = p.mcpspy_ssl_free.attach_uprobe_with_opts(
@@ -204,8 +217,81 @@ impl TlsProbes {
             self.targets.push(Target {
                 path: shown.to_string(),
                 functions,
+                boringssl: None,
             });
         }
+    }
+
+    /// Probes `path` where the BoringSSL scan located SSL_write and SSL_read.
+    fn consider_boringssl(&mut self, skel: &McpspySkel<'_>, path: &Path, shown: &str) {
+        let located = match boringssl::scan_cached(path, self.cache.as_ref()).0 {
+            Outcome::Absent => return,
+            Outcome::Unlocated { library, why } => {
+                self.errors.push(format!(
+                    "{shown}: looks like BoringSSL ({library}), but SSL_read and SSL_write were \
+                     not located ({why}); not probed"
+                ));
+                return;
+            }
+            Outcome::Located(l) => l,
+        };
+        let p = &skel.progs;
+        let at = |prog: &libbpf_rs::ProgramMut<'_>, offset: u64, retprobe: bool| {
+            prog.attach_uprobe_with_opts(
+                -1,
+                path,
+                offset as usize,
+                UprobeOpts {
+                    retprobe,
+                    ..Default::default()
+                },
+            )
+        };
+        let (w, r) = (located.ssl_write.file_offset, located.ssl_read.file_offset);
+        let mut links = Vec::new();
+        let mut functions = vec!["SSL_write", "SSL_read"];
+        let attached = (|| {
+            links.push(at(&p.mcpspy_ssl_write, w, false)?);
+            links.push(at(&p.mcpspy_ssl_ret, w, true)?);
+            links.push(at(&p.mcpspy_ssl_read, r, false)?);
+            links.push(at(&p.mcpspy_ssl_ret, r, true)?);
+            if let Some(new) = &located.ssl_new {
+                links.push(at(&p.mcpspy_ssl_new_ret, new.file_offset, true)?);
+                functions.push("SSL_new");
+            }
+            Ok::<_, libbpf_rs::Error>(())
+        })();
+        if let Err(e) = attached {
+            self.errors
+                .push(format!("{shown}: BoringSSL located, probing failed: {e}"));
+            return;
+        }
+        self.links.extend(links);
+        self.targets.push(Target {
+            path: shown.to_string(),
+            functions,
+            boringssl: Some(located),
+        });
+    }
+
+    /// What the BoringSSL scan probed or could not, one line each, to be shown.
+    pub fn boringssl_notes(&self) -> Vec<String> {
+        let probed = self.targets.iter().filter_map(|t| {
+            let l = t.boringssl.as_ref()?;
+            let new = l.ssl_new.as_ref().map_or(String::new(), |f| {
+                format!(", SSL_new (return) at {:#x}", f.file_offset)
+            });
+            Some(format!(
+                "{}: BoringSSL located, probed at file offsets SSL_write {:#x}, SSL_read {:#x}{new}",
+                t.path, l.ssl_write.file_offset, l.ssl_read.file_offset
+            ))
+        });
+        let missed = self
+            .errors
+            .iter()
+            .filter(|e| e.contains("BoringSSL"))
+            .cloned();
+        probed.chain(missed).collect()
     }
 
     /// The probes as provenance for the capture's meta table.

@@ -6,9 +6,11 @@ mod hostile;
 mod manners;
 mod otlp;
 mod parquet;
+mod scan_tls;
 mod setup;
 #[path = "../decode/support.rs"]
 mod support;
+mod tls_programs;
 
 use mcpspy::capture::BLOCK_TARGET;
 use std::io::{BufRead, BufReader};

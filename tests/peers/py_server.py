@@ -8,6 +8,8 @@ Transports:
                                SSE response mode by default, --json-response for application/json
   --transport sse              the deprecated HTTP+SSE transport: GET /sse, POST /messages/
   --certfile/--keyfile         serve HTTP or SSE over TLS
+  --wirelog FILE               HTTP: log every JSON-RPC message as the server received and sent it
+                               (request bodies; JSON and SSE response bodies), tests/peers/wirelog.py
 
 Tools: echo(text), blob(size), fail(), rpc_error(), slow(steps), ask_client().
 blob(size) returns a text of exactly `size` ASCII bytes: 64-byte blocks, each the block number in
@@ -117,6 +119,60 @@ def write_info(path: str | None, extra: dict) -> None:
     os.replace(tmp, path)
 
 
+def logged_app(app, path: str):  # type: ignore[no-untyped-def]
+    """Wraps an ASGI app: each request body and each JSON or SSE response body goes to a WireLog."""
+    from wirelog import WireLog
+
+    log = WireLog(path, "server", "http")
+
+    def bodies(text: str, sse: bool) -> list[str]:
+        if not sse:
+            return [text] if text.strip() else []
+        # One message per event: its data lines joined by newlines.
+        events = text.replace("\r\n", "\n").split("\n\n")
+        datas = ["\n".join(l[5:].removeprefix(" ") for l in e.split("\n") if l.startswith("data:")) for e in events]
+        return [d for d in datas if d.strip()]
+
+    async def wrapped(scope, receive, send):  # type: ignore[no-untyped-def]
+        if scope["type"] != "http":
+            return await app(scope, receive, send)
+        request = bytearray()
+        response = {"body": bytearray(), "sse": False}
+
+        async def rcv():  # type: ignore[no-untyped-def]
+            m = await receive()
+            if m["type"] == "http.request":
+                request.extend(m.get("body", b""))
+                if not m.get("more_body"):
+                    for text in bodies(request.decode(), False):
+                        log.message("recv", text)
+            return m
+
+        async def snd(m):  # type: ignore[no-untyped-def]
+            if m["type"] == "http.response.start":
+                ctype = dict(m.get("headers", [])).get(b"content-type", b"")
+                response["sse"] = ctype.startswith(b"text/event-stream")
+            elif m["type"] == "http.response.body":
+                chunk = m.get("body", b"")
+                # SSE events end in a blank line, with CRLF or LF line ends.
+                response["body"].extend(chunk.replace(b"\r\n", b"\n") if response["sse"] else chunk)
+                if response["sse"] and b"\n\n" in response["body"]:
+                    # SSE streams stay open: log each event as it completes.
+                    done, _, rest = bytes(response["body"]).rpartition(b"\n\n")
+                    for text in bodies(done.decode() + "\n\n", True):
+                        log.message("sent", text)
+                    response["body"] = bytearray(rest)
+                if not m.get("more_body"):
+                    for text in bodies(response["body"].decode(), response["sse"]):
+                        log.message("sent", text)
+                    response["body"] = bytearray()
+            await send(m)
+
+        return await app(scope, rcv, snd)
+
+    return wrapped
+
+
 async def serve_http(args: argparse.Namespace) -> None:
     import uvicorn
 
@@ -138,6 +194,9 @@ async def serve_http(args: argparse.Namespace) -> None:
     else:
         app = mcp.sse_app(host=args.host)
         path = "/sse"
+    # Other scripts call this with a namespace of their own, without --wirelog.
+    if getattr(args, "wirelog", None):
+        app = logged_app(app, args.wirelog)
     sock = socket.socket(socket.AF_INET6 if ":" in args.host else socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((args.host, args.port))
@@ -167,6 +226,7 @@ def main() -> None:
     p.add_argument("--certfile")
     p.add_argument("--keyfile")
     p.add_argument("--info", help="write pid, comm and (HTTP) url of this server as JSON to this file")
+    p.add_argument("--wirelog", help="HTTP: log each JSON-RPC message received and sent to this JSONL file")
     args = p.parse_args()
     if bool(args.certfile) != bool(args.keyfile):
         p.error("--certfile and --keyfile go together")

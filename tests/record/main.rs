@@ -14,3 +14,6 @@ mod redact;
 mod support;
 #[path = "../decode/tamper.rs"]
 mod tamper;
+mod tls_apps;
+#[path = "../cli/tls_programs.rs"]
+mod tls_programs;

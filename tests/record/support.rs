@@ -42,7 +42,13 @@ pub struct Recorder {
 
 /// Starts `mcpspy record -o PATH ARGS...` and waits until it is attached.
 pub fn start_recorder(path: &Path, args: &[&str]) -> Recorder {
+    start_recorder_env(path, args, &[])
+}
+
+/// [`start_recorder`] with these variables added to its environment.
+pub fn start_recorder_env(path: &Path, args: &[&str], env: &[(&str, &str)]) -> Recorder {
     let mut child = Command::new(BIN)
+        .envs(env.iter().copied())
         .arg("record")
         .arg("-o")
         .arg(path)

@@ -1,0 +1,76 @@
+//! `mcpspy scan-tls`: the BoringSSL scan as record runs it, without root.
+//! Needs scripts/setup.sh (tests/peers/tls-apps: Bun, Deno).
+
+use super::tls_programs::*;
+use std::path::PathBuf;
+use std::process::Command;
+
+/// Bun is located; a second scan comes from the cache with the same answer;
+/// a `bun build --compile` program (same BuildID, same code) gets the same
+/// offsets from its own scan.
+#[test]
+fn bun_is_located_cached_and_its_compiled_programs_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache");
+    let first = scan(&bun(), Some(&cache));
+    assert_eq!(first["scan"]["verdict"], "located", "{first}");
+    assert_eq!(first["cached"], false);
+    let again = scan(&bun(), Some(&cache));
+    assert_eq!(again["cached"], true);
+    assert_eq!(again["scan"], first["scan"]);
+    let program = dir.path().join("compiled");
+    compile_fetch_client(&program);
+    let compiled = scan(&program, None);
+    assert_eq!(compiled["scan"], first["scan"], "same code, same offsets");
+}
+
+/// Programs without BoringSSL are never located: OpenSSL inside node, Deno's
+/// rustls, Python, the openssl tool, mcpspy itself (which holds the path it
+/// looks for, but no code that loads it).
+#[test]
+fn what_is_not_boringssl_is_absent() {
+    let mut programs = vec![PathBuf::from(env!("CARGO_BIN_EXE_mcpspy")), deno()];
+    for p in ["node", "python3", "openssl"] {
+        let out = Command::new("sh")
+            .args(["-c", &format!("command -v {p}")])
+            .output()
+            .unwrap();
+        let path = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        if !path.is_empty() {
+            programs.push(std::fs::canonicalize(path).unwrap());
+        }
+    }
+    for p in programs {
+        assert!(p.exists(), "{}: run scripts/setup.sh", p.display());
+        let v = scan(&p, None);
+        assert_eq!(v["scan"]["verdict"], "absent", "{}: {v}", p.display());
+    }
+}
+
+/// A BoringSSL that the rules do not match is named as such, and nothing
+/// is located, so nothing would be attached.
+#[test]
+fn a_boringssl_the_rules_do_not_match_is_named_not_located() {
+    let dir = tempfile::tempdir().unwrap();
+    let v = scan(&damaged_bun(dir.path()), None);
+    assert_eq!(v["scan"]["verdict"], "unlocated", "{v}");
+    assert!(v["scan"]["library"]
+        .as_str()
+        .unwrap()
+        .ends_with("ssl/ssl_lib.cc"));
+    assert!(
+        v["scan"]["why"].as_str().unwrap().contains("SSL_read"),
+        "{v}"
+    );
+}
+
+/// A file that is not a program is refused.
+#[test]
+fn scan_tls_refuses_what_is_not_a_file() {
+    let out = Command::new(env!("CARGO_BIN_EXE_mcpspy"))
+        .args(["scan-tls", "/nonexistent/program"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not a file"));
+}

@@ -1,0 +1,35 @@
+// An MCP client over Streamable HTTP written with nothing but fetch: it runs under Bun (and as a
+// `bun build --compile` program) and Deno, whose TLS mcpspy records without OpenSSL's symbols.
+//   bun fetch_client.mjs URL [BLOB_SIZE]      (PAUSE_MS: wait before the first request)
+// Sends initialize, notifications/initialized, tools/list, tools/call echo and tools/call blob,
+// carrying Mcp-Session-Id; prints one line per answer; exits 1 on any HTTP or JSON-RPC error.
+const argv = globalThis.Deno ? Deno.args : process.argv.slice(2);
+const env = (k) => (globalThis.Deno ? Deno.env.get(k) : process.env[k]);
+const url = argv[0];
+const blobSize = Number(argv[1] || 0);
+const pause = Number(env("PAUSE_MS") || 0);
+let session = null;
+let id = 0;
+
+async function rpc(method, params, notification = false) {
+  const body = notification ? { jsonrpc: "2.0", method, params } : { jsonrpc: "2.0", id: ++id, method, params };
+  const headers = { "content-type": "application/json", accept: "application/json, text/event-stream" };
+  if (session) headers["mcp-session-id"] = session;
+  const r = await fetch(url, { method: "POST", headers, body: JSON.stringify(body) });
+  session = r.headers.get("mcp-session-id") || session;
+  const text = await r.text();
+  if (!r.ok) throw new Error(`${method}: HTTP ${r.status} ${text.slice(0, 200)}`);
+  if (!notification && JSON.parse(text).error) throw new Error(`${method}: ${text.slice(0, 200)}`);
+  console.log(`${method}: HTTP ${r.status}, ${text.length} bytes`);
+}
+
+if (pause) await new Promise((r) => setTimeout(r, pause));
+await rpc("initialize", {
+  protocolVersion: "2025-06-18",
+  capabilities: {},
+  clientInfo: { name: "mcpspy-fetch-client", version: "1" },
+});
+await rpc("notifications/initialized", {}, true);
+await rpc("tools/list", {});
+await rpc("tools/call", { name: "echo", arguments: { text: "hello over TLS" } });
+if (blobSize) await rpc("tools/call", { name: "blob", arguments: { size: blobSize } });
