@@ -17,6 +17,7 @@ use crate::query::{
     run, BlockFilter, CaptureReader, Flow, IndexUse, Item, Kind, Progress, QueryError, Record,
     Selection, Sink,
 };
+use roaring::RoaringTreemap;
 use std::collections::{HashMap, HashSet};
 use std::io;
 
@@ -109,7 +110,9 @@ struct Collect<'a> {
     keep_non_mcp: bool,
     pending: Vec<Pending>,
     align: Vec<Align>,
-    mcp_firsts: HashSet<u64>,
+    /// The first record of every MCP message's copies: a compressed
+    /// bitmap, as a capture holds millions (a hash set took 1 GiB).
+    mcp_firsts: RoaringTreemap,
     found: Found,
 }
 
@@ -151,7 +154,9 @@ impl Sink for Collect<'_> {
                 return Ok(Flow::Continue);
             }
         } else {
-            self.mcp_firsts.extend(copies.iter().map(|c| c.0));
+            for c in &copies {
+                self.mcp_firsts.insert(c.0);
+            }
         }
         let mut finds = Vec::new();
         let parsed = matches!(
@@ -224,7 +229,7 @@ pub fn find(
         keep_non_mcp,
         pending: Vec::new(),
         align: Vec::new(),
-        mcp_firsts: HashSet::new(),
+        mcp_firsts: RoaringTreemap::new(),
         found: Found::default(),
     };
     let every = Selection {
@@ -233,9 +238,10 @@ pub fn find(
     };
     run(parent, &every, &mut c, IndexUse::Never, progress)?;
     let mut wanted: HashSet<u64> = c.pending.iter().map(|p| p.first).collect();
-    wanted.extend(c.mcp_firsts.iter().copied());
     wanted.extend(c.align.iter().map(|a| a.first));
     let mut stream_of: HashMap<u64, Incarnation> = HashMap::new();
+    // The streams that carry MCP messages.
+    let mut of_messages: HashSet<StreamId> = HashSet::new();
     let mut incarnations = Incarnations::default();
     let mut carries: HashMap<Incarnation, Carry> = HashMap::new();
     // Regions to line up, by stream, from their first record until whole.
@@ -269,6 +275,9 @@ pub fn find(
             if wanted.contains(&rec.seq) {
                 stream_of.insert(rec.seq, at);
             }
+            if c.mcp_firsts.contains(rec.seq) {
+                of_messages.insert(at.0);
+            }
             if let Some(list) = align_at.remove(&rec.seq) {
                 open.entry(at).or_default().extend(list);
             }
@@ -301,7 +310,7 @@ pub fn find(
             }
         }
     }
-    settle(c, &stream_of)
+    settle(c, &stream_of, of_messages)
 }
 
 /// Copies the part of a record inside an alignment's region; false once
@@ -365,7 +374,11 @@ fn scan_headers(
 }
 
 /// Ties every span to its stream, lines up the framed texts, and sorts.
-fn settle(mut c: Collect<'_>, stream_of: &HashMap<u64, Incarnation>) -> Result<Found, QueryError> {
+fn settle(
+    mut c: Collect<'_>,
+    stream_of: &HashMap<u64, Incarnation>,
+    of_messages: HashSet<StreamId>,
+) -> Result<Found, QueryError> {
     let mut blanks: HashMap<Incarnation, Vec<(u64, Span)>> = HashMap::new();
     for p in std::mem::take(&mut c.pending) {
         match (stream_of.get(&p.first), p.blank) {
@@ -398,13 +411,8 @@ fn settle(mut c: Collect<'_>, stream_of: &HashMap<u64, Incarnation>) -> Result<F
             }
         }
     }
-    let of_messages = c
-        .mcp_firsts
-        .iter()
-        .filter_map(|f| stream_of.get(f))
-        .map(|a| a.0);
     let of_sessions: Vec<StreamId> = c.found.session_streams.iter().copied().collect();
-    for id in of_messages.chain(of_sessions) {
+    for id in of_messages.into_iter().chain(of_sessions) {
         // The other direction too: an HTTP response needs its request.
         c.found.mcp_streams.insert(id);
         c.found.mcp_streams.insert(id.reversed());
