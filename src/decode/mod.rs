@@ -35,7 +35,7 @@ pub use item::{
 };
 pub use mcp::about as method_about;
 pub use reassembly::Loss;
-pub use sniff::{classify, Protocol, HTTP2};
+pub use sniff::{classify, Protocol};
 
 // What later stages read of a capture passes through here, so that none
 // reaches past this stage (DEVELOPERS.md, "Stages").

@@ -154,6 +154,10 @@ impl Sessions {
                         FlagReason::Truncated,
                         "the capture ended inside it".to_string(),
                     ),
+                    Cut::Reset => (
+                        FlagReason::Truncated,
+                        "its sender reset the HTTP/2 stream that carried it".to_string(),
+                    ),
                     Cut::TooLong { dropped } => (
                         FlagReason::TooLong,
                         format!("longer than the decoder keeps; {dropped} more bytes not kept"),
