@@ -4,6 +4,7 @@
 //! Threads: this one polls the ring and reads /proc; a writer thread owns
 //! the store, so that compression and storage never stall the ring.
 
+mod go;
 mod loader;
 mod mounts;
 mod procfs;

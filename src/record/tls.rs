@@ -1,5 +1,6 @@
 //! TLS plaintext: uprobes on OpenSSL's SSL_read/SSL_write (and their _ex
-//! forms) in every library and program that exports them, including programs
+//! forms) in every library and program that exports them, and on Go's
+//! crypto/tls in every Go binary ([`go`](super::go)), including programs
 //! that start, and libraries that are loaded, after the recording began.
 //! A probe on a file applies to every process that maps it, now or later.
 
@@ -33,6 +34,9 @@ const PROGRAMS: [&str; 2] = ["node", "nodejs"];
 pub struct Target {
     pub path: String,
     pub functions: Vec<&'static str>,
+    /// A Go binary: where its crypto/tls was found and probed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub go: Option<super::go::GoTls>,
 }
 
 pub struct TlsProbes {
@@ -185,6 +189,9 @@ impl TlsProbes {
         if functions.is_empty() && shown.contains("libssl") {
             self.errors.extend(last_error);
         }
+        if functions.is_empty() {
+            return self.consider_go(skel, path, shown);
+        }
         if !functions.is_empty() {
             // Where SSL_free is exported too, a freed SSL* forgets its socket and stream.
             let free = p.mcpspy_ssl_free.attach_uprobe_with_opts(
@@ -204,7 +211,31 @@ impl TlsProbes {
             self.targets.push(Target {
                 path: shown.to_string(),
                 functions,
+                go: None,
             });
+        }
+    }
+
+    /// Probes Go's crypto/tls in `path` if it is a Go binary; says so when
+    /// a Go binary's TLS cannot be located or probed.
+    fn consider_go(&mut self, skel: &McpspySkel<'_>, path: &Path, shown: &str) {
+        let located = super::go::locate(path).and_then(|at| {
+            at.map(|at| Ok((super::go::attach(skel, path, &at)?, at)))
+                .transpose()
+        });
+        match located {
+            Ok(None) => {}
+            Ok(Some((links, at))) => {
+                self.links.extend(links);
+                self.targets.push(Target {
+                    path: shown.to_string(),
+                    functions: vec!["crypto/tls.(*Conn).Write", "crypto/tls.(*Conn).Read"],
+                    go: Some(at),
+                });
+            }
+            Err(e) => self.errors.push(format!(
+                "{shown}: Go binary whose TLS could not be located: {e}"
+            )),
         }
     }
 
