@@ -11,6 +11,9 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+/// How an error about a Go binary starts.
+const GO_FAILED: &str = "Go binary whose TLS could not be located";
+
 /// How often to look for newly loaded copies of libssl.
 const RESCAN: Duration = Duration::from_secs(3);
 
@@ -237,6 +240,26 @@ impl TlsProbes {
                 "{shown}: Go binary whose TLS could not be located: {e}"
             )),
         }
+    }
+
+    /// One line per Go binary: probed (and how its functions were found),
+    /// or why its TLS could not be located.
+    pub fn go_notes(&self) -> Vec<String> {
+        let probed = self.targets.iter().filter_map(|t| {
+            let go = t.go.as_ref()?;
+            Some(format!(
+                "Go binary {}: crypto/tls probed (found in {}; {} RETs of Read)",
+                t.path,
+                go.found_by,
+                go.read_rets.len()
+            ))
+        });
+        let failed = self
+            .errors
+            .iter()
+            .filter(|e| e.contains(GO_FAILED))
+            .cloned();
+        probed.chain(failed).collect()
     }
 
     /// The probes as provenance for the capture's meta table.
