@@ -139,6 +139,7 @@ fn http_goldens_say_what_happened() {
         ("py_legacy_sse", 27),
         ("node_https", 31),
         ("py_h2", 27),
+        ("go_h2", 10),
     ] {
         let export = read(&format!("{name}.export.jsonl"));
         let mut n = 0;
@@ -167,6 +168,10 @@ fn http_goldens_say_what_happened() {
     assert!(h2.contains("200 sse NOTIFY notifications/progress 5/5"));
     assert!(h2.contains("404 ERR Method not found (code -32601)"));
     assert!(h2.contains("200 RESP OK tools/call (blob)"));
+    // Go's crypto/tls (stripped PIEs) over HTTP/2: both ends named.
+    let go = read("go_h2.replay.txt");
+    assert!(go.contains("go-client[") && go.contains("→ go-server["));
+    assert!(go.contains("200 sse RESP OK tools/call (big)"));
     let legacy = read("py_legacy_sse.replay.txt");
     assert!(legacy.contains("GET /sse 200 sse RESP OK server/discover"));
     assert!(legacy.contains("POST /messages/?session_id="));
