@@ -295,6 +295,9 @@ pub enum FlagReason {
     /// HTTP/2 header blocks that cannot be decoded (the header compression
     /// state was lost, or the connection was picked up mid-way).
     HeadersUnknown,
+    /// MCP 2026-07-28: a request's Mcp-Method or Mcp-Name header differs
+    /// from its body.
+    HeaderMismatch,
 }
 
 impl FlagReason {
@@ -317,6 +320,7 @@ impl FlagReason {
             FlagReason::HttpError => "http_error",
             FlagReason::Reset => "reset",
             FlagReason::HeadersUnknown => "headers_unknown",
+            FlagReason::HeaderMismatch => "header_mismatch",
         }
     }
 }

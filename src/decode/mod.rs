@@ -33,7 +33,7 @@ pub use item::{
     BatchPos, CopyInfo, Direction, Flag, FlagReason, HttpMeta, HttpSession, HttpView,
     Implementation, Item, Kind, Peer, RequestRef, SessionSummary, Transport,
 };
-pub use mcp::about as method_about;
+pub use mcp::{about as method_about, error_name};
 pub use reassembly::Loss;
 pub use sniff::{classify, Protocol};
 
