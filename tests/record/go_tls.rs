@@ -168,3 +168,69 @@ fn go_pair_with_symbols_decodes_as_logged() {
 fn go_pair_stripped_pie_decodes_as_logged() {
     go_pair_decodes_as_logged("go_pair_stripped_pie_decodes_as_logged", true);
 }
+
+/// The official Python SDK client over HTTP/2 (libssl) against the Go
+/// server (crypto/tls): the export holds every message the server logged,
+/// once, the right way, both ends' copies.
+#[test]
+fn python_client_against_the_go_server_over_http2() {
+    let name = "python_client_against_the_go_server_over_http2";
+    if !bpf_available(name) {
+        return;
+    }
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let server_exe = build(d, "go_server.go", "go-server", false);
+    succeed(Command::new(format!("{ROOT}/tests/peers/make_cert.sh")).arg(d.join("tls")));
+    let cert = d.join("tls/cert.pem");
+    let capture = d.join("capture.db");
+    let rec = start_recorder(&capture, &["--comm", "go-server", "--comm", "python3"]);
+    let addr = format!("127.0.0.1:{}", free_port());
+    let mut server = Command::new(&server_exe)
+        .args(["-addr", &addr, "-log"])
+        .arg(d.join("server.jsonl"))
+        .arg("-cert")
+        .arg(&cert)
+        .arg("-key")
+        .arg(d.join("tls/key.pem"))
+        .spawn()
+        .unwrap();
+    // The server waits for its client; the recorder probes it meanwhile.
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    succeed(
+        Command::new(venv_python())
+            .arg(format!("{ROOT}/tests/peers/go/py_h2_client.py"))
+            .arg(format!("https://{addr}/mcp"))
+            .arg(&cert),
+    );
+    server.kill().unwrap();
+    server.wait().unwrap();
+    rec.stop();
+    let server_log = logged(&d.join("server.jsonl"));
+    assert!(server_log.len() >= 10, "{server_log:?}");
+    let out = succeed(Command::new(BIN).arg("export").arg(&capture)).stdout;
+    let mut shown: Vec<Msg> = Vec::new();
+    for l in String::from_utf8(out).unwrap().lines() {
+        let i: Value = serde_json::from_str(l).unwrap();
+        let r = &i["records"];
+        assert!(!r["writer"].is_null() && !r["reader"].is_null(), "{i}");
+        if i["type"] == "flagged" {
+            // The SDK's GET for a stream of server messages, which the Go
+            // server refuses (405): flagged as an HTTP error, nothing else.
+            assert_eq!(i["flag"]["reason"], "http_error", "{i}");
+            assert_eq!(i["http_transport"]["method"], "GET", "{i}");
+            assert_eq!(i["http_transport"]["status"], 405, "{i}");
+            continue;
+        }
+        assert!(!r["writer"].is_null() && !r["reader"].is_null(), "{i}");
+        let sent = i["direction"] == "client->server";
+        let from = if sent { "python3" } else { "go-server" };
+        assert_eq!(i["http_transport"]["comm"], from, "{i}");
+        shown.push((sent, i["size_bytes"].as_u64().unwrap()));
+    }
+    shown.sort();
+    let mut want = server_log;
+    want.sort();
+    assert_eq!(shown, want);
+}
