@@ -147,9 +147,11 @@ async def serve_http(args: argparse.Namespace) -> None:
     port = sock.getsockname()[1]
     scheme = "https" if args.certfile else "http"
     url = f"{scheme}://{args.host}:{port}{path}"
+    # Callers that build their own arguments (tests/peers/secrets_peer.py) may not set http2.
+    http2 = getattr(args, "http2", False)
     write_info(args.info, {"transport": args.transport, "url": url, "port": port, "json_response": args.json_response,
-                           "http2": args.http2})
-    if args.http2:
+                           "http2": http2})
+    if http2:
         await serve_hypercorn(app, sock, args)
         return
     config = uvicorn.Config(
