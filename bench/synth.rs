@@ -87,7 +87,12 @@ fn text(seed: u64, len: usize) -> String {
 }
 
 /// Writes a capture of N messages (default 200 000) to OUT:
-/// `synth OUT [N]` (cargo bench passes `--bench` too; it is ignored).
+/// `synth OUT [N] [pipe|http1|http2]` (cargo bench passes `--bench` too;
+/// it is ignored). `http1` and `http2` carry the same messages as POST
+/// bodies and JSON responses on one loopback connection: HTTP/1.1
+/// keep-alive, or HTTP/2 (h2c, one stream per exchange, HPACK with a
+/// dynamic table), for the decode benchmark of bench/decode.py's sibling,
+/// `bench/h2.sh`.
 fn main() {
     let args: Vec<String> = std::env::args()
         .skip(1)
@@ -107,6 +112,23 @@ fn main() {
     };
     assert_lines_are_one_kib();
     let mut s = Synth::new(std::path::Path::new(out));
+    match args.get(2).map(String::as_str) {
+        None | Some("pipe") => {}
+        Some("http1") => {
+            http(&mut s, n, false);
+            s.finish();
+            return;
+        }
+        Some("http2") => {
+            http(&mut s, n, true);
+            s.finish();
+            return;
+        }
+        Some(other) => {
+            eprintln!("synth: transport {other}: pipe, http1 or http2");
+            std::process::exit(2);
+        }
+    }
     let c2s = s.pipe();
     let s2c = s.pipe();
     for i in 0..n / 2 {
@@ -117,6 +139,54 @@ fn main() {
         }
     }
     s.finish();
+}
+
+/// An HTTP/2 frame.
+fn h2_frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
+    let mut f = (payload.len() as u32).to_be_bytes()[1..].to_vec();
+    f.extend_from_slice(&[kind, flags]);
+    f.extend_from_slice(&stream.to_be_bytes());
+    f.extend_from_slice(payload);
+    f
+}
+
+/// N messages as HTTP/1.1 or HTTP/2 exchanges on one connection.
+fn http(s: &mut Synth, n: u64, h2: bool) {
+    let c = Conn::new(s, CLIENT, SERVER, 40000);
+    let (mut client, mut server) = (loona_hpack::Encoder::new(), loona_hpack::Encoder::new());
+    if h2 {
+        let mut preface = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+        preface.extend(h2_frame(4, 0, 0, &[]));
+        c.request(s, &preface);
+        c.respond(s, &h2_frame(4, 0, 0, &[]));
+    }
+    for i in 0..n / 2 {
+        let (req, resp) = (sized(i, true), sized(i, false));
+        if h2 {
+            let stream = 2 * i as u32 + 1;
+            let fields: [(&[u8], &[u8]); 5] = [
+                (b":method", b"POST"),
+                (b":scheme", b"http"),
+                (b":authority", b"127.0.0.1:8000"),
+                (b":path", b"/mcp"),
+                (b"content-type", b"application/json"),
+            ];
+            let mut out = h2_frame(1, 4, stream, &client.encode(fields));
+            out.extend(h2_frame(0, 1, stream, req.as_bytes()));
+            c.request(s, &out);
+            let fields: [(&[u8], &[u8]); 2] =
+                [(b":status", b"200"), (b"content-type", b"application/json")];
+            let mut out = h2_frame(1, 4, stream, &server.encode(fields));
+            out.extend(h2_frame(0, 1, stream, resp.as_bytes()));
+            c.respond(s, &out);
+        } else {
+            c.request(s, &http_request("POST", "/mcp", &[JSON], req.as_bytes()));
+            c.respond(s, &http_response("200 OK", &[JSON], resp.as_bytes(), true));
+        }
+        if i.is_multiple_of(1000) {
+            s.tick();
+        }
+    }
 }
 
 /// The generator's own check, run before it writes.

@@ -8,7 +8,8 @@
  * arguments is needed and unrelated I/O costs one program run, not two.
  *
  * One object, in headers by job: config (settings, maps, filter), sniff (the
- * watch test), fdinfo (what a descriptor is), emit (records), tls (OpenSSL).
+ * watch test), fdinfo (what a descriptor is), emit (records), tls (OpenSSL),
+ * go_tls (Go's crypto/tls).
  * This file holds the syscall and exec entry points.
  */
 #include "vmlinux.h"
@@ -22,6 +23,7 @@
 #include "emit.bpf.h"
 #include "tls.bpf.h"
 #include "boringssl.bpf.h"
+#include "go_tls.bpf.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 

@@ -6,7 +6,8 @@
 # place it only checks, in a few seconds.
 #
 #   apt     clang, libelf-dev, zlib1g-dev, pkg-config, make, gcc (build: libbpf-sys, the BPF object);
-#           strace (tests/peers/syscall_truth.py), openssl (self-signed certs for the TLS tests);
+#           strace (tests/peers/syscall_truth.py), openssl (self-signed certs for the TLS tests),
+#           golang-go (Go 1.19: the Go test peers in tests/peers/go, Go crypto/tls over HTTP/2);
 #           python3-venv and nodejs/npm only where python3 or node is missing.
 #   ./.venv                       the PyPI `mcp` SDK and its HTTP stack, DuckDB, chDB and the OpenTelemetry
 #                                 protobuf definitions (the export tests), pinned in tests/peers/requirements.lock
@@ -32,6 +33,8 @@ APT_PACKAGES=(clang libelf-dev zlib1g-dev pkg-config make gcc libc6-dev strace o
 command -v node >/dev/null || APT_PACKAGES+=(nodejs)
 command -v npm >/dev/null || APT_PACKAGES+=(npm)
 command -v "${MCPSPY_PYTHON:-python3}" >/dev/null || APT_PACKAGES+=(python3)
+# Go (Debian's 1.19) builds the Go test peers (tests/peers/go): crypto/tls over HTTP/2.
+command -v go >/dev/null || APT_PACKAGES+=(golang-go)
 
 install_apt "${APT_PACKAGES[@]}"
 

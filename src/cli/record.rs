@@ -164,6 +164,9 @@ pub fn run(a: RecordArgs, color: ColorChoice) -> Result<(), Failure> {
     } else {
         String::new()
     };
+    for note in &summary.go_tls {
+        eprintln!("mcpspy: {note}");
+    }
     eprintln!(
         "mcpspy: recorded {}, {} of data, {}, {} in {:.1}s via {}; {}; {} {}{ratio}; ended by {}",
         plural(summary.store.events, "event"),

@@ -13,6 +13,8 @@ pub enum Cut {
     Loss(Loss),
     /// The capture ended before the message did.
     CaptureEnd,
+    /// Its sender reset the HTTP/2 stream that carried it.
+    Reset,
     /// Longer than the decoder keeps: `dropped` bytes were not kept.
     TooLong { dropped: u64 },
 }

@@ -2,13 +2,14 @@
 //!
 //! stdio and Unix sockets carry newline-delimited JSON ([`Ndjson`]). TCP and
 //! TLS streams are sniffed first ([`sniff`](super::sniff)): HTTP/1.x is
-//! framed by [`http`](super::http) (bodies, SSE events), JSON lines as on
-//! stdio, and anything else (HTTP/2, ciphertext, unknown protocols) is
-//! reported once, never dropped silently. A new transport is one more arm
+//! framed by [`http`](super::http) (bodies, SSE events), HTTP/2 by its
+//! [`H2`] framer into the same messages, JSON lines as on stdio, and
+//! anything else (ciphertext, unknown protocols) is reported once, never
+//! dropped silently. A new transport is one more arm
 //! here, its own part of [`SocketState`], and one sniff rule.
 
 use super::frame::{lost_frame, Cut, Frame, FrameBody};
-use super::http::{Http, SocketHttp};
+use super::http::{frames_start, Http, SocketH2, SocketHttp, H2};
 use super::ndjson::Ndjson;
 use super::reassembly::{Loss, Piece};
 use super::sniff::{self, Protocol};
@@ -20,6 +21,7 @@ pub struct SocketState {
     /// What the first direction to be sniffed carries.
     protocol: Option<Protocol>,
     pub http: SocketHttp,
+    pub h2: SocketH2,
 }
 
 impl SocketState {
@@ -41,6 +43,7 @@ pub enum Framer {
     },
     Ndjson(Ndjson),
     Http(Box<Http>),
+    Http2(Box<H2>),
     /// Recognised, not decoded: reported once, then skipped.
     Unsupported {
         protocol: String,
@@ -59,6 +62,8 @@ pub struct Held {
 
 /// Bytes enough to tell every protocol [`sniff::classify`] knows apart.
 const SNIFF_BYTES: usize = 16;
+/// Offsets tried for a run of HTTP/2 frames in a stream that starts with a loss.
+const AFTER_LOSS_SCAN: usize = 16 << 10;
 
 impl Framer {
     /// Newline-delimited JSON (pipes, Unix sockets, other files).
@@ -80,12 +85,13 @@ impl Framer {
     pub fn http_requests(&self) -> Option<bool> {
         match self {
             Framer::Http(h) => h.carries_requests(),
+            Framer::Http2(h) => h.carries_requests(),
             _ => None,
         }
     }
 
     pub fn is_http(&self) -> bool {
-        matches!(self, Framer::Http(_))
+        matches!(self, Framer::Http(_) | Framer::Http2(_))
     }
 
     /// Bytes held for a message not yet ended (the decoder bounds their total).
@@ -94,6 +100,7 @@ impl Framer {
             Framer::Sniff { held, .. } => held.iter().map(|h| h.bytes.len()).sum(),
             Framer::Ndjson(n) => n.held(),
             Framer::Http(h) => h.held(),
+            Framer::Http2(h) => h.held(),
             Framer::Unsupported { .. } => 0,
         }
     }
@@ -114,6 +121,7 @@ impl Framer {
         match self {
             Framer::Ndjson(n) => n.feed(piece, out),
             Framer::Http(h) => h.feed(piece, &mut sock.http, out),
+            Framer::Http2(h) => h.feed(piece, &mut sock.h2, out),
             Framer::Unsupported { protocol, reported } => {
                 if let Piece::Data {
                     off,
@@ -175,7 +183,8 @@ impl Framer {
     }
 
     /// What a stream whose first bytes were lost carries: what its other
-    /// direction carries, or HTTP if a start line shows up, else JSON lines.
+    /// direction carries, or HTTP if a start line (or a run of HTTP/2
+    /// frames) shows up, else JSON lines.
     fn after_loss_protocol(&self, sock: &SocketState) -> Protocol {
         if let Some(p) = &sock.protocol {
             return p.clone();
@@ -186,8 +195,13 @@ impl Framer {
         let has_start_line = held.iter().any(|h| {
             memchr::memmem::find(&h.bytes, b" HTTP/1.").is_some() || h.bytes.starts_with(b"HTTP/1.")
         });
+        let bytes: Vec<u8> = held.iter().flat_map(|h| h.bytes.iter().copied()).collect();
+        let has_frames =
+            (0..bytes.len().min(AFTER_LOSS_SCAN)).any(|p| frames_start(&bytes[p..]) == Some(true));
         if has_start_line {
             Protocol::Http1
+        } else if has_frames {
+            Protocol::Http2
         } else {
             Protocol::Json
         }
@@ -238,9 +252,7 @@ impl Framer {
         let (max_line, held, after_loss) = (*max_line, std::mem::take(held), *after_loss);
         // The other direction of an HTTP/2 connection starts with binary frames.
         let p = match (p, &sock.protocol) {
-            (Protocol::Other(_), Some(Protocol::Other(s))) if s == sniff::HTTP2 => {
-                Protocol::Other(sniff::HTTP2.into())
-            }
+            (Protocol::Other(_), Some(Protocol::Http2)) => Protocol::Http2,
             (p, _) => p,
         };
         sock.note_protocol(&p);
@@ -269,6 +281,7 @@ impl Framer {
                 Framer::Ndjson(n)
             }
             Protocol::Http1 => Framer::Http(Box::new(Http::new(max_line, after_loss))),
+            Protocol::Http2 => Framer::Http2(Box::new(H2::new(max_line, after_loss))),
             Protocol::Other(protocol) => Framer::Unsupported {
                 protocol,
                 reported: false,
@@ -291,6 +304,7 @@ impl Framer {
         match self {
             Framer::Ndjson(n) => n.finish(out),
             Framer::Http(h) => h.finish(out),
+            Framer::Http2(h) => h.finish(&mut sock.h2, out),
             _ => {}
         }
     }
@@ -335,45 +349,29 @@ mod tests {
         }
     }
 
-    fn text(f: &Frame) -> &str {
-        std::str::from_utf8(f.text().unwrap()).unwrap()
-    }
-
     #[test]
     fn network_streams_are_sniffed_across_pieces() {
-        // HTTP/2: reported once, with its preface line, whatever follows.
+        // HTTP/2: decoded, from the client's preface on, across pieces.
         let mut f = Framer::sniffing(1 << 20);
         let mut sock = SocketState::default();
         let mut v = Vec::new();
         f.feed(data(0, b"PRI * HT", 1), &mut sock, &mut |fr| v.push(fr));
-        assert!(v.is_empty(), "undecided after 8 bytes");
+        assert!(matches!(f, Framer::Sniff { .. }), "undecided after 8 bytes");
         f.feed(
             data(8, b"TP/2.0\r\n\r\nSM\r\n\r\n\x00\x00", 2),
             &mut sock,
             &mut |fr| v.push(fr),
         );
-        f.feed(data(30, b"more", 3), &mut sock, &mut |fr| v.push(fr));
-        assert_eq!(v.len(), 1);
-        assert!(matches!(
-            &v[0].body,
-            FrameBody::Unsupported { protocol, .. } if protocol == "HTTP/2"
-        ));
-        assert_eq!(text(&v[0]), "PRI * HTTP/2.0");
-        assert_eq!(v[0].seqs, vec![1, 2]);
-        // The server's side of that connection starts with binary frames:
-        // HTTP/2 too, from what the other direction showed.
+        assert!(f.is_http() && f.http_requests() == Some(true));
+        // The server's side of that connection starts with a SETTINGS frame.
         let mut g = Framer::sniffing(1 << 20);
-        let mut w = Vec::new();
         g.feed(
-            data(0, b"\x00\x00\x12\x04\x00\x00\x00\x00\x00\x00\x03", 1),
+            data(0, b"\x00\x00\x06\x04\x00\x00\x00\x00\x00\x00\x03", 1),
             &mut sock,
-            &mut |fr| w.push(fr),
+            &mut |fr| v.push(fr),
         );
-        g.finish(&mut sock, &mut |fr| w.push(fr));
-        assert!(matches!(
-            &w[0].body,
-            FrameBody::Unsupported { protocol, .. } if protocol == "HTTP/2"
-        ));
+        assert!(g.is_http() && g.http_requests() == Some(false));
+        assert!(v.is_empty(), "{v:?}");
         // JSON lines over TCP stay JSON lines.
         let mut h = Framer::sniffing(1 << 20);
         let mut x = Vec::new();

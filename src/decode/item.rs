@@ -289,6 +289,15 @@ pub enum FlagReason {
     BadEncoding,
     /// An HTTP error status (4xx, 5xx) whose body holds no JSON-RPC message.
     HttpError,
+    /// An HTTP/2 stream reset (RST_STREAM), or a connection closed with an
+    /// error (GOAWAY).
+    Reset,
+    /// HTTP/2 header blocks that cannot be decoded (the header compression
+    /// state was lost, or the connection was picked up mid-way).
+    HeadersUnknown,
+    /// MCP 2026-07-28: a request's Mcp-Method or Mcp-Name header differs
+    /// from its body.
+    HeaderMismatch,
 }
 
 impl FlagReason {
@@ -309,6 +318,9 @@ impl FlagReason {
             FlagReason::BadHttp => "bad_http",
             FlagReason::BadEncoding => "bad_encoding",
             FlagReason::HttpError => "http_error",
+            FlagReason::Reset => "reset",
+            FlagReason::HeadersUnknown => "headers_unknown",
+            FlagReason::HeaderMismatch => "header_mismatch",
         }
     }
 }

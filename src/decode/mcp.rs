@@ -181,6 +181,17 @@ pub fn about(method: &str) -> Option<&'static str> {
     lookup(method).map(|m| m.about)
 }
 
+/// The name of an error code that MCP 2026-07-28 added (the older JSON-RPC
+/// codes are shown by their messages alone, which say the same).
+pub fn error_name(code: i64) -> Option<&'static str> {
+    Some(match code {
+        -32020 => "HEADER_MISMATCH: the Mcp-* HTTP headers do not match the body",
+        -32021 => "MISSING_REQUIRED_CLIENT_CAPABILITY",
+        -32022 => "UNSUPPORTED_PROTOCOL_VERSION",
+        _ => return None,
+    })
+}
+
 /// The `_meta` keys of MCP 2026-07-28, which replace the handshake.
 #[derive(Deserialize, Default)]
 pub struct Meta<'a> {

@@ -33,9 +33,9 @@ pub use item::{
     BatchPos, CopyInfo, Direction, Flag, FlagReason, HttpMeta, HttpSession, HttpView,
     Implementation, Item, Kind, Peer, RequestRef, SessionSummary, Transport,
 };
-pub use mcp::about as method_about;
+pub use mcp::{about as method_about, error_name};
 pub use reassembly::Loss;
-pub use sniff::{classify, Protocol, HTTP2};
+pub use sniff::{classify, Protocol};
 
 // What later stages read of a capture passes through here, so that none
 // reaches past this stage (DEVELOPERS.md, "Stages").

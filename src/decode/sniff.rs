@@ -1,5 +1,7 @@
 //! What a network stream carries, judged from its first bytes: JSON-RPC
-//! lines, HTTP/1.x, or something this decoder reports and does not decode.
+//! lines, HTTP/1.x, HTTP/2 (the client's preface, or the server's: a
+//! SETTINGS frame; h2 over TLS and h2c with prior knowledge alike), or
+//! something this decoder reports and does not decode.
 //!
 //! The same judgement serves the decoder and `info` (query's count of the
 //! streams that are not decoded).
@@ -11,12 +13,13 @@ pub enum Protocol {
     Json,
     /// HTTP/1.0 or HTTP/1.1.
     Http1,
+    /// HTTP/2.
+    Http2,
     /// Anything else, with a description of what it is.
     Other(String),
 }
 
 const HTTP2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n";
-pub const HTTP2: &str = "HTTP/2";
 /// Request methods that open an HTTP/1.x request line.
 const METHODS: [&[u8]; 9] = [
     b"GET ",
@@ -48,13 +51,24 @@ pub fn classify(prefix: &[u8], more: bool) -> Option<Protocol> {
     }
     let could_be = |whole: &[u8]| whole.starts_with(bytes) && bytes.len() < whole.len();
     if bytes.starts_with(HTTP2_PREFACE) {
-        return Some(Protocol::Other(HTTP2.into()));
+        return Some(Protocol::Http2);
+    }
+    // The server's side starts with a SETTINGS frame, whose length starts with 0.
+    let server_h2 = if first == 0 {
+        super::http::server_preface(bytes)
+    } else {
+        Some(false)
+    };
+    if server_h2 == Some(true) {
+        return Some(Protocol::Http2);
     }
     if bytes.starts_with(b"HTTP/1.") || METHODS.iter().any(|m| bytes.starts_with(m)) {
         return Some(Protocol::Http1);
     }
-    let undecided =
-        could_be(HTTP2_PREFACE) || could_be(b"HTTP/1.") || METHODS.iter().any(|m| could_be(m));
+    let undecided = could_be(HTTP2_PREFACE)
+        || could_be(b"HTTP/1.")
+        || METHODS.iter().any(|m| could_be(m))
+        || server_h2.is_none();
     if undecided && more {
         return None;
     }
@@ -91,14 +105,20 @@ mod tests {
         assert_eq!(classify(b"PRI * HTTP/2", true), None);
         assert_eq!(
             classify(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", true),
-            Some(Protocol::Other(HTTP2.into()))
+            Some(Protocol::Http2)
         );
+        // A server's first SETTINGS frame.
+        assert_eq!(
+            classify(b"\x00\x00\x12\x04\x00\x00\x00\x00\x00\x00\x03", true),
+            Some(Protocol::Http2)
+        );
+        assert_eq!(classify(b"\x00\x00\x12\x04", true), None);
         assert!(matches!(classify(b"PO", false), Some(Protocol::Other(_))));
         assert!(
             matches!(classify(b"\x16\x03\x01\x02", true), Some(Protocol::Other(s)) if s.starts_with("TLS"))
         );
         assert!(
-            matches!(classify(b"\x00\x00\x12\x04", true), Some(Protocol::Other(s)) if s.contains("00 00 12 04"))
+            matches!(classify(b"\x00\x00\x12\x05\x00", true), Some(Protocol::Other(s)) if s.contains("00 00 12 05"))
         );
     }
 }

@@ -22,8 +22,8 @@ pub use overview::{Damage, Overview};
 pub use selection::{view_key, Selection};
 pub use sink::{Fanout, Flow, Limit, Sink};
 
-pub use crate::decode::method_about;
-use crate::decode::{classify, DecodeOptions, Decoder, Numbered, Protocol, Record, HTTP2};
+use crate::decode::{classify, DecodeOptions, Decoder, Numbered, Protocol, Record};
+pub use crate::decode::{error_name, method_about};
 pub use crate::decode::{
     BatchPos, CopyInfo, Direction, Flag, FlagReason, HttpMeta, HttpSession, HttpView,
     Implementation, Item, Kind, Loss, Peer, RequestRef, SessionSummary, Transport,

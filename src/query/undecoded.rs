@@ -1,13 +1,13 @@
 //! The TCP and TLS streams a capture holds that the decoder does not
 //! decode (for `info`), judged as the decoder judges them.
 
-use super::{classify, BlockFilter, CaptureError, CaptureReader, Protocol, Record, HTTP2};
+use super::{classify, BlockFilter, CaptureError, CaptureReader, Protocol, Record};
 use crate::event::{fd_kind, kind, Direction, StreamId};
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 /// TCP and TLS streams that are not decoded, by what they carry: the
 /// protocol each stream starts with, as the decoder judges it (a stream
-/// whose other direction starts with the HTTP/2 preface is HTTP/2 too).
+/// whose other direction is HTTP/2 is decoded with it).
 /// Reads only until every such stream's first record has been seen.
 pub fn count_undecoded(reader: &CaptureReader) -> Result<BTreeMap<String, u64>, CaptureError> {
     let mut wanted: HashSet<StreamId> = HashSet::new();
@@ -64,8 +64,9 @@ pub fn count_undecoded(reader: &CaptureReader) -> Result<BTreeMap<String, u64>, 
     for (k, p) in &judged {
         let sibling = judged.get(&k.reversed());
         let name = match (p, sibling) {
-            (Protocol::Json | Protocol::Http1, _) => continue,
-            (_, Some(Protocol::Other(s))) if s == HTTP2 => HTTP2.to_string(),
+            (Protocol::Json | Protocol::Http1 | Protocol::Http2, _) => continue,
+            // The other direction of an HTTP/2 connection is decoded with it.
+            (_, Some(Protocol::Http2)) => continue,
             (Protocol::Other(s), _) => s.clone(),
         };
         *counts.entry(name).or_insert(0) += 1;

@@ -5,6 +5,7 @@
 //! the store, so that compression and storage never stall the ring.
 
 mod boringssl;
+mod go;
 mod loader;
 mod mounts;
 mod procfs;
@@ -67,6 +68,8 @@ pub struct Status {
 
 #[derive(Clone, Debug)]
 pub struct Summary {
+    /// Each Go binary whose crypto/tls was probed, or could not be located.
+    pub go_tls: Vec<String>,
     pub rung: Rung,
     pub store: StoreStats,
     pub processes: usize,
@@ -300,10 +303,12 @@ fn drain(
     let stats = writer_thread
         .join()
         .map_err(|_| anyhow::anyhow!("the capture writer panicked"))??;
+    let go_tls = tls.as_ref().map(|t| t.go_notes()).unwrap_or_default();
     if let Some(t) = tls.as_mut() {
         t.detach();
     }
     Ok(Summary {
+        go_tls,
         rung,
         store: stats,
         processes,

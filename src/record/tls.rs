@@ -1,5 +1,6 @@
 //! TLS plaintext: uprobes on OpenSSL's SSL_read/SSL_write (and their _ex
-//! forms) in every library and program that exports them, including programs
+//! forms) in every library and program that exports them, and on Go's
+//! crypto/tls in every Go binary ([`go`](super::go)), including programs
 //! that start, and libraries that are loaded, after the recording began.
 //! A probe on a file applies to every process that maps it, now or later.
 //! Programs that link BoringSSL without exporting it (Bun) are probed where
@@ -12,6 +13,9 @@ use std::collections::HashSet;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
+
+/// How an error about a Go binary starts.
+const GO_FAILED: &str = "Go binary whose TLS could not be located";
 
 /// How often to look for newly loaded copies of libssl.
 const RESCAN: Duration = Duration::from_secs(3);
@@ -39,6 +43,9 @@ pub struct Target {
     /// Where the functions are, for a program probed by the BoringSSL scan.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub boringssl: Option<Located>,
+    /// A Go binary: where its crypto/tls was found and probed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub go: Option<super::go::GoTls>,
 }
 
 pub struct TlsProbes {
@@ -195,7 +202,9 @@ impl TlsProbes {
             self.errors.extend(last_error);
         }
         if functions.is_empty() {
-            self.consider_boringssl(skel, path, shown);
+            if !self.consider_go(skel, path, shown) {
+                self.consider_boringssl(skel, path, shown);
+            }
             return;
         }
         if !functions.is_empty() {
@@ -218,6 +227,7 @@ impl TlsProbes {
                 path: shown.to_string(),
                 functions,
                 boringssl: None,
+                go: None,
             });
         }
     }
@@ -271,6 +281,7 @@ impl TlsProbes {
             path: shown.to_string(),
             functions,
             boringssl: Some(located),
+            go: None,
         });
     }
 
@@ -292,6 +303,52 @@ impl TlsProbes {
             .filter(|e| e.contains("BoringSSL"))
             .cloned();
         probed.chain(missed).collect()
+    }
+
+    /// Probes Go's crypto/tls in `path` if it is a Go binary; says so when
+    /// a Go binary's TLS cannot be located or probed. False when `path` is
+    /// not a Go binary.
+    fn consider_go(&mut self, skel: &McpspySkel<'_>, path: &Path, shown: &str) -> bool {
+        let located = super::go::locate(path).and_then(|at| {
+            at.map(|at| Ok((super::go::attach(skel, path, &at)?, at)))
+                .transpose()
+        });
+        match located {
+            Ok(None) => return false,
+            Ok(Some((links, at))) => {
+                self.links.extend(links);
+                self.targets.push(Target {
+                    path: shown.to_string(),
+                    functions: vec!["crypto/tls.(*Conn).Write", "crypto/tls.(*Conn).Read"],
+                    go: Some(at),
+                    boringssl: None,
+                });
+            }
+            Err(e) => self.errors.push(format!(
+                "{shown}: Go binary whose TLS could not be located: {e}"
+            )),
+        }
+        true
+    }
+
+    /// One line per Go binary: probed (and how its functions were found),
+    /// or why its TLS could not be located.
+    pub fn go_notes(&self) -> Vec<String> {
+        let probed = self.targets.iter().filter_map(|t| {
+            let go = t.go.as_ref()?;
+            Some(format!(
+                "Go binary {}: crypto/tls probed (found in {}; {} RETs of Read)",
+                t.path,
+                go.found_by,
+                go.read_rets.len()
+            ))
+        });
+        let failed = self
+            .errors
+            .iter()
+            .filter(|e| e.contains(GO_FAILED))
+            .cloned();
+        probed.chain(failed).collect()
     }
 
     /// The probes as provenance for the capture's meta table.

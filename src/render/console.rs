@@ -13,7 +13,8 @@
 
 use super::{clean, clean_bytes, push_decimal, push_latency, TimeFormat, WallClock};
 use crate::query::{
-    method_about, CopyInfo, FlagReason, Flow, HttpMeta, Item, Kind, Peer, Sink, Transport,
+    error_name, method_about, CopyInfo, FlagReason, Flow, HttpMeta, Item, Kind, Peer, Sink,
+    Transport,
 };
 use std::io::{self, Write};
 
@@ -177,7 +178,10 @@ impl<W: Write> Console<W> {
                 self.line
                     .push_str(&clean(message.as_deref().unwrap_or("(no message)")));
                 match code {
-                    Some(c) => self.line.push_str(&format!(" (code {c})")),
+                    Some(c) => match error_name(*c) {
+                        Some(name) => self.line.push_str(&format!(" (code {c} {name})")),
+                        None => self.line.push_str(&format!(" (code {c})")),
+                    },
                     None => self.line.push_str(" (no code)"),
                 }
                 let id = id.map_or("null", |i| i.get());

@@ -134,7 +134,13 @@ fn synthetic_goldens_say_what_happened() {
 fn http_goldens_say_what_happened() {
     let dir = root().join("fixtures");
     let read = |name: &str| std::fs::read_to_string(dir.join(name)).unwrap();
-    for (name, messages) in [("py_http", 27), ("py_legacy_sse", 27), ("node_https", 31)] {
+    for (name, messages) in [
+        ("py_http", 27),
+        ("py_legacy_sse", 27),
+        ("node_https", 31),
+        ("py_h2", 27),
+        ("go_h2", 10),
+    ] {
         let export = read(&format!("{name}.export.jsonl"));
         let mut n = 0;
         for line in export.lines() {
@@ -155,6 +161,17 @@ fn http_goldens_say_what_happened() {
     assert!(py.contains("http 127.0.0.1:") && py.contains("POST /mcp REQ server/discover"));
     assert!(py.contains("200 sse NOTIFY notifications/progress 5/5"));
     assert!(py.contains("404 ERR Method not found (code -32601)"));
+    // The same session over HTTP/2 (h2 over TLS): the same messages, with
+    // their HTTP heads rebuilt from HPACK.
+    let h2 = read("py_h2.replay.txt");
+    assert!(h2.contains("https 127.0.0.1:") && h2.contains("POST /mcp REQ server/discover"));
+    assert!(h2.contains("200 sse NOTIFY notifications/progress 5/5"));
+    assert!(h2.contains("404 ERR Method not found (code -32601)"));
+    assert!(h2.contains("200 RESP OK tools/call (blob)"));
+    // Go's crypto/tls (stripped PIEs) over HTTP/2: both ends named.
+    let go = read("go_h2.replay.txt");
+    assert!(go.contains("go-client[") && go.contains("→ go-server["));
+    assert!(go.contains("200 sse RESP OK tools/call (big)"));
     let legacy = read("py_legacy_sse.replay.txt");
     assert!(legacy.contains("GET /sse 200 sse RESP OK server/discover"));
     assert!(legacy.contains("POST /messages/?session_id="));

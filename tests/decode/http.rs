@@ -795,8 +795,50 @@ fn transports_in_the_command_line_outputs() {
     assert!(summary.contains("http 127.0.0.1:8000"), "{summary}");
     assert!(summary.contains("session abc"), "{summary}");
     let info = mcpspy(&["info", cap]);
+    // The HTTP/2 connection (a preface and SETTINGS, no stream) is decoded.
     assert!(
-        info.contains("not decoded  4 TCP streams: 4 HTTP/2"),
+        !info.contains("HTTP/2") && !info.contains("not decoded"),
         "{info}"
     );
+}
+
+/// MCP 2026-07-28: Mcp-Method and Mcp-Name mirror the body; a request whose
+/// headers say otherwise is flagged right after it, with both values; the
+/// new error codes are named.
+#[test]
+fn mcp_headers_that_differ_from_the_body_are_flagged() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = Synth::new(&dir.path().join("headers.db"));
+    let c = Conn::new(&mut s, CLIENT, SERVER, 40300);
+    let call = request(1, "tools/call", r#"{"name":"delete_all","arguments":{}}"#);
+    let honest = request(2, "tools/call", r#"{"name":"echo","arguments":{}}"#);
+    let headers = [JSON, ("Mcp-Method", "tools/call"), ("Mcp-Name", "echo")];
+    c.request(
+        &mut s,
+        &http_request("POST", "/mcp", &headers, call.as_bytes()),
+    );
+    let err = r#"{"jsonrpc":"2.0","id":1,"error":{"code":-32020,"message":"Header mismatch"}}"#;
+    c.respond(
+        &mut s,
+        &http_response("400 Bad Request", &[JSON], err.as_bytes(), true),
+    );
+    c.request(
+        &mut s,
+        &http_request("POST", "/mcp", &headers, honest.as_bytes()),
+    );
+    let cap = s.finish();
+    let (items, _) = decode_file(&cap);
+    let flags: Vec<_> = items.iter().filter_map(|i| i.flag.as_ref()).collect();
+    assert_eq!(flags.len(), 1, "{items:#?}");
+    assert_eq!(flags[0].0, "header_mismatch");
+    assert!(flags[0]
+        .1
+        .contains("Mcp-Name `echo` but the body names `delete_all`"));
+    assert_eq!(
+        items[1].flag.as_ref(),
+        Some(flags[0]),
+        "right after the request"
+    );
+    let replay = mcpspy(&["replay", cap.to_str().unwrap()]);
+    assert!(replay.contains("(code -32020 HEADER_MISMATCH"), "{replay}");
 }

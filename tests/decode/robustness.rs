@@ -56,6 +56,14 @@ const PIECES: &[&str] = &[
     "data: {\"jsonrpc\":\"2.0\",\r\ndata: \"id\":1,\"result\":{}}\n\n",
     ": comment\rid: 1\rretry: x\r\r",
     "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n",
+    // HTTP/2 frames: SETTINGS, HEADERS (a literal HPACK field, and a table
+    // size update that does not end), DATA (padded), CONTINUATION, RST_STREAM.
+    "\0\0\0\x04\0\0\0\0\0",
+    "\0\0\x06\x01\x04\0\0\0\x01\x44\x04/mcp",
+    "\0\0\x02\x01\x05\0\0\0\x03\x3f\x7f",
+    "\0\0\x08\0\x09\0\0\0\x01\x02{\"a\":1}",
+    "\0\0\x01\x09\x04\0\0\0\x01\x40",
+    "\0\0\x04\x03\0\0\0\0\x01\0\0\0\x08",
 ];
 
 fn random_records(seed: u64, n: usize) -> Vec<Vec<u8>> {

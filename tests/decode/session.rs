@@ -316,40 +316,61 @@ fn a_tool_that_failed_is_not_an_ok_response() {
     assert_eq!(failed, vec![true, false]);
 }
 
+/// An HTTP/2 frame: length, type, flags, stream, payload.
+fn h2_frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
+    let mut f = (payload.len() as u32).to_be_bytes()[1..].to_vec();
+    f.extend_from_slice(&[kind, flags]);
+    f.extend_from_slice(&stream.to_be_bytes());
+    f.extend_from_slice(payload);
+    f
+}
+
 #[test]
-fn tcp_copies_pair_by_their_mirrored_ends_and_http2_is_reported_once() {
+fn tcp_copies_pair_by_their_mirrored_ends_and_http2_is_decoded() {
     let dir = tempfile::tempdir().unwrap();
     let mut s = Synth::new(&dir.path().join("tcp.db"));
     // JSON-RPC lines over loopback TCP: the two copies pair by 4-tuple.
     let (c2s, s2c) = s.tcp(ipv4([127, 0, 0, 1], 40000), ipv4([127, 0, 0, 1], 9000));
     s.send(CLIENT, SERVER, c2s, &request(1, "tools/list", "{}"));
     s.send(SERVER, CLIENT, s2c, &response(1, "{}"));
-    // An HTTP/2 connection: not decoded, said once per direction (both
-    // copies of each direction make one item), with what it is.
+    // h2c with prior knowledge: the preface, then frames split across reads.
+    // HPACK from the static table: :method POST, :scheme http, :path /mcp,
+    // content-type application/json; the response :status 200.
     let (h2s, s2h) = s.tcp(ipv4([127, 0, 0, 1], 40001), ipv4([127, 0, 0, 1], 8080));
-    s.write(
-        CLIENT,
-        h2s,
-        b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00",
-    );
+    let mut block = vec![0x83, 0x86, 0x44, 4];
+    block.extend_from_slice(b"/mcp");
+    block.extend_from_slice(&[0x5f, 16]);
+    block.extend_from_slice(b"application/json");
+    let req = request(2, "ping", "{}");
+    let mut c = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+    c.extend(h2_frame(4, 0, 0, &[]));
+    c.extend(h2_frame(1, 4, 1, &block));
+    c.extend(h2_frame(0, 1, 1, req.as_bytes()));
+    s.write(CLIENT, h2s, &c[..30]);
     s.drain(SERVER, h2s, 10);
-    s.write(CLIENT, h2s, b"\x00\x00\x05\x01\x04");
+    s.write(CLIENT, h2s, &c[30..]);
     s.drain(SERVER, h2s, 4096);
-    s.write(SERVER, s2h, b"\x00\x00\x00\x04\x01\x00\x00\x00\x00");
+    let resp = response(2, "{}");
+    let mut v = h2_frame(4, 0, 0, &[]);
+    v.extend(h2_frame(1, 4, 1, &[0x88, 0x5f, 16]));
+    v.extend_from_slice(b"application/json");
+    // The header block's length counts the content type too.
+    let at = v.len() - 16 - 3 - 9;
+    v[at + 2] = 19;
+    v.extend(h2_frame(0, 1, 1, resp.as_bytes()));
+    s.write(SERVER, s2h, &v);
+    s.drain(CLIENT, s2h, 7);
     s.drain(CLIENT, s2h, 4096);
     let (items, sessions) = decode_file(&s.finish());
     assert_eq!(items[0].method.as_deref(), Some("tools/list"));
     assert!(!items[0].writer_seqs.is_empty() && !items[0].reader_seqs.is_empty());
     assert_eq!(items[1].answers, Some(items[0].n));
-    assert_eq!(sessions.len(), 1);
-    let h2: Vec<_> = items.iter().filter(|i| i.flag.is_some()).collect();
-    assert_eq!(h2.len(), 2, "one per direction: {h2:#?}");
-    for i in &h2 {
-        let (reason, detail) = i.flag.as_ref().unwrap();
-        assert_eq!(reason, "unsupported");
-        assert!(detail.starts_with("HTTP/2"), "{detail}");
+    assert!(items.iter().all(|i| i.flag.is_none()), "{items:#?}");
+    assert_eq!(items.len(), 4);
+    assert_eq!(items[2].method.as_deref(), Some("ping"));
+    assert_eq!(items[3].answers, Some(items[2].n));
+    for i in &items[2..] {
         assert!(!i.writer_seqs.is_empty() && !i.reader_seqs.is_empty());
     }
-    assert!(h2.iter().any(|i| i.text == "PRI * HTTP/2.0"));
-    assert_eq!(items.len(), 4);
+    assert_eq!(sessions.len(), 2);
 }

@@ -3,13 +3,15 @@
 scenario against it, stop the server. Exits with the client's exit code.
 
     http_session.py --out DIR --peers py|node [--transport http|sse] [--json-response] [--tls]
-                    [--mode auto|legacy] [--blob N ...] [--echo-size N] [--timeout S]
+                    [--mode auto|legacy] [--blob N ...] [--echo-size N] [--timeout S] [--http2]
 
   --peers py    tests/peers/py_server.py under uvicorn + tests/peers/py_client.py (Python SDK)
                 --transport http: Streamable HTTP (SSE responses, or JSON with --json-response)
                 --transport sse:  the deprecated HTTP+SSE transport
   --peers node  tests/peers/node_server.mjs (server-everything, streamableHttp mode)
                 + tests/peers/node_client.mjs (Node SDK, Streamable HTTP)
+  --http2       (py, with --tls) the server under hypercorn and the client on httpx2 with HTTP/2 on:
+                the session runs over h2
   --tls         a self-signed certificate for 127.0.0.1 is made in DIR/tls (openssl); both sides
                 then speak https (Python: the system libssl.so.3; node: its built-in OpenSSL)
 
@@ -66,7 +68,10 @@ def main() -> None:
     p.add_argument("--blob", type=int, action="append", help="py client: blob sizes (repeatable)")
     p.add_argument("--echo-size", type=int, default=0, help="node client: also echo this many bytes")
     p.add_argument("--timeout", type=float, default=120.0)
+    p.add_argument("--http2", action="store_true")
     args = p.parse_args()
+    if args.http2 and (args.peers != "py" or not args.tls or args.transport != "http"):
+        p.error("--http2 runs the Python peers' Streamable HTTP over TLS (--peers py --tls)")
     if args.peers == "node" and (args.transport != "http" or args.json_response):
         p.error("server-everything is driven over Streamable HTTP with SSE responses only")
 
@@ -86,6 +91,8 @@ def main() -> None:
         server_cmd = [PY, os.path.join(HERE, "py_server.py"), "--transport", args.transport, "--info", info_path, *tls]
         if args.json_response:
             server_cmd.append("--json-response")
+        if args.http2:
+            server_cmd.append("--http2")
         stop_signal = signal.SIGTERM
     else:
         server_cmd = ["node", os.path.join(HERE, "node_server.mjs"), "--info", info_path, *tls]
@@ -100,6 +107,8 @@ def main() -> None:
                           "--timeout", str(args.timeout)]
             for size in args.blob or []:
                 client_cmd += ["--blob", str(size)]
+            if args.http2:
+                client_cmd.append("--http2")
         else:
             client_cmd = ["node", os.path.join(HERE, "node_client.mjs"), "--out", args.out, "--transport", "http",
                           "--url", info["url"], "--server-info", info_path, "--timeout", str(args.timeout),
@@ -113,7 +122,7 @@ def main() -> None:
     finally:
         server_rc = stop(server, stop_signal)
     print(f"http_session: {args.peers} {args.transport}{' json' if args.json_response else ''}"
-          f"{' tls' if args.tls else ''}: client exit {rc}, server exit {server_rc}; outputs in {args.out}",
+          f"{' tls' if args.tls else ''}{' h2' if args.http2 else ''}: client exit {rc}, server exit {server_rc}; outputs in {args.out}",
           file=sys.stderr)
     sys.exit(rc)
 

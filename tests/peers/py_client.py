@@ -11,6 +11,7 @@ Transports (--transport):
   http        Streamable HTTP to --url (the SDK's streamable_http_client)
   sse         the deprecated HTTP+SSE transport to --url (the SDK's sse_client)
   https is http/sse with an https:// URL; --cafile names the certificate to trust.
+  --http2     Streamable HTTP through an httpx2 client with HTTP/2 on (ALPN h2)
 
 Scenario: connect (--mode auto sends server/discover first; --mode legacy sends initialize),
 tools/list, echo("hello"), echo(unicode), blob(N) for each --blob (default 200000), fail()
@@ -298,7 +299,13 @@ async def run(args: argparse.Namespace) -> int:
             os.environ["SSL_CERT_FILE"] = os.path.abspath(args.cafile)
         if args.transport == "http":
             # The SDK caps one SSE event at 1 MiB by default; big tool results need the cap lifted.
-            transport = sdk_streamable_http.streamable_http_client(args.url, max_sse_event_size=None)
+            http_client = None
+            if args.http2:
+                import httpx2
+
+                http_client = httpx2.AsyncClient(http2=True, timeout=httpx2.Timeout(30, read=args.timeout))
+            transport = sdk_streamable_http.streamable_http_client(args.url, http_client=http_client,
+                                                                   max_sse_event_size=None)
         else:
             transport = sse_client(args.url)
 
@@ -341,6 +348,7 @@ def main() -> None:
     p.add_argument("--mode", default="auto", help="auto (server/discover, falls back to initialize) or legacy")
     p.add_argument("--url", help="server URL for http/sse, e.g. http://127.0.0.1:8000/mcp")
     p.add_argument("--cafile", help="certificate to trust for https URLs")
+    p.add_argument("--http2", action="store_true", help="http: an HTTP/2 client (httpx2 with http2=True)")
     p.add_argument("--server-info", help="http/sse: the server's --info file, copied into the log")
     p.add_argument("--blob", type=int, action="append", help="blob sizes to fetch (repeatable; default 200000)")
     p.add_argument("--timeout", type=float, default=120.0, help="bound on the whole scenario, seconds")

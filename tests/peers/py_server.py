@@ -10,6 +10,8 @@ Transports:
   --certfile/--keyfile         serve HTTP or SSE over TLS
   --wirelog FILE               HTTP: log every JSON-RPC message as the server received and sent it
                                (request bodies; JSON and SSE response bodies), tests/peers/wirelog.py
+  --http2                      Streamable HTTP under hypercorn instead, which speaks HTTP/2 (ALPN h2)
+                               with TLS
 
 Tools: echo(text), blob(size), fail(), rpc_error(), slow(steps), ask_client().
 blob(size) returns a text of exactly `size` ASCII bytes: 64-byte blocks, each the block number in
@@ -204,6 +206,13 @@ async def serve_http(args: argparse.Namespace) -> None:
     port = sock.getsockname()[1]
     scheme = "https" if args.certfile else "http"
     url = f"{scheme}://{args.host}:{port}{path}"
+    # Callers that build their own arguments (tests/peers/secrets_peer.py) may not set http2.
+    http2 = getattr(args, "http2", False)
+    write_info(args.info, {"transport": args.transport, "url": url, "port": port, "json_response": args.json_response,
+                           "http2": http2})
+    if http2:
+        await serve_hypercorn(app, sock, args)
+        return
     config = uvicorn.Config(
         app,
         log_level="warning",
@@ -212,9 +221,24 @@ async def serve_http(args: argparse.Namespace) -> None:
         timeout_graceful_shutdown=2,
     )
     server = Server(config)
-    write_info(args.info, {"transport": args.transport, "url": url, "port": port, "json_response": args.json_response})
     print(f"py_server: listening on {url}", file=sys.stderr, flush=True)
     await server.serve(sockets=[sock])
+
+
+async def serve_hypercorn(app, sock: socket.socket, args: argparse.Namespace) -> None:  # type: ignore[no-untyped-def]
+    """hypercorn offers h2 and http/1.1 by ALPN; it shuts down gracefully on SIGINT/SIGTERM."""
+    from hypercorn.asyncio import serve
+    from hypercorn.config import Config
+
+    config = Config()
+    config.bind = [f"fd://{sock.fileno()}"]
+    config.certfile, config.keyfile = args.certfile, args.keyfile
+    config.graceful_timeout = 2
+    stop = anyio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    print("py_server: serving with hypercorn (h2)", file=sys.stderr, flush=True)
+    await serve(app, config, shutdown_trigger=stop.wait)  # type: ignore[arg-type]
 
 
 def main() -> None:
@@ -227,7 +251,10 @@ def main() -> None:
     p.add_argument("--keyfile")
     p.add_argument("--info", help="write pid, comm and (HTTP) url of this server as JSON to this file")
     p.add_argument("--wirelog", help="HTTP: log each JSON-RPC message received and sent to this JSONL file")
+    p.add_argument("--http2", action="store_true", help="Streamable HTTP under hypercorn: HTTP/2 over TLS")
     args = p.parse_args()
+    if args.http2 and (args.transport != "http" or not args.certfile):
+        p.error("--http2 serves Streamable HTTP over TLS (--transport http, --certfile, --keyfile)")
     if bool(args.certfile) != bool(args.keyfile):
         p.error("--certfile and --keyfile go together")
     if args.transport == "stdio":

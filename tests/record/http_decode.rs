@@ -273,3 +273,31 @@ fn live_view_of_https_equals_replay() {
     );
     assert_eq!(live, replay);
 }
+
+#[test]
+fn python_streamable_https_over_http2_decodes_as_logged() {
+    session_decodes_as_logged(
+        "python_streamable_https_over_http2_decodes_as_logged",
+        &["--peers", "py", "--tls", "--http2", "--blob", "1048576"],
+        true,
+    );
+}
+
+#[test]
+fn python_streamable_https_over_http2_json_responses_decode_as_logged() {
+    session_decodes_as_logged(
+        "python_streamable_https_over_http2_json_responses_decode_as_logged",
+        &[
+            "--peers",
+            "py",
+            "--tls",
+            "--http2",
+            "--json-response",
+            "--mode",
+            "legacy",
+            "--blob",
+            "1048576",
+        ],
+        true,
+    );
+}

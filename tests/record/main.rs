@@ -4,6 +4,7 @@
 
 #[path = "../cli/collector.rs"]
 mod collector;
+mod go_tls;
 mod http;
 mod http_decode;
 mod lifecycle;

@@ -342,8 +342,16 @@ impl Message {
             let Some(&first) = bytes.iter().find(|b| !b.is_ascii_whitespace()) else {
                 return;
             };
+            let start = bytes.trim_ascii_start();
+            // A body whose headers are unknown (HTTP/2 picked up mid-way)
+            // may be an event stream too.
+            let sse = [&b"event:"[..], b"data:", b"id:", b":"]
+                .iter()
+                .any(|f| start.starts_with(f));
             self.content = if first == b'{' || first == b'[' {
                 Content::Json(TextBody::default())
+            } else if sse && self.meta.head.is_none() {
+                Content::Sse(Sse::new(max_line))
             } else {
                 Content::Other(OtherBody::default())
             };

@@ -142,6 +142,22 @@ pub(super) struct Headers {
     pub(super) upgrade: Option<String>,
 }
 
+impl Default for Headers {
+    fn default() -> Self {
+        Headers {
+            content_length: None,
+            chunked: false,
+            other_transfer_coding: false,
+            coding: Ok(None),
+            content_type: None,
+            host: None,
+            session_id: None,
+            protocol_version: None,
+            upgrade: None,
+        }
+    }
+}
+
 pub(super) struct Parsed {
     pub(super) start: Start,
     pub(super) headers: Headers,
@@ -168,18 +184,8 @@ pub(super) fn parse_head(buf: &[u8]) -> Result<Parsed, (Option<Start>, String)> 
     }
 }
 
-fn parse_headers<'a>(lines: impl Iterator<Item = &'a str>) -> Result<Headers, String> {
-    let mut h = Headers {
-        content_length: None,
-        chunked: false,
-        other_transfer_coding: false,
-        coding: Ok(None),
-        content_type: None,
-        host: None,
-        session_id: None,
-        protocol_version: None,
-        upgrade: None,
-    };
+pub(super) fn parse_headers<'a>(lines: impl Iterator<Item = &'a str>) -> Result<Headers, String> {
+    let mut h = Headers::default();
     let mut lengths: Vec<&str> = Vec::new();
     // As listed: applied first to last.
     let mut transfer: Vec<String> = Vec::new();

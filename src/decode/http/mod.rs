@@ -18,13 +18,16 @@
 //! split them, so the writer's and the reader's copies of a message pair.
 
 //!
-//! [`head`] reads and parses heads; [`body`] frames bodies, undoing their
+//! [`h2`] frames HTTP/2 into the same messages. [`head`] reads and parses heads; [`body`] frames bodies, undoing their
 //! [`coding`]; [`resync`] finds where framing resumes after a loss.
 
 mod body;
 mod coding;
+mod h2;
 mod head;
 mod resync;
+
+pub use h2::{frames_start, server_preface, SocketH2, H2};
 
 use super::frame::{Cut, Frame, FrameBody};
 use super::item::{FlagReason, HttpMeta};
@@ -32,7 +35,7 @@ use super::reassembly::{Loss, Piece};
 use super::sse::{Acc, Sse};
 use body::{BodyEnd, Content, Framing, Message, OtherBody, Skip, TextBody};
 use coding::Coding;
-use head::{first_line, parse_head, Head, HeadDone, Parsed, Start};
+use head::{first_line, parse_head, Head, HeadDone, Headers, Parsed, Start};
 use resync::{Found, Resync};
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -342,48 +345,7 @@ impl Http {
                 (meta, framing)
             }
         };
-        let content = match h.content_type.as_deref() {
-            Some(ct) if ct.contains("text/event-stream") => Content::Sse(Sse::new(self.max_line)),
-            Some(ct) if ct.contains("json") => Content::Json(TextBody::default()),
-            Some(_) => Content::Other(OtherBody::default()),
-            None => Content::Undecided,
-        };
-        let meta = HttpMeta {
-            sse: matches!(content, Content::Sse(_)),
-            head: std::str::from_utf8(&head.buf)
-                .ok()
-                .map(|h| h.trim_end().into()),
-            ..meta
-        };
-        let delete = meta.is_request && meta.method.as_deref() == Some("DELETE");
-        let coding = match h.coding {
-            Ok(c) => c,
-            Err(name) => {
-                emit.notice(
-                    FlagReason::BadEncoding,
-                    format!(
-                        "a body in content coding `{name:.60}`, which this version does not decode"
-                    ),
-                    &head,
-                    Some(&meta),
-                );
-                Some(Coding::Undecodable)
-            }
-        };
-        let undecodable = matches!(coding, Some(Coding::Undecodable));
-        let mut msg = Box::new(Message {
-            meta: Arc::new(meta),
-            first_line: first_line(&head.buf).to_vec(),
-            head: head.acc(),
-            body: None,
-            framing,
-            coding,
-            pending: None,
-            broken: undecodable,
-            content,
-            messages: 0,
-            delete,
-        });
+        let mut msg = open_message(meta, framing, h, &head.buf, head.acc(), self.max_line, emit);
         if matches!(msg.framing, Framing::Empty) {
             msg.finish(None, self.max_line, emit);
             self.state = State::Head(Head::default());
@@ -497,6 +459,65 @@ impl Http {
             _ => {}
         }
     }
+}
+
+/// The message a parsed head opens (HTTP/1.x and HTTP/2 alike): what its
+/// body holds, its content coding, and what HTTP says about it. `head` is
+/// the head as text (for HTTP/2, rebuilt from its header block).
+fn open_message(
+    meta: HttpMeta,
+    framing: Framing,
+    h: Headers,
+    head: &[u8],
+    head_acc: Acc,
+    max_line: usize,
+    emit: &mut Emit<'_, impl FnMut(Frame)>,
+) -> Box<Message> {
+    let content = match h.content_type.as_deref() {
+        Some(ct) if ct.contains("text/event-stream") => Content::Sse(Sse::new(max_line)),
+        Some(ct) if ct.contains("json") => Content::Json(TextBody::default()),
+        Some(_) => Content::Other(OtherBody::default()),
+        None => Content::Undecided,
+    };
+    let meta = HttpMeta {
+        sse: matches!(content, Content::Sse(_)),
+        head: std::str::from_utf8(head)
+            .ok()
+            .map(str::trim_end)
+            .filter(|h| !h.is_empty())
+            .map(Into::into),
+        ..meta
+    };
+    let delete = meta.is_request && meta.method.as_deref() == Some("DELETE");
+    let coding = match h.coding {
+        Ok(c) => c,
+        Err(name) => {
+            emit.notice_at(
+                FlagReason::BadEncoding,
+                format!(
+                    "a body in content coding `{name:.60}`, which this version does not decode"
+                ),
+                first_line(head).to_vec(),
+                head_acc.clone(),
+                Some(&meta),
+            );
+            Some(Coding::Undecodable)
+        }
+    };
+    let undecodable = matches!(coding, Some(Coding::Undecodable));
+    Box::new(Message {
+        meta: Arc::new(meta),
+        first_line: first_line(head).to_vec(),
+        head: head_acc,
+        body: None,
+        framing,
+        coding,
+        pending: None,
+        broken: undecodable,
+        content,
+        messages: 0,
+        delete,
+    })
 }
 
 /// A slice of a data piece.

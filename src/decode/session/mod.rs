@@ -11,6 +11,7 @@
 //! session id). The response that first names a session id gives it to the
 //! session its connection carries (the one `initialize` opened).
 
+mod headers;
 mod http;
 mod state;
 
@@ -153,6 +154,10 @@ impl Sessions {
                     Cut::CaptureEnd => (
                         FlagReason::Truncated,
                         "the capture ended inside it".to_string(),
+                    ),
+                    Cut::Reset => (
+                        FlagReason::Truncated,
+                        "its sender reset the HTTP/2 stream that carried it".to_string(),
                     ),
                     Cut::TooLong { dropped } => (
                         FlagReason::TooLong,
@@ -383,6 +388,14 @@ impl Sessions {
                 }
             }
         }
+        // A request whose Mcp-* headers say something else than its body.
+        let header_flag = match (msg.kind, route.http.and_then(|h| h.meta)) {
+            (MessageKind::Request | MessageKind::Notification, Some(m)) if m.is_request => m
+                .head
+                .as_deref()
+                .and_then(|h| headers::mismatch(h, method, subject.as_deref())),
+            _ => None,
+        };
         let kind = match msg.kind {
             MessageKind::Request => Kind::Request {
                 id: msg.id.unwrap_or(RawValue::NULL),
@@ -426,6 +439,14 @@ impl Sessions {
             from_end: e,
         };
         sink(&route.item(shown, kind, text, batch, false));
+        if let Some(detail) = header_flag {
+            let flag = Flag {
+                reason: FlagReason::HeaderMismatch,
+                detail,
+                len: 0,
+            };
+            self.flag(route, flag, b"", None, false, sink);
+        }
     }
 }
 

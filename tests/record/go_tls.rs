@@ -1,0 +1,236 @@
+//! Go's crypto/tls, recorded with the real kernel programs: the Go MCP
+//! client and server of tests/peers/go (standard library only, Streamable
+//! HTTP over HTTP/2 over TLS, JSON and SSE responses, a tool result over
+//! 1 MiB), built by Go 1.19 from Debian as they come (non-PIE, with symbols)
+//! and as stripped PIEs. Both start after the recording began. `export`
+//! must hold what each side logged: every message once, the right way, ids
+//! paired, sizes exact. Needs root, BPF and scripts/setup.sh (golang-go).
+
+use super::support::*;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// (sent by the client, bytes) of each message a side logged.
+type Msg = (bool, u64);
+
+fn build(dir: &Path, source: &str, out: &str, pie: bool) -> PathBuf {
+    let exe = dir.join(out);
+    let mut cmd = Command::new("go");
+    cmd.arg("build").arg("-o").arg(&exe);
+    if pie {
+        cmd.args(["-buildmode=pie", "-ldflags=-s -w"]);
+    }
+    cmd.arg(format!("{ROOT}/tests/peers/go/{source}"))
+        .env("GOFLAGS", "-mod=mod")
+        .env("GO111MODULE", "off");
+    succeed(&mut cmd);
+    exe
+}
+
+fn logged(path: &Path) -> Vec<Msg> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let v: Value = serde_json::from_str(l).unwrap();
+            let from_client = (v["peer"] == "client") == (v["dir"] == "send");
+            (from_client, v["len"].as_u64().unwrap())
+        })
+        .collect()
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn go_pair_decodes_as_logged(name: &str, pie: bool) {
+    if !bpf_available(name) {
+        return;
+    }
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let suffix = if pie { "-pie" } else { "" };
+    let server_exe = build(d, "go_server.go", &format!("go-server{suffix}"), pie);
+    let client_exe = build(d, "go_client.go", &format!("go-client{suffix}"), pie);
+    succeed(Command::new(format!("{ROOT}/tests/peers/make_cert.sh")).arg(d.join("tls")));
+    let (cert, key) = (d.join("tls/cert.pem"), d.join("tls/key.pem"));
+    let capture = d.join("capture.db");
+    let comm_s = format!("go-server{suffix}");
+    let comm_c = format!("go-client{suffix}");
+    let rec = start_recorder(&capture, &["--comm", &comm_s, "--comm", &comm_c]);
+    let addr = format!("127.0.0.1:{}", free_port());
+    let mut server = Command::new(&server_exe)
+        .args(["-addr", &addr, "-log"])
+        .arg(d.join("server.jsonl"))
+        .arg("-cert")
+        .arg(&cert)
+        .arg("-key")
+        .arg(&key)
+        .spawn()
+        .unwrap();
+    // The client waits a moment first, as a long-lived program would: the
+    // recorder probes a program when it sees it start.
+    succeed(
+        Command::new(&client_exe)
+            .args(["-url", &format!("https://{addr}/mcp"), "-log"])
+            .arg(d.join("client.jsonl"))
+            .arg("-ca")
+            .arg(&cert)
+            .args(["-start-delay", "1s"]),
+    );
+    server.kill().unwrap();
+    server.wait().unwrap();
+    let (_, stderr) = rec.stop();
+    let client_log = logged(&d.join("client.jsonl"));
+    let server_log = logged(&d.join("server.jsonl"));
+    assert_eq!(client_log.len(), 10, "{name}");
+    // The record names each Go binary it probed, and how it found crypto/tls.
+    let info =
+        String::from_utf8(succeed(Command::new(BIN).arg("info").arg(&capture)).stdout).unwrap();
+    let found_by = if pie { "gopclntab" } else { "symtab" };
+    for exe in [&server_exe, &client_exe] {
+        let shown = format!("{}\",\"functions\"", exe.display());
+        assert!(info.contains(&shown), "{name}: {info}");
+    }
+    assert!(
+        info.contains(&format!("\"found_by\":\"{found_by}\"")),
+        "{info}"
+    );
+    assert!(
+        stderr
+            .iter()
+            .any(|l| l.contains("Go binary") && l.contains(&comm_c)),
+        "{name}: {stderr:?}"
+    );
+    let out = succeed(Command::new(BIN).arg("export").arg(&capture)).stdout;
+    let items: Vec<Value> = String::from_utf8(out)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let mut shown: Vec<Msg> = Vec::new();
+    for i in &items {
+        assert_ne!(i["type"], "flagged", "{name}: {i}");
+        assert_eq!(i["transport_type"], "http", "{name}: {i}");
+        assert_eq!(i["tcp_transport"]["tls"], true);
+        let r = &i["records"];
+        assert!(
+            !r["writer"].is_null() && !r["reader"].is_null(),
+            "{name}: {i}"
+        );
+        let sent = i["direction"] == "client->server";
+        let (from, to) = if sent {
+            (&comm_c, &comm_s)
+        } else {
+            (&comm_s, &comm_c)
+        };
+        assert_eq!(i["http_transport"]["comm"], from.as_str(), "{name}: {i}");
+        assert_eq!(i["http_transport"]["peer_comm"], to.as_str(), "{name}: {i}");
+        if i["type"] == "response" || i["type"] == "error" {
+            assert!(!i["request"].is_null(), "{name}: unpaired {i}");
+            assert_eq!(i["request"]["id"], i["id"]);
+        }
+        shown.push((sent, i["size_bytes"].as_u64().unwrap()));
+    }
+    let sizes = |m: &[Msg]| {
+        let mut v = m.to_vec();
+        v.sort();
+        v
+    };
+    assert_eq!(
+        sizes(&shown),
+        sizes(&client_log),
+        "{name}: the client's log"
+    );
+    assert_eq!(
+        sizes(&shown),
+        sizes(&server_log),
+        "{name}: the server's log"
+    );
+    assert!(
+        shown.iter().any(|m| !m.0 && m.1 > 1 << 20),
+        "{name}: 1 MiB result"
+    );
+}
+
+#[test]
+fn go_pair_with_symbols_decodes_as_logged() {
+    go_pair_decodes_as_logged("go_pair_with_symbols_decodes_as_logged", false);
+}
+
+#[test]
+fn go_pair_stripped_pie_decodes_as_logged() {
+    go_pair_decodes_as_logged("go_pair_stripped_pie_decodes_as_logged", true);
+}
+
+/// The official Python SDK client over HTTP/2 (libssl) against the Go
+/// server (crypto/tls): the export holds every message the server logged,
+/// once, the right way, both ends' copies.
+#[test]
+fn python_client_against_the_go_server_over_http2() {
+    let name = "python_client_against_the_go_server_over_http2";
+    if !bpf_available(name) {
+        return;
+    }
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let server_exe = build(d, "go_server.go", "go-server", false);
+    succeed(Command::new(format!("{ROOT}/tests/peers/make_cert.sh")).arg(d.join("tls")));
+    let cert = d.join("tls/cert.pem");
+    let capture = d.join("capture.db");
+    let rec = start_recorder(&capture, &["--comm", "go-server", "--comm", "python3"]);
+    let addr = format!("127.0.0.1:{}", free_port());
+    let mut server = Command::new(&server_exe)
+        .args(["-addr", &addr, "-log"])
+        .arg(d.join("server.jsonl"))
+        .arg("-cert")
+        .arg(&cert)
+        .arg("-key")
+        .arg(d.join("tls/key.pem"))
+        .spawn()
+        .unwrap();
+    // The server waits for its client; the recorder probes it meanwhile.
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    succeed(
+        Command::new(venv_python())
+            .arg(format!("{ROOT}/tests/peers/go/py_h2_client.py"))
+            .arg(format!("https://{addr}/mcp"))
+            .arg(&cert),
+    );
+    server.kill().unwrap();
+    server.wait().unwrap();
+    rec.stop();
+    let server_log = logged(&d.join("server.jsonl"));
+    assert!(server_log.len() >= 10, "{server_log:?}");
+    let out = succeed(Command::new(BIN).arg("export").arg(&capture)).stdout;
+    let mut shown: Vec<Msg> = Vec::new();
+    for l in String::from_utf8(out).unwrap().lines() {
+        let i: Value = serde_json::from_str(l).unwrap();
+        let r = &i["records"];
+        assert!(!r["writer"].is_null() && !r["reader"].is_null(), "{i}");
+        if i["type"] == "flagged" {
+            // The SDK's GET for a stream of server messages, which the Go
+            // server refuses (405): flagged as an HTTP error, nothing else.
+            assert_eq!(i["flag"]["reason"], "http_error", "{i}");
+            assert_eq!(i["http_transport"]["method"], "GET", "{i}");
+            assert_eq!(i["http_transport"]["status"], 405, "{i}");
+            continue;
+        }
+        assert!(!r["writer"].is_null() && !r["reader"].is_null(), "{i}");
+        let sent = i["direction"] == "client->server";
+        let from = if sent { "python3" } else { "go-server" };
+        assert_eq!(i["http_transport"]["comm"], from, "{i}");
+        shown.push((sent, i["size_bytes"].as_u64().unwrap()));
+    }
+    shown.sort();
+    let mut want = server_log;
+    want.sort();
+    assert_eq!(shown, want);
+}
