@@ -329,7 +329,7 @@ impl CaptureWriter {
                 p.start_time_ns.map(|t| t as i64)
             ],
         )?;
-        Ok(())
+        self.add_process_cgroup(p)
     }
 
     pub fn add_drops(&mut self, d: &DropRow) -> Result<()> {
@@ -428,17 +428,23 @@ impl CaptureWriter {
 
     /// Stores `facts` as meta keys, each named among the file's features.
     fn keep_facts(&mut self, facts: &[(&'static str, String)]) -> Result<()> {
-        let listed = schema::listed_features(&self.conn);
-        let mut features: Vec<String> = match listed {
+        for (key, value) in facts {
+            self.add_feature(key)?;
+            self.set_meta(key, value)?;
+        }
+        Ok(())
+    }
+
+    /// Names `feature` among the file's features (once).
+    pub(super) fn add_feature(&mut self, feature: &str) -> Result<()> {
+        let mut features: Vec<String> = match schema::listed_features(&self.conn) {
             Some(l) => serde_json::from_str(&l).context("meta `features`")?,
             None => Vec::new(),
         };
-        for (key, value) in facts {
-            if !features.iter().any(|f| f == key) {
-                features.push(key.to_string());
-            }
-            self.set_meta(key, value)?;
+        if features.iter().any(|f| f == feature) {
+            return Ok(());
         }
+        features.push(feature.to_string());
         self.set_meta(schema::FEATURES_KEY, &serde_json::to_string(&features)?)
     }
 
