@@ -15,6 +15,24 @@ use std::io::IsTerminal;
 use std::time::Duration;
 
 pub fn run(a: RecordArgs, color: ColorChoice) -> Result<Done, Failure> {
+    // A pid that names no process would record nothing, silently.
+    for (flag, pid) in a
+        .pid
+        .iter()
+        .map(|p| ("--pid", p))
+        .chain(a.follow.iter().map(|p| ("--follow", p)))
+    {
+        if !scope::process_exists(*pid) {
+            return Err(Failure::input(format!("{flag} {pid}: no such process")));
+        }
+    }
+    let mut cgroups = Vec::new();
+    for path in &a.cgroup {
+        cgroups.push(scope::cgroup_at(path).map_err(|e| Failure::input(format!("{e:#}")))?);
+    }
+    for id in &a.container {
+        cgroups.extend(scope::container_cgroups(id).map_err(|e| Failure::input(format!("{e:#}")))?);
+    }
     if let Some(missing) = missing_privileges(!a.no_tls) {
         return Err(Failure::input(format!(
             "recording needs root, or the capabilities CAP_BPF, CAP_PERFMON and (for TLS) \
@@ -33,24 +51,6 @@ pub fn run(a: RecordArgs, color: ColorChoice) -> Result<Done, Failure> {
                 "--comm {c:?}: the kernel keeps 1 to 15 bytes of a process name"
             )));
         }
-    }
-    // A pid that names no process would record nothing, silently.
-    for (flag, pid) in a
-        .pid
-        .iter()
-        .map(|p| ("--pid", p))
-        .chain(a.follow.iter().map(|p| ("--follow", p)))
-    {
-        if !scope::process_exists(*pid) {
-            return Err(Failure::input(format!("{flag} {pid}: no such process")));
-        }
-    }
-    let mut cgroups = Vec::new();
-    for path in &a.cgroup {
-        cgroups.push(scope::cgroup_at(path).map_err(|e| Failure::input(format!("{e:#}")))?);
-    }
-    for id in &a.container {
-        cgroups.extend(scope::container_cgroups(id).map_err(|e| Failure::input(format!("{e:#}")))?);
     }
     let command = (!a.command.is_empty()).then(|| a.command.clone());
     let mut follow = a.follow.clone();

@@ -21,7 +21,7 @@ pub struct Cgroup {
 }
 
 /// Where cgroup v2 is mounted: the first cgroup2 line of /proc/self/mountinfo.
-fn cgroup2_root() -> Result<PathBuf> {
+pub fn cgroup2_root() -> Result<PathBuf> {
     let info = std::fs::read_to_string("/proc/self/mountinfo").context("reading mountinfo")?;
     info.lines()
         .find_map(|l| {

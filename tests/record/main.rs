@@ -11,6 +11,7 @@ mod otlp;
 mod peers;
 mod pipes;
 mod redact;
+mod scope;
 mod support;
 #[path = "../decode/tamper.rs"]
 mod tamper;
