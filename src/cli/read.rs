@@ -250,6 +250,7 @@ impl Opened {
             Ok(outcome) => outcome,
             Err(QueryError::Io(e)) if e.kind() == io::ErrorKind::BrokenPipe => return Ok(Done::Ok),
             Err(QueryError::Capture(e)) => return Err(e.into()),
+            Err(QueryError::Unsupported(why)) => return Err(Failure::input(why)),
             Err(e) => return Err(Failure::other(e.to_string())),
         };
         Ok(if outcome.damage > 0 {
@@ -436,6 +437,8 @@ pub fn selection(a: &FilterArgs, span: &Span) -> Result<Selection, Failure> {
         tools: a.tool.clone(),
         pids: a.pid.clone(),
         comms: a.comm.clone(),
+        containers: a.container.iter().map(|c| c.to_ascii_lowercase()).collect(),
+        cgroups: a.cgroup.clone(),
         sessions: a.session.clone(),
         since_ns,
         until_ns,

@@ -55,7 +55,11 @@ fn client_log(out: &Path) -> ClientLog {
 }
 
 fn exported(capture: &Path) -> Vec<serde_json::Value> {
-    let out = succeed(Command::new(BIN).arg("export").arg(capture));
+    exported_with(capture, &[])
+}
+
+fn exported_with(capture: &Path, filter: &[&str]) -> Vec<serde_json::Value> {
+    let out = succeed(Command::new(BIN).arg("export").arg(capture).args(filter));
     String::from_utf8(out.stdout)
         .unwrap()
         .lines()
@@ -72,6 +76,10 @@ fn holds_exactly_the_session(capture: &Path, log: &ClientLog, others: &[u32]) {
         .map(|i| {
             assert_eq!(i["session"]["client"]["pid"], log.client, "{i}");
             assert_eq!(i["session"]["server"]["pid"], log.server, "{i}");
+            // Each session peer with the cgroup it was in (the JSONL's).
+            for peer in ["client", "server"] {
+                assert!(i["session"][peer]["cgroup"].is_string(), "{i}");
+            }
             (
                 i["direction"].as_str().unwrap().to_string(),
                 i["type"].as_str().unwrap().to_string(),
@@ -293,6 +301,30 @@ fn cgroup_and_container_scope_take_only_their_processes() {
         Some(0),
         "the cgroups table is sealed and intact: {text}"
     );
+
+    // Recorded whole, the readers select by container and by cgroup.
+    let (capture, pids, inside, outside) = record_inside_and_out(dir.path(), "all.db", &[], &inner);
+    assert!(
+        pids.contains(&outside[0]) && pids.contains(&inside[0]),
+        "{pids:?}"
+    );
+    let cg_path = format!("/mcpspy-test-{}", std::process::id());
+    for filter in [["--container", &id[..12]], ["--cgroup", &cg_path]] {
+        let items = exported_with(&capture, &filter);
+        assert!(!items.is_empty(), "{filter:?}");
+        for i in &items {
+            let from = i["stdio_transport"]["from_pid"].as_u64().unwrap() as u32;
+            assert!(inside.contains(&from), "{filter:?}: {i}");
+            assert!(
+                i["session"]["client"].is_null(),
+                "pings open no session: {i}"
+            );
+        }
+    }
+    let everything = exported_with(&capture, &[]);
+    assert!(everything
+        .iter()
+        .any(|i| outside.contains(&(i["stdio_transport"]["from_pid"].as_u64().unwrap() as u32))));
 
     // --container by the first 12 digits of its id.
     let (_, pids, inside, outside) = record_inside_and_out(
