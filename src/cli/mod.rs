@@ -259,6 +259,9 @@ pub struct RecordArgs {
     /// With --live: print each message's JSON too
     #[arg(short = 'b', long = "body", requires = "live")]
     pub body: bool,
+    /// With --live: show non-MCP JSON item by item, not only counted per process at the end
+    #[arg(short = 'v', long, requires = "live")]
+    pub verbose: bool,
     /// Do not probe OpenSSL for TLS plaintext
     #[arg(long)]
     pub no_tls: bool,
@@ -304,6 +307,9 @@ pub struct ReplayArgs {
     /// Print each message's JSON too
     #[arg(short = 'b', long = "body")]
     pub body: bool,
+    /// Show non-MCP JSON item by item, not only counted per process at the end
+    #[arg(short = 'v', long)]
+    pub verbose: bool,
 }
 
 #[derive(Args, Debug)]
@@ -326,6 +332,9 @@ pub struct QueryArgs {
     /// Print each message's JSON too
     #[arg(short = 'b', long = "body")]
     pub body: bool,
+    /// Show non-MCP JSON item by item, not only counted per process at the end
+    #[arg(short = 'v', long)]
+    pub verbose: bool,
     /// Decode the whole capture instead of reading its index (which the
     /// first query builds, in $XDG_CACHE_HOME/mcpspy or ~/.cache/mcpspy)
     #[arg(long)]

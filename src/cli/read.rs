@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 pub fn replay(a: ReplayArgs, color: ColorChoice) -> Result<Done, Failure> {
     let opened = Opened::new(&a.input)?;
     let sel = selection(&a.filter, &opened.span)?;
-    let mut sink = console(&opened, &a.time, color, a.body)?;
+    let mut sink = console(&opened, &a.time, color, a.body, a.verbose)?;
     opened.read(&sel, &mut sink, a.filter.count, IndexUse::Never)
 }
 
@@ -49,7 +49,7 @@ pub fn query(a: QueryArgs, color: ColorChoice) -> Result<Done, Failure> {
         let mut sink = Summary::new(opened.span.clock, drops, layout, io::stdout().lock());
         return opened.read(&sel, &mut sink, a.filter.count, index);
     }
-    let mut sink = console(&opened, &a.time, color, a.body)?;
+    let mut sink = console(&opened, &a.time, color, a.body, a.verbose)?;
     opened.read(&sel, &mut sink, a.filter.count, index)
 }
 
@@ -349,10 +349,12 @@ fn console(
     time: &TimeArgs,
     color: ColorChoice,
     body: bool,
+    verbose: bool,
 ) -> Result<Console<BufWriter<io::StdoutLock<'static>>>, Failure> {
     let style = ConsoleStyle {
         color: color.stdout(),
         body,
+        verbose,
         time: time_format(time, &opened.span),
     };
     let out = BufWriter::with_capacity(1 << 16, io::stdout().lock());

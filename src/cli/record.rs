@@ -114,7 +114,7 @@ pub fn run(a: RecordArgs, color: ColorChoice) -> Result<Done, Failure> {
     };
     let report = otlp.as_ref().map(Background::report);
     if a.live || otlp.is_some() {
-        let (live, body, content) = (a.live, a.body, a.include_content);
+        let (live, body, verbose, content) = (a.live, a.body, a.verbose, a.include_content);
         let mut tap = Live::new(move |meta| {
             let clock = WallClock::from_meta(meta);
             let mut sinks: Vec<Box<dyn Sink + Send>> = Vec::new();
@@ -122,6 +122,7 @@ pub fn run(a: RecordArgs, color: ColorChoice) -> Result<Done, Failure> {
                 let style = ConsoleStyle {
                     color: color.stdout(),
                     body,
+                    verbose,
                     time: TimeFormat::default(),
                 };
                 sinks.push(Box::new(Console::new(clock, style, std::io::stdout())));
