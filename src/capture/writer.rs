@@ -74,6 +74,30 @@ pub struct CaptureWriter {
     sealer: Sealer,
 }
 
+/// Removes the half-made files (`.mcpspy-PID-*.db.part`) of recorders that
+/// were killed while they made their file: their PID no longer runs.
+fn remove_orphans(dir: &Path) {
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let name = e.file_name();
+        let Some(pid) = name
+            .to_str()
+            .filter(|n| n.ends_with(".db.part"))
+            .and_then(|n| {
+                n.strip_prefix(".mcpspy-")?
+                    .split('-')
+                    .next()?
+                    .parse::<u32>()
+                    .ok()
+            })
+        else {
+            continue;
+        };
+        if !Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
+}
+
 impl CaptureWriter {
     /// Creates a new capture file, mode 0600. It is built under a
     /// temporary name beside `path` and renamed into place once its schema
@@ -90,8 +114,9 @@ impl CaptureWriter {
             .parent()
             .filter(|d| !d.as_os_str().is_empty())
             .unwrap_or(Path::new("."));
+        remove_orphans(dir);
         let tmp = tempfile::Builder::new()
-            .prefix(".mcpspy-")
+            .prefix(&format!(".mcpspy-{}-", std::process::id()))
             .suffix(".db.part")
             .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600))
             .tempfile_in(dir)

@@ -213,6 +213,19 @@ fn killed_while_starting_leaves_no_file_or_a_capture() {
         }
     }
     eprintln!("{made} of 60 killed recorders had made their file");
+    // The next recorder in the folder clears what the killed ones half made.
+    succeed(
+        Command::new(BIN)
+            .args(["record", "--no-tls", "--duration", "10ms", "-o"])
+            .arg(dir.path().join("after.db")),
+    );
+    let left: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .filter(|n| n.to_string_lossy().ends_with(".part"))
+        .collect();
+    assert!(left.is_empty(), "half-made files left: {left:?}");
 }
 
 #[test]
