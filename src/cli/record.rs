@@ -5,7 +5,7 @@ use super::args::parse_duration;
 use super::{AttachChoice, ColorChoice, Done, Failure, RecordArgs};
 use crate::capture::{CaptureWriter, CreateOptions, SigningIdentity, OTLP_EXPORT};
 use crate::query::{Fanout, Live, Sink};
-use crate::record::{self, scope, KernelConfig, RunAs, Rung};
+use crate::record::{self, KernelConfig, RunAs, Rung};
 use crate::render::console::{Console, ConsoleStyle};
 use crate::render::otlp::{self, Background, Http, Otlp, Sent};
 use crate::render::size::human_bytes;
@@ -22,16 +22,17 @@ pub fn run(a: RecordArgs, color: ColorChoice) -> Result<Done, Failure> {
         .map(|p| ("--pid", p))
         .chain(a.follow.iter().map(|p| ("--follow", p)))
     {
-        if !scope::process_exists(*pid) {
+        if !record::process_exists(*pid) {
             return Err(Failure::input(format!("{flag} {pid}: no such process")));
         }
     }
     let mut cgroups = Vec::new();
     for path in &a.cgroup {
-        cgroups.push(scope::cgroup_at(path).map_err(|e| Failure::input(format!("{e:#}")))?);
+        cgroups.push(record::cgroup_at(path).map_err(|e| Failure::input(format!("{e:#}")))?);
     }
     for id in &a.container {
-        cgroups.extend(scope::container_cgroups(id).map_err(|e| Failure::input(format!("{e:#}")))?);
+        cgroups
+            .extend(record::container_cgroups(id).map_err(|e| Failure::input(format!("{e:#}")))?);
     }
     if let Some(missing) = missing_privileges(!a.no_tls) {
         return Err(Failure::input(format!(

@@ -9,7 +9,7 @@ mod command;
 mod loader;
 mod mounts;
 mod procfs;
-pub mod scope;
+mod scope;
 mod store;
 mod tls;
 
@@ -19,6 +19,7 @@ pub use boringssl::{scan_cached, Cache as ScanCache, Outcome as ScanOutcome};
 pub use command::RunAs;
 pub use loader::{Attempt, KernelConfig, Rung, MAX_FILTERS};
 pub use procfs::monotonic_ns;
+pub use scope::{cgroup2_root, cgroup_at, container_cgroups, process_exists, Cgroup};
 use std::cell::RefCell;
 use std::collections::HashSet;
 use std::path::PathBuf;

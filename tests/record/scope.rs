@@ -203,7 +203,7 @@ struct TestCgroup(std::path::PathBuf);
 
 impl TestCgroup {
     fn new(below: &str) -> TestCgroup {
-        let root = mcpspy::record::scope::cgroup2_root()
+        let root = mcpspy::record::cgroup2_root()
             .expect("cgroup v2")
             .join(format!("mcpspy-test-{}", std::process::id()));
         let dir = root.join(below);
