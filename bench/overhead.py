@@ -69,6 +69,10 @@ class Recorder:
 # filtered out at the top of the program, which shows what the hook alone costs.
 NO_PROCESS = ["--pid", "4194304"]
 
+# --follow of an idle process (started in main): every call pays the lookup in
+# the followed map, and every fork and exit on the host the tree's upkeep.
+FOLLOW_IDLE = []
+
 
 def measure(cmd, binary, rung, pairs, metric, extra=()):
     """Alternates plain and recorded runs; returns per-pair ratios and medians."""
@@ -147,6 +151,8 @@ def main():
     print(f"Machine: {platform.node()}, Linux {platform.release()}, {os.cpu_count()} CPUs; "
           f"{a.pairs} alternating pairs per figure; medians, ratio = recording / not recording.\n")
 
+    idle = subprocess.Popen(["sleep", "100000"])
+    FOLLOW_IDLE.extend(["--follow", str(idle.pid)])
     for section, title, workloads in [
         ("unrelated", "Unrelated pipe I/O (nothing is captured; the in-kernel filter rejects it)", UNRELATED),
         ("tcp", "Unrelated TCP traffic on loopback (nothing is captured)", UNRELATED_TCP),
@@ -158,7 +164,8 @@ def main():
         print("|---|---|---|---|---|---|")
         for name, cmd in workloads.items():
             for rung in rungs:
-                for label, extra in [(rung, ()), (f"{rung}, hook only (--pid of no process)", NO_PROCESS)]:
+                for label, extra in [(rung, ()), (f"{rung}, hook only (--pid of no process)", NO_PROCESS),
+                                     (f"{rung}, --follow of an idle process", FOLLOW_IDLE)]:
                     m = measure(cmd, binary, rung, a.pairs, time_metric, extra)
                     lo, hi = m["wall_ratio_range"]
                     print(f"| {name} | {label} | {m['plain_wall']:.3f} | {m['rec_wall']:.3f} | "
@@ -175,6 +182,9 @@ def main():
             print(f"| {label} | {m['plain_rate']:.0f} | {m['rec_rate']:.0f} | {m['wall_ratio']:.3f}x ({lo:.3f}-{hi:.3f}) | "
                   f"{m['recorder_cpu']:.2f} |", flush=True)
         print()
+
+    idle.kill()
+    idle.wait()
 
     if "http" in only:
         print("### MCP over HTTP/1.1 keep-alive, Node client and server (every message captured at both ends)\n")

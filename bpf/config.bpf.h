@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
 /*
  * What every program shares: the settings userspace writes before load,
- * the ring buffer, the loss counters, the stream and channel maps, and the
- * process filter. Part of mcpspy.bpf.c (one object); included first.
+ * the ring buffer, the loss counters, the stream and channel maps. Part of
+ * mcpspy.bpf.c (one object); included first, scope.bpf.h (which processes
+ * are recorded) right after it.
  */
 #ifndef MCPSPY_CONFIG_BPF_H
 #define MCPSPY_CONFIG_BPF_H
@@ -32,10 +33,6 @@
 const volatile __u32 self_tgid = 0;
 const volatile __u8 capture_all = 0;
 const volatile __u8 capture_tcp = 1;
-const volatile __u32 n_filter_pids = 0;
-const volatile __u32 filter_pids[MCPSPY_MAX_FILTERS] = {};
-const volatile __u32 n_filter_comms = 0;
-const volatile char filter_comms[MCPSPY_MAX_FILTERS][MCPSPY_COMM_LEN] = {};
 /* OpenSSL probes are attached: tie SSL* objects to their sockets. */
 const volatile __u8 tls_probes = 0;
 /* Set by userspace when the recording ends: from then on nothing is emitted,
@@ -99,42 +96,6 @@ static __always_inline void count(__u32 idx, __u64 n)
 
 	if (v)
 		*v += n; /* per-CPU slot: no atomics needed */
-}
-
-static __always_inline int process_selected(void)
-{
-	if (n_filter_pids == 0 && n_filter_comms == 0)
-		return 1;
-	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
-
-	for (int i = 0; i < MCPSPY_MAX_FILTERS; i++) {
-		if (i >= n_filter_pids)
-			break;
-		if (filter_pids[i] == tgid)
-			return 1;
-	}
-	if (n_filter_comms == 0)
-		return 0;
-	char comm[MCPSPY_COMM_LEN];
-
-	bpf_get_current_comm(comm, sizeof(comm));
-	for (int i = 0; i < MCPSPY_MAX_FILTERS; i++) {
-		if (i >= n_filter_comms)
-			break;
-		int same = 1;
-
-		for (int j = 0; j < MCPSPY_COMM_LEN; j++) {
-			if (comm[j] != filter_comms[i][j]) {
-				same = 0;
-				break;
-			}
-			if (!comm[j])
-				break;
-		}
-		if (same)
-			return 1;
-	}
-	return 0;
 }
 
 static __always_inline __u64 mix64(__u64 h, __u64 v)

@@ -7,9 +7,10 @@
  * registers still hold the arguments there, so no per-thread map of in-flight
  * arguments is needed and unrelated I/O costs one program run, not two.
  *
- * One object, in headers by job: config (settings, maps, filter), sniff (the
- * watch test), fdinfo (what a descriptor is), emit (records), tls (OpenSSL),
- * go_tls (Go's crypto/tls).
+ * One object, in headers by job: config (settings, maps), scope (which
+ * processes: filters, followed trees, cgroups), sniff (the watch test),
+ * fdinfo (what a descriptor is), emit (records), tls (OpenSSL, and
+ * BoringSSL where located), go_tls (Go's crypto/tls).
  * This file holds the syscall and exec entry points.
  */
 #include "vmlinux.h"
@@ -18,6 +19,7 @@
 #include <bpf/bpf_core_read.h>
 #include "mcpspy.h"
 #include "config.bpf.h"
+#include "scope.bpf.h"
 #include "sniff.bpf.h"
 #include "fdinfo.bpf.h"
 #include "emit.bpf.h"

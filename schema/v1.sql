@@ -19,7 +19,10 @@
 --   hostname, kernel_release, boot_id (/proc/sys/kernel/random/boot_id)
 --   machine           uname -m
 --   command_line      the recorder's argv, JSON array
---   filters           the capture-time filters, JSON object
+--   filters           the capture-time scope, JSON object: pid, comm (lists),
+--                     all, tcp (booleans); when used, command (argv of the
+--                     command form) and command_uid (who it ran as), follow
+--                     (root pids), cgroup ([{path, id}]), container (ids as given)
 --   attach_rung       the kernel hook that captured the data (tp_btf, raw_tp, tracepoint)
 --   attach_tried      JSON array of {rung, error} for rungs that failed first
 --   ring_size         ring buffer bytes
@@ -27,7 +30,8 @@
 --   started_ktime_ns  CLOCK_MONOTONIC (bpf_ktime_get_ns) at the same instant;
 --                     wall = started_at + (ts_ns - started_ktime_ns)
 --   ended_at, ended_ktime_ns   the same pair at the end (absent if the recorder died)
---   end_reason        duration | signal | error: ... (absent if the recorder died)
+--   end_reason        duration | signal SIGINT/SIGTERM | command exited (CODE)
+--                     (absent if the recorder died)
 --   final_counters    JSON object of the kernel counters at the end
 --   compression       codec of blocks.data (zstd) and its level
 --   tls               JSON: the libraries and binaries whose SSL_* were probed ("probed": path,

@@ -8,6 +8,7 @@
 //! is the recorder's `Store`) and reads it back for every later stage.
 
 mod block;
+mod cgroups;
 mod derived;
 mod guard;
 mod keys;

@@ -260,10 +260,16 @@ impl CaptureReader {
                     ppid: r.get(5)?,
                     uid: r.get(6)?,
                     start_time_ns: r.get::<_, Option<i64>>(7)?.map(|v| v as u64),
+                    cgroup: None,
+                    container_id: None,
                 })
             })
             .map_err(|e| self.damaged(e))?;
-        rows.collect::<Result<_, _>>().map_err(|e| self.damaged(e))
+        let mut rows: Vec<ProcessRow> = rows
+            .collect::<Result<_, _>>()
+            .map_err(|e| self.damaged(e))?;
+        self.read_cgroups(&mut rows)?;
+        Ok(rows)
     }
 
     pub fn drops(&self) -> Result<Vec<DropRow>, CaptureError> {

@@ -14,7 +14,12 @@ pub const SQL_V1: &str = include_str!("../../schema/v1.sql");
 pub const FEATURES_KEY: &str = "features";
 /// The optional features this build knows. A file may use others, made by
 /// a newer mcpspy: they are named to the user and ignored.
-pub const KNOWN_FEATURES: &[&str] = &[super::seal::FEATURE, super::derived::FEATURE, OTLP_EXPORT];
+pub const KNOWN_FEATURES: &[&str] = &[
+    super::seal::FEATURE,
+    super::derived::FEATURE,
+    OTLP_EXPORT,
+    super::cgroups::FEATURE,
+];
 /// `record --otlp-endpoint`: what was sent to the collector (schema/README.md).
 pub const OTLP_EXPORT: &str = "otlp_export";
 
@@ -23,6 +28,16 @@ pub fn create(conn: &Connection) -> rusqlite::Result<()> {
     conn.pragma_update(None, "application_id", APPLICATION_ID)?;
     conn.pragma_update(None, "user_version", MAJOR)?;
     Ok(())
+}
+
+/// Whether the file has table `name` (the tables of optional features).
+pub fn has_table(conn: &Connection, name: &str) -> rusqlite::Result<bool> {
+    conn.query_row(
+        "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = ?1",
+        [name],
+        |r| r.get::<_, i64>(0),
+    )
+    .map(|n| n > 0)
 }
 
 /// The `features` meta value of a file, if it has one.

@@ -128,22 +128,20 @@ const TABLES: [(&str, &str); 5] = [
 
 /// Tables of optional features, covered when the file has them (a file
 /// without them digests as it always did).
-const OPTIONAL_TABLES: [(&str, &str); 1] = [(
-    "derived_view",
-    "SELECT seq, offset FROM derived_view ORDER BY seq, offset",
-)];
+const OPTIONAL_TABLES: [(&str, &str); 2] = [
+    (
+        "derived_view",
+        "SELECT seq, offset FROM derived_view ORDER BY seq, offset",
+    ),
+    super::cgroups::SEAL_QUERY,
+];
 
 /// The digest of the tables a commit covers, as they are in `conn` now.
 pub fn tables_digest(conn: &Connection) -> rusqlite::Result<Hash> {
     let mut c = Canon::new("mcpspy-tables");
     let mut present = Vec::new();
     for (name, sql) in OPTIONAL_TABLES {
-        let exists: i64 = conn.query_row(
-            "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = ?1",
-            [name],
-            |r| r.get(0),
-        )?;
-        if exists > 0 {
+        if super::schema::has_table(conn, name)? {
             present.push((name, sql));
         }
     }

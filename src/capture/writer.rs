@@ -74,6 +74,30 @@ pub struct CaptureWriter {
     sealer: Sealer,
 }
 
+/// Removes the half-made files (`.mcpspy-PID-*.db.part`) of recorders that
+/// were killed while they made their file: their PID no longer runs.
+fn remove_orphans(dir: &Path) {
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let name = e.file_name();
+        let Some(pid) = name
+            .to_str()
+            .filter(|n| n.ends_with(".db.part"))
+            .and_then(|n| {
+                n.strip_prefix(".mcpspy-")?
+                    .split('-')
+                    .next()?
+                    .parse::<u32>()
+                    .ok()
+            })
+        else {
+            continue;
+        };
+        if !Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
+}
+
 impl CaptureWriter {
     /// Creates a new capture file, mode 0600. It is built under a
     /// temporary name beside `path` and renamed into place once its schema
@@ -90,8 +114,9 @@ impl CaptureWriter {
             .parent()
             .filter(|d| !d.as_os_str().is_empty())
             .unwrap_or(Path::new("."));
+        remove_orphans(dir);
         let tmp = tempfile::Builder::new()
-            .prefix(".mcpspy-")
+            .prefix(&format!(".mcpspy-{}-", std::process::id()))
             .suffix(".db.part")
             .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600))
             .tempfile_in(dir)
@@ -329,7 +354,7 @@ impl CaptureWriter {
                 p.start_time_ns.map(|t| t as i64)
             ],
         )?;
-        Ok(())
+        self.add_process_cgroup(p)
     }
 
     pub fn add_drops(&mut self, d: &DropRow) -> Result<()> {
@@ -428,17 +453,23 @@ impl CaptureWriter {
 
     /// Stores `facts` as meta keys, each named among the file's features.
     fn keep_facts(&mut self, facts: &[(&'static str, String)]) -> Result<()> {
-        let listed = schema::listed_features(&self.conn);
-        let mut features: Vec<String> = match listed {
+        for (key, value) in facts {
+            self.add_feature(key)?;
+            self.set_meta(key, value)?;
+        }
+        Ok(())
+    }
+
+    /// Names `feature` among the file's features (once).
+    pub(super) fn add_feature(&mut self, feature: &str) -> Result<()> {
+        let mut features: Vec<String> = match schema::listed_features(&self.conn) {
             Some(l) => serde_json::from_str(&l).context("meta `features`")?,
             None => Vec::new(),
         };
-        for (key, value) in facts {
-            if !features.iter().any(|f| f == key) {
-                features.push(key.to_string());
-            }
-            self.set_meta(key, value)?;
+        if features.iter().any(|f| f == feature) {
+            return Ok(());
         }
+        features.push(feature.to_string());
         self.set_meta(schema::FEATURES_KEY, &serde_json::to_string(&features)?)
     }
 

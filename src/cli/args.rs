@@ -46,6 +46,13 @@ pub struct FilterArgs {
     /// Only messages sent or received by a process of this name
     #[arg(long)]
     pub comm: Vec<String>,
+    /// Only messages sent or received by a process of this container (its id or a prefix)
+    #[arg(long, value_name = "ID")]
+    pub container: Vec<String>,
+    /// Only messages sent or received by a process of this cgroup or one below it
+    /// (its path below the cgroup2 root, as /proc/PID/cgroup shows it)
+    #[arg(long, value_name = "PATH")]
+    pub cgroup: Vec<String>,
     /// Only this session
     #[arg(long)]
     pub session: Vec<u64>,

@@ -131,6 +131,10 @@ EXAMPLES:
   sudo mcpspy record -w audit.db                       until Ctrl+C
   sudo mcpspy record -w audit.db --duration 5m --comm python3 --comm node
   sudo mcpspy record --live                            print messages as they happen
+  sudo mcpspy record -w audit.db -- python agent.py    a command and all it starts, until it exits
+  sudo mcpspy record -w audit.db --follow 4242         a process and all it starts
+  sudo mcpspy record -w audit.db --cgroup /sys/fs/cgroup/system.slice/agent.service
+  sudo mcpspy record -w audit.db --container 3f2a6b1c9d0e
   sudo mcpspy record -w audit.db --otlp-endpoint http://127.0.0.1:4318";
 const VERIFY_HELP: &str = "\
 EXAMPLES:
@@ -222,6 +226,21 @@ pub struct RecordArgs {
     /// Capture only this process id (repeatable)
     #[arg(long, value_name = "PID")]
     pub pid: Vec<u32>,
+    /// Capture this process and every process it starts, now and later (repeatable)
+    #[arg(long, value_name = "PID")]
+    pub follow: Vec<u32>,
+    /// Capture the processes of this cgroup v2 and the cgroups below it
+    /// (a directory of /sys/fs/cgroup; repeatable)
+    #[arg(long, value_name = "PATH")]
+    pub cgroup: Vec<PathBuf>,
+    /// Capture the processes of this container (docker, containerd, CRI-O or
+    /// podman; its id, or the first 12 or more digits of it; repeatable)
+    #[arg(long, value_name = "ID")]
+    pub container: Vec<String>,
+    /// Run this command as the user who ran sudo, capture it and every
+    /// process it starts, stop when it exits and exit with its exit code
+    #[arg(last = true, value_name = "COMMAND")]
+    pub command: Vec<std::ffi::OsString>,
     /// Capture every pipe and socket byte, not only streams that carry MCP
     #[arg(long)]
     pub all: bool,
@@ -240,6 +259,9 @@ pub struct RecordArgs {
     /// With --live: print each message's JSON too
     #[arg(short = 'b', long = "body", requires = "live")]
     pub body: bool,
+    /// With --live: show non-MCP JSON item by item, not only counted per process at the end
+    #[arg(short = 'v', long, requires = "live")]
+    pub verbose: bool,
     /// Do not probe OpenSSL for TLS plaintext
     #[arg(long)]
     pub no_tls: bool,
@@ -285,6 +307,9 @@ pub struct ReplayArgs {
     /// Print each message's JSON too
     #[arg(short = 'b', long = "body")]
     pub body: bool,
+    /// Show non-MCP JSON item by item, not only counted per process at the end
+    #[arg(short = 'v', long)]
+    pub verbose: bool,
 }
 
 #[derive(Args, Debug)]
@@ -307,6 +332,9 @@ pub struct QueryArgs {
     /// Print each message's JSON too
     #[arg(short = 'b', long = "body")]
     pub body: bool,
+    /// Show non-MCP JSON item by item, not only counted per process at the end
+    #[arg(short = 'v', long)]
+    pub verbose: bool,
     /// Decode the whole capture instead of reading its index (which the
     /// first query builds, in $XDG_CACHE_HOME/mcpspy or ~/.cache/mcpspy)
     #[arg(long)]
@@ -471,13 +499,15 @@ pub enum Done {
     NothingMatched(String),
     /// A reader met damage to the file (exit 1): this warning says what.
     Incomplete(String),
+    /// `record -- CMD`: exit with the command's exit code.
+    Exit(u8),
 }
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let color = cli.color;
     let result = match cli.command {
-        Command::Record(a) => record::run(a, color).map(|()| Done::Ok),
+        Command::Record(a) => record::run(a, color),
         Command::Info { input } => info::run(&input).map(|()| Done::Ok),
         Command::Replay(a) => read::replay(a, color),
         Command::Query(a) => read::query(a, color),
@@ -509,6 +539,7 @@ pub fn main() -> ExitCode {
             eprintln!("mcpspy: warning: {warning}");
             ExitCode::from(1)
         }
+        Ok(Done::Exit(code)) => ExitCode::from(code),
         Err(f) => {
             // A closed pipe (mcpspy replay | head) is not an error worth a
             // message, nor one whose report was its output (verify).

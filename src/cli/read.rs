@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 pub fn replay(a: ReplayArgs, color: ColorChoice) -> Result<Done, Failure> {
     let opened = Opened::new(&a.input)?;
     let sel = selection(&a.filter, &opened.span)?;
-    let mut sink = console(&opened, &a.time, color, a.body)?;
+    let mut sink = console(&opened, &a.time, color, a.body, a.verbose)?;
     opened.read(&sel, &mut sink, a.filter.count, IndexUse::Never)
 }
 
@@ -49,7 +49,7 @@ pub fn query(a: QueryArgs, color: ColorChoice) -> Result<Done, Failure> {
         let mut sink = Summary::new(opened.span.clock, drops, layout, io::stdout().lock());
         return opened.read(&sel, &mut sink, a.filter.count, index);
     }
-    let mut sink = console(&opened, &a.time, color, a.body)?;
+    let mut sink = console(&opened, &a.time, color, a.body, a.verbose)?;
     opened.read(&sel, &mut sink, a.filter.count, index)
 }
 
@@ -250,6 +250,7 @@ impl Opened {
             Ok(outcome) => outcome,
             Err(QueryError::Io(e)) if e.kind() == io::ErrorKind::BrokenPipe => return Ok(Done::Ok),
             Err(QueryError::Capture(e)) => return Err(e.into()),
+            Err(QueryError::Unsupported(why)) => return Err(Failure::input(why)),
             Err(e) => return Err(Failure::other(e.to_string())),
         };
         Ok(if outcome.damage > 0 {
@@ -348,10 +349,12 @@ fn console(
     time: &TimeArgs,
     color: ColorChoice,
     body: bool,
+    verbose: bool,
 ) -> Result<Console<BufWriter<io::StdoutLock<'static>>>, Failure> {
     let style = ConsoleStyle {
         color: color.stdout(),
         body,
+        verbose,
         time: time_format(time, &opened.span),
     };
     let out = BufWriter::with_capacity(1 << 16, io::stdout().lock());
@@ -436,6 +439,8 @@ pub fn selection(a: &FilterArgs, span: &Span) -> Result<Selection, Failure> {
         tools: a.tool.clone(),
         pids: a.pid.clone(),
         comms: a.comm.clone(),
+        containers: a.container.iter().map(|c| c.to_ascii_lowercase()).collect(),
+        cgroups: a.cgroup.clone(),
         sessions: a.session.clone(),
         since_ns,
         until_ns,

@@ -2,10 +2,10 @@
 //! live console as the writer's tap when asked.
 
 use super::args::parse_duration;
-use super::{AttachChoice, ColorChoice, Failure, RecordArgs};
+use super::{AttachChoice, ColorChoice, Done, Failure, RecordArgs};
 use crate::capture::{CaptureWriter, CreateOptions, SigningIdentity, OTLP_EXPORT};
 use crate::query::{Fanout, Live, Sink};
-use crate::record::{self, KernelConfig, Rung};
+use crate::record::{self, KernelConfig, RunAs, Rung};
 use crate::render::console::{Console, ConsoleStyle};
 use crate::render::otlp::{self, Background, Http, Otlp, Sent};
 use crate::render::size::human_bytes;
@@ -14,7 +14,26 @@ use indicatif::{ProgressBar, ProgressStyle};
 use std::io::IsTerminal;
 use std::time::Duration;
 
-pub fn run(a: RecordArgs, color: ColorChoice) -> Result<(), Failure> {
+pub fn run(a: RecordArgs, color: ColorChoice) -> Result<Done, Failure> {
+    // A pid that names no process would record nothing, silently.
+    for (flag, pid) in a
+        .pid
+        .iter()
+        .map(|p| ("--pid", p))
+        .chain(a.follow.iter().map(|p| ("--follow", p)))
+    {
+        if !record::process_exists(*pid) {
+            return Err(Failure::input(format!("{flag} {pid}: no such process")));
+        }
+    }
+    let mut cgroups = Vec::new();
+    for path in &a.cgroup {
+        cgroups.push(record::cgroup_at(path).map_err(|e| Failure::input(format!("{e:#}")))?);
+    }
+    for id in &a.container {
+        cgroups
+            .extend(record::container_cgroups(id).map_err(|e| Failure::input(format!("{e:#}")))?);
+    }
     if let Some(missing) = missing_privileges(!a.no_tls) {
         return Err(Failure::input(format!(
             "recording needs root, or the capabilities CAP_BPF, CAP_PERFMON and (for TLS) \
@@ -34,6 +53,12 @@ pub fn run(a: RecordArgs, color: ColorChoice) -> Result<(), Failure> {
             )));
         }
     }
+    let command = (!a.command.is_empty()).then(|| a.command.clone());
+    let mut follow = a.follow.clone();
+    if command.is_some() {
+        // The recorder's children: the command and all it starts.
+        follow.push(std::process::id());
+    }
     let duration = match a.duration.as_deref() {
         Some(s) => match parse_duration("--duration", s)? {
             0 => return Err(Failure::input("--duration must be longer than 0")),
@@ -50,14 +75,20 @@ pub fn run(a: RecordArgs, color: ColorChoice) -> Result<(), Failure> {
             capture_tcp: true,
             pids: a.pid.clone(),
             comms: a.comm.clone(),
+            follow,
+            cgroups,
             ring_size: a.ring_size,
             tls: !a.no_tls,
         },
         forced_rung,
         command_line: std::env::args().collect(),
         scan_cache: scan_cache().ok(),
+        run_as: sudo_owner().map(|(uid, gid)| RunAs { uid, gid }),
+        command,
+        containers: a.container.clone(),
     };
-    let bar = std::io::stderr().is_terminal().then(|| {
+    // The command owns the terminal: no status line over its output.
+    let bar = (std::io::stderr().is_terminal() && opts.command.is_none()).then(|| {
         let bar = ProgressBar::new_spinner();
         bar.set_style(ProgressStyle::with_template("{spinner} {msg}").expect("static template"));
         bar.enable_steady_tick(Duration::from_millis(200));
@@ -84,7 +115,7 @@ pub fn run(a: RecordArgs, color: ColorChoice) -> Result<(), Failure> {
     };
     let report = otlp.as_ref().map(Background::report);
     if a.live || otlp.is_some() {
-        let (live, body, content) = (a.live, a.body, a.include_content);
+        let (live, body, verbose, content) = (a.live, a.body, a.verbose, a.include_content);
         let mut tap = Live::new(move |meta| {
             let clock = WallClock::from_meta(meta);
             let mut sinks: Vec<Box<dyn Sink + Send>> = Vec::new();
@@ -92,6 +123,7 @@ pub fn run(a: RecordArgs, color: ColorChoice) -> Result<(), Failure> {
                 let style = ConsoleStyle {
                     color: color.stdout(),
                     body,
+                    verbose,
                     time: TimeFormat::default(),
                 };
                 sinks.push(Box::new(Console::new(clock, style, std::io::stdout())));
@@ -112,6 +144,7 @@ pub fn run(a: RecordArgs, color: ColorChoice) -> Result<(), Failure> {
         }
         writer = writer.with_tap(Box::new(tap))?;
     }
+    let command_form = opts.command.is_some();
     let summary = record::run(
         &opts,
         Box::new(writer),
@@ -122,13 +155,18 @@ pub fn run(a: RecordArgs, color: ColorChoice) -> Result<(), Failure> {
                 .map(|t| format!("{} failed: {}", t.rung.name(), first_line(&t.error)))
                 .collect();
             let line = format!(
-                "mcpspy: recording to {} (attach: {}{}); Ctrl+C to stop",
+                "mcpspy: recording to {} (attach: {}{}); {}",
                 s.output.display(),
                 s.rung.name(),
                 if tried.is_empty() {
                     String::new()
                 } else {
                     format!("; {}", tried.join("; "))
+                },
+                if command_form {
+                    "until the command exits"
+                } else {
+                    "Ctrl+C to stop"
                 }
             );
             let notes = s.boringssl.iter().map(|n| format!("mcpspy: {n}"));
@@ -168,17 +206,19 @@ pub fn run(a: RecordArgs, color: ColorChoice) -> Result<(), Failure> {
         eprintln!("mcpspy: {note}");
     }
     eprintln!(
-        "mcpspy: recorded {}, {} of data, {}, {} in {:.1}s via {}; {}; {} {}{ratio}; ended by {}",
+        "mcpspy: recorded {}, {} of data, {}, {} in {:.1}s via {}; {}; {} {}{ratio}; ended by {} \
+         (stopped in {:.1}s)",
         plural(summary.store.events, "event"),
         human_bytes(summary.store.payload_bytes),
         plural(summary.store.streams, "stream"),
         plural(summary.processes as u64, "process"),
-        summary.elapsed.as_secs_f64(),
+        summary.span.as_secs_f64(),
         summary.rung.name(),
         plural(summary.losses(), "drop"),
         opts.output.display(),
         human_bytes(summary.store.file_bytes),
         summary.end_reason,
+        (summary.elapsed - summary.span).as_secs_f64(),
     );
     for note in &summary.boringssl {
         eprintln!("mcpspy: {note}");
@@ -195,7 +235,10 @@ pub fn run(a: RecordArgs, color: ColorChoice) -> Result<(), Failure> {
             sent.metrics.dropped,
         );
     }
-    Ok(())
+    Ok(match summary.command_exit {
+        Some(code) => Done::Exit(code.clamp(0, 255) as u8),
+        None => Done::Ok,
+    })
 }
 
 /// How often a recording sends its metrics (capture time).

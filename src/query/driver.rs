@@ -71,6 +71,8 @@ pub enum QueryError {
         path: PathBuf,
         why: IndexError,
     },
+    /// The selection asks for something the capture does not record.
+    Unsupported(String),
 }
 
 impl fmt::Display for QueryError {
@@ -78,6 +80,7 @@ impl fmt::Display for QueryError {
         match self {
             QueryError::Capture(e) => e.fmt(f),
             QueryError::Io(e) => e.fmt(f),
+            QueryError::Unsupported(why) => f.write_str(why),
             QueryError::Index { path, why } => write!(
                 f,
                 "{}: the index does not read back ({why}); it was removed, and the next query rebuilds it (or use --no-index)",
@@ -134,8 +137,29 @@ pub fn run(
         }
         None => sel,
     };
-    for p in reader.processes()? {
-        sink.process(&p);
+    let processes = reader.processes()?;
+    // Containers and cgroups name processes: the items of those pids are theirs.
+    let scoped;
+    let sel = if sel.containers.is_empty() && sel.cgroups.is_empty() {
+        sel
+    } else {
+        if processes.iter().all(|p| p.cgroup.is_none()) {
+            return Err(QueryError::Unsupported(
+                "--container and --cgroup need a capture that records each process's cgroup \
+                 (this one does not: it was recorded before mcpspy knew them, or on a host \
+                 without cgroup v2)"
+                    .into(),
+            ));
+        }
+        let pids = processes.iter().filter(|p| sel.scopes(p)).map(|p| p.pid);
+        scoped = Selection {
+            scoped_pids: Some(std::sync::Arc::new(pids.collect())),
+            ..sel.clone()
+        };
+        &scoped
+    };
+    for p in &processes {
+        sink.process(p);
     }
     let use_index = match index {
         IndexUse::Always => true,

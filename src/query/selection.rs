@@ -5,7 +5,7 @@
 //! passes: [`Selection::answer_selects`] on every item of the first collects
 //! the requests, and [`Selection::matches`] on the second decides.
 
-use super::{Item, Kind, ViewKey};
+use super::{Item, Kind, ProcessRow, ViewKey};
 use std::collections::HashSet;
 use std::sync::Arc;
 
@@ -15,6 +15,15 @@ pub struct Selection {
     pub tools: Vec<String>,
     pub pids: Vec<u32>,
     pub comms: Vec<String>,
+    /// Only messages of processes in these containers (ids or prefixes).
+    pub containers: Vec<String>,
+    /// Only messages of processes in these cgroups (paths below the cgroup2
+    /// root), or in cgroups below them.
+    pub cgroups: Vec<String>,
+    /// The processes `containers` and `cgroups` name. Set by the driver from
+    /// the capture's processes, never by the user.
+    #[serde(skip)]
+    pub scoped_pids: Option<Arc<HashSet<u32>>>,
     pub sessions: Vec<u64>,
     /// Kernel timestamps, inclusive.
     pub since_ns: Option<u64>,
@@ -47,6 +56,24 @@ pub fn view_key(item: &Item<'_>) -> Option<ViewKey> {
 }
 
 impl Selection {
+    /// Whether `row` is a process that `containers` or `cgroups` names.
+    pub fn scopes(&self, row: &ProcessRow) -> bool {
+        let in_container = |c: &String| {
+            row.container_id
+                .as_ref()
+                .is_some_and(|id| id.starts_with(c.as_str()))
+        };
+        // A path names its cgroup and those below it ("/" names them all).
+        let in_cgroup = |c: &String| {
+            let c = c.trim_end_matches('/');
+            row.cgroup.as_ref().is_some_and(|(_, path)| {
+                path.strip_prefix(c)
+                    .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+            })
+        };
+        self.containers.iter().any(in_container) || self.cgroups.iter().any(in_cgroup)
+    }
+
     /// Every item: no condition at all.
     pub fn is_everything(&self) -> bool {
         let Selection {
@@ -54,6 +81,9 @@ impl Selection {
             tools,
             pids,
             comms,
+            containers,
+            cgroups,
+            scoped_pids: _,
             sessions,
             since_ns,
             until_ns,
@@ -70,6 +100,8 @@ impl Selection {
             && tools.is_empty()
             && pids.is_empty()
             && comms.is_empty()
+            && containers.is_empty()
+            && cgroups.is_empty()
             && sessions.is_empty()
             && since_ns.is_none()
             && until_ns.is_none()
@@ -147,6 +179,11 @@ impl Selection {
                 .any(|p| self.comms.iter().any(|c| *c == p.comm()))
         {
             return false;
+        }
+        if let Some(scoped) = &self.scoped_pids {
+            if !peers.iter().flatten().any(|p| scoped.contains(&p.pid)) {
+                return false;
+            }
         }
         if !self.sessions.is_empty() && !item.session.is_some_and(|s| self.sessions.contains(&s.id))
         {

@@ -44,6 +44,11 @@ pub struct KernelConfig {
     pub capture_tcp: bool,
     pub pids: Vec<u32>,
     pub comms: Vec<String>,
+    /// Roots of process trees followed in the kernel (--follow; the
+    /// recorder itself for the command form): they and every process they
+    /// start from now on.
+    pub follow: Vec<u32>,
+    pub cgroups: Vec<super::scope::Cgroup>,
     pub ring_size: u64,
     /// Load the OpenSSL uprobe programs (the recorder attaches them).
     pub tls: bool,
@@ -98,6 +103,9 @@ fn validate(cfg: &KernelConfig) -> Result<()> {
     if cfg.pids.len() > MAX_FILTERS || cfg.comms.len() > MAX_FILTERS {
         bail!("at most {MAX_FILTERS} --pid and {MAX_FILTERS} --comm filters");
     }
+    if cfg.cgroups.len() > MAX_FILTERS {
+        bail!("at most {MAX_FILTERS} cgroups (--cgroup, --container)");
+    }
     if !cfg.ring_size.is_power_of_two() || cfg.ring_size < 4096 || cfg.ring_size > (1 << 30) {
         bail!(
             "--ring-size must be a power of two between 4K and 1G, not {}",
@@ -136,6 +144,12 @@ fn load_and_attach<'o>(
             *dst = src as i8;
         }
     }
+    ro.follow = !cfg.follow.is_empty() as u8;
+    ro.n_filter_cgroups = cfg.cgroups.len() as u32;
+    for (i, c) in cfg.cgroups.iter().enumerate() {
+        ro.filter_cgroup_ids[i] = c.id;
+        ro.filter_cgroup_levels[i] = c.level;
+    }
     ro.tls_probes = cfg.tls as u8;
     // Wake the reader early once an eighth of the ring is waiting.
     ro.wakeup_bytes = cfg.ring_size / 8;
@@ -150,6 +164,20 @@ fn load_and_attach<'o>(
     p.mcpspy_raw_tp_exit.set_autoload(rung == Rung::RawTp);
     p.mcpspy_exec_raw_tp.set_autoload(rung == Rung::RawTp);
     p.mcpspy_exec_tp.set_autoload(rung == Rung::Tracepoint);
+    // Followed trees only: otherwise no fork or exit on the host runs anything.
+    let trees = !cfg.follow.is_empty();
+    p.mcpspy_fork_tp_btf
+        .set_autoload(trees && rung == Rung::TpBtf);
+    p.mcpspy_task_exit_tp_btf
+        .set_autoload(trees && rung == Rung::TpBtf);
+    p.mcpspy_fork_raw_tp
+        .set_autoload(trees && rung == Rung::RawTp);
+    p.mcpspy_task_exit_raw_tp
+        .set_autoload(trees && rung == Rung::RawTp);
+    p.mcpspy_fork_tp
+        .set_autoload(trees && rung == Rung::Tracepoint);
+    p.mcpspy_task_exit_tp
+        .set_autoload(trees && rung == Rung::Tracepoint);
     for prog in [
         &mut p.mcpspy_tp_exit_read,
         &mut p.mcpspy_tp_exit_write,
@@ -177,9 +205,21 @@ fn load_and_attach<'o>(
     let mut skel = open
         .load()
         .with_context(|| format!("loading the {} programs", rung.name()))?;
+    for &root in &cfg.follow {
+        follow(&skel, root)?;
+    }
     skel.attach()
         .with_context(|| format!("attaching the {} programs", rung.name()))?;
     Ok(skel)
+}
+
+/// Follows `pid` and, from now on, whatever it starts.
+pub fn follow(skel: &McpspySkel<'_>, pid: u32) -> Result<()> {
+    use libbpf_rs::MapCore;
+    skel.maps
+        .followed
+        .update(&pid.to_ne_bytes(), &[1], libbpf_rs::MapFlags::ANY)
+        .with_context(|| format!("following process {pid}"))
 }
 
 /// Tells every program to return at once (the `stopped` global).

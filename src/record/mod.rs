@@ -5,18 +5,22 @@
 //! the store, so that compression and storage never stall the ring.
 
 mod boringssl;
+mod command;
 mod go;
 mod loader;
 mod mounts;
 mod procfs;
+mod scope;
 mod store;
 mod tls;
 
 use crate::event::{self, counter, RawEvent};
 use anyhow::{Context, Result};
 pub use boringssl::{scan_cached, Cache as ScanCache, Outcome as ScanOutcome};
+pub use command::RunAs;
 pub use loader::{Attempt, KernelConfig, Rung, MAX_FILTERS};
 pub use procfs::monotonic_ns;
+pub use scope::{cgroup2_root, cgroup_at, container_cgroups, process_exists, Cgroup};
 use std::cell::RefCell;
 use std::collections::HashSet;
 use std::path::PathBuf;
@@ -30,8 +34,12 @@ pub use store::{Batch, DropRow, ProcessRow, Recorded, Store, StoreStats};
 /// How long one poll waits when the kernel does not wake us: the live view's
 /// worst-case delay, and the spacing of clock ticks in the file.
 const POLL_INTERVAL: Duration = Duration::from_millis(100);
-/// Commit (and read the loss counters) at least this often.
-const COMMIT_INTERVAL: Duration = Duration::from_secs(1);
+/// Read the loss counters this often.
+const LEDGER_INTERVAL: Duration = Duration::from_secs(1);
+/// Commit this often. A record waits at most one poll in the ring and then
+/// until the next commit: a SIGKILL loses at most a second (README) with
+/// room for a slow commit.
+const COMMIT_INTERVAL: Duration = Duration::from_millis(750);
 /// Batches queued for the writer. When it falls this far behind, draining
 /// waits, the ring fills, and the kernel counts what it cannot keep.
 const WRITER_QUEUE: usize = 256;
@@ -46,6 +54,13 @@ pub struct Options {
     pub command_line: Vec<String>,
     /// A folder only this user can write, where BoringSSL scans are cached.
     pub scan_cache: Option<PathBuf>,
+    /// The command form: run this once attached, follow it (the kernel
+    /// config follows the recorder), and stop when it exits.
+    pub command: Option<Vec<std::ffi::OsString>>,
+    /// Who the command runs as (the user who ran sudo).
+    pub run_as: Option<RunAs>,
+    /// --container ids, for provenance (their cgroups are in `kernel`).
+    pub containers: Vec<String>,
 }
 
 /// Known once the programs are attached.
@@ -74,10 +89,15 @@ pub struct Summary {
     pub store: StoreStats,
     pub processes: usize,
     pub counters: [u64; counter::COUNT],
+    /// The recording's own span: from attached to told to stop.
+    pub span: Duration,
+    /// From attached to done: the span, the final drain and detaching.
     pub elapsed: Duration,
     pub end_reason: String,
     /// Every program probed through the BoringSSL scan (or not located), start to end.
     pub boringssl: Vec<String>,
+    /// The command form: the command's exit code (128 + signal if killed).
+    pub command_exit: Option<i32>,
 }
 
 impl Summary {
@@ -124,9 +144,31 @@ pub fn run(
     install_signal_handlers();
     let host = procfs::host_facts();
     let kernel = &opts.kernel;
-    let filters = serde_json::json!({
+    let mut filters = serde_json::json!({
         "pid": kernel.pids, "comm": kernel.comms, "all": kernel.capture_all, "tcp": kernel.capture_tcp,
     });
+    // The scope beyond pid and comm, named only when used (schema/v1.sql, meta.filters).
+    let scope = &mut filters;
+    if let Some(argv) = &opts.command {
+        let argv: Vec<_> = argv.iter().map(|a| a.to_string_lossy()).collect();
+        scope["command"] = serde_json::json!(argv);
+        if let Some(u) = &opts.run_as {
+            scope["command_uid"] = u.uid.into();
+        }
+    } else if !kernel.follow.is_empty() {
+        scope["follow"] = serde_json::json!(kernel.follow);
+    }
+    if !kernel.cgroups.is_empty() {
+        let cgroups: Vec<_> = kernel
+            .cgroups
+            .iter()
+            .map(|c| serde_json::json!({"path": c.path, "id": c.id}))
+            .collect();
+        scope["cgroup"] = cgroups.into();
+    }
+    if !opts.containers.is_empty() {
+        scope["container"] = serde_json::json!(opts.containers);
+    }
     for (k, v) in [
         ("tool_version", env!("CARGO_PKG_VERSION").to_string()),
         ("event_version", event::EVENT_VERSION.to_string()),
@@ -226,6 +268,13 @@ fn drain(
         store.meta("tls", &t.describe())?;
         started.boringssl = t.boringssl_notes();
     }
+    // Processes already below a followed root: marked after the fork
+    // tracepoint is attached, twice, so that one forked meanwhile is not missed.
+    for _ in 0..2 {
+        for pid in scope::descendants(&opts.kernel.follow) {
+            loader::follow(skel, pid)?;
+        }
+    }
     // Everything is attached now: what happens from here on is captured.
     on_started(&started);
     let start = Instant::now();
@@ -243,6 +292,10 @@ fn drain(
         .spawn(move || write_loop(store, writer_rx, writer_shared))
         .context("starting the writer thread")?;
 
+    let child = match &opts.command {
+        Some(argv) => Some(command::spawn(argv, opts.run_as.as_ref())?),
+        None => None,
+    };
     let batch = Rc::new(RefCell::new(Collected::default()));
     let cb_batch = Rc::clone(&batch);
     let mut rb = libbpf_rs::RingBufferBuilder::new();
@@ -264,6 +317,9 @@ fn drain(
         tls: tls.as_mut(),
         tls_known: 0,
         start,
+        child,
+        command_exit: None,
+        span: Duration::ZERO,
     };
     let end_reason = match d.run(skel, opts, &shared, on_status) {
         Ok(reason) => reason,
@@ -276,7 +332,24 @@ fn drain(
             };
         }
     };
-    let (ledger, processes) = (d.ledger, d.processes);
+    let (ledger, processes, span) = (d.ledger, d.processes, d.span);
+    let command_exit = match d.child.take() {
+        // Stopped by a signal while the command ran: it gets the signal too.
+        Some(mut child) => {
+            let sig = STOP_SIGNAL.load(Ordering::SeqCst);
+            // SAFETY: kill on our own child's pid.
+            unsafe {
+                libc::kill(
+                    child.id() as i32,
+                    if sig != 0 { sig } else { libc::SIGTERM },
+                )
+            };
+            Some(command::exit_code(
+                child.wait().context("waiting for the command")?,
+            ))
+        }
+        None => d.command_exit,
+    };
     let end = procfs::ClockAnchor::now();
     let totals = ledger.totals;
     let final_counters: std::collections::BTreeMap<String, u64> = counter::NAMES
@@ -313,9 +386,11 @@ fn drain(
         store: stats,
         processes,
         counters: totals,
+        span,
         elapsed: start.elapsed(),
         end_reason,
         boringssl: tls.map(|t| t.boringssl_notes()).unwrap_or_default(),
+        command_exit,
     })
 }
 
@@ -330,6 +405,11 @@ struct Drainer<'a> {
     /// Targets and errors the tls meta last described.
     tls_known: usize,
     start: Instant,
+    /// The command form's command, until it exits.
+    child: Option<std::process::Child>,
+    command_exit: Option<i32>,
+    /// Set when told to stop.
+    span: Duration,
 }
 
 impl Drainer<'_> {
@@ -354,9 +434,17 @@ impl Drainer<'_> {
                     return Err(e).context("polling the ring buffer");
                 }
             }
+            if let Some(child) = self.child.as_mut() {
+                if let Some(status) = child.try_wait().context("waiting for the command")? {
+                    self.command_exit = Some(command::exit_code(status));
+                    self.child = None;
+                }
+            }
             let stopping = STOP.load(Ordering::SeqCst)
+                || self.command_exit.is_some()
                 || opts.duration.is_some_and(|d| self.start.elapsed() >= d);
             if stopping {
+                self.span = self.start.elapsed();
                 // Stop emitting first, so that what is drained below is all
                 // there will be; programs already running get a moment to finish.
                 loader::stop_emitting(skel);
@@ -366,7 +454,7 @@ impl Drainer<'_> {
             // Records that arrived without a wake-up (they are batched) and, when stopping, the rest.
             self.ring.consume().context("draining the ring buffer")?;
             self.flush(skel)?;
-            if stopping || last_ledger.elapsed() >= COMMIT_INTERVAL {
+            if stopping || last_ledger.elapsed() >= LEDGER_INTERVAL {
                 last_ledger = Instant::now();
                 if let Some(row) = self.ledger.slice(loader::read_counters(skel)?) {
                     self.send(ToWriter::Drops(row))?;
@@ -379,7 +467,9 @@ impl Drainer<'_> {
                 on_status(&s);
             }
             if stopping {
-                return Ok(if !STOP.load(Ordering::SeqCst) {
+                return Ok(if let Some(code) = self.command_exit {
+                    format!("command exited ({code})")
+                } else if !STOP.load(Ordering::SeqCst) {
                     "duration".to_string()
                 } else if STOP_SIGNAL.load(Ordering::SeqCst) == libc::SIGTERM {
                     "signal SIGTERM".to_string()
@@ -431,9 +521,10 @@ fn write_loop(
     rx: mpsc::Receiver<ToWriter>,
     shared: Arc<Mutex<Status>>,
 ) -> Result<StoreStats> {
-    let mut last_commit = Instant::now();
+    let mut next_commit = Instant::now() + COMMIT_INTERVAL;
     loop {
-        match rx.recv_timeout(COMMIT_INTERVAL) {
+        // A timer, not a count of messages: the promise holds when nothing arrives.
+        match rx.recv_timeout(next_commit.saturating_duration_since(Instant::now())) {
             Ok(ToWriter::Records(batch)) => store.records(&batch)?,
             Ok(ToWriter::Process(row)) => store.process(&row)?,
             Ok(ToWriter::Drops(row)) => store.drops(&row)?,
@@ -441,9 +532,9 @@ fn write_loop(
             Err(mpsc::RecvTimeoutError::Timeout) => {}
             Err(mpsc::RecvTimeoutError::Disconnected) => break,
         }
-        if last_commit.elapsed() >= COMMIT_INTERVAL {
+        if Instant::now() >= next_commit {
             store.commit()?;
-            last_commit = Instant::now();
+            next_commit = Instant::now() + COMMIT_INTERVAL;
             if let Ok(mut s) = shared.lock() {
                 s.store = store.stats();
             }

@@ -108,7 +108,12 @@ pub fn process_row(pid: u32, comm: &str, seen_ts_ns: u64) -> ProcessRow {
                 .find_map(|l| l.strip_prefix("Uid:"))
                 .and_then(|v| v.split_whitespace().next().and_then(|u| u.parse().ok()))
         });
+    let cgroup = super::scope::cgroup_of(pid);
     ProcessRow {
+        container_id: cgroup
+            .as_ref()
+            .and_then(|c| super::scope::container_id(&c.path)),
+        cgroup: cgroup.map(|c| (c.id, c.path)),
         pid,
         seen_ts_ns,
         comm: comm.to_string(),

@@ -104,6 +104,10 @@ pub struct ProcessRow {
     pub ppid: Option<u32>,
     pub uid: Option<u32>,
     pub start_time_ns: Option<u64>,
+    /// Its cgroup v2 (id, path below the root), and the container that
+    /// cgroup belongs to where its name says so (table `process_cgroups`).
+    pub cgroup: Option<(u64, String)>,
+    pub container_id: Option<String>,
 }
 
 /// The kernel's loss counters' increase over a time slice (a row of the

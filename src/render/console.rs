@@ -25,6 +25,8 @@ pub struct ConsoleStyle {
     /// Print each message's JSON text under its line.
     pub body: bool,
     pub time: TimeFormat,
+    /// Show non-MCP JSON item by item, not only as a count per process at the end.
+    pub verbose: bool,
 }
 
 /// The console view, written to `out` (a sink).
@@ -36,6 +38,8 @@ pub struct Console<W> {
     time: String,
     /// The last second formatted (see WallClock::push_time).
     second: Option<(i64, String)>,
+    /// Non-MCP JSON not shown, per writing process (pid, comm).
+    hidden: std::collections::BTreeMap<Option<(u32, String)>, u64>,
 }
 
 const DIM: &str = "\x1b[2m";
@@ -52,11 +56,35 @@ impl<W: Write> Sink for Console<W> {
     }
 
     fn item(&mut self, item: &Item<'_>, _text_len: u64) -> io::Result<Flow> {
+        // JSON that is not JSON-RPC, outside any batch: other programs' JSON on
+        // a pipe that looked like MCP. Counted here, kept in the file and the export.
+        let non_mcp = matches!(&item.kind, Kind::Flagged(f) if f.reason == FlagReason::NotJsonRpc)
+            && item.batch.is_none();
+        if non_mcp && !self.style.verbose {
+            let writer = item.from.map(|p| (p.pid, p.comm().into_owned()));
+            *self.hidden.entry(writer).or_default() += 1;
+            return Ok(Flow::Continue);
+        }
         self.write(item)?;
         Ok(Flow::Continue)
     }
 
     fn finish(&mut self, _sessions: &[crate::query::SessionSummary]) -> io::Result<()> {
+        if !self.hidden.is_empty() {
+            let counts: Vec<String> = self
+                .hidden
+                .iter()
+                .map(|(p, n)| match p {
+                    Some((pid, comm)) => format!("{}[{pid}] {n}", clean(comm)),
+                    None => format!("an unknown process {n}"),
+                })
+                .collect();
+            writeln!(
+                self.out,
+                "-- non-MCP JSON not shown (in the file and the export; -v shows it), items by writer: {}",
+                counts.join(", ")
+            )?;
+        }
         self.out.flush()
     }
 }
@@ -70,6 +98,7 @@ impl<W: Write> Console<W> {
             line: String::with_capacity(256),
             time: String::with_capacity(16),
             second: None,
+            hidden: Default::default(),
         }
     }
 

@@ -179,6 +179,12 @@ impl<W: Write> Detail<W> {
             if let Some(args) = args {
                 let _ = write!(out, "\n             {}", clean(&args.join(" ")));
             }
+            if let Some((_, cgroup)) = &r.cgroup {
+                let _ = write!(out, "\n             cgroup {}", clean(cgroup));
+            }
+            if let Some(id) = &r.container_id {
+                let _ = write!(out, "  container {id}");
+            }
         }
         out
     }

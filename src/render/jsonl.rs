@@ -2,9 +2,10 @@
 
 use super::WallClock;
 use crate::query::{
-    CopyInfo, Direction, Flow, HttpMeta, Item, Kind, Peer, RequestRef, SessionSummary, Sink,
-    Transport,
+    CopyInfo, Direction, Flow, HttpMeta, Item, Kind, Peer, ProcessRow, RequestRef, SessionSummary,
+    Sink, Transport,
 };
+use std::collections::HashMap;
 use std::io::{self, Write};
 use std::net::SocketAddr;
 
@@ -15,9 +16,19 @@ pub struct Jsonl<W> {
     /// (second, "YYYY-MM-DDTHH:MM:SS") of the last timestamp written.
     second: Option<(i64, String)>,
     buf: Vec<u8>,
+    /// Each process's cgroup path and container id, where the capture has them.
+    cgroups: HashMap<u32, (String, Option<String>)>,
 }
 
 impl<W: Write> Sink for Jsonl<W> {
+    fn process(&mut self, row: &ProcessRow) {
+        // Rows come in the order they were seen: the last one of a pid stands.
+        if let Some((_, path)) = &row.cgroup {
+            self.cgroups
+                .insert(row.pid, (path.clone(), row.container_id.clone()));
+        }
+    }
+
     fn item(&mut self, item: &Item<'_>, _text_len: u64) -> io::Result<Flow> {
         self.buf.clear();
         self.object(item);
@@ -38,6 +49,7 @@ impl<W: Write> Jsonl<W> {
             clock,
             second: None,
             buf: Vec::with_capacity(4096),
+            cgroups: HashMap::new(),
         }
     }
 
@@ -104,6 +116,12 @@ impl<W: Write> Jsonl<W> {
                 self.number(p.pid);
                 self.raw(",\"comm\":");
                 self.string(&p.comm());
+                if let Some((cgroup, container)) = self.cgroups.get(&p.pid).cloned() {
+                    self.raw(",\"cgroup\":");
+                    self.string(&cgroup);
+                    self.raw(",\"container_id\":");
+                    self.opt_string(container.as_deref());
+                }
                 self.raw("}");
             }
             None => self.raw("null"),

@@ -402,3 +402,47 @@ fn recording_without_privileges_says_what_it_needs_in_one_sentence() {
     );
     assert!(!out.exists(), "nothing is created");
 }
+
+/// JSON that is not JSON-RPC (another program's output on a pipe that
+/// looked like MCP) is counted per writer at the end of the console view;
+/// `-v` lists it, and the export keeps it, flagged.
+#[test]
+fn non_mcp_json_is_counted_per_process_unless_verbose() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("noise.db");
+    let mut syn = Synth::new(&path);
+    let c2s = syn.pipe();
+    let noise = syn.pipe();
+    syn.send(CLIENT, SERVER, c2s, &request(1, "ping", "{}"));
+    for i in 0..3 {
+        syn.send(
+            SERVER,
+            CLIENT,
+            noise,
+            &format!("{{\"id\":{i},\"tool_output\":\"x\"}}"),
+        );
+    }
+    let cap = syn.finish();
+    let o = mcpspy(&["replay", s(&cap)]);
+    let text = stdout(&o);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert!(lines[0].contains("ping"), "{lines:?}");
+    assert!(
+        lines[1].contains("non-MCP JSON") && lines[1].ends_with("mcp-server[2000] 3"),
+        "{lines:?}"
+    );
+    let o = mcpspy(&["replay", s(&cap), "-v"]);
+    let flagged = stdout(&o)
+        .lines()
+        .filter(|l| l.contains("NOT_JSONRPC"))
+        .count();
+    assert_eq!(flagged, 3, "{}", stdout(&o));
+    assert!(!stdout(&o).contains("non-MCP JSON not shown"));
+    let o = mcpspy(&["export", s(&cap)]);
+    let flagged = stdout(&o)
+        .lines()
+        .filter(|l| l.contains("\"not_jsonrpc\""))
+        .count();
+    assert_eq!(flagged, 3, "{}", stdout(&o));
+}

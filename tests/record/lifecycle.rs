@@ -115,6 +115,119 @@ fn a_recording_killed_at_any_moment_verifies_as_cut_short() {
     ticker.stop();
 }
 
+/// Moments in [lo, hi) ms, different on every run (the seed is printed).
+fn random_moments(n: usize, lo: u64, hi: u64) -> Vec<u64> {
+    let mut x = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
+        | 1;
+    eprintln!("random moments seeded with {x}");
+    (0..n)
+        .map(|_| {
+            // xorshift64
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            lo + x % (hi - lo)
+        })
+        .collect()
+}
+
+/// The README's promise: a SIGKILL loses at most the last second. Killed at
+/// random moments, every message sent more than a second before is in the file.
+#[test]
+fn sigkill_at_random_moments_loses_at_most_one_second() {
+    if !bpf_available("sigkill_at_random_moments_loses_at_most_one_second") {
+        return;
+    }
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    for (i, after_ms) in random_moments(6, 1100, 3000).into_iter().enumerate() {
+        let capture = dir.path().join(format!("killed-{i}.db"));
+        let rec = start_recorder(&capture, &["--no-tls"]);
+        let mut ticker = Ticker::start(&["--seconds", "10", "--interval-ms", "5"]);
+        let started = Instant::now();
+        let mut sent: Vec<(u64, Instant)> = Vec::new();
+        while started.elapsed() < Duration::from_millis(after_ms) {
+            // Stamped when read, just after it left: never earlier than the send.
+            sent.push((ticker.next_sent().expect("the ticker runs"), Instant::now()));
+        }
+        let killed_at = Instant::now();
+        // SAFETY: kill on our own child's pid.
+        unsafe { libc::kill(rec.pid() as i32, libc::SIGKILL) };
+        drop(rec);
+        let writer = ticker.writer;
+        ticker.stop();
+        let must: Vec<u64> = sent
+            .iter()
+            .filter(|(_, t)| killed_at.duration_since(*t) > Duration::from_secs(1))
+            .map(|(id, _)| *id)
+            .collect();
+        let all = streams(&capture);
+        let ids = find_stream(&all, writer, Direction::Write)
+            .first()
+            .map(|(_, s)| ids_in(&s.bytes))
+            .unwrap_or_default();
+        assert!(
+            ids.len() >= must.len() && ids[..must.len()] == must[..],
+            "kill {i} after {after_ms} ms: {} messages sent over a second before, {} in the file",
+            must.len(),
+            ids.len()
+        );
+    }
+}
+
+/// Killed while it starts (50 times 1 to 20 ms after launch, and 10 times
+/// up to 1 s, while the file is made), the recorder leaves either no
+/// file or one that the readers open: never a half-made file.
+#[test]
+fn killed_while_starting_leaves_no_file_or_a_capture() {
+    if !bpf_available("killed_while_starting_leaves_no_file_or_a_capture") {
+        return;
+    }
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let mut made = 0;
+    let mut moments = random_moments(50, 1, 21);
+    moments.extend(random_moments(10, 21, 1000));
+    for (i, after_ms) in moments.into_iter().enumerate() {
+        let capture = dir.path().join(format!("start-{i}.db"));
+        let mut child = Command::new(BIN)
+            .arg("record")
+            .arg("-o")
+            .arg(&capture)
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(after_ms));
+        let _ = child.kill();
+        let _ = child.wait();
+        if capture.exists() {
+            made += 1;
+            let (code, _, err) = info(&capture);
+            assert_eq!(
+                code, 0,
+                "kill {i} after {after_ms} ms left a file info rejects: {err}"
+            );
+        }
+    }
+    eprintln!("{made} of 60 killed recorders had made their file");
+    // The next recorder in the folder clears what the killed ones half made.
+    succeed(
+        Command::new(BIN)
+            .args(["record", "--no-tls", "--duration", "10ms", "-o"])
+            .arg(dir.path().join("after.db")),
+    );
+    let left: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .filter(|n| n.to_string_lossy().ends_with(".part"))
+        .collect();
+    assert!(left.is_empty(), "half-made files left: {left:?}");
+}
+
 #[test]
 fn sigterm_and_duration_end_cleanly() {
     if !bpf_available("sigterm_and_duration_end_cleanly") {

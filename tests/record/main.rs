@@ -12,6 +12,7 @@ mod otlp;
 mod peers;
 mod pipes;
 mod redact;
+mod scope;
 mod support;
 #[path = "../decode/tamper.rs"]
 mod tamper;

@@ -122,6 +122,25 @@ impl Recorder {
     pub fn stop(self) -> (String, Vec<String>) {
         self.stop_with(libc::SIGINT)
     }
+
+    /// Waits for the recorder to end by itself (the command form); returns
+    /// its exit code, stdout and stderr lines.
+    pub fn wait(mut self) -> (Option<i32>, String, Vec<String>) {
+        let mut stdout = String::new();
+        if let Some(mut out) = self.child.stdout.take() {
+            out.read_to_string(&mut stdout)
+                .expect("reading mcpspy's stdout");
+        }
+        let status = self.child.wait().expect("waiting for mcpspy");
+        while let Ok(line) = self.stderr.recv_timeout(Duration::from_secs(2)) {
+            self.stderr_lines.push(line);
+        }
+        (
+            status.code(),
+            stdout,
+            std::mem::take(&mut self.stderr_lines),
+        )
+    }
 }
 
 /// A test that fails before stopping its recorder must not leave it running.
@@ -361,9 +380,26 @@ pub struct Ticker {
 
 impl Ticker {
     pub fn start(args: &[&str]) -> Ticker {
-        let mut child = Command::new("python3")
-            .arg(Path::new(ROOT).join("tests/workloads/ticker.py"))
-            .args(args)
+        let mut cmd = Command::new("python3");
+        cmd.arg(Path::new(ROOT).join("tests/workloads/ticker.py"))
+            .args(args);
+        Ticker::spawn(cmd)
+    }
+
+    /// A ticker whose processes live in the cgroup `dir` from their start.
+    pub fn start_in_cgroup(dir: &Path, args: &[&str]) -> Ticker {
+        let ticker = Path::new(ROOT).join("tests/workloads/ticker.py");
+        let mut cmd = Command::new("sh");
+        cmd.arg("-c")
+            .arg(r#"echo $$ > "$0/cgroup.procs" && exec python3 "$@""#)
+            .arg(dir)
+            .arg(ticker)
+            .args(args);
+        Ticker::spawn(cmd)
+    }
+
+    fn spawn(mut cmd: Command) -> Ticker {
+        let mut child = cmd
             .stdout(Stdio::piped())
             .spawn()
             .expect("starting ticker.py");
