@@ -130,7 +130,9 @@ impl Protocol {
                 let subject = answers.and_then(|a| a.subject.as_deref());
                 self.failed(session, method, subject, item.n);
             }
-            Kind::Flagged(flag) => {
+            // Text outside every MCP session (another program's pipe that
+            // began like JSON) is not MCP traffic.
+            Kind::Flagged(flag) if session.is_some() => {
                 let rule = match flag.reason {
                     FlagReason::InvalidUtf8
                     | FlagReason::InvalidJson
@@ -149,6 +151,7 @@ impl Protocol {
                     place.clone(),
                 ));
             }
+            Kind::Flagged(_) => {}
         }
     }
 
