@@ -320,7 +320,7 @@ fn check_reports_every_secret(capture: &Path, p: &Planted) {
     ] {
         assert!(rules.contains(rule), "{rule}: {rules:?}");
     }
-    // Each server process's three secret arguments, by place.
+    // The three servers' secret arguments (--api-key S, DB_PASSWORD=S, --token=S).
     let mut args: BTreeMap<u64, usize> = BTreeMap::new();
     for f in findings
         .iter()
@@ -328,10 +328,8 @@ fn check_reports_every_secret(capture: &Path, p: &Planted) {
     {
         *args.entry(f["pid"].as_u64().unwrap()).or_default() += 1;
     }
-    assert!(
-        args.len() >= 3 && args.values().all(|n| *n >= 3),
-        "{args:?}"
-    );
+    // (The clients' `--secrets FILE` is a secret flag's value to the rules, too.)
+    assert!(args.values().filter(|n| **n >= 3).count() >= 3, "{args:?}");
 }
 
 fn sha256(path: &Path) -> Vec<u8> {
