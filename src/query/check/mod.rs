@@ -255,6 +255,8 @@ struct Checker<'c> {
     /// Per client process: each tool name and the server that offers it.
     offered: HashMap<u32, BTreeMap<String, (ServerKey, u64)>>,
     findings: Vec<Finding>,
+    /// Whether any rule of the family is on: protocol, secret, poison.
+    families: [bool; 3],
 }
 
 impl<'c> Checker<'c> {
@@ -267,13 +269,9 @@ impl<'c> Checker<'c> {
             protocol: Protocol::new(config.slow_ns),
             offered: HashMap::new(),
             findings: Vec::new(),
+            families: ["protocol", "secret", "poison"]
+                .map(|f| RULES.iter().any(|r| r.family() == f && config.on(r.id))),
         }
-    }
-
-    fn family_on(&self, family: &str) -> bool {
-        RULES
-            .iter()
-            .any(|r| r.family() == family && self.config.on(r.id))
     }
 
     fn secrets(&mut self, item: &Item<'_>, place: &Place) {
@@ -430,13 +428,14 @@ impl Sink for Checker<'_> {
             ..Place::default()
         };
         health::of_item(item, &place, &mut self.findings);
-        if self.family_on("protocol") {
+        let [protocol, secret, poison] = self.families;
+        if protocol {
             self.protocol.item(item, &place, &mut self.findings);
         }
-        if self.family_on("secret") {
+        if secret {
             self.secrets(item, &place);
         }
-        if self.family_on("poison") {
+        if poison {
             self.poison(item, &place);
         }
         if let (

@@ -23,8 +23,8 @@ struct Patterns {
     exfiltration: Regex,
     /// On a message's raw text: could any rule fire in its decoded strings?
     /// (A superset: a `\u` escape, a raw invisible or escape character, or
-    /// words that a rule's match holds literally, which JSON's other escapes
-    /// cannot split.)
+    /// a word that every match of a rule holds literally, which JSON's other
+    /// escapes cannot split: literals keep this test as fast as a search.)
     maybe: BytesSet,
 }
 
@@ -65,9 +65,9 @@ fn patterns() -> &'static Patterns {
             r"[\x{E0000}-\x{E007F}\x{200B}-\x{200F}\x{202A}-\x{202E}\x{2060}-\x{2069}\x{FEFF}\x{061C}\x{180E}\x{9B}\x1B]",
             r"<[^>]{0,24}(?i:important|system|instruction|secret|hidden|admin)",
             r"(?i)ignore|disregard|forget|override",
-            r"(?i)(not|don't|never)(?s:.){0,200}(user|human)",
+            r"(?i)user|human",
             r"(?i)\.ssh|id_rsa|id_ed25519|id_ecdsa|id_dsa|authorized_keys|credentials|netrc|npmrc|pypirc|docker|kube|shadow|mcp\.json|claude_desktop_config|cursor|\.env",
-            r"(?i)(send|post|upload|forward|exfiltrate|transmit|leak|submit)(?s:.){0,200}http",
+            r"(?i)http",
         ])
         .expect("valid patterns"),
     })
