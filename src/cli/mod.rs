@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 mod args;
+mod check;
 mod derive;
 mod info;
 mod read;
@@ -80,6 +81,11 @@ pub enum Command {
     /// Export the messages of a capture for other tools
     #[command(after_help = EXPORT_EXAMPLES)]
     Export(ExportArgs),
+    /// Audit a capture: tool-definition drift, poisoned tool text, secrets
+    /// in traffic, protocol faults and the capture's own health, as text,
+    /// JSON, SARIF or JUnit
+    #[command(after_help = CHECK_HELP)]
+    Check(CheckArgs),
     /// Show one message in full: its JSON, its request or response, the
     /// processes, HTTP headers and the raw records it came from
     #[command(after_help = SHOW_EXAMPLES)]
@@ -146,6 +152,27 @@ EXIT CODES (verify):
   0  intact (also when lossy, unless --fail-on-loss)
   1  altered, incomplete (not finished, or damaged), not sealed, or not signed by --key
   2  not a capture, or bad arguments";
+const CHECK_HELP: &str = "\
+EXAMPLES:
+  mcpspy check audit.db                              findings by severity; exit 1 on an error
+  mcpspy check audit.db --format sarif -o audit.sarif
+  mcpspy check audit.db --format junit -o audit.xml
+  mcpspy check today.db --baseline last-week.db      tools changed since an earlier capture
+  mcpspy check audit.db --baseline tools.lock.json   ... or since a pinned inventory
+  mcpspy check audit.db --write-baseline tools.lock.json
+  mcpspy check audit.db --rule drift --skip-rule drift.session --slow 5s
+  mcpspy check --list-rules
+
+A rules file (--rules FILE, TOML) sets severities by rule id or family:
+  [severity]
+  \"secret.header\" = \"off\"
+  poison = \"warning\"
+docs/check.md describes every rule.
+
+EXIT CODES (check):
+  0  no finding at or above --fail-on (default: error)
+  1  findings at or above --fail-on
+  2  an error: bad arguments, a file that is not a capture, a failed write";
 const SLICE_HELP: &str = "\
 EXAMPLES:
   mcpspy slice audit.db -o session3.db --session 3
@@ -180,7 +207,8 @@ EXAMPLES:
   mcpspy query audit.db --tool get_weather --errors
   mcpspy query audit.db --since 12:00 --until 12:05 --utc
   mcpspy query audit.db --summary --format csv > summary.csv
-  mcpspy query audit.db --summary --wide               capabilities, cells in full";
+  mcpspy query audit.db --summary --wide               capabilities, cells in full
+  mcpspy query audit.db --tools                        every server's tools, prompts, resources";
 const EXPORT_EXAMPLES: &str = "\
 EXAMPLES:
   mcpspy export audit.db -o audit.jsonl
@@ -329,6 +357,10 @@ pub struct QueryArgs {
     /// With --summary: cells in full, and the capabilities table
     #[arg(long, requires = "summary")]
     pub wide: bool,
+    /// The inventory: every server, its tools, prompts and resources, and
+    /// their digests (as `check --write-baseline` pins them)
+    #[arg(long, conflicts_with_all = ["summary", "body"])]
+    pub tools: bool,
     /// Print each message's JSON too
     #[arg(short = 'b', long = "body")]
     pub body: bool,
@@ -383,6 +415,69 @@ pub struct ExportArgs {
     pub force: bool,
     #[command(flatten)]
     pub filter: FilterArgs,
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum CheckFormat {
+    /// Grouped by severity, for people
+    Text,
+    /// One JSON object per finding, one per line
+    Json,
+    /// SARIF 2.1.0, for code-scanning UIs
+    Sarif,
+    /// JUnit XML, one testcase per rule, for CI reports
+    Junit,
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum FailOn {
+    Error,
+    Warning,
+    Never,
+}
+
+#[derive(Args, Debug)]
+pub struct CheckArgs {
+    #[command(flatten)]
+    pub input: Input,
+    #[arg(long, value_enum, default_value_t = CheckFormat::Text)]
+    pub format: CheckFormat,
+    /// Output file (default: standard output)
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Overwrite an existing output or baseline file
+    #[arg(long)]
+    pub force: bool,
+    /// Compare tool definitions with this baseline: a capture, or a tools
+    /// lock file (JSON) written by --write-baseline
+    #[arg(long, value_name = "FILE")]
+    pub baseline: Option<PathBuf>,
+    /// Write the capture's inventory (servers, tools, prompts, resources,
+    /// digests) as a tools lock file for later --baseline
+    #[arg(long, value_name = "FILE")]
+    pub write_baseline: Option<PathBuf>,
+    /// Which severity makes the exit code 1
+    #[arg(long, value_enum, default_value_t = FailOn::Error)]
+    pub fail_on: FailOn,
+    /// Only this rule, or family of rules (repeatable: drift, poison.directive)
+    #[arg(long, value_name = "ID")]
+    pub rule: Vec<String>,
+    /// Not this rule, or family (repeatable)
+    #[arg(long, value_name = "ID")]
+    pub skip_rule: Vec<String>,
+    /// Severities per rule or family (TOML: a [severity] table; error,
+    /// warning, note or off)
+    #[arg(long, value_name = "FILE")]
+    pub rules: Option<PathBuf>,
+    /// More secret rules, added to redact's (TOML, or JSON; as redact --rules)
+    #[arg(long, value_name = "FILE")]
+    pub secret_rules: Vec<PathBuf>,
+    /// Report responses slower than this (250ms, 5s) as protocol.late
+    #[arg(long, value_name = "DURATION")]
+    pub slow: Option<String>,
+    /// Print the rules (id, severity, title) and exit
+    #[arg(long)]
+    pub list_rules: bool,
 }
 
 #[derive(Args, Debug)]
@@ -501,6 +596,8 @@ pub enum Done {
     Incomplete(String),
     /// `record -- CMD`: exit with the command's exit code.
     Exit(u8),
+    /// A check found what fails it (exit 1): this line says what.
+    Failed(String),
 }
 
 pub fn main() -> ExitCode {
@@ -512,6 +609,7 @@ pub fn main() -> ExitCode {
         Command::Replay(a) => read::replay(a, color),
         Command::Query(a) => read::query(a, color),
         Command::Export(a) => read::export(a),
+        Command::Check(a) => check::run(a),
         Command::Show(a) => show::run(a, color),
         Command::Verify(a) => verify::run(a),
         Command::Slice(a) => derive::slice(a),
@@ -532,6 +630,10 @@ pub fn main() -> ExitCode {
     match result {
         Ok(Done::Ok) => ExitCode::SUCCESS,
         Ok(Done::NothingMatched(note)) => {
+            eprintln!("mcpspy: {note}");
+            ExitCode::from(1)
+        }
+        Ok(Done::Failed(note)) => {
             eprintln!("mcpspy: {note}");
             ExitCode::from(1)
         }

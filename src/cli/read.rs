@@ -29,6 +29,9 @@ pub fn replay(a: ReplayArgs, color: ColorChoice) -> Result<Done, Failure> {
 
 pub fn query(a: QueryArgs, color: ColorChoice) -> Result<Done, Failure> {
     let opened = Opened::new(&a.input)?;
+    if a.tools {
+        return super::check::tools(&opened.reader);
+    }
     let sel = selection(&a.filter, &opened.span)?;
     let index = if a.no_index {
         IndexUse::Never
@@ -99,35 +102,7 @@ pub fn export(a: ExportArgs) -> Result<Done, Failure> {
         };
         opened.read(&sel, sink.as_mut(), a.filter.count, IndexUse::WhenItHelps)
     };
-    match output {
-        Output::Stdout => write(&mut io::stdout()),
-        Output::Device(path) => {
-            let mut file = std::fs::OpenOptions::new()
-                .write(true)
-                .open(&path)
-                .map_err(|e| Failure::other(format!("{}: {e}", path.display())))?;
-            write(&mut file)
-        }
-        Output::File { path, force } => {
-            // Written beside the target and renamed at the end: an export
-            // that fails leaves no half-written file behind.
-            let dir = path
-                .parent()
-                .filter(|d| !d.as_os_str().is_empty())
-                .unwrap_or(Path::new("."));
-            let io_err = |e: io::Error| Failure::other(format!("{}: {e}", path.display()));
-            let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(io_err)?;
-            let done = write(tmp.as_file_mut())?;
-            tmp.as_file().sync_all().map_err(io_err)?;
-            let persisted = if force {
-                tmp.persist(&path)
-            } else {
-                tmp.persist_noclobber(&path)
-            };
-            persisted.map_err(|e| io_err(e.error))?;
-            Ok(done)
-        }
-    }
+    output.write(write)
 }
 
 /// The options that go together, and those that do not.
@@ -293,7 +268,7 @@ fn stdin_copy() -> Result<tempfile::NamedTempFile, Failure> {
 }
 
 /// Where an export goes.
-enum Output {
+pub enum Output {
     Stdout,
     /// An existing device or pipe (/dev/null, a FIFO): written to, since
     /// renaming a file over it would replace it.
@@ -305,7 +280,43 @@ enum Output {
 }
 
 impl Output {
-    fn choose(path: Option<&Path>, force: bool) -> Result<Output, Failure> {
+    /// Runs `write` into the output. A file is written beside its target
+    /// and renamed at the end: a write that fails leaves no half-written
+    /// file behind.
+    pub fn write(
+        self,
+        write: impl FnOnce(&mut (dyn Write + Send)) -> Result<Done, Failure>,
+    ) -> Result<Done, Failure> {
+        match self {
+            Output::Stdout => write(&mut io::stdout()),
+            Output::Device(path) => {
+                let mut file = std::fs::OpenOptions::new()
+                    .write(true)
+                    .open(&path)
+                    .map_err(|e| Failure::other(format!("{}: {e}", path.display())))?;
+                write(&mut file)
+            }
+            Output::File { path, force } => {
+                let dir = path
+                    .parent()
+                    .filter(|d| !d.as_os_str().is_empty())
+                    .unwrap_or(Path::new("."));
+                let io_err = |e: io::Error| Failure::other(format!("{}: {e}", path.display()));
+                let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(io_err)?;
+                let done = write(tmp.as_file_mut())?;
+                tmp.as_file().sync_all().map_err(io_err)?;
+                let persisted = if force {
+                    tmp.persist(&path)
+                } else {
+                    tmp.persist_noclobber(&path)
+                };
+                persisted.map_err(|e| io_err(e.error))?;
+                Ok(done)
+            }
+        }
+    }
+
+    pub fn choose(path: Option<&Path>, force: bool) -> Result<Output, Failure> {
         let Some(path) = path.filter(|p| *p != Path::new("-")) else {
             return Ok(Output::Stdout);
         };

@@ -7,6 +7,7 @@
 //! Everything a later stage needs of earlier ones is re-exported here, so
 //! that nothing reaches past this stage (DEVELOPERS.md, "Stages").
 
+pub mod check;
 pub mod derive;
 mod driver;
 pub mod index;

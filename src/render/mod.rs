@@ -3,6 +3,7 @@
 //! here writes it carefully (captured text is attacker-controlled, so
 //! terminal control characters are escaped).
 
+pub mod check;
 pub mod console;
 pub mod detail;
 pub mod info;

@@ -1,6 +1,7 @@
 //! replay, query and export as a user runs them: exit codes, filters,
 //! output files, colour, closed pipes, and a capture that stays untouched.
 
+mod check;
 mod collector;
 mod hostile;
 mod manners;

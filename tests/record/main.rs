@@ -2,6 +2,7 @@
 //! real peers from the registries, checked against strace's copy of every
 //! byte each process moved. They run one at a time (`support::serial`).
 
+mod check;
 #[path = "../cli/collector.rs"]
 mod collector;
 mod go_tls;

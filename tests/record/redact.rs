@@ -217,6 +217,121 @@ fn notes(capture: &Path) -> std::collections::BTreeSet<String> {
         .collect()
 }
 
+/// `mcpspy check` on the recording: every message that carries a planted
+/// secret, every request's credential headers and every server's secret
+/// arguments are reported by rule and place, and no output format shows a
+/// value.
+fn check_reports_every_secret(capture: &Path, p: &Planted) {
+    let cap = s(capture);
+    let mut outputs = Vec::new();
+    for format in ["text", "json", "sarif", "junit"] {
+        let o = mcpspy(&[
+            "check",
+            cap,
+            "--rule",
+            "secret",
+            "--format",
+            format,
+            "--fail-on",
+            "never",
+        ]);
+        assert_eq!(
+            o.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        outputs.push((format, [o.stdout, o.stderr].concat()));
+    }
+    for secret in &p.secrets {
+        for (format, out) in &outputs {
+            assert!(
+                memchr::memmem::find(out, secret.as_bytes()).is_none(),
+                "check --format {format} shows a planted secret"
+            );
+        }
+    }
+    let findings: Vec<Value> = String::from_utf8_lossy(&outputs[1].1)
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let rule_of = |f: &Value| {
+        let m = f["message"].as_str().unwrap();
+        m.split("rule \"")
+            .nth(1)
+            .and_then(|r| r.split('"').next())
+            .unwrap()
+            .to_string()
+    };
+    let mut at: BTreeMap<(String, u64), Vec<String>> = BTreeMap::new();
+    for f in &findings {
+        if let Some(n) = f["item"].as_u64() {
+            at.entry((f["rule"].as_str().unwrap().to_string(), n))
+                .or_default()
+                .push(format!("{} {}", rule_of(f), f["field"].as_str().unwrap()));
+        }
+    }
+    let export = mcpspy(&["export", cap]);
+    let mut carrying = 0;
+    for line in String::from_utf8_lossy(&export.stdout).lines() {
+        let v: Value = serde_json::from_str(line).unwrap();
+        let n = v["n"].as_u64().unwrap();
+        let body = serde_json::to_string(&[&v["params"], &v["result"]]).unwrap();
+        if p.secrets.iter().any(|s| body.contains(s.as_str())) {
+            carrying += 1;
+            assert!(
+                at.contains_key(&("secret.message".into(), n)),
+                "item {n} carries a planted secret: {line}"
+            );
+        }
+        if v["transport_type"] == "http" && v["http_transport"]["is_request"] == true {
+            let fields = at
+                .get(&("secret.header".into(), n))
+                .cloned()
+                .unwrap_or_default();
+            for header in ["authorization", "x-api-key"] {
+                assert!(
+                    fields
+                        .iter()
+                        .any(|f| f.to_lowercase() == format!("http-credentials header {header}")),
+                    "item {n}: {header} in {fields:?}"
+                );
+            }
+        }
+    }
+    assert!(carrying >= 50, "{carrying} messages carry planted secrets");
+    let rules: std::collections::BTreeSet<String> = findings.iter().map(rule_of).collect();
+    for rule in [
+        "jwt",
+        "aws-access-key-id",
+        "aws-secret-access-key",
+        "github-token",
+        "openai-key",
+        "anthropic-key",
+        "slack-token",
+        "google-api-key",
+        "email",
+        "secret-json-member",
+        "pem-private-key",
+        "bearer-token",
+        "http-credentials",
+        "secret-flag",
+        "secret-env-argument",
+    ] {
+        assert!(rules.contains(rule), "{rule}: {rules:?}");
+    }
+    // The three servers' secret arguments (--api-key S, DB_PASSWORD=S, --token=S).
+    let mut args: BTreeMap<u64, usize> = BTreeMap::new();
+    for f in findings
+        .iter()
+        .filter(|f| f["rule"] == "secret.command-line")
+    {
+        *args.entry(f["pid"].as_u64().unwrap()).or_default() += 1;
+    }
+    // (The clients' `--secrets FILE` is a secret flag's value to the rules, too.)
+    assert!(args.values().filter(|n| **n >= 3).count() >= 3, "{args:?}");
+}
+
 fn sha256(path: &Path) -> Vec<u8> {
     use sha2::Digest;
     sha2::Sha256::digest(std::fs::read(path).unwrap()).to_vec()
@@ -242,6 +357,8 @@ fn redaction_leaves_no_planted_secret_and_the_same_messages() {
         missing.is_empty(),
         "the recording holds every planted secret: {missing:?}"
     );
+
+    check_reports_every_secret(&capture, &planted);
 
     let key = dir.path().join("team.key");
     std::fs::write(&key, random(32, ALNUM)).unwrap();
