@@ -361,6 +361,13 @@ pub struct Item<'a> {
     pub truncated: bool,
 }
 
+impl Item<'_> {
+    /// The text is one whole JSON value, as parsed: not flagged, not cut.
+    pub fn is_whole_json(&self) -> bool {
+        !matches!(self.kind, Kind::Flagged(_)) && !self.truncated
+    }
+}
+
 /// A client or server implementation, as it introduced itself.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Implementation {

@@ -279,7 +279,7 @@ impl<'c> Checker<'c> {
         let mut found = Vec::new();
         if self.config.on("secret.message") && !matches!(item.kind, Kind::Flagged(_)) {
             found.extend(
-                secrets::in_text(rules, item.text)
+                secrets::in_text(rules, item.text, item.is_whole_json())
                     .into_iter()
                     .map(|s| ("secret.message", s)),
             );

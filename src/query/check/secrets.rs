@@ -11,10 +11,15 @@ pub struct Secret {
     pub field: String,
 }
 
-/// Secrets in a message's JSON text, each with the path of its field.
-pub fn in_text(rules: &Rules, text: &[u8]) -> Vec<Secret> {
+/// Secrets in a message's JSON text, each with the path of its field
+/// (`whole`: the text is known to be whole JSON).
+pub fn in_text(rules: &Rules, text: &[u8], whole: bool) -> Vec<Secret> {
     let mut found = Vec::new();
-    rules.in_text(text, &mut found);
+    if whole {
+        rules.in_json(text, &mut found);
+    } else {
+        rules.in_text(text, &mut found);
+    }
     merge(found)
         .into_iter()
         .map(|f| Secret {
@@ -151,6 +156,7 @@ mod tests {
         let found = in_text(
             &rules,
             br#"{"params":{"arguments":{"note":"id AKIAIOSFODNN7EXAMPLE","password":"hunter2"}}}"#,
+            true,
         );
         assert_eq!(
             found,

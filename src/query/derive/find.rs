@@ -159,14 +159,7 @@ impl Sink for Collect<'_> {
             }
         }
         let mut finds = Vec::new();
-        let parsed = matches!(
-            item.kind,
-            Kind::Request { .. }
-                | Kind::Notification { .. }
-                | Kind::Response { .. }
-                | Kind::Error { .. }
-        );
-        if parsed && !item.truncated {
+        if item.is_whole_json() {
             self.rules.in_json(item.text, &mut finds);
         } else {
             self.rules.in_text(item.text, &mut finds);
