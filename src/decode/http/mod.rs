@@ -71,6 +71,21 @@ struct Request {
     protocol_version: Option<Box<str>>,
 }
 
+impl Request {
+    /// The request's own HTTP context, as its message shows it.
+    fn into_meta(self) -> HttpMeta {
+        HttpMeta {
+            is_request: true,
+            method: Some(self.method),
+            path: Some(self.path),
+            host: self.host,
+            session_id: self.session_id,
+            protocol_version: self.protocol_version,
+            ..HttpMeta::default()
+        }
+    }
+}
+
 #[derive(Debug)]
 pub struct Http {
     max_line: usize,
@@ -280,15 +295,7 @@ impl Http {
                     sock.requests.pop_front();
                 }
                 sock.requests.push_back(request.clone());
-                let meta = HttpMeta {
-                    is_request: true,
-                    method: Some(request.method),
-                    path: Some(request.path),
-                    host: request.host,
-                    session_id: request.session_id,
-                    protocol_version: request.protocol_version,
-                    ..HttpMeta::default()
-                };
+                let meta = request.into_meta();
                 let framing = match (h.chunked, h.content_length) {
                     (true, _) => Framing::chunked(),
                     (false, Some(0) | None) => Framing::Empty,

@@ -162,15 +162,7 @@ impl H2 {
                     oldest.map(|k| sock.requests.remove(&k));
                 }
                 sock.requests.insert(b.stream, request.clone());
-                let meta = HttpMeta {
-                    is_request: true,
-                    method: Some(request.method),
-                    path: Some(request.path),
-                    host: request.host,
-                    session_id: request.session_id,
-                    protocol_version: request.protocol_version,
-                    ..HttpMeta::default()
-                };
+                let meta = request.into_meta();
                 (meta, true)
             }
             BlockKind::Response { status } if status < 200 => {
