@@ -21,7 +21,7 @@ mod verify;
 mod verify_deep;
 mod writer;
 
-pub use crate::record::{DropRow, ProcessRow};
+pub use crate::event::{DropRow, ProcessRow};
 pub use block::{append_event, Numbered, Record, Records};
 pub use derived::{Parent, Step, ViewKey};
 pub use keys::{fingerprint, generate as generate_key, load_public_key, SigningIdentity};

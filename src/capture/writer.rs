@@ -7,8 +7,8 @@ use super::schema;
 use super::seal::{BlockRow, Hash};
 use super::sealer::{self, Counts, Sealer};
 use super::{DropRow, ProcessRow};
+use crate::event::{Batch, Recorded, Store, StoreStats};
 use crate::event::{Direction, RawEvent, StreamId};
-use crate::record::{Batch, Recorded, Store, StoreStats};
 use anyhow::{bail, Context, Result};
 use rusqlite::{params, Connection};
 use std::collections::HashMap;
@@ -393,7 +393,7 @@ impl CaptureWriter {
     /// The seal's checkpoint of this commit.
     fn checkpoint(&mut self, growing: Option<Hash>) -> Result<()> {
         let at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true);
-        let ktime = crate::record::monotonic_ns();
+        let ktime = crate::event::monotonic_ns();
         self.sealer
             .checkpoint(&self.conn, self.next_seq, growing, ktime, at)?;
         Ok(())

@@ -11,15 +11,13 @@ mod loader;
 mod mounts;
 mod procfs;
 mod scope;
-mod store;
 mod tls;
 
-use crate::event::{self, counter, RawEvent};
+use crate::event::{self, counter, Batch, DropRow, ProcessRow, RawEvent, Store, StoreStats};
 use anyhow::{Context, Result};
 pub use boringssl::{scan_cached, Cache as ScanCache, Outcome as ScanOutcome};
 pub use command::RunAs;
 pub use loader::{Attempt, KernelConfig, Rung, MAX_FILTERS};
-pub use procfs::monotonic_ns;
 pub use scope::{cgroup2_root, cgroup_at, container_cgroups, process_exists, Cgroup};
 use std::cell::RefCell;
 use std::collections::HashSet;
@@ -29,7 +27,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-pub use store::{Batch, DropRow, ProcessRow, Recorded, Store, StoreStats};
 
 /// How long one poll waits when the kernel does not wake us: the live view's
 /// worst-case delay, and the spacing of clock ticks in the file.
@@ -484,7 +481,7 @@ impl Drainer<'_> {
     fn flush(&mut self, skel: &loader::McpspySkel<'_>) -> Result<()> {
         let (records, new_pids, execs, malformed, skipped) = {
             let mut b = self.batch.borrow_mut();
-            b.records.push_tick(procfs::monotonic_ns());
+            b.records.push_tick(event::monotonic_ns());
             (
                 std::mem::take(&mut b.records),
                 std::mem::take(&mut b.new_pids),
@@ -557,7 +554,7 @@ impl Ledger {
     fn new(initial: [u64; counter::COUNT]) -> Self {
         Ledger {
             last: initial,
-            last_ktime: procfs::monotonic_ns(),
+            last_ktime: event::monotonic_ns(),
             totals: [0; counter::COUNT],
             user_lost: 0,
             user_lost_written: 0,
@@ -567,7 +564,7 @@ impl Ledger {
 
     /// The increase since the previous reading, if anything moved.
     fn slice(&mut self, now: [u64; counter::COUNT]) -> Option<DropRow> {
-        let ktime = procfs::monotonic_ns();
+        let ktime = event::monotonic_ns();
         let mut counts = [0u64; counter::COUNT];
         for i in 0..counter::COUNT {
             counts[i] = now[i].saturating_sub(self.last[i]);

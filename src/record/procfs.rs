@@ -1,22 +1,7 @@
 //! Facts about the host and its processes, read from /proc, best effort.
 
-use super::store::ProcessRow;
+use crate::event::{clock_ns, monotonic_ns, ProcessRow};
 use std::fs;
-
-/// CLOCK_MONOTONIC (the clock of bpf_ktime_get_ns) in ns.
-pub fn monotonic_ns() -> u64 {
-    clock_ns(libc::CLOCK_MONOTONIC)
-}
-
-fn clock_ns(clock: libc::clockid_t) -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: clock_gettime writes one timespec through a valid pointer.
-    unsafe { libc::clock_gettime(clock, &mut ts) };
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
-}
 
 /// A wall-clock instant and the monotonic time at that instant, read as a
 /// pair so that kernel timestamps convert to wall time.

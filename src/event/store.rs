@@ -1,8 +1,10 @@
 //! What the recorder hands on: ring-buffer records in batches, the processes
-//! it looked up, its drop ledger and provenance. The recorder knows nothing
-//! of files; whatever keeps these (the capture writer) implements [`Store`].
+//! it looked up, its drop ledger and provenance. This is the contract between
+//! the recorder and the file, beside the raw event: the recorder knows nothing
+//! of files, the capture nothing of the recorder, and the capture writer
+//! implements [`Store`].
 
-use crate::event::{counter, EventHeader, RawEvent};
+use super::{counter, EventHeader, RawEvent};
 use anyhow::Result;
 
 /// Keeps what the recorder collects. Called from the recorder's writer
@@ -116,7 +118,7 @@ pub struct ProcessRow {
 pub struct DropRow {
     pub start_ktime_ns: u64,
     pub end_ktime_ns: u64,
-    /// Indexed by crate::event::counter.
+    /// Indexed by [`counter`].
     pub counts: [u64; counter::COUNT],
     pub user_lost: u64,
 }

@@ -6,6 +6,11 @@
 
 use std::fmt;
 
+mod clock;
+mod store;
+pub use clock::{clock_ns, monotonic_ns};
+pub use store::{Batch, DropRow, ProcessRow, Recorded, Store, StoreStats};
+
 /// Must equal MCPSPY_EVENT_VERSION in bpf/mcpspy.h.
 pub const EVENT_VERSION: u32 = 1;
 pub const COMM_LEN: usize = 16;
