@@ -54,16 +54,7 @@ impl CaptureReader {
 
     /// The messages a slice selected, if the file is a slice.
     pub fn view(&self) -> Result<Option<HashSet<ViewKey>>, CaptureError> {
-        let exists: Option<i64> = self
-            .conn
-            .query_row(
-                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'derived_view'",
-                [],
-                |r| r.get(0),
-            )
-            .optional()
-            .map_err(|e| self.damaged(e))?;
-        if exists.is_none() {
+        if !super::schema::has_table(&self.conn, "derived_view").map_err(|e| self.damaged(e))? {
             return Ok(None);
         }
         let n: i64 = self
@@ -130,10 +121,7 @@ impl CaptureWriter {
             self.conn.execute_batch(SQL)?;
         }
         self.set_meta(META_KEY, &serde_json::to_string(steps)?)?;
-        self.set_meta(
-            super::schema::FEATURES_KEY,
-            &serde_json::to_string(&[super::seal::FEATURE, FEATURE])?,
-        )
+        self.add_feature(FEATURE)
     }
 
     pub fn add_view(&mut self, key: ViewKey) -> Result<()> {

@@ -80,7 +80,7 @@ impl CaptureReader {
         let listed = schema::listed_features(&self.conn);
         if listed
             .as_deref()
-            .is_some_and(|l| l.contains(&format!("\"{}\"", super::seal::FEATURE)))
+            .is_some_and(|l| schema::lists(l, super::seal::FEATURE))
         {
             *self.guard.get_mut() = Guard::load(&self.conn);
         }

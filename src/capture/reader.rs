@@ -168,6 +168,12 @@ impl CaptureReader {
         rows.collect::<Result<_, _>>().map_err(|e| self.damaged(e))
     }
 
+    /// Whether the file's `features` name `feature`.
+    pub fn lists_feature(&self, feature: &str) -> bool {
+        super::schema::listed_features(&self.conn)
+            .is_some_and(|l| super::schema::lists(&l, feature))
+    }
+
     /// Blocks in record order, one decompressed at a time.
     /// Where SQLite itself is damaged, the blocks listed before the damage
     /// are read, and an error says that the rest could not be.

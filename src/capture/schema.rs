@@ -50,6 +50,12 @@ pub fn listed_features(conn: &Connection) -> Option<String> {
     .ok()
 }
 
+/// Whether `listed` (the `features` meta value) names `feature`.
+pub fn lists(listed: &str, feature: &str) -> bool {
+    serde_json::from_str::<Vec<String>>(listed)
+        .is_ok_and(|names| names.iter().any(|n| n == feature))
+}
+
 /// The features of `listed` (the `features` meta value) that this build does
 /// not know, or why the list cannot be read.
 pub fn unknown_features(listed: &str) -> Result<Vec<String>, String> {

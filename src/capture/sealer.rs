@@ -38,7 +38,7 @@ impl Sealer {
             ("capture_id", self.capture_id.clone()),
             (
                 super::schema::FEATURES_KEY,
-                format!("[\"{}\"]", seal::FEATURE),
+                serde_json::json!([seal::FEATURE]).to_string(),
             ),
         ]
     }

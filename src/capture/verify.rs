@@ -106,7 +106,7 @@ impl CaptureReader {
         let meta = self.meta()?;
         let sealed = meta
             .get(super::schema::FEATURES_KEY)
-            .is_some_and(|f| f.contains(&format!("\"{}\"", seal::FEATURE)));
+            .is_some_and(|f| super::schema::lists(f, seal::FEATURE));
         if !sealed {
             r.verdict = Verdict::Unsealed;
             r.fail(

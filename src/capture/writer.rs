@@ -454,10 +454,16 @@ impl CaptureWriter {
     /// Stores `facts` as meta keys, each named among the file's features.
     fn keep_facts(&mut self, facts: &[(&'static str, String)]) -> Result<()> {
         for (key, value) in facts {
-            self.add_feature(key)?;
-            self.set_meta(key, value)?;
+            self.set_fact(key, value)?;
         }
         Ok(())
+    }
+
+    /// A meta key that is also one of the file's features (a fact a tap
+    /// kept, or one a derived capture carries over from its parent).
+    pub fn set_fact(&mut self, key: &str, value: &str) -> Result<()> {
+        self.add_feature(key)?;
+        self.set_meta(key, value)
     }
 
     /// Names `feature` among the file's features (once).

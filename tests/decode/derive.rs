@@ -4,6 +4,7 @@
 //! header split across reads, a reused SSL*, non-MCP lines).
 
 use super::support::*;
+use mcpspy::capture::ProcessRow;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::Output;
@@ -271,4 +272,57 @@ fn derived_captures_refuse_what_they_cannot_do_faithfully() {
         4,
         "nothing was written"
     );
+}
+
+/// A child names among its features what it carries of its parent's: the
+/// processes' cgroups (table process_cgroups) as well as its own seal and
+/// derivation.
+#[test]
+fn a_child_names_the_features_it_carries() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut syn = Synth::new(&dir.path().join("p.db"));
+    syn.add_process_row(&ProcessRow {
+        pid: CLIENT.pid,
+        comm: CLIENT.comm.into(),
+        cgroup: Some((77, "/system.slice/docker-3f2a.scope".into())),
+        container_id: Some("3f2a".into()),
+        ..Default::default()
+    });
+    let pipe = syn.pipe();
+    let init = r#"{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}"#;
+    syn.send(CLIENT, SERVER, pipe, &request(1, "initialize", init));
+    syn.send(
+        SERVER,
+        CLIENT,
+        pipe,
+        &response(1, r#"{"serverInfo":{"name":"s","version":"1"}}"#),
+    );
+    let cap = syn.finish();
+    let tells = |c: &Path| {
+        let export = mcpspy(&["export", s(c)]);
+        String::from_utf8_lossy(&export.stdout).contains(r#""container_id":"3f2a""#)
+    };
+    assert!(tells(&cap), "the parent tells the container");
+    for op in ["slice", "redact"] {
+        let child = dir.path().join(format!("{op}.db"));
+        let o = mcpspy(&[op, s(&cap), "-o", s(&child)]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let conn = rusqlite::Connection::open(&child).unwrap();
+        let listed: String = conn
+            .query_row("SELECT value FROM meta WHERE key = 'features'", [], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        let features: Vec<String> = serde_json::from_str(&listed).unwrap();
+        for f in ["seal", "derived", "cgroups"] {
+            assert!(features.iter().any(|n| n == f), "{op}: {f} in {listed}");
+        }
+        assert!(tells(&child), "{op}: the child still tells the container");
+        let verify = mcpspy(&["verify", s(&child)]);
+        assert!(
+            verify.status.success(),
+            "{op}: {}",
+            String::from_utf8_lossy(&verify.stdout)
+        );
+    }
 }

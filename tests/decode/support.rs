@@ -405,14 +405,16 @@ impl Synth {
     }
 
     pub fn add_process(&mut self, p: Proc) {
-        self.writer
-            .add_process(&ProcessRow {
-                pid: p.pid,
-                seen_ts_ns: START_NS,
-                comm: p.comm.into(),
-                ..Default::default()
-            })
-            .unwrap();
+        self.add_process_row(&ProcessRow {
+            pid: p.pid,
+            seen_ts_ns: START_NS,
+            comm: p.comm.into(),
+            ..Default::default()
+        });
+    }
+
+    pub fn add_process_row(&mut self, row: &ProcessRow) {
+        self.writer.add_process(row).unwrap();
     }
 
     /// Ends the capture as the recorder does: the kernel's counters (every

@@ -148,11 +148,17 @@ pub fn derive(
     if let Some(s) = target.signer {
         w = w.with_signer(s)?;
     }
+    // Facts kept as features (what a live tap did) stay features; the
+    // others (seal, derived, cgroups) are the child's own writer's to name.
     for (k, v) in &meta {
         if !NOT_COPIED.contains(&k.as_str()) {
             let mut v = v.clone();
             plan.meta(k, &mut v);
-            w.set_meta(k, &v)?;
+            if parent.lists_feature(k) {
+                w.set_fact(k, &v)?;
+            } else {
+                w.set_meta(k, &v)?;
+            }
         }
     }
     let copied = copy_records(parent, &mut w, plan)?;
