@@ -5,13 +5,16 @@
 
 use super::seal::{self, BlockRow, Hash};
 use rusqlite::{params, Connection};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 pub(super) struct Guard {
     /// The digest of each sealed block.
     sealed: HashMap<i64, Hash>,
     /// The digest of the block growing at the last commit, if any.
     growing: Option<Hash>,
+    /// Blocks that matched: a reader that passes over the file again
+    /// (redact, slice, verify --deep) does not hash them again.
+    matched: HashSet<i64>,
     /// The first block that did not match, said for people.
     pub alarm: Option<String>,
 }
@@ -41,6 +44,7 @@ impl Guard {
         Some(Guard {
             sealed,
             growing,
+            matched: HashSet::new(),
             alarm: None,
         })
     }
@@ -57,7 +61,7 @@ impl Guard {
         raw_bytes: u64,
         data: &[u8],
     ) {
-        if self.alarm.is_some() {
+        if self.alarm.is_some() || self.matched.contains(&block_id) {
             return;
         }
         let expected = self.sealed.get(&block_id).or(self.growing.as_ref());
@@ -67,6 +71,8 @@ impl Guard {
                 "block {block_id} (records {first_seq}..{}) does not match its seal",
                 first_seq + records
             ));
+        } else {
+            self.matched.insert(block_id);
         }
     }
 }
