@@ -55,6 +55,7 @@ impl CaptureReader {
             _rollback_copy: rollback,
             notes,
             guard: RefCell::new(None),
+            seal: std::cell::OnceCell::new(),
         };
         r.note_features();
         r.note_clock();

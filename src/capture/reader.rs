@@ -125,6 +125,9 @@ pub struct CaptureReader {
     pub notes: Vec<String>,
     /// Checks the data of the blocks read against the seal (sealed captures).
     pub(super) guard: RefCell<Option<Guard>>,
+    /// The seal's structure, worked out once: the open-time warning, `info`
+    /// and `check` all ask for it, and it hashes every table.
+    pub(super) seal: std::cell::OnceCell<super::verify::Report>,
 }
 
 impl CaptureReader {

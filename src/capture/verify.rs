@@ -98,7 +98,11 @@ impl CaptureReader {
     /// The seal's structure, without hashing the blocks' data: what readers
     /// check when they open a capture, and `info` shows.
     pub fn seal_state(&self) -> Result<Report, CaptureError> {
-        self.verify(&VerifyOptions::default())
+        if let Some(r) = self.seal.get() {
+            return Ok(r.clone());
+        }
+        let r = self.verify(&VerifyOptions::default())?;
+        Ok(self.seal.get_or_init(|| r).clone())
     }
 
     pub fn verify(&self, opts: &VerifyOptions) -> Result<Report, CaptureError> {
