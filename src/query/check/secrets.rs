@@ -15,15 +15,11 @@ pub struct Secret {
 /// (`whole`: the text is known to be whole JSON).
 pub fn in_text(rules: &Rules, text: &[u8], whole: bool) -> Vec<Secret> {
     let mut found = Vec::new();
-    if whole {
-        rules.in_json(text, &mut found);
-    } else {
-        rules.in_text(text, &mut found);
-    }
+    rules.in_message(text, whole, &mut found);
     merge(found)
         .into_iter()
         .map(|f| Secret {
-            rule: name(rules, f.rule),
+            rule: rules.name(f.rule).to_string(),
             field: path_at(text, f.start),
         })
         .collect()
@@ -43,7 +39,7 @@ pub fn in_head(rules: &Rules, head: &str) -> Vec<Secret> {
                 .unwrap_or("")
                 .trim();
             Secret {
-                rule: name(rules, f.rule),
+                rule: rules.name(f.rule).to_string(),
                 field: format!("header {header}"),
             }
         })
@@ -56,14 +52,10 @@ pub fn in_args(rules: &Rules, args: &[String]) -> Vec<Secret> {
         .in_args(args)
         .into_iter()
         .map(|(i, f)| Secret {
-            rule: name(rules, f.rule),
+            rule: rules.name(f.rule).to_string(),
             field: format!("argv[{i}]"),
         })
         .collect()
-}
-
-fn name(rules: &Rules, i: usize) -> String {
-    rules.names().nth(i).unwrap_or("?").to_string()
 }
 
 /// The path (`params.arguments.note`, `result.content[0].text`) of the JSON

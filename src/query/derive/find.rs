@@ -118,7 +118,7 @@ struct Collect<'a> {
 
 impl Collect<'_> {
     fn count(&mut self, rule: usize, loc: String) {
-        let name = self.rules.names().nth(rule).unwrap_or("?").to_string();
+        let name = self.rules.name(rule).to_string();
         *self.found.tally.entry((name, loc)).or_default() += 1;
     }
 }
@@ -159,11 +159,8 @@ impl Sink for Collect<'_> {
             }
         }
         let mut finds = Vec::new();
-        if item.is_whole_json() {
-            self.rules.in_json(item.text, &mut finds);
-        } else {
-            self.rules.in_text(item.text, &mut finds);
-        }
+        self.rules
+            .in_message(item.text, item.is_whole_json(), &mut finds);
         let finds = merge(finds);
         for f in &finds {
             self.count(f.rule, format!("message {}", item.n));
@@ -296,7 +293,7 @@ pub fn find(
                     c.found.session_streams.insert(at.0);
                 }
                 for (f, span) in found {
-                    let name = rules.names().nth(f.rule).unwrap_or("?").to_string();
+                    let name = rules.name(f.rule).to_string();
                     *c.found.tally.entry((name, loc.clone())).or_default() += 1;
                     c.found.spans.entry(at).or_default().push(span);
                 }

@@ -90,7 +90,7 @@ impl Redaction {
         for f in merge(spans) {
             let tok = token(&self.key, &text[f.start..f.end]);
             text[f.start..f.end].copy_from_slice(&tok);
-            let rule = self.rules.names().nth(f.rule).unwrap_or("?").to_string();
+            let rule = self.rules.name(f.rule).to_string();
             *self.counts.entry(rule.clone()).or_default() += 1;
             *self.by_location.entry((rule, loc.to_string())).or_default() += 1;
         }

@@ -177,6 +177,11 @@ impl Rules {
         self.texts.iter().map(|t| t.name.as_str())
     }
 
+    /// The name of rule `i` (as a [`Found`] numbers it).
+    pub fn name(&self, i: usize) -> &str {
+        self.texts.get(i).map_or("?", |t| t.name.as_str())
+    }
+
     pub fn texts(&self) -> &[RuleText] {
         &self.texts
     }
@@ -196,6 +201,16 @@ impl Rules {
             }
         }
         self.escaped_and_values(text, out);
+    }
+
+    /// Secrets in a message's text: `whole` says it is known to be whole
+    /// JSON, which is searched faster.
+    pub fn in_message(&self, text: &[u8], whole: bool, out: &mut Vec<Found>) {
+        if whole {
+            self.in_json(text, out);
+        } else {
+            self.in_text(text, out);
+        }
     }
 
     /// As `in_text`, for text known to be whole JSON (a parsed message):
