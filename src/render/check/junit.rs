@@ -4,6 +4,7 @@
 
 use super::{place, ranges};
 use crate::query::check::{Finding, Report, Severity};
+use crate::render::plural;
 use std::fmt::Write as _;
 
 /// The report as a JUnit `<testsuites>` document; `fail_at`: the least
@@ -47,10 +48,9 @@ pub fn xml(name: &str, r: &Report, fail_at: Option<Severity>) -> String {
                 "      <failure type=\"{}\" message=\"{}\">{}</failure>",
                 first.severity.name(),
                 escape(&format!(
-                    "{} ({} finding{})",
+                    "{} ({})",
                     rule.title,
-                    failing.len(),
-                    if failing.len() == 1 { "" } else { "s" }
+                    plural(failing.len() as u64, "finding")
                 )),
                 escape(&lines(&failing))
             );
