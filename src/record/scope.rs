@@ -22,14 +22,18 @@ pub struct Cgroup {
 
 /// Where cgroup v2 is mounted: the first cgroup2 line of /proc/self/mountinfo.
 pub fn cgroup2_root() -> Result<PathBuf> {
-    let info = std::fs::read_to_string("/proc/self/mountinfo").context("reading mountinfo")?;
-    info.lines()
-        .find_map(|l| {
+    // Read once: every new process's row asks for it, on the drain thread.
+    static ROOT: std::sync::OnceLock<Option<PathBuf>> = std::sync::OnceLock::new();
+    ROOT.get_or_init(|| {
+        let info = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+        info.lines().find_map(|l| {
             let (left, right) = l.split_once(" - ")?;
             let mount = left.split_whitespace().nth(4)?;
             (right.split_whitespace().next()? == "cgroup2").then(|| PathBuf::from(mount))
         })
-        .context("cgroup v2 is not mounted on this host (no cgroup2 in /proc/self/mountinfo)")
+    })
+    .clone()
+    .context("cgroup v2 is not mounted on this host (no cgroup2 in /proc/self/mountinfo)")
 }
 
 /// The cgroup at `path`, a directory of the cgroup2 file system (absolute,
@@ -143,6 +147,9 @@ pub fn process_exists(pid: u32) -> bool {
 /// /proc. A process that forks while this reads may be missed; the caller
 /// marks what this returns and reads again.
 pub fn descendants(roots: &[u32]) -> BTreeSet<u32> {
+    if roots.is_empty() {
+        return BTreeSet::new();
+    }
     let mut children: HashMap<u32, Vec<u32>> = HashMap::new();
     for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
         let Some(pid) = e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
