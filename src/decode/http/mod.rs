@@ -84,6 +84,22 @@ impl Request {
             ..HttpMeta::default()
         }
     }
+
+    /// The HTTP context of the response to this request (default when the
+    /// request was not seen): the response's session id, else the request's.
+    fn response_meta(self, status: Option<u16>, session_id: Option<Box<str>>) -> HttpMeta {
+        let known = !self.method.is_empty();
+        HttpMeta {
+            is_request: false,
+            method: known.then_some(self.method),
+            path: known.then_some(self.path),
+            host: self.host,
+            status,
+            session_id: session_id.or(self.session_id),
+            protocol_version: self.protocol_version,
+            ..HttpMeta::default()
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -338,17 +354,7 @@ impl Http {
                         None => Framing::UntilClose,
                     }
                 };
-                let known = method.is_some();
-                let meta = HttpMeta {
-                    is_request: false,
-                    method: known.then_some(request.method),
-                    path: known.then_some(request.path),
-                    host: request.host,
-                    status: Some(status),
-                    session_id: h.session_id.clone().or(request.session_id),
-                    protocol_version: request.protocol_version,
-                    ..HttpMeta::default()
-                };
+                let meta = request.response_meta(Some(status), h.session_id.clone());
                 (meta, framing)
             }
         };

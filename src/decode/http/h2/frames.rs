@@ -258,20 +258,10 @@ pub(super) fn response_meta(
     request: Option<Request>,
     head: Option<(u16, &super::super::head::Headers)>,
 ) -> HttpMeta {
-    let request = request.unwrap_or_default();
-    let known = !request.method.is_empty();
-    HttpMeta {
-        is_request: false,
-        method: known.then_some(request.method),
-        path: known.then_some(request.path),
-        host: request.host,
-        status: head.map(|(s, _)| s),
-        session_id: head
-            .and_then(|(_, h)| h.session_id.clone())
-            .or(request.session_id),
-        protocol_version: request.protocol_version,
-        ..HttpMeta::default()
-    }
+    request.unwrap_or_default().response_meta(
+        head.map(|(s, _)| s),
+        head.and_then(|(_, h)| h.session_id.clone()),
+    )
 }
 
 /// The big-endian u32 at `at` (0 past the end).
