@@ -16,7 +16,7 @@ pub struct SigningIdentity {
 
 impl SigningIdentity {
     pub fn load(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path)
+        let text = super::read_small_text(path)
             .with_context(|| format!("reading the signing key {}", path.display()))?;
         let key = SigningKey::from_pkcs8_pem(&text).map_err(|e| {
             anyhow::anyhow!(
@@ -55,7 +55,7 @@ pub fn signature_holds(public_key: &[u8], bytes: &[u8], signature: &[u8]) -> boo
 
 /// A public key from its `.pub` file (SPKI PEM): its 32 bytes.
 pub fn load_public_key(path: &Path) -> Result<[u8; 32]> {
-    let text = std::fs::read_to_string(path)
+    let text = super::read_small_text(path)
         .with_context(|| format!("reading the public key {}", path.display()))?;
     VerifyingKey::from_public_key_pem(&text)
         .map(|k| k.to_bytes())

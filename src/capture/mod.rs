@@ -17,6 +17,7 @@ mod reader;
 mod schema;
 mod seal;
 mod sealer;
+mod small_file;
 mod verify;
 mod verify_deep;
 mod writer;
@@ -27,6 +28,7 @@ pub use derived::{Parent, Step, ViewKey};
 pub use keys::{fingerprint, generate as generate_key, load_public_key, SigningIdentity};
 pub use reader::{Block, BlockError, BlockFilter, BlockIter, CaptureError, CaptureReader, Totals};
 pub use schema::OTLP_EXPORT;
+pub use small_file::{open_regular, read_small, read_small_text, MAX_SMALL_FILE};
 pub use verify::{Report, Verdict, VerifyOptions};
 pub use writer::{CaptureWriter, CreateOptions, Tap, BLOCK_TARGET};
 

@@ -80,7 +80,7 @@ fn config(a: &CheckArgs) -> Result<Config, Failure> {
     let rules = Rules::load(&extra).map_err(|e| Failure::input(format!("--secret-rules: {e}")))?;
     let mut config = Config::new(rules);
     if let Some(path) = &a.rules {
-        let text = std::fs::read_to_string(path)
+        let text = crate::capture::read_small_text(path)
             .map_err(|e| Failure::input(format!("--rules {}: {e}", path.display())))?;
         config
             .apply_file(&text)
@@ -103,8 +103,11 @@ fn config(a: &CheckArgs) -> Result<Config, Failure> {
 /// A baseline: a capture's inventory, or a tools lock file.
 fn baseline(path: &Path) -> Result<Inventory, Failure> {
     let bad = |e: String| Failure::input(format!("--baseline {}: {e}", path.display()));
-    let bytes = std::fs::read(path).map_err(|e| bad(e.to_string()))?;
-    if bytes.starts_with(b"SQLite format 3\0") {
+    let mut magic = [0u8; 16];
+    let n = crate::capture::open_regular(path)
+        .and_then(|mut f| std::io::Read::read(&mut f, &mut magic))
+        .map_err(|e| bad(e.to_string()))?;
+    if magic[..n] == *b"SQLite format 3\0" {
         let opened = Opened::open(
             &Input {
                 file: Some(path.to_path_buf()),
@@ -115,8 +118,10 @@ fn baseline(path: &Path) -> Result<Inventory, Failure> {
         return check::inventory(&opened.reader, &mut Bar::default())
             .map_err(|e| bad(e.to_string()));
     }
-    let text = String::from_utf8(bytes)
-        .map_err(|_| bad("neither a capture nor a tools lock (JSON)".into()))?;
+    let text = crate::capture::read_small_text(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::InvalidData => bad("neither a capture nor a tools lock (JSON)".into()),
+        _ => bad(e.to_string()),
+    })?;
     Inventory::parse(&text).map_err(bad)
 }
 

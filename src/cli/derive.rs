@@ -121,7 +121,7 @@ fn kept(d: &Derived) -> String {
 
 /// A key file: its bytes are the key (at least 16 of them).
 fn read_key(path: &Path) -> Result<Vec<u8>, Failure> {
-    let key = std::fs::read(path).map_err(|e| {
+    let key = crate::capture::read_small(path).map_err(|e| {
         Failure::input(format!(
             "--key-file {}: {e} (make one: head -c 32 /dev/urandom > {})",
             path.display(),

@@ -222,3 +222,39 @@ fn no_command_changes_a_byte_of_what_it_reads() {
         }
     }
 }
+
+/// A file handed to a command beside its capture (rules, a key, a
+/// baseline) is read only if it is a regular file: a FIFO would hang the
+/// command and /dev/zero would fill its memory.
+#[test]
+fn a_rules_key_or_baseline_file_must_be_a_regular_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let cap = session(dir.path());
+    let fifo = dir.path().join("fifo");
+    assert!(Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
+    let out = dir.path().join("out.db");
+    for bad in [s(&fifo), "/dev/zero"] {
+        let runs: [Vec<&str>; 6] = [
+            vec!["check", s(&cap), "--rules", bad],
+            vec!["check", s(&cap), "--secret-rules", bad],
+            vec!["check", s(&cap), "--baseline", bad],
+            vec!["redact", s(&cap), "-o", s(&out), "--rules", bad],
+            vec!["redact", s(&cap), "-o", s(&out), "--key-file", bad],
+            vec!["verify", s(&cap), "--key", bad],
+        ];
+        for args in runs {
+            let o = bounded(&args);
+            assert_eq!(o.status.code(), Some(2), "{args:?}: {}", said(&o));
+            assert!(
+                stderr(&o).contains("not a regular file"),
+                "{args:?}: {}",
+                said(&o)
+            );
+            assert!(!out.exists(), "{args:?} wrote its output");
+        }
+    }
+}

@@ -123,7 +123,8 @@ impl Rules {
         digest.update(DEFAULT.as_bytes());
         texts.extend(default.rule);
         for path in extra {
-            let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+            let bytes =
+                crate::decode::read_small(path).map_err(|e| format!("{}: {e}", path.display()))?;
             digest.update(&bytes);
             let text = String::from_utf8(bytes)
                 .map_err(|_| format!("{}: not UTF-8 text", path.display()))?;
@@ -132,6 +133,13 @@ impl Rules {
             } else {
                 toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?
             };
+            if let Some(v) = file.version.filter(|&v| v > version) {
+                return Err(format!(
+                    "{}: rules of version {v}, and this mcpspy reads version {version} (a newer \
+                     mcpspy reads it)",
+                    path.display()
+                ));
+            }
             texts.extend(file.rule);
         }
         Rules::compile(texts, version, hex::encode(digest.finalize()))
@@ -139,8 +147,16 @@ impl Rules {
 
     fn compile(texts: Vec<RuleText>, version: u32, digest: String) -> Result<Rules, String> {
         let mut res = Vec::new();
-        for (i, t) in texts.iter().enumerate() {
-            if texts[..i].iter().any(|o| o.name == t.name) {
+        let mut names = std::collections::HashSet::new();
+        for t in &texts {
+            // A name is said with every finding: keep it short.
+            if t.name.is_empty() || t.name.len() > MAX_NAME {
+                let shown: String = t.name.chars().take(40).collect();
+                return Err(format!(
+                    "rule {shown:?}…: a name of 1 to {MAX_NAME} bytes, please"
+                ));
+            }
+            if !names.insert(t.name.as_str()) {
                 return Err(format!("rule {:?} is defined twice", t.name));
             }
             let re = RegexBuilder::new(&t.pattern)
@@ -505,11 +521,36 @@ mod tests {
                 "group.toml",
                 "[[rule]]\nname = \"x\"\nkind = \"value\"\npattern = 'x'\ngroup = 2\n",
             ),
+            (
+                "empty-name.toml",
+                "[[rule]]\nname = \"\"\nkind = \"value\"\npattern = 'x'\n",
+            ),
+            (
+                "long-name.toml",
+                format!(
+                    "[[rule]]\nname = \"{}\"\nkind = \"value\"\npattern = 'x'\n",
+                    "n".repeat(MAX_NAME + 1)
+                )
+                .as_str(),
+            ),
+            (
+                "newer.toml",
+                "version = 4000000000\n[[rule]]\nname = \"x\"\nkind = \"value\"\npattern = 'x'\n",
+            ),
         ] {
             let p = dir.path().join(name);
             std::fs::write(&p, text).unwrap();
             assert!(Rules::load(&[&p]).is_err(), "{name} is refused");
         }
+        // A name at the limit is taken.
+        let p = dir.path().join("limit.toml");
+        let name = "n".repeat(MAX_NAME);
+        std::fs::write(
+            &p,
+            format!("[[rule]]\nname = \"{name}\"\nkind = \"value\"\npattern = 'x'\n"),
+        )
+        .unwrap();
+        assert!(Rules::load(&[&p]).unwrap().names().any(|n| n == name));
     }
 
     /// On whole JSON, walking its strings finds the secrets the member
