@@ -26,9 +26,11 @@ pub use crate::event::{DropRow, ProcessRow};
 pub use block::{append_event, Numbered, Record, Records};
 pub use derived::{Parent, Step, ViewKey};
 pub use keys::{fingerprint, generate as generate_key, load_public_key, SigningIdentity};
-pub use reader::{Block, BlockError, BlockFilter, BlockIter, CaptureError, CaptureReader, Totals};
+pub use reader::{
+    Block, BlockError, BlockFilter, BlockIter, CaptureError, CaptureReader, Totals, SQLITE_HEADER,
+};
 pub use schema::OTLP_EXPORT;
-pub use small_file::{open_regular, read_small, read_small_text, MAX_SMALL_FILE};
+pub use small_file::{open_regular, read_small, read_small_text, same_file, MAX_SMALL_FILE};
 pub use verify::{Report, Verdict, VerifyOptions};
 pub use writer::{CaptureWriter, CreateOptions, Tap, BLOCK_TARGET};
 

@@ -11,6 +11,9 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+/// The first bytes of every SQLite file, and so of every capture.
+pub const SQLITE_HEADER: &[u8; 16] = b"SQLite format 3\0";
+
 /// Why a file cannot be read as a capture.
 #[derive(Debug)]
 pub enum CaptureError {

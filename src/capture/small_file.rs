@@ -48,3 +48,13 @@ pub fn read_small_text(path: &Path) -> io::Result<String> {
     String::from_utf8(read_small(path)?)
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "not UTF-8 text"))
 }
+
+/// Whether `a` and `b` name one existing file (by device and inode, so
+/// through links and other spellings of the path).
+pub fn same_file(a: &Path, b: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (std::fs::metadata(a), std::fs::metadata(b)) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+        _ => false,
+    }
+}

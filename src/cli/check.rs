@@ -19,11 +19,11 @@ pub fn run(a: CheckArgs) -> Result<Done, Failure> {
         return Ok(Done::Ok);
     }
     let config = config(&a)?;
-    let output = Output::choose(a.output.as_deref(), a.force)?;
+    let output = Output::choose(a.output.as_deref(), a.force, &a.input)?;
     let lock = a
         .write_baseline
         .as_deref()
-        .map(|p| Output::choose(Some(p), a.force))
+        .map(|p| Output::choose(Some(p), a.force, &a.input))
         .transpose()?;
     let opened = Opened::new(&a.input)?;
     let report = check::check(&opened.reader, &config, &mut Bar::default())
@@ -107,7 +107,7 @@ fn baseline(path: &Path) -> Result<Inventory, Failure> {
     let n = crate::capture::open_regular(path)
         .and_then(|mut f| std::io::Read::read(&mut f, &mut magic))
         .map_err(|e| bad(e.to_string()))?;
-    if magic[..n] == *b"SQLite format 3\0" {
+    if magic[..n] == *crate::capture::SQLITE_HEADER {
         let opened = Opened::open(
             &Input {
                 file: Some(path.to_path_buf()),

@@ -6,6 +6,7 @@ use super::when::{self, Span};
 use super::{
     ColorChoice, Done, ExportArgs, ExportFormat, Failure, QueryArgs, ReplayArgs, SummaryFormat,
 };
+use crate::capture::SQLITE_HEADER;
 use crate::query::{
     self, CaptureError, CaptureReader, IndexUse, Limit, Outcome, Progress, QueryError, Selection,
     Sink, Verdict,
@@ -17,7 +18,7 @@ use crate::render::parquet::Parquet;
 use crate::render::summary::{Format, Layout, Summary};
 use crate::render::{plural, CaptureId, TimeFormat, WallClock};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use std::io::{self, BufWriter, IsTerminal, Write};
+use std::io::{self, BufWriter, IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
 
 pub fn replay(a: ReplayArgs, color: ColorChoice) -> Result<Done, Failure> {
@@ -73,7 +74,7 @@ pub fn export(a: ExportArgs) -> Result<Done, Failure> {
         );
         return Ok(done);
     }
-    let output = Output::choose(a.output.as_deref(), a.force)?;
+    let output = Output::choose(a.output.as_deref(), a.force, &a.input)?;
     if matches!(output, Output::Stdout)
         && a.format == ExportFormat::Parquet
         && io::stdout().is_terminal()
@@ -157,7 +158,7 @@ impl Opened {
     ) -> Result<Opened, Failure> {
         let path = input.path();
         let (reader, copy) = if path == Path::new("-") {
-            let copy = stdin_copy()?;
+            let copy = stdin_copy(&refused)?;
             let reader = CaptureReader::open_as(copy.path(), Path::new("-")).map_err(&refused)?;
             (reader, Some(copy))
         } else {
@@ -252,18 +253,37 @@ impl Opened {
 }
 
 /// Standard input, copied to a private temporary file: SQLite reads files.
-fn stdin_copy() -> Result<tempfile::NamedTempFile, Failure> {
+/// Input that does not begin as an SQLite file is refused before any of it
+/// is copied.
+fn stdin_copy(
+    refused: impl Fn(CaptureError) -> Failure,
+) -> Result<tempfile::NamedTempFile, Failure> {
     if io::stdin().is_terminal() {
         return Err(Failure::input(
             "`-` reads a capture from standard input, which is a terminal here; pipe one in (cat capture.db | mcpspy replay -)",
         ));
     }
+    let reading = |e: io::Error| Failure::other(format!("reading standard input: {e}"));
+    let mut stdin = io::stdin().lock();
+    let mut header = Vec::with_capacity(SQLITE_HEADER.len());
+    (&mut stdin)
+        .take(SQLITE_HEADER.len() as u64)
+        .read_to_end(&mut header)
+        .map_err(reading)?;
+    if header != SQLITE_HEADER {
+        return Err(refused(CaptureError::NotACapture {
+            path: "-".into(),
+            why: "standard input does not begin as an SQLite file".into(),
+        }));
+    }
     let mut copy = tempfile::Builder::new()
         .prefix("mcpspy-stdin-")
         .tempfile()
         .map_err(|e| Failure::other(format!("a temporary copy of standard input: {e}")))?;
-    io::copy(&mut io::stdin().lock(), copy.as_file_mut())
-        .map_err(|e| Failure::other(format!("reading standard input: {e}")))?;
+    copy.as_file_mut()
+        .write_all(&header)
+        .and_then(|()| io::copy(&mut stdin, copy.as_file_mut()).map(drop))
+        .map_err(reading)?;
     Ok(copy)
 }
 
@@ -316,10 +336,18 @@ impl Output {
         }
     }
 
-    pub fn choose(path: Option<&Path>, force: bool) -> Result<Output, Failure> {
+    /// The output at `path` (standard output when none, or `-`); never
+    /// the capture being read, `input`, even with --force.
+    pub fn choose(path: Option<&Path>, force: bool, input: &Input) -> Result<Output, Failure> {
         let Some(path) = path.filter(|p| *p != Path::new("-")) else {
             return Ok(Output::Stdout);
         };
+        if crate::capture::same_file(path, &input.path()) {
+            return Err(Failure::input(format!(
+                "{} is the capture being read; write to another file",
+                path.display()
+            )));
+        }
         if std::fs::metadata(path).is_ok_and(|m| !m.file_type().is_file() && !m.is_dir()) {
             return Ok(Output::Device(path.to_path_buf()));
         }

@@ -20,11 +20,16 @@ const READERS: [&[&str]; 6] = [
 /// Runs mcpspy, killing it (and failing) if it runs for 60 s: a hang.
 /// Its output goes to files (a full pipe would stop it).
 fn bounded(args: &[&str]) -> Output {
+    bounded_from(args, Stdio::null())
+}
+
+/// As [`bounded`], reading `stdin`.
+fn bounded_from(args: &[&str], stdin: Stdio) -> Output {
     let out = tempfile::tempfile().unwrap();
     let err = tempfile::tempfile().unwrap();
     let mut child = super::support::mcpspy_command()
         .args(args)
-        .stdin(Stdio::null())
+        .stdin(stdin)
         .stdout(out.try_clone().unwrap())
         .stderr(err.try_clone().unwrap())
         .spawn()
@@ -256,5 +261,50 @@ fn a_rules_key_or_baseline_file_must_be_a_regular_file() {
             );
             assert!(!out.exists(), "{args:?} wrote its output");
         }
+    }
+}
+
+/// An output that is the capture being read is refused, even with --force:
+/// the file stays as it was.
+#[test]
+fn no_output_overwrites_the_capture_being_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let cap = session(dir.path());
+    let before = std::fs::read(&cap).unwrap();
+    let link = dir.path().join("link.db");
+    std::os::unix::fs::symlink(&cap, &link).unwrap();
+    for out in [s(&cap), s(&link)] {
+        for args in [
+            vec!["export", s(&cap), "-o", out, "--force"],
+            vec!["check", s(&cap), "-o", out, "--force"],
+            vec!["check", s(&cap), "--write-baseline", out, "--force"],
+        ] {
+            let o = bounded(&args);
+            assert_eq!(o.status.code(), Some(2), "{args:?}: {}", said(&o));
+            assert!(
+                stderr(&o).contains("is the capture being read"),
+                "{args:?}: {}",
+                said(&o)
+            );
+            assert!(std::fs::read(&cap).unwrap() == before, "{args:?}");
+        }
+    }
+}
+
+/// Standard input that is not a capture is refused from its first bytes,
+/// not spooled to a temporary file first: an endless stream ends at once.
+#[test]
+fn endless_standard_input_is_refused_from_its_first_bytes() {
+    for cmd in READERS {
+        let mut args = vec![cmd[0], "-"];
+        args.extend_from_slice(&cmd[1..]);
+        let zero = std::fs::File::open("/dev/zero").unwrap();
+        let o = bounded_from(&args, zero.into());
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", said(&o));
+        assert!(
+            stderr(&o).contains("not an mcpspy capture"),
+            "{args:?}: {}",
+            said(&o)
+        );
     }
 }

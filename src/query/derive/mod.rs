@@ -259,14 +259,7 @@ fn copy_records(
 /// or damaged (found as the records are copied), or holding records of
 /// features this mcpspy does not know; and the child may not be the parent.
 fn refuse_unreadable(parent: &CaptureReader, out: &Path) -> Result<(), DeriveError> {
-    let same = match (std::fs::metadata(parent.path()), std::fs::metadata(out)) {
-        (Ok(a), Ok(b)) => {
-            use std::os::unix::fs::MetadataExt;
-            a.dev() == b.dev() && a.ino() == b.ino()
-        }
-        _ => false,
-    };
-    if same {
+    if crate::decode::same_file(parent.path(), out) {
         return Err(DeriveError::Refused(format!(
             "{} is the capture being read: a derived capture is a new file, and the original is \
              never modified",
