@@ -41,7 +41,19 @@ fn captures(dir: &Path) -> Vec<PathBuf> {
     all.push(damaged_session(&dir.join("damaged.db")));
     all.push(mixed_session(&dir.join("mixed.db")));
     all.push(http_session(&dir.join("http.db")));
+    all.push(unreadable_session(&dir.join("unreadable.db")));
     all
+}
+
+/// Every block unreadable: the items are damage alone, with empty texts
+/// (the index then holds no text at all).
+fn unreadable_session(path: &Path) -> PathBuf {
+    typical_session(path);
+    let conn = rusqlite::Connection::open(path).unwrap();
+    assert!(conn
+        .execute("UPDATE blocks SET data = x'0badf00d'", [])
+        .is_ok_and(|n| n > 0));
+    path.to_path_buf()
 }
 
 /// Streamable HTTP: JSON and event-stream responses, a session id, an HTTP
