@@ -131,3 +131,62 @@ impl CaptureWriter {
         Ok(())
     }
 }
+
+/// A derived capture's records against its derivation: each step kept
+/// and left out what its parent held, and the last kept what the file
+/// holds. (The first parent's completeness is that file's to prove.)
+pub(super) fn check_derivation(steps: &[Step], stored: u64, r: &mut super::Report) {
+    for (i, s) in steps.iter().enumerate() {
+        r.check(
+            s.parent.records == s.records_kept + s.records_left_out,
+            format!(
+                "step {} ({}): of its parent's {} records, {} kept and {} left out",
+                i + 1,
+                s.op,
+                s.parent.records,
+                s.records_kept,
+                s.records_left_out
+            ),
+            || {
+                format!(
+                    "step {} ({}) says it kept {} and left out {} of {} records",
+                    i + 1,
+                    s.op,
+                    s.records_kept,
+                    s.records_left_out,
+                    s.parent.records
+                )
+            },
+        );
+        if let Some(next) = steps.get(i + 1) {
+            r.check(
+                next.parent.records == s.records_kept,
+                format!("step {} read what step {} kept", i + 2, i + 1),
+                || {
+                    format!(
+                        "step {} read {} records, step {} kept {}",
+                        i + 2,
+                        next.parent.records,
+                        i + 1,
+                        s.records_kept
+                    )
+                },
+            );
+        }
+    }
+    if let Some(last) = steps.last() {
+        r.check(
+            last.records_kept == stored,
+            format!(
+                "derived by {}: the file holds the {stored} records it kept",
+                last.op
+            ),
+            || {
+                format!(
+                    "derived by {}: it kept {} records, the file holds {stored}",
+                    last.op, last.records_kept
+                )
+            },
+        );
+    }
+}

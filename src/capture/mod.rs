@@ -32,7 +32,7 @@ pub use reader::{
 pub use schema::OTLP_EXPORT;
 pub use small_file::{open_regular, read_small, read_small_text, same_file, MAX_SMALL_FILE};
 pub use verify::{Report, Verdict, VerifyOptions};
-pub use writer::{CaptureWriter, CreateOptions, Tap, BLOCK_TARGET};
+pub use writer::{remove_side_files, CaptureWriter, CreateOptions, Tap, BLOCK_TARGET};
 
 /// A row of the `streams` table.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -70,7 +70,12 @@ impl Report {
         self.failures.push(what);
     }
 
-    fn check(&mut self, ok: bool, held: impl Into<String>, failed: impl FnOnce() -> String) {
+    pub(super) fn check(
+        &mut self,
+        ok: bool,
+        held: impl Into<String>,
+        failed: impl FnOnce() -> String,
+    ) {
         if ok {
             self.checks.push(held.into());
         } else {
@@ -103,6 +108,18 @@ impl CaptureReader {
         }
         let r = self.verify(&VerifyOptions::default())?;
         Ok(self.seal.get_or_init(|| r).clone())
+    }
+
+    /// Why the seal's structure is broken (its first failure), if it is.
+    pub fn seal_broken(&self) -> Option<String> {
+        match self.seal_state() {
+            Ok(state) => state
+                .failures
+                .first()
+                .filter(|_| state.verdict == Verdict::Altered)
+                .cloned(),
+            Err(e) => Some(format!("it cannot be read: {e}")),
+        }
     }
 
     pub fn verify(&self, opts: &VerifyOptions) -> Result<Report, CaptureError> {
@@ -579,7 +596,7 @@ impl CaptureReader {
         }
         let steps = self.derivation()?;
         if let (Some(m), false) = (ended, steps.is_empty()) {
-            check_derivation(&steps, m.events, r);
+            super::derived::check_derivation(&steps, m.events, r);
         }
         if let Some(m) = ended.filter(|_| steps.is_empty()) {
             let finals = meta
@@ -621,65 +638,6 @@ impl CaptureReader {
             );
         }
         Ok(counter::losses(&sums) + user_lost > 0)
-    }
-}
-
-/// A derived capture's records against its derivation: each step kept
-/// and left out what its parent held, and the last kept what the file
-/// holds. (The first parent's completeness is that file's to prove.)
-fn check_derivation(steps: &[super::Step], stored: u64, r: &mut Report) {
-    for (i, s) in steps.iter().enumerate() {
-        r.check(
-            s.parent.records == s.records_kept + s.records_left_out,
-            format!(
-                "step {} ({}): of its parent's {} records, {} kept and {} left out",
-                i + 1,
-                s.op,
-                s.parent.records,
-                s.records_kept,
-                s.records_left_out
-            ),
-            || {
-                format!(
-                    "step {} ({}) says it kept {} and left out {} of {} records",
-                    i + 1,
-                    s.op,
-                    s.records_kept,
-                    s.records_left_out,
-                    s.parent.records
-                )
-            },
-        );
-        if let Some(next) = steps.get(i + 1) {
-            r.check(
-                next.parent.records == s.records_kept,
-                format!("step {} read what step {} kept", i + 2, i + 1),
-                || {
-                    format!(
-                        "step {} read {} records, step {} kept {}",
-                        i + 2,
-                        next.parent.records,
-                        i + 1,
-                        s.records_kept
-                    )
-                },
-            );
-        }
-    }
-    if let Some(last) = steps.last() {
-        r.check(
-            last.records_kept == stored,
-            format!(
-                "derived by {}: the file holds the {stored} records it kept",
-                last.op
-            ),
-            || {
-                format!(
-                    "derived by {}: it kept {} records, the file holds {stored}",
-                    last.op, last.records_kept
-                )
-            },
-        );
     }
 }
 

@@ -74,6 +74,21 @@ pub struct CaptureWriter {
     sealer: Sealer,
 }
 
+/// Removes what SQLite keeps beside the file at `path` (a journal, a WAL),
+/// before a new file takes its place: SQLite would apply an old journal to
+/// the new file.
+pub fn remove_side_files(path: &Path) -> Result<()> {
+    for suffix in ["-journal", "-wal", "-shm"] {
+        let p = PathBuf::from(format!("{}{suffix}", path.display()));
+        match std::fs::remove_file(&p) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e).with_context(|| format!("removing {}", p.display())),
+        }
+    }
+    Ok(())
+}
+
 /// Removes the half-made files (`.mcpspy-PID-*.db.part`) of recorders that
 /// were killed while they made their file: their PID no longer runs.
 fn remove_orphans(dir: &Path) {
@@ -141,14 +156,7 @@ impl CaptureWriter {
                 .with_context(|| format!("giving {} to uid {uid}", path.display()))?;
         }
         if opts.force {
-            for suffix in ["-journal", "-wal", "-shm"] {
-                let p = PathBuf::from(format!("{}{suffix}", path.display()));
-                match std::fs::remove_file(&p) {
-                    Ok(()) => {}
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                    Err(e) => return Err(e).with_context(|| format!("removing {}", p.display())),
-                }
-            }
+            remove_side_files(path)?;
             tmp.persist(path)
                 .map_err(|e| e.error)
                 .with_context(|| format!("creating {}", path.display()))?;

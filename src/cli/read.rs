@@ -9,7 +9,7 @@ use super::{
 use crate::capture::SQLITE_HEADER;
 use crate::query::{
     self, CaptureError, CaptureReader, IndexUse, Limit, Outcome, Progress, QueryError, Selection,
-    Sink, Verdict,
+    Sink,
 };
 use crate::render::console::{Console, ConsoleStyle};
 use crate::render::jsonl::Jsonl;
@@ -168,15 +168,13 @@ impl Opened {
         for note in &reader.notes {
             let _ = writeln!(err, "mcpspy: note: {note}");
         }
-        if let Ok(state) = reader.seal_state() {
-            if let (Verdict::Altered, Some(first)) = (&state.verdict, state.failures.first()) {
-                let _ = writeln!(
-                    err,
-                    "mcpspy: warning: {}: the seal is broken ({first}); what follows may not be \
-                     what was recorded (mcpspy verify says more)",
-                    reader.name().display()
-                );
-            }
+        if let Some(why) = reader.seal_broken() {
+            let _ = writeln!(
+                err,
+                "mcpspy: warning: {}: the seal is broken ({why}); what follows may not be what \
+                 was recorded (mcpspy verify says more)",
+                reader.name().display()
+            );
         }
         let totals = reader.totals()?;
         let span = Span {

@@ -39,7 +39,7 @@ pub use sniff::{classify, Protocol};
 
 // What later stages read of a capture passes through here, so that none
 // reaches past this stage (DEVELOPERS.md, "Stages").
-pub use crate::capture::{read_small, same_file, MAX_SMALL_FILE};
+pub use crate::capture::{read_small, remove_side_files, same_file, MAX_SMALL_FILE};
 pub use crate::capture::{
     BlockError, BlockFilter, CaptureError, CaptureReader, CaptureWriter, CreateOptions, DropRow,
     Numbered, Parent, ProcessRow, Record, Report, SigningIdentity, Step, Tap, Totals, Verdict,

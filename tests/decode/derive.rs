@@ -274,6 +274,80 @@ fn derived_captures_refuse_what_they_cannot_do_faithfully() {
     );
 }
 
+/// A derived capture is sealed anew, so a parent whose seal is broken is
+/// not derived: a child would vouch for what may not be what was recorded.
+/// The seal's tables are checked as the parent opens; a block's data only
+/// as it is read, so that case is refused after the copy, and nothing is
+/// written either way.
+#[test]
+fn a_parent_whose_seal_is_broken_is_not_derived() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("child.db");
+    let recompressed = |conn: &rusqlite::Connection| {
+        let (data, raw): (Vec<u8>, i64) = conn
+            .query_row(
+                "SELECT data, raw_bytes FROM blocks WHERE block_id = 1",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap();
+        let plain = zstd::bulk::decompress(&data, raw as usize).unwrap();
+        let again = zstd::bulk::compress(&plain, 19).unwrap();
+        assert_ne!(again, data, "another level, other bytes");
+        conn.execute("UPDATE blocks SET data = ?1 WHERE block_id = 1", [again])
+    };
+    type Edit = Box<dyn Fn(&rusqlite::Connection) -> rusqlite::Result<usize>>;
+    let edits: [(&str, Edit); 4] = [
+        (
+            "a stream's row",
+            Box::new(|c| c.execute("UPDATE streams SET pid = pid + 1", [])),
+        ),
+        ("a block's bytes", Box::new(recompressed)),
+        (
+            "the seal's commits",
+            Box::new(|c| c.execute("DELETE FROM seal_commits", [])),
+        ),
+        (
+            "the seal's table, gone",
+            Box::new(|c| c.execute("DROP TABLE seal_commits", [])),
+        ),
+    ];
+    for (what, edit) in &edits {
+        let cap = typical_session(&dir.path().join("parent.db"));
+        // Untouched, the parent derives.
+        for op in [&["slice", "--method", "initialize"][..], &["redact"]] {
+            let mut args = vec![op[0], s(&cap), "-o", s(&out)];
+            args.extend_from_slice(&op[1..]);
+            let o = mcpspy(&args);
+            assert_eq!(o.status.code(), Some(0), "{args:?}");
+            std::fs::remove_file(&out).unwrap();
+        }
+        edit(&rusqlite::Connection::open(&cap).unwrap()).unwrap();
+        // A reader warns, and reads on.
+        let o = mcpspy(&["query", s(&cap), "--no-index"]);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(0), "{what}: {err}");
+        assert!(
+            err.contains("seal is broken") || err.contains("altered after it was written"),
+            "{what}: {err}"
+        );
+        for op in [&["slice", "--method", "initialize"][..], &["redact"]] {
+            let mut args = vec![op[0], s(&cap), "-o", s(&out)];
+            args.extend_from_slice(&op[1..]);
+            let o = mcpspy(&args);
+            let err = String::from_utf8_lossy(&o.stderr);
+            assert_eq!(o.status.code(), Some(2), "{what}: {args:?}: {err}");
+            assert!(
+                err.contains("seal is broken") || err.contains("altered after it was written"),
+                "{what}: {args:?}: {err}"
+            );
+            assert!(!out.exists(), "{what}: {args:?} wrote a child: {err}");
+        }
+        std::fs::remove_file(&cap).unwrap();
+    }
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+}
+
 /// A child names among its features what it carries of its parent's: the
 /// processes' cgroups (table process_cgroups) as well as its own seal and
 /// derivation.

@@ -129,23 +129,77 @@ const NOT_COPIED: [&str; 6] = [
 ];
 
 /// Writes the child of `parent` that `plan` describes. The child is built
-/// under a temporary name and appears whole, or not at all.
+/// under a temporary name beside `target` and appears whole, or not at all.
 pub fn derive(
     parent: &CaptureReader,
     target: Target,
     plan: &mut dyn Plan,
 ) -> Result<Derived, DeriveError> {
     refuse_unreadable(parent, &target.path)?;
-    let meta = parent.meta()?;
-    let mut steps = parent.derivation()?;
-    let mut w = CaptureWriter::create(
-        &target.path,
+    if !target.force && std::fs::symlink_metadata(&target.path).is_ok() {
+        return Err(DeriveError::Refused(format!(
+            "{} already exists; choose another name or pass --force to overwrite it",
+            target.path.display()
+        )));
+    }
+    // Named as the writer names a recorder's half-made file, so that the
+    // next writer in this folder removes it if this process dies.
+    let part = target.path.with_file_name(format!(
+        ".mcpspy-{}-{}.db.part",
+        std::process::id(),
+        target
+            .path
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+    ));
+    let w = CaptureWriter::create(
+        &part,
         &CreateOptions {
-            force: target.force,
+            force: false,
             owner: target.owner,
         },
     )?;
-    if let Some(s) = target.signer {
+    let written = write_child(parent, w, target.signer, plan)
+        .and_then(|d| place(&part, &target.path, target.force).map(|()| d));
+    if written.is_err() {
+        let _ = std::fs::remove_file(&part);
+    }
+    written
+}
+
+/// Puts the finished child at `path`; without `force`, never over a file
+/// that appeared meanwhile.
+fn place(part: &Path, path: &Path, force: bool) -> Result<(), DeriveError> {
+    let failed = |e: std::io::Error| {
+        DeriveError::Write(anyhow::Error::new(e).context(format!("creating {}", path.display())))
+    };
+    if force {
+        crate::decode::remove_side_files(path)?;
+        return std::fs::rename(part, path).map_err(failed);
+    }
+    std::fs::hard_link(part, path).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::AlreadyExists {
+            DeriveError::Refused(format!(
+                "{} already exists; choose another name or pass --force to overwrite it",
+                path.display()
+            ))
+        } else {
+            failed(e)
+        }
+    })?;
+    std::fs::remove_file(part).map_err(failed)
+}
+
+fn write_child(
+    parent: &CaptureReader,
+    mut w: CaptureWriter,
+    signer: Option<super::SigningIdentity>,
+    plan: &mut dyn Plan,
+) -> Result<Derived, DeriveError> {
+    let meta = parent.meta()?;
+    let mut steps = parent.derivation()?;
+    if let Some(s) = signer {
         w = w.with_signer(s)?;
     }
     // Facts kept as features (what a live tap did) stay features; the
@@ -252,12 +306,20 @@ fn copy_records(
             }
         }
     }
+    // A block that did not match its seal is found only as it is read.
+    if let Some(alarm) = parent.seal_alarm() {
+        return Err(DeriveError::Refused(format!(
+            "{}: {alarm}: it was altered after it was written, and a derived capture would seal it anew (mcpspy verify says more)",
+            parent.name().display()
+        )));
+    }
     Ok(c)
 }
 
 /// A parent the child would silently differ from is refused: unreadable
-/// or damaged (found as the records are copied), or holding records of
-/// features this mcpspy does not know; and the child may not be the parent.
+/// or damaged (found as the records are copied), holding records of
+/// features this mcpspy does not know, or with a broken seal; and the child
+/// may not be the parent.
 fn refuse_unreadable(parent: &CaptureReader, out: &Path) -> Result<(), DeriveError> {
     if crate::decode::same_file(parent.path(), out) {
         return Err(DeriveError::Refused(format!(
@@ -273,6 +335,14 @@ fn refuse_unreadable(parent: &CaptureReader, out: &Path) -> Result<(), DeriveErr
     {
         return Err(DeriveError::Refused(format!(
             "{note}; derive with that mcpspy, or the child would lack what they hold"
+        )));
+    }
+    // A child is sealed anew: from a parent whose seal is broken, it would
+    // vouch for what may not be what was recorded.
+    if let Some(why) = parent.seal_broken() {
+        return Err(DeriveError::Refused(format!(
+            "{}: the seal is broken ({why}); a derived capture would seal what may not be what was recorded (mcpspy verify says more)",
+            parent.name().display()
         )));
     }
     Ok(())

@@ -7,11 +7,11 @@
 
 use super::{Incarnation, Incarnations, Plan};
 use crate::event::{kind, RawEvent, StreamId};
-use crate::query::CaptureReader;
 use crate::query::{
     run, view_key, BlockFilter, Flow, IndexUse, Item, Progress, QueryError, Record, Selection,
     Sink, ViewKey,
 };
+use crate::query::{CaptureError, CaptureReader};
 use std::collections::{HashMap, HashSet};
 use std::io;
 
@@ -85,7 +85,19 @@ impl Slice {
             view: &mut view,
             copies: &mut copies,
         };
-        run(parent, sel, &mut collect, IndexUse::WhenItHelps, progress)?;
+        let read = run(parent, sel, &mut collect, IndexUse::WhenItHelps, progress)?;
+        // Said now, not as the records are copied: the selection may be
+        // empty because of the damage.
+        if read.damage > 0 {
+            return Err(QueryError::Capture(CaptureError::Damaged {
+                path: parent.name().to_path_buf(),
+                why: format!(
+                    "the read met {} damaged places (unreadable blocks or records); a slice \
+                     would silently lack what they held",
+                    read.damage
+                ),
+            }));
+        }
         let mut streams: HashMap<Incarnation, Reach> = HashMap::new();
         let mut incarnations = Incarnations::default();
         for block in parent.blocks(&BlockFilter::default())? {
