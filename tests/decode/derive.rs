@@ -105,8 +105,9 @@ fn a_slice_exports_what_the_filter_selects_on_every_fixture() {
 }
 
 /// A secret in a chunked HTTP body split across chunks, in a header line
-/// split across two reads, and in a second connection on a reused SSL*:
-/// all replaced, the framing intact, the other bytes untouched.
+/// split across two reads, and in a second connection on a reused SSL*
+/// (its streams restarted at offset 0): all replaced, the framing intact,
+/// the other bytes untouched.
 #[test]
 fn redact_reaches_secrets_that_framing_splits() {
     let dir = tempfile::tempdir().unwrap();
@@ -152,6 +153,46 @@ fn redact_reaches_secrets_that_framing_splits() {
         ),
     );
     syn.drain(CLIENT, down, usize::MAX);
+    // A reused SSL*: the second connection starts its streams over from
+    // offset 0 (STREAM_START), its secret where the first one had padding.
+    let pad = "p".repeat(secret.len());
+    for (n, port, args) in [
+        (
+            2u64,
+            50010u16,
+            format!(r#"{{"k":"{secret}","pad":"{pad}"}}"#),
+        ),
+        (3, 50011, format!(r#"{{"pad":"{pad}","k":"{secret}"}}"#)),
+    ] {
+        if n == 3 {
+            syn.reuse_ssl(CLIENT.pid, 1, [true, true]);
+            syn.reuse_ssl(SERVER.pid, 9, [true, true]);
+        }
+        let (c2s, s2c) = syn.tls(ipv4([127, 0, 0, 1], port), ipv4([127, 0, 0, 1], 8443), 1, 9);
+        let c = Conn {
+            c2s,
+            s2c,
+            client: CLIENT,
+            server: SERVER,
+            read: 4096,
+        };
+        syn.know_socket(9);
+        let req = request(
+            n,
+            "tools/call",
+            &format!(r#"{{"name":"a","arguments":{args}}}"#),
+        );
+        c.request(
+            &mut syn,
+            &http_request("POST", "/mcp", &[JSON], req.as_bytes()),
+        );
+        syn.know_socket(1);
+        let resp = response(n, "{}");
+        c.respond(
+            &mut syn,
+            &http_response("200 OK", &[JSON], resp.as_bytes(), true),
+        );
+    }
     let cap = syn.finish();
     let red = dir.path().join("r.db");
     let o = mcpspy(&["redact", s(&cap), "-o", s(&red)]);
@@ -174,12 +215,30 @@ fn redact_reaches_secrets_that_framing_splits() {
         );
     }
     let (before, after) = (decode_file(&cap).0, decode_file(&red).0);
+    // Both connections of the reused SSL* are decoded, each with its secret.
+    assert_eq!(before.len(), 6, "{before:#?}");
+    let with_secret = before.iter().filter(|i| i.text.contains(secret)).count();
+    assert_eq!(with_secret, 4, "{before:#?}");
     assert_eq!(before.len(), after.len());
     for (b, a) in before.iter().zip(&after) {
         assert_eq!(
             (b.kind.as_str(), b.text.len(), b.flag.is_some()),
             (a.kind.as_str(), a.text.len(), a.flag.is_some())
         );
+        // Only the secret's bytes change: a span found in one incarnation
+        // and applied to the other would blank the padding instead.
+        let mut secret_at = vec![false; b.text.len()];
+        for (at, _) in b.text.match_indices(secret) {
+            secret_at[at..at + secret.len()].fill(true);
+        }
+        let (bb, ab) = (b.text.as_bytes(), a.text.as_bytes());
+        for (i, _) in secret_at.iter().enumerate().filter(|(_, s)| !**s) {
+            assert_eq!(
+                bb[i], ab[i],
+                "byte {i} changed: {:?} -> {:?}",
+                b.text, a.text
+            );
+        }
     }
     assert!(
         after.iter().all(|i| i.flag.is_none()),
