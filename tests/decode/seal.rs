@@ -74,7 +74,9 @@ fn every_change_after_writing_is_caught_and_named() {
     let original = sealed_capture(&dir.path().join("orig.db"), &key);
     let foreign = sealed_capture(&dir.path().join("foreign.db"), &key);
     let scratch = tempfile::tempdir().unwrap();
-    tamper::every_change_is_caught(&original, &public, &foreign, &other_key, scratch.path());
+    let applied =
+        tamper::every_change_is_caught(&original, &public, &foreign, &other_key, scratch.path());
+    assert!(applied.contains(&"two blocks swapped"), "{applied:?}");
     // A key that signed nothing here.
     let (code, text) = verify(&original, &["--key", other_public.to_str().unwrap()]);
     assert_eq!(code, Some(1), "{text}");

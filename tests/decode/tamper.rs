@@ -64,14 +64,15 @@ pub fn flip_block_byte(cap: &Path) {
 
 /// `original` is sealed and signed with the key whose public half is
 /// `public`; `foreign` is another sealed capture; `other_key` another
-/// private key. Tampered copies go to `scratch`.
+/// private key. Tampered copies go to `scratch`. Returns the cases applied:
+/// swapping two blocks needs a capture of two blocks or more.
 pub fn every_change_is_caught(
     original: &Path,
     public: &Path,
     foreign: &Path,
     other_key: &Path,
     scratch: &Path,
-) {
+) -> Vec<&'static str> {
     let p = public.to_str().unwrap();
     let (code, text) = verify(original, &["--key", p, "--deep"]);
     assert_eq!(code, Some(0), "untouched: {text}");
@@ -217,7 +218,7 @@ pub fn every_change_is_caught(
                 let f = std::fs::OpenOptions::new().write(true).open(c).unwrap();
                 f.set_len(len / 2).unwrap();
             }),
-            String::new(),
+            "the file is malformed or truncated".into(),
         ),
     ];
     if ids.len() >= 2 {
@@ -235,6 +236,7 @@ pub fn every_change_is_caught(
             format!("block {first}"),
         ));
     }
+    let applied = cases.iter().map(|c| c.0).collect();
     for (name, tamper, needle) in cases {
         let copy = scratch.join("tampered.db");
         std::fs::copy(original, &copy).unwrap();
@@ -247,4 +249,5 @@ pub fn every_change_is_caught(
         assert!(text.contains(&needle), "{name}: names `{needle}`:\n{text}");
         assert!(!text.contains("panicked"), "{name}");
     }
+    applied
 }
