@@ -196,7 +196,8 @@ fn no_command_changes_the_file() {
         vec!["show", c, "3"],
     ] {
         let o = mcpspy(&args);
-        assert!(o.status.code().is_some(), "{args:?}");
+        assert!(o.status.success(), "{args:?}: {}", out(&o));
+        assert!(!o.stdout.is_empty(), "{args:?} said nothing");
         assert_eq!(
             std::fs::read(&cap).unwrap(),
             before,
