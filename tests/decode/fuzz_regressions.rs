@@ -10,13 +10,21 @@ fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// The files of `dir`, which must exist: a folder moved or misnamed would
+/// otherwise replay nothing and pass.
 fn files_in(dir: &Path) -> Vec<PathBuf> {
     let mut found: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map(|d| d.map(|e| e.unwrap().path()).collect())
-        .unwrap_or_default();
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|e| e.unwrap().path())
+        .collect();
     found.retain(|p| p.is_file() && !p.ends_with(".gitkeep"));
     found.sort();
     found
+}
+
+/// What the fuzzers found for `target`, in the folder cargo fuzz writes.
+fn findings(target: &str) -> Vec<PathBuf> {
+    files_in(&root().join("fuzz/regressions").join(target))
 }
 
 fn fixtures() -> Vec<PathBuf> {
@@ -28,16 +36,27 @@ fn fixtures() -> Vec<PathBuf> {
 
 #[test]
 fn the_block_target_survives_its_seeds_and_findings() {
+    let mut blocks = 0;
     for f in fixtures() {
         let reader = CaptureReader::open(&f).unwrap();
         let items: u64 = reader
             .blocks(&BlockFilter::default())
             .unwrap()
-            .map(|b| fuzz_harness::block(&b.unwrap().data))
+            .map(|b| {
+                blocks += 1;
+                fuzz_harness::block(&b.unwrap().data)
+            })
             .sum();
         assert!(items > 0, "{}: the harness decodes the seed", f.display());
     }
-    for p in files_in(&root().join("fuzz/regressions/block")) {
+    assert!(blocks >= 5, "{blocks} seed blocks");
+    // The block fuzzer has found at least the timeout kept there.
+    let found = findings("block");
+    assert!(
+        !found.is_empty(),
+        "fuzz/regressions/block lost its findings"
+    );
+    for p in found {
         fuzz_harness::block(&std::fs::read(&p).unwrap());
     }
 }
@@ -48,7 +67,8 @@ fn the_capture_target_survives_its_seeds_and_findings() {
         let items = fuzz_harness::capture(&std::fs::read(&f).unwrap());
         assert!(items > 0, "{}: the harness reads the seed", f.display());
     }
-    for p in files_in(&root().join("fuzz/regressions/capture")) {
+    // None found so far: the folder must still be there to replay them.
+    for p in findings("capture") {
         fuzz_harness::capture(&std::fs::read(&p).unwrap());
     }
 }
