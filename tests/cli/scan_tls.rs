@@ -30,15 +30,15 @@ fn bun_is_located_cached_and_its_compiled_programs_too() {
 #[test]
 fn what_is_not_boringssl_is_absent() {
     let mut programs = vec![PathBuf::from(env!("CARGO_BIN_EXE_mcpspy")), deno()];
+    // scripts/setup.sh installs all three (node runs the npm peers).
     for p in ["node", "python3", "openssl"] {
         let out = Command::new("sh")
             .args(["-c", &format!("command -v {p}")])
             .output()
             .unwrap();
         let path = String::from_utf8_lossy(&out.stdout).trim().to_string();
-        if !path.is_empty() {
-            programs.push(std::fs::canonicalize(path).unwrap());
-        }
+        assert!(!path.is_empty(), "{p} is not on PATH: run scripts/setup.sh");
+        programs.push(std::fs::canonicalize(path).unwrap());
     }
     for p in programs {
         assert!(p.exists(), "{}: run scripts/setup.sh", p.display());
