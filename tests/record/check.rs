@@ -141,14 +141,29 @@ fn drift_and_poisoning_are_reported_at_their_items() {
     .map(|(r, s, n)| (r.to_string(), s, n))
     .collect();
     assert_eq!(got, want, "{findings:#?}");
-    // The refused calls are the tool errors the test caused on purpose.
-    assert!(findings
+    // The refused calls are the tool errors the test caused on purpose:
+    // one per run, at the answer to that run's bad call.
+    let tool_errors: Vec<(u64, u64, &str)> = findings
         .iter()
         .filter(|f| f["rule"] == "protocol.tool-error")
-        .all(|f| f["message"]
-            .as_str()
-            .unwrap()
-            .starts_with("tools/call \"add\" failed once")));
+        .map(|f| {
+            (
+                f["session"].as_u64().unwrap(),
+                f["item"].as_u64().unwrap(),
+                f["message"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(tool_errors.len(), 2, "{tool_errors:#?}");
+    for (s, item, message) in &tool_errors {
+        assert!(*item > seen.bad_calls[s], "{tool_errors:#?}");
+        assert_eq!(
+            *message,
+            format!("tools/call \"add\" failed once (items {item})")
+        );
+    }
+    let errored: BTreeSet<u64> = tool_errors.iter().map(|t| t.0).collect();
+    assert_eq!(errored, BTreeSet::from([a, b]));
     let by_rule = |rule: &str, s: u64| {
         findings
             .iter()
