@@ -178,9 +178,10 @@ fn sigkill_at_random_moments_loses_at_most_one_second() {
     }
 }
 
-/// Killed while it starts (50 times 1 to 20 ms after launch, and 10 times
-/// up to 1 s, while the file is made), the recorder leaves either no
-/// file or one that the readers open: never a half-made file.
+/// Killed while it starts (50 times 1 to 20 ms after launch, 10 times up
+/// to 1 s, and once as soon as its file is there), the recorder leaves
+/// either no file or one that the readers open: never a half-made file,
+/// and the next recorder clears the half-made files of dead ones.
 #[test]
 fn killed_while_starting_leaves_no_file_or_a_capture() {
     if !bpf_available("killed_while_starting_leaves_no_file_or_a_capture") {
@@ -213,18 +214,65 @@ fn killed_while_starting_leaves_no_file_or_a_capture() {
         }
     }
     eprintln!("{made} of 60 killed recorders had made their file");
-    // The next recorder in the folder clears what the killed ones half made.
+    // A control: killed as soon as its file is there, a recorder leaves a
+    // file info opens.
+    let capture = dir.path().join("start-control.db");
+    let mut child = Command::new(BIN)
+        .arg("record")
+        .arg("-o")
+        .arg(&capture)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let began = Instant::now();
+    while !capture.exists()
+        && child.try_wait().unwrap().is_none()
+        && began.elapsed() < Duration::from_secs(60)
+    {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(capture.exists(), "the control recorder made no file");
+    let (code, _, err) = info(&capture);
+    assert_eq!(code, 0, "killed once its file was there: {err}");
+    // The next recorder in the folder clears what the killed ones half
+    // made, and a half-made file of a process that no longer runs (planted,
+    // so that the clearing is exercised whatever the kills left); not that
+    // of a process that still runs.
+    let mut gone = Command::new("true").spawn().unwrap();
+    let dead = gone.id();
+    gone.wait().unwrap();
+    let planted = dir.path().join(format!(".mcpspy-{dead}-planted.db.part"));
+    let alive = dir
+        .path()
+        .join(format!(".mcpspy-{}-alive.db.part", std::process::id()));
+    for p in [&planted, &alive] {
+        std::fs::write(p, b"half made").unwrap();
+    }
+    let parts = |d: &std::path::Path| -> Vec<_> {
+        std::fs::read_dir(d)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name())
+            .filter(|n| n.to_string_lossy().ends_with(".part"))
+            .collect()
+    };
+    eprintln!(
+        "half-made files before the next recorder: {:?}",
+        parts(dir.path())
+    );
     succeed(
         Command::new(BIN)
             .args(["record", "--no-tls", "--duration", "10ms", "-o"])
             .arg(dir.path().join("after.db")),
     );
-    let left: Vec<_> = std::fs::read_dir(dir.path())
-        .unwrap()
-        .flatten()
-        .map(|e| e.file_name())
-        .filter(|n| n.to_string_lossy().ends_with(".part"))
-        .collect();
+    assert!(
+        alive.exists(),
+        "a running process's half-made file was removed"
+    );
+    std::fs::remove_file(&alive).unwrap();
+    let left = parts(dir.path());
     assert!(left.is_empty(), "half-made files left: {left:?}");
 }
 
