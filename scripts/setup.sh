@@ -99,6 +99,6 @@ else
     printf '%s\n' "$TLS_STAMP_WANT" >"$TLS_STAMP"
 fi
 [ -x "$TLS_DIR/node_modules/@anthropic-ai/claude-code-linux-x64/claude" ] ||
-    say "npm: Claude Code could not be installed: its recording test will be skipped"
+    say "npm: Claude Code could not be installed: its recording test fails unless MCPSPY_SKIP_CLAUDE=1"
 
 say "done"
