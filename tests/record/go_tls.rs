@@ -21,7 +21,9 @@ fn build(dir: &Path, source: &str, out: &str, pie: bool) -> PathBuf {
     if pie {
         cmd.args(["-buildmode=pie", "-ldflags=-s -w"]);
     }
+    // Each program is its own file and the message log they share.
     cmd.arg(format!("{ROOT}/tests/peers/go/{source}"))
+        .arg(format!("{ROOT}/tests/peers/go/msglog.go"))
         .env("GOFLAGS", "-mod=mod")
         .env("GO111MODULE", "off");
     succeed(&mut cmd);

@@ -11,10 +11,8 @@ package main
 import (
 	"bufio"
 	"bytes"
-	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -24,33 +22,8 @@ import (
 	"net/http"
 	"os"
 	"strings"
-	"sync"
 	"time"
 )
-
-// msgLog writes one JSON object per line: {"ts","peer","dir","proto","session","len","sha256","msg"}.
-// "msg" is the exact JSON-RPC message bytes as a string.
-type msgLog struct {
-	mu   sync.Mutex
-	w    io.Writer
-	peer string
-}
-
-func (l *msgLog) log(dir, proto, session string, raw []byte) {
-	sum := sha256.Sum256(raw)
-	rec := map[string]any{
-		"ts": time.Now().UTC().Format(time.RFC3339Nano), "peer": l.peer, "dir": dir,
-		"proto": proto, "session": session, "len": len(raw),
-		"sha256": hex.EncodeToString(sum[:]), "msg": string(raw),
-	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	enc := json.NewEncoder(l.w)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(rec); err != nil {
-		log.Printf("log write: %v", err)
-	}
-}
 
 type client struct {
 	http      *http.Client

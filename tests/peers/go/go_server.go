@@ -10,7 +10,6 @@ package main
 
 import (
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"flag"
@@ -23,30 +22,6 @@ import (
 	"sync"
 	"time"
 )
-
-// msgLog writes one JSON object per line: {"ts","peer","dir","proto","session","len","sha256","msg"}.
-// "msg" is the exact JSON-RPC message bytes as a string.
-type msgLog struct {
-	mu   sync.Mutex
-	w    io.Writer
-	peer string
-}
-
-func (l *msgLog) log(dir, proto, session string, raw []byte) {
-	sum := sha256.Sum256(raw)
-	rec := map[string]any{
-		"ts": time.Now().UTC().Format(time.RFC3339Nano), "peer": l.peer, "dir": dir,
-		"proto": proto, "session": session, "len": len(raw),
-		"sha256": hex.EncodeToString(sum[:]), "msg": string(raw),
-	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	enc := json.NewEncoder(l.w)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(rec); err != nil {
-		log.Printf("log write: %v", err)
-	}
-}
 
 // rpc is a JSON-RPC 2.0 message of any kind (request, notification, response).
 type rpc struct {

@@ -12,8 +12,8 @@ OUT=$1; shift
 mkdir -p "$OUT"
 FLAGS=()
 if [ "${1:-}" = pie ]; then FLAGS=(-buildmode=pie "-ldflags=-s -w"); shift; fi
-GO111MODULE=off go build "${FLAGS[@]}" -o "$OUT/go-server" "$HERE/go_server.go"
-GO111MODULE=off go build "${FLAGS[@]}" -o "$OUT/go-client" "$HERE/go_client.go"
+GO111MODULE=off go build "${FLAGS[@]}" -o "$OUT/go-server" "$HERE/go_server.go" "$HERE/msglog.go"
+GO111MODULE=off go build "${FLAGS[@]}" -o "$OUT/go-client" "$HERE/go_client.go" "$HERE/msglog.go"
 "$HERE/../make_cert.sh" "$OUT/tls" >/dev/null
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 "$OUT/go-server" -addr "127.0.0.1:$PORT" -cert "$OUT/tls/cert.pem" -key "$OUT/tls/key.pem" \
