@@ -254,19 +254,12 @@ func main() {
 	if !roots.AppendCertsFromPEM(pem) {
 		log.Fatalf("no certificate in %s", *caPath)
 	}
-	var w io.Writer = os.Stdout
-	if *logPath != "-" {
-		f, err := os.OpenFile(*logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-		if err != nil {
-			log.Fatal(err)
-		}
-		defer f.Close()
-		w = f
-	}
+	msgs, closeLog := openLog(*logPath, "client")
+	defer closeLog()
 	// A custom TLSClientConfig disables h2 unless ForceAttemptHTTP2 is set.
 	tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}, ForceAttemptHTTP2: true}
 	c := &client{http: &http.Client{Transport: tr, Timeout: 60 * time.Second}, url: *url,
-		log: &msgLog{w: w, peer: "client"}, requireH2: *requireH2}
+		log: msgs, requireH2: *requireH2}
 	if err := c.run(*echoText, *bigSize); err != nil {
 		log.Fatal(err)
 	}

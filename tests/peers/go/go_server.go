@@ -242,16 +242,9 @@ func main() {
 	bigSize := flag.Int("big-size", 1<<20+1, "default size in bytes of the big tool's text")
 	flag.Parse()
 
-	var w io.Writer = os.Stdout
-	if *logPath != "-" {
-		f, err := os.OpenFile(*logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-		if err != nil {
-			log.Fatal(err)
-		}
-		defer f.Close()
-		w = f
-	}
-	s := &server{log: &msgLog{w: w, peer: "server"}, sseMode: *sseMode, bigSize: *bigSize,
+	msgs, closeLog := openLog(*logPath, "server")
+	defer closeLog()
+	s := &server{log: msgs, sseMode: *sseMode, bigSize: *bigSize,
 		sessions: map[string]bool{}}
 	mux := http.NewServeMux()
 	mux.Handle("/mcp", s)

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"io"
 	"log"
+	"os"
 	"sync"
 	"time"
 )
@@ -34,4 +35,17 @@ func (l *msgLog) log(dir, proto, session string, raw []byte) {
 	if err := enc.Encode(rec); err != nil {
 		log.Printf("log write: %v", err)
 	}
+}
+
+// openLog opens the message log at path ("-": standard output) for peer,
+// appending; the function it returns closes the file.
+func openLog(path, peer string) (*msgLog, func()) {
+	if path == "-" {
+		return &msgLog{w: os.Stdout, peer: peer}, func() {}
+	}
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		log.Fatal(err)
+	}
+	return &msgLog{w: f, peer: peer}, func() { f.Close() }
 }
