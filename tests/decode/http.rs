@@ -58,10 +58,7 @@ pub(super) fn json_session(s: &mut Synth, c: &Conn) -> Vec<String> {
     );
     c.respond(s, &http_response("202 Accepted", &[], b"", true));
     c.request(s, &http_request("POST", "/mcp", &with_id, call.as_bytes()));
-    c.respond(
-        s,
-        &http_response("200 OK", &[JSON], result.as_bytes(), true),
-    );
+    c.ok(s, &result);
     vec![init, init_result, initialized, call, result]
 }
 
@@ -130,10 +127,7 @@ fn sse_responses_get_streams_and_delete_across_connections() {
     let mut s = Synth::new(&dir.path().join("sse.db"));
     let c1 = Conn::new(&mut s, CLIENT, SERVER, 41000);
     let init = request(0, "initialize", INIT_PARAMS);
-    c1.request(
-        &mut s,
-        &http_request("POST", "/mcp", &[JSON], init.as_bytes()),
-    );
+    c1.post(&mut s, &init);
     let init_result = response(0, INIT_RESULT);
     let stream_head = [EVENT_STREAM, CHUNKED, ("mcp-session-id", "s-1")];
     // A priming event with empty data, then the result.
@@ -349,15 +343,9 @@ fn sessions_without_ids_join_by_connection_and_process_pair() {
             "tools/list"
         };
         let req = request(n, method, "{}");
-        c.request(
-            &mut s,
-            &http_request("POST", "/mcp", &[JSON], req.as_bytes()),
-        );
+        c.post(&mut s, &req);
         let resp = response(n, "{}");
-        c.respond(
-            &mut s,
-            &http_response("200 OK", &[JSON], resp.as_bytes(), true),
-        );
+        c.ok(&mut s, &resp);
     }
     let (items, sessions) = decode_file(&s.finish());
     let session_of: Vec<_> = items.iter().map(|i| i.session.unwrap()).collect();
@@ -397,10 +385,7 @@ fn gzip_and_deflate_bodies_and_a_compressed_event_stream() {
     ];
     for (i, (coding, body)) in bodies.iter().enumerate() {
         let req = request(i as u64 + 1, "tools/list", "{}");
-        c.request(
-            &mut s,
-            &http_request("POST", "/mcp", &[JSON], req.as_bytes()),
-        );
+        c.post(&mut s, &req);
         c.respond(
             &mut s,
             &http_response("200 OK", &[JSON, ("Content-Encoding", coding)], body, true),
@@ -413,10 +398,7 @@ fn gzip_and_deflate_bodies_and_a_compressed_event_stream() {
     // An event stream, gzip-compressed and flushed after every event, each
     // flush its own chunk.
     let req = request(4, "tools/call", r#"{"name":"slow"}"#);
-    c.request(
-        &mut s,
-        &http_request("POST", "/mcp", &[JSON], req.as_bytes()),
-    );
+    c.post(&mut s, &req);
     want.push(req);
     let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
     let mut chunks: Vec<Vec<u8>> = Vec::new();
@@ -446,10 +428,7 @@ fn gzip_and_deflate_bodies_and_a_compressed_event_stream() {
     );
     // A gzip body that is not gzip: flagged, and the connection goes on.
     let req = request(5, "ping", "{}");
-    c.request(
-        &mut s,
-        &http_request("POST", "/mcp", &[JSON], req.as_bytes()),
-    );
+    c.post(&mut s, &req);
     want.push(req);
     c.respond(
         &mut s,
@@ -461,10 +440,7 @@ fn gzip_and_deflate_bodies_and_a_compressed_event_stream() {
         ),
     );
     let req = request(6, "ping", "{}");
-    c.request(
-        &mut s,
-        &http_request("POST", "/mcp", &[JSON], req.as_bytes()),
-    );
+    c.post(&mut s, &req);
     want.push(req);
     let (items, _) = decode_file(&s.finish());
     let texts: Vec<&str> = messages(&items).iter().map(|i| i.text.as_str()).collect();
@@ -519,10 +495,7 @@ fn bodies_that_head_204_304_and_1xx_do_not_have() {
         );
     }
     let two = request(2, "ping", "{}");
-    c.request(
-        &mut s,
-        &http_request("POST", "/mcp", &[JSON], two.as_bytes()),
-    );
+    c.post(&mut s, &two);
     // An HTTP/1.0-style response: its body runs to the end of the stream.
     c.respond(
         &mut s,
@@ -548,15 +521,9 @@ fn a_batch_is_one_item_per_element() {
     let a = request(1, "tools/list", "{}");
     let b = notification("notifications/initialized", "{}");
     let batch = format!("[{a}, {b}]");
-    c.request(
-        &mut s,
-        &http_request("POST", "/mcp", &[JSON], batch.as_bytes()),
-    );
+    c.post(&mut s, &batch);
     let answer = format!("[{}]", response(1, "{}"));
-    c.respond(
-        &mut s,
-        &http_response("200 OK", &[JSON], answer.as_bytes(), true),
-    );
+    c.ok(&mut s, &answer);
     let (items, _) = decode_file(&s.finish());
     assert_eq!(items.len(), 3);
     assert_eq!(
@@ -630,10 +597,7 @@ fn gaps_are_filled_from_the_other_end_and_shared_ones_stay_local() {
     let mut s = Synth::new(&dir.path().join("gaps.db"));
     let c = Conn::new(&mut s, CLIENT, SERVER, 48000);
     let r0 = request(0, "tools/list", "{}");
-    c.request(
-        &mut s,
-        &http_request("POST", "/mcp", &[JSON], r0.as_bytes()),
-    );
+    c.post(&mut s, &r0);
     // The client's read of the response is lost: shown from the server's write.
     let a0 = response(0, r#"{"tools":[]}"#);
     s.write(
@@ -654,10 +618,7 @@ fn gaps_are_filled_from_the_other_end_and_shared_ones_stay_local() {
     s.read_lost(SERVER, c.c2s, 10);
     s.drain(SERVER, c.c2s, 4096);
     let r2 = request(2, "ping", "{}");
-    c.request(
-        &mut s,
-        &http_request("POST", "/mcp", &[JSON], r2.as_bytes()),
-    );
+    c.post(&mut s, &r2);
     // An event stream whose loss, at both ends, crosses chunk boundaries:
     // the events after it are decoded again.
     let e: Vec<String> = (0..6)
@@ -679,10 +640,7 @@ fn gaps_are_filled_from_the_other_end_and_shared_ones_stay_local() {
     s.read_lost(CLIENT, c.s2c, rejoin - cut);
     s.drain(CLIENT, c.s2c, 4096);
     let r3 = request(3, "ping", "{}");
-    c.request(
-        &mut s,
-        &http_request("POST", "/mcp", &[JSON], r3.as_bytes()),
-    );
+    c.post(&mut s, &r3);
     let (items, _) = decode_file(&s.finish());
     let msgs: Vec<&str> = messages(&items).iter().map(|i| i.text.as_str()).collect();
     let note = |k: u64| notification("notifications/message", &format!(r#"{{"k":{k}}}"#));

@@ -11,25 +11,16 @@ fn bad_http_and_http_errors_are_flagged_and_decoding_resumes() {
     let mut s = Synth::new(&dir.path().join("bad.db"));
     let c = Conn::new(&mut s, CLIENT, SERVER, 49000);
     let r0 = request(0, "ping", "{}");
-    c.request(
-        &mut s,
-        &http_request("POST", "/mcp", &[JSON], r0.as_bytes()),
-    );
+    c.post(&mut s, &r0);
     // A response whose Content-Length is not a number, then a good one.
     c.respond(
         &mut s,
         b"HTTP/1.1 200 OK\r\nContent-Length: lots\r\n\r\n{\"jsonrpc\":\"2.0\"}\r\n",
     );
     let r1 = request(1, "ping", "{}");
-    c.request(
-        &mut s,
-        &http_request("POST", "/mcp", &[JSON], r1.as_bytes()),
-    );
+    c.post(&mut s, &r1);
     let a1 = response(1, "{}");
-    c.respond(
-        &mut s,
-        &http_response("200 OK", &[JSON], a1.as_bytes(), true),
-    );
+    c.ok(&mut s, &a1);
     // An error status with a page, not a message.
     c.request(
         &mut s,
@@ -45,10 +36,7 @@ fn bad_http_and_http_errors_are_flagged_and_decoding_resumes() {
         ),
     );
     let r2 = request(2, "ping", "{}");
-    c.request(
-        &mut s,
-        &http_request("POST", "/mcp", &[JSON], r2.as_bytes()),
-    );
+    c.post(&mut s, &r2);
     let (items, _) = decode_file(&s.finish());
     let summary: Vec<(String, String)> = items
         .iter()
@@ -93,10 +81,7 @@ fn a_capture_that_ends_inside_a_body_is_truncated_once() {
     let mut s = Synth::new(&dir.path().join("end.db"));
     let c = Conn::new(&mut s, CLIENT, SERVER, 49500);
     let r0 = request(0, "ping", "{}");
-    c.request(
-        &mut s,
-        &http_request("POST", "/mcp", &[JSON], r0.as_bytes()),
-    );
+    c.post(&mut s, &r0);
     let full = http_response("200 OK", &[JSON], response(0, "{}").as_bytes(), true);
     c.respond(&mut s, &full[..full.len() - 5]);
     let (items, _) = decode_file(&s.finish());
@@ -124,10 +109,7 @@ fn reads_of_any_size_give_the_same_items() {
             })
             .collect();
         let req = request(9, "tools/call", "{}");
-        c.request(
-            &mut s,
-            &http_request("POST", "/mcp", &[JSON], req.as_bytes()),
-        );
+        c.post(&mut s, &req);
         let stream = chunked(&[ev.as_bytes(), sse(&response(9, "{}")).as_bytes()]);
         c.respond(
             &mut s,
@@ -175,10 +157,7 @@ fn long_streams_and_big_bodies_decode_under_a_small_memory_limit() {
     let mut s = Synth::new(&dir.path().join("long.db"));
     let c = Conn::new(&mut s, CLIENT, SERVER, 40000);
     let req = request(1, "tools/call", "{}");
-    c.request(
-        &mut s,
-        &http_request("POST", "/mcp", &[JSON], req.as_bytes()),
-    );
+    c.post(&mut s, &req);
     s.write(
         SERVER,
         c.s2c,
@@ -322,10 +301,7 @@ fn write_http_capture() {
             "tools/call",
             &format!(r#"{{"name":"echo","arguments":{{"t":"{pad}"}}}}"#),
         );
-        posts.request(
-            &mut s,
-            &http_request("POST", "/mcp", &[JSON], req.as_bytes()),
-        );
+        posts.post(&mut s, &req);
         posts.respond(&mut s, &http_response("202 Accepted", &[], b"", true));
         let ev = sse(&response(
             i,

@@ -842,6 +842,16 @@ impl Conn {
         s.drain(self.client, self.s2c, self.read);
         s.advance(50_000);
     }
+
+    /// The client POSTs `json` to /mcp.
+    pub fn post(&self, s: &mut Synth, json: &str) {
+        self.request(s, &http_request("POST", "/mcp", &[JSON], json.as_bytes()));
+    }
+
+    /// The server answers 200 OK with `json`, its length given.
+    pub fn ok(&self, s: &mut Synth, json: &str) {
+        self.respond(s, &http_response("200 OK", &[JSON], json.as_bytes(), true));
+    }
 }
 
 /// Every capture of fixtures/ and fixtures/synthetic/, in name order.

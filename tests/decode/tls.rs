@@ -42,26 +42,14 @@ fn tls_streams_join_their_connection_when_the_socket_is_learned() {
     };
     s.know_socket(server_ssl);
     let r0 = request(0, "initialize", INIT_PARAMS);
-    c.request(
-        &mut s,
-        &http_request("POST", "/mcp", &[JSON], r0.as_bytes()),
-    );
+    c.post(&mut s, &r0);
     // The client learns its socket only with its first read.
     s.know_socket(client_ssl);
     let a0 = response(0, INIT_RESULT);
-    c.respond(
-        &mut s,
-        &http_response("200 OK", &[JSON], a0.as_bytes(), true),
-    );
+    c.ok(&mut s, &a0);
     let r1 = request(1, "tools/list", "{}");
-    c.request(
-        &mut s,
-        &http_request("POST", "/mcp", &[JSON], r1.as_bytes()),
-    );
-    c.respond(
-        &mut s,
-        &http_response("200 OK", &[JSON], response(1, "{}").as_bytes(), true),
-    );
+    c.post(&mut s, &r1);
+    c.ok(&mut s, &response(1, "{}"));
     // The same SSL* address serves a new connection (freed and reused): its
     // offsets go on, its socket changes.
     let (c2s, s2c) = s.tls(
@@ -73,14 +61,8 @@ fn tls_streams_join_their_connection_when_the_socket_is_learned() {
     s.know_socket(0x7777_0002);
     let c2 = Conn { c2s, s2c, ..c };
     let r2 = request(2, "ping", "{}");
-    c2.request(
-        &mut s,
-        &http_request("POST", "/mcp", &[JSON], r2.as_bytes()),
-    );
-    c2.respond(
-        &mut s,
-        &http_response("200 OK", &[JSON], response(2, "{}").as_bytes(), true),
-    );
+    c2.post(&mut s, &r2);
+    c2.ok(&mut s, &response(2, "{}"));
     let (items, sessions) = decode_file(&s.finish());
     shown_once_from_both_copies(&items, &sessions, &[1, 1, 1, 1, 2, 2]);
     assert!(items.chunks(2).all(|p| p[1].answers == Some(p[0].n)));
@@ -112,9 +94,9 @@ fn a_tls_stream_whose_socket_is_named_stale_moves_to_its_connection() {
             read: 4096,
         };
         let req = request(n, "tools/call", &format!(r#"{{"name":"t{n}"}}"#));
-        c.request(s, &http_request("POST", "/mcp", &[JSON], req.as_bytes()));
+        c.post(s, &req);
         let resp = response(n, "{}");
-        c.respond(s, &http_response("200 OK", &[JSON], resp.as_bytes(), true));
+        c.ok(s, &resp);
         [req, resp]
     };
     s.know_socket(server_ssl);
@@ -155,16 +137,10 @@ fn a_reused_ssl_starts_a_new_connection() {
         // The server learns its socket at once, the client with its reply.
         s.know_socket(9);
         let req = request(n, "ping", "{}");
-        c.request(
-            &mut s,
-            &http_request("POST", "/mcp", &[JSON], req.as_bytes()),
-        );
+        c.post(&mut s, &req);
         s.know_socket(1);
         let resp = response(n, "{}");
-        c.respond(
-            &mut s,
-            &http_response("200 OK", &[JSON], resp.as_bytes(), true),
-        );
+        c.ok(&mut s, &resp);
         sent.extend([req, resp]);
     }
     let (items, sessions) = decode_file(&s.finish());
@@ -194,17 +170,11 @@ fn a_tls_stream_that_never_learns_its_socket_is_shown_alone() {
         read: 4096,
     };
     let r0 = request(0, "tools/list", "{}");
-    c.request(
-        &mut s,
-        &http_request("POST", "/mcp", &[JSON], r0.as_bytes()),
-    );
+    c.post(&mut s, &r0);
     s.advance(10_000_000_000);
     s.tick();
     let r1 = request(1, "ping", "{}");
-    c.request(
-        &mut s,
-        &http_request("POST", "/mcp", &[JSON], r1.as_bytes()),
-    );
+    c.post(&mut s, &r1);
     let (items, _) = decode_file(&s.finish());
     let texts: Vec<&str> = items.iter().map(|i| i.text.as_str()).collect();
     // Each end's copy alone: nothing pairs them, nothing is lost.
