@@ -198,38 +198,36 @@ impl TlsProbes {
                 Err(e) => last_error = Some(format!("{shown}: {func}: {e}")),
             }
         }
-        if functions.is_empty() && shown.contains("libssl") {
-            self.errors.extend(last_error);
-        }
         if functions.is_empty() {
+            if shown.contains("libssl") {
+                self.errors.extend(last_error);
+            }
             if !self.consider_go(skel, path, shown) {
                 self.consider_boringssl(skel, path, shown);
             }
             return;
         }
-        if !functions.is_empty() {
-            // Where SSL_free is exported too, a freed SSL* forgets its socket and stream.
-            let free = p.mcpspy_ssl_free.attach_uprobe_with_opts(
-                -1,
-                path,
-                0,
-                UprobeOpts {
-                    func_name: Some("SSL_free".to_string()),
-                    ..Default::default()
-                },
-            );
-            if let Ok(link) = free {
-                links.push(link);
-                functions.push("SSL_free");
-            }
-            self.links.extend(links);
-            self.targets.push(Target {
-                path: shown.to_string(),
-                functions,
-                boringssl: None,
-                go: None,
-            });
+        // Where SSL_free is exported too, a freed SSL* forgets its socket and stream.
+        let free = p.mcpspy_ssl_free.attach_uprobe_with_opts(
+            -1,
+            path,
+            0,
+            UprobeOpts {
+                func_name: Some("SSL_free".to_string()),
+                ..Default::default()
+            },
+        );
+        if let Ok(link) = free {
+            links.push(link);
+            functions.push("SSL_free");
         }
+        self.links.extend(links);
+        self.targets.push(Target {
+            path: shown.to_string(),
+            functions,
+            boringssl: None,
+            go: None,
+        });
     }
 
     /// Probes `path` where the BoringSSL scan located SSL_write and SSL_read.
@@ -324,9 +322,7 @@ impl TlsProbes {
                     boringssl: None,
                 });
             }
-            Err(e) => self.errors.push(format!(
-                "{shown}: Go binary whose TLS could not be located: {e}"
-            )),
+            Err(e) => self.errors.push(format!("{shown}: {GO_FAILED}: {e}")),
         }
         true
     }
