@@ -259,19 +259,26 @@ fn fetch_client_is_recorded(name: &str, dir: &Path, client: &[PathBuf], env: &[(
     );
 }
 
-/// Bun's fetch, probed from the start (bun is on the recorder's PATH).
-#[test]
-fn bun_fetch_over_https_through_boringssl() {
-    let name = "bun_fetch_over_https_through_boringssl";
+/// For a test of Bun: BPF, and bun (which the setup installs; missing, it
+/// fails); then the test's turn and a folder.
+fn bun_ready(name: &str) -> Option<(std::sync::MutexGuard<'static, ()>, tempfile::TempDir)> {
     if !bpf_available(name) {
-        return;
+        return None;
     }
     assert!(
         bun().exists(),
         "{name}: run scripts/setup.sh (tests/peers/tls-apps)"
     );
-    let _serial = serial();
-    let dir = tempfile::tempdir().unwrap();
+    Some((serial(), tempfile::tempdir().unwrap()))
+}
+
+/// Bun's fetch, probed from the start (bun is on the recorder's PATH).
+#[test]
+fn bun_fetch_over_https_through_boringssl() {
+    let name = "bun_fetch_over_https_through_boringssl";
+    let Some((_serial, dir)) = bun_ready(name) else {
+        return;
+    };
     let path = format!(
         "{}:{}",
         apps().join(".bin").display(),
@@ -289,15 +296,9 @@ fn bun_fetch_over_https_through_boringssl() {
 #[test]
 fn compiled_bun_program_over_https_through_boringssl() {
     let name = "compiled_bun_program_over_https_through_boringssl";
-    if !bpf_available(name) {
+    let Some((_serial, dir)) = bun_ready(name) else {
         return;
-    }
-    assert!(
-        bun().exists(),
-        "{name}: run scripts/setup.sh (tests/peers/tls-apps)"
-    );
-    let _serial = serial();
-    let dir = tempfile::tempdir().unwrap();
+    };
     let program = dir.path().join("fetch-client");
     compile_fetch_client(&program);
     fetch_client_is_recorded(name, dir.path(), &[program], &[]);
