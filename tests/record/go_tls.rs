@@ -67,15 +67,17 @@ fn go_pair_decodes_as_logged(name: &str, pie: bool) {
     let comm_c = format!("go-client{suffix}");
     let rec = start_recorder(&capture, &["--comm", &comm_s, "--comm", &comm_c]);
     let addr = format!("127.0.0.1:{}", free_port());
-    let mut server = Command::new(&server_exe)
-        .args(["-addr", &addr, "-log"])
-        .arg(d.join("server.jsonl"))
-        .arg("-cert")
-        .arg(&cert)
-        .arg("-key")
-        .arg(&key)
-        .spawn()
-        .unwrap();
+    let server = Reaped(
+        Command::new(&server_exe)
+            .args(["-addr", &addr, "-log"])
+            .arg(d.join("server.jsonl"))
+            .arg("-cert")
+            .arg(&cert)
+            .arg("-key")
+            .arg(&key)
+            .spawn()
+            .unwrap(),
+    );
     // The client waits a moment first, as a long-lived program would: the
     // recorder probes a program when it sees it start.
     succeed(
@@ -86,8 +88,7 @@ fn go_pair_decodes_as_logged(name: &str, pie: bool) {
             .arg(&cert)
             .args(["-start-delay", "1s"]),
     );
-    server.kill().unwrap();
-    server.wait().unwrap();
+    drop(server);
     let (_, stderr) = rec.stop();
     let client_log = logged(&d.join("client.jsonl"));
     let server_log = logged(&d.join("server.jsonl"));
@@ -189,15 +190,17 @@ fn python_client_against_the_go_server_over_http2() {
     let capture = d.join("capture.db");
     let rec = start_recorder(&capture, &["--comm", "go-server", "--comm", "python3"]);
     let addr = format!("127.0.0.1:{}", free_port());
-    let mut server = Command::new(&server_exe)
-        .args(["-addr", &addr, "-log"])
-        .arg(d.join("server.jsonl"))
-        .arg("-cert")
-        .arg(&cert)
-        .arg("-key")
-        .arg(d.join("tls/key.pem"))
-        .spawn()
-        .unwrap();
+    let server = Reaped(
+        Command::new(&server_exe)
+            .args(["-addr", &addr, "-log"])
+            .arg(d.join("server.jsonl"))
+            .arg("-cert")
+            .arg(&cert)
+            .arg("-key")
+            .arg(d.join("tls/key.pem"))
+            .spawn()
+            .unwrap(),
+    );
     // The server waits for its client; the recorder probes it meanwhile.
     std::thread::sleep(std::time::Duration::from_secs(1));
     succeed(
@@ -206,8 +209,7 @@ fn python_client_against_the_go_server_over_http2() {
             .arg(format!("https://{addr}/mcp"))
             .arg(&cert),
     );
-    server.kill().unwrap();
-    server.wait().unwrap();
+    drop(server);
     rec.stop();
     let server_log = logged(&d.join("server.jsonl"));
     assert!(server_log.len() >= 10, "{server_log:?}");

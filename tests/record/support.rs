@@ -436,3 +436,15 @@ impl Ticker {
         let _ = self.child.wait();
     }
 }
+
+/// A peer killed and reaped when it goes out of scope, also when its test
+/// fails: one left running keeps the test's output pipe and the BPF lock's
+/// descriptor open, and the next run waits on them.
+pub struct Reaped(pub Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
