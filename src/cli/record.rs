@@ -300,8 +300,10 @@ pub fn scan_tls(programs: &[std::path::PathBuf], no_cache: bool) -> Result<(), F
         false => scan_cache().ok().map(record::ScanCache::new),
     };
     for p in programs {
-        if !p.is_file() {
-            return Err(Failure::input(format!("{}: not a file", p.display())));
+        match std::fs::metadata(p) {
+            Ok(m) if m.is_file() => {}
+            Ok(_) => return Err(Failure::input(format!("{}: not a file", p.display()))),
+            Err(e) => return Err(Failure::input(format!("{}: {e}", p.display()))),
         }
         let started = std::time::Instant::now();
         let (outcome, cached) = record::scan_cached(p, cache.as_ref());

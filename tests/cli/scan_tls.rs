@@ -64,13 +64,19 @@ fn a_boringssl_the_rules_do_not_match_is_named_not_located() {
     );
 }
 
-/// A file that is not a program is refused.
+/// What is not a file is refused, saying why: missing, or a folder.
 #[test]
 fn scan_tls_refuses_what_is_not_a_file() {
-    let out = Command::new(env!("CARGO_BIN_EXE_mcpspy"))
-        .args(["scan-tls", "/nonexistent/program"])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("not a file"));
+    for (path, why) in [
+        ("/nonexistent/program", "No such file or directory"),
+        ("/usr", "not a file"),
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_mcpspy"))
+            .args(["scan-tls", path])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(why), "{path}: {err}");
+    }
 }
