@@ -169,13 +169,7 @@ fn redact_reaches_secrets_that_framing_splits() {
             syn.reuse_ssl(SERVER.pid, 9, [true, true]);
         }
         let (c2s, s2c) = syn.tls(ipv4([127, 0, 0, 1], port), ipv4([127, 0, 0, 1], 8443), 1, 9);
-        let c = Conn {
-            c2s,
-            s2c,
-            client: CLIENT,
-            server: SERVER,
-            read: 4096,
-        };
+        let c = Conn::of((c2s, s2c));
         syn.know_socket(9);
         let req = request(
             n,

@@ -827,6 +827,17 @@ impl Conn {
         }
     }
 
+    /// CLIENT and SERVER on the channels `s.tcp` or `s.tls` made.
+    pub fn of((c2s, s2c): (ChanId, ChanId)) -> Conn {
+        Conn {
+            c2s,
+            s2c,
+            client: CLIENT,
+            server: SERVER,
+            read: 4096,
+        }
+    }
+
     /// The client sends `bytes`; the server reads them.
     pub fn request(&self, s: &mut Synth, bytes: &[u8]) {
         s.write(self.client, self.c2s, bytes);

@@ -33,13 +33,7 @@ fn tls_streams_join_their_connection_when_the_socket_is_learned() {
         client_ssl,
         server_ssl,
     );
-    let c = Conn {
-        c2s,
-        s2c,
-        client: CLIENT,
-        server: SERVER,
-        read: 4096,
-    };
+    let c = Conn::of((c2s, s2c));
     s.know_socket(server_ssl);
     let r0 = request(0, "initialize", INIT_PARAMS);
     c.post(&mut s, &r0);
@@ -86,13 +80,7 @@ fn a_tls_stream_whose_socket_is_named_stale_moves_to_its_connection() {
     let exchange = |s: &mut Synth, client_end, client_ssl, n: u64| {
         let (c2s, s2c) = s.tls(client_end, server_end, client_ssl, server_ssl);
         s.know_socket(client_ssl);
-        let c = Conn {
-            c2s,
-            s2c,
-            client: CLIENT,
-            server: SERVER,
-            read: 4096,
-        };
+        let c = Conn::of((c2s, s2c));
         let req = request(n, "tools/call", &format!(r#"{{"name":"t{n}"}}"#));
         c.post(s, &req);
         let resp = response(n, "{}");
@@ -127,13 +115,7 @@ fn a_reused_ssl_starts_a_new_connection() {
             s.reuse_ssl(SERVER.pid, 9, [true, n == 1]);
         }
         let (c2s, s2c) = s.tls(ipv4([127, 0, 0, 1], port), server_end, 1, 9);
-        let c = Conn {
-            c2s,
-            s2c,
-            client: CLIENT,
-            server: SERVER,
-            read: 4096,
-        };
+        let c = Conn::of((c2s, s2c));
         // The server learns its socket at once, the client with its reply.
         s.know_socket(9);
         let req = request(n, "ping", "{}");
@@ -162,13 +144,7 @@ fn a_tls_stream_that_never_learns_its_socket_is_shown_alone() {
         1,
         2,
     );
-    let c = Conn {
-        c2s,
-        s2c,
-        client: CLIENT,
-        server: SERVER,
-        read: 4096,
-    };
+    let c = Conn::of((c2s, s2c));
     let r0 = request(0, "tools/list", "{}");
     c.post(&mut s, &r0);
     s.advance(10_000_000_000);
