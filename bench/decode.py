@@ -44,14 +44,19 @@ def generate(path, messages):
     os.rename(path + ".part", path)
 
 
-def hyperfine(commands, runs, env, warmup=1):
+def hyperfine(commands, runs, env, warmup=1, empty=()):
     """Median, min, max and mean CPU time (user + system) of each command,
-    run side by side."""
+    run side by side. The commands in `empty` select nothing, so they exit
+    1 (mcpspy's "nothing matched"); any other exit fails the benchmark."""
     with tempfile.NamedTemporaryFile(suffix=".json") as out:
-        cmd = ["hyperfine", "-N", "--style", "none", "--warmup", str(warmup), "--runs", str(runs),
-               "--export-json", out.name] + commands
+        cmd = ["hyperfine", "-N", "-i", "--style", "none", "--warmup", str(warmup),
+               "--runs", str(runs), "--export-json", out.name] + commands
         run(cmd, env=env, stdout=subprocess.DEVNULL)
         results = json.load(open(out.name))["results"]
+    for c, r in zip(commands, results):
+        want = 1 if c in empty else 0
+        if any(code != want for code in r["exit_codes"]):
+            raise SystemExit(f"{c}: exit codes {r['exit_codes']}, expected {want}")
     return [(r["median"], r["min"], r["max"], r["user"] + r["system"]) for r in results]
 
 
@@ -152,7 +157,8 @@ def main():
     for q, _ in queries:
         cmds.append(" ".join(pinned("query", query_db, *q.split())))
         cmds.append(" ".join(pinned("query", query_db, *q.split(), "--no-index")))
-    timed = hyperfine(cmds, max(3, a.runs // 2), env)
+    empty = [c for c in cmds if "--errors" in c]
+    timed = hyperfine(cmds, max(3, a.runs // 2), env, empty=empty)
     lines = {}
     for q, _ in queries:
         p = subprocess.run(pinned("query", query_db, *q.split()), env=env, capture_output=True)
