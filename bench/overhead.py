@@ -65,13 +65,22 @@ class Recorder:
         return self.log
 
 
-# A pid that never exists (pids stay below pid_max <= 2^22): every call is
-# filtered out at the top of the program, which shows what the hook alone costs.
-NO_PROCESS = ["--pid", "4194304"]
+# --pid of an idle process (a sleep that makes no system call): every call is
+# filtered out at the top of the program, which shows what the hook alone
+# costs. (A pid that does not exist is refused by the recorder.)
+NO_PROCESS = []
 
-# --follow of an idle process (started in main): every call pays the lookup in
-# the followed map, and every fork and exit on the host the tree's upkeep.
+# --follow of the same idle process: every call pays the lookup in the
+# followed map, and every fork and exit on the host the tree's upkeep.
 FOLLOW_IDLE = []
+
+
+def start_idle():
+    """The idle process the two lists above name; the caller kills it."""
+    idle = subprocess.Popen(["sleep", "100000"])
+    NO_PROCESS.extend(["--pid", str(idle.pid)])
+    FOLLOW_IDLE.extend(["--follow", str(idle.pid)])
+    return idle
 
 
 def measure(cmd, binary, rung, pairs, metric, extra=()):
@@ -151,8 +160,7 @@ def main():
     print(f"Machine: {platform.node()}, Linux {platform.release()}, {os.cpu_count()} CPUs; "
           f"{a.pairs} alternating pairs per figure; medians, ratio = recording / not recording.\n")
 
-    idle = subprocess.Popen(["sleep", "100000"])
-    FOLLOW_IDLE.extend(["--follow", str(idle.pid)])
+    idle = start_idle()
     for section, title, workloads in [
         ("unrelated", "Unrelated pipe I/O (nothing is captured; the in-kernel filter rejects it)", UNRELATED),
         ("tcp", "Unrelated TCP traffic on loopback (nothing is captured)", UNRELATED_TCP),
@@ -164,7 +172,7 @@ def main():
         print("|---|---|---|---|---|---|")
         for name, cmd in workloads.items():
             for rung in rungs:
-                for label, extra in [(rung, ()), (f"{rung}, hook only (--pid of no process)", NO_PROCESS),
+                for label, extra in [(rung, ()), (f"{rung}, hook only (--pid of an idle process)", NO_PROCESS),
                                      (f"{rung}, --follow of an idle process", FOLLOW_IDLE)]:
                     m = measure(cmd, binary, rung, a.pairs, time_metric, extra)
                     lo, hi = m["wall_ratio_range"]
@@ -183,9 +191,6 @@ def main():
                   f"{m['recorder_cpu']:.2f} |", flush=True)
         print()
 
-    idle.kill()
-    idle.wait()
-
     if "http" in only:
         print("### MCP over HTTP/1.1 keep-alive, Node client and server (every message captured at both ends)\n")
         with tempfile.TemporaryDirectory() as d:
@@ -196,9 +201,9 @@ def main():
             https = http + ["--tls", key, cert]
             rate_rows("transport", [
                 ("http", http, None, ()),
-                ("http, hook only (--pid of no process)", http, None, NO_PROCESS),
+                ("http, hook only (--pid of an idle process)", http, None, NO_PROCESS),
                 ("https (TLS plaintext via uprobes)", https, None, ()),
-                ("https, hooks only (--pid of no process; uprobes still trap)", https, None, NO_PROCESS),
+                ("https, hooks only (--pid of an idle process; uprobes still trap)", https, None, NO_PROCESS),
                 ("https, --no-tls (syscalls only; nothing captured)", https, None, ["--no-tls"]),
             ])
 
@@ -207,7 +212,7 @@ def main():
         cmd = [PY, os.path.join(WL, "echo_pair.py"), "--messages", "20000"]
         rate_rows("rung", [case for rung in rungs for case in [
             (rung, cmd, rung, ()),
-            (f"{rung}, hook only (--pid of no process)", cmd, rung, NO_PROCESS),
+            (f"{rung}, hook only (--pid of an idle process)", cmd, rung, NO_PROCESS),
         ]])
 
     if "rate" in only:
@@ -241,6 +246,9 @@ def main():
             print("| JSON bytes sent (each message once) | bytes captured (writer and reader copies) | records | records lost | file bytes | file bytes per captured byte | file bytes per JSON byte sent |")
             print("|---|---|---|---|---|---|---|")
             print(f"| {unique} | {payload} | {events} | {lost} | {size} | {size / max(payload, 1):.4f} | {size / max(unique, 1):.4f} |\n")
+
+    idle.kill()
+    idle.wait()
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ Prints a Markdown table on stdout.
 """
 import argparse, json, os, subprocess, tempfile
 
-from overhead import NO_PROCESS, PY, UNRELATED, WL, Recorder
+from overhead import NO_PROCESS, PY, UNRELATED, WL, Recorder, start_idle
 
 STATS = "/proc/sys/kernel/bpf_stats_enabled"
 
@@ -45,11 +45,12 @@ def main():
     print(f"Rung {a.attach}; the sys_exit program runs on every system call that ends on the host.\n")
     print("| workload | recorder | program | runs | ns per run |")
     print("|---|---|---|---|---|")
+    idle = start_idle()
     try:
         set_stats("1")
         with tempfile.TemporaryDirectory() as d:
             for name, cmd in WORKLOADS.items():
-                for mode, extra in [("capturing", ()), ("--pid of no process", NO_PROCESS)]:
+                for mode, extra in [("capturing", ()), ("--pid of an idle process", NO_PROCESS)]:
                     rec = Recorder(binary, a.attach, os.path.join(d, "c.db"), extra)
                     before = program_totals()
                     subprocess.run(cmd, stdout=subprocess.DEVNULL, check=True)
@@ -62,6 +63,8 @@ def main():
                             print(f"| {name} | {mode} | {prog} | {runs} | {spent / runs:.0f} |", flush=True)
     finally:
         set_stats(was)
+        idle.kill()
+        idle.wait()
 
 
 if __name__ == "__main__":
