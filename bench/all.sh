@@ -3,7 +3,8 @@
 # each into target/bench-results/NAME.txt with the commit and the load
 # average before and after. As root (the recording benchmarks), after
 # scripts/setup.sh and scripts/bench-setup.sh; about 40 minutes.
-#   bench/all.sh [CAPTURE-1GIB]     the 1 GiB capture of bench/audit.py (made if missing)
+#   [SEAL_BASE=f41b742/mcpspy] bench/all.sh [CAPTURE-1GIB]
+#   CAPTURE-1GIB: the 1 GiB capture of bench/audit.py (made if missing)
 set -u
 cd "$(dirname "$0")/.."
 out=target/bench-results
@@ -29,3 +30,7 @@ run boringssl bash bench/boringssl_scan.sh 5
 run audit python3 bench/audit.py --runs 1 --capture "$big"
 run overhead flock /tmp/mcpspy-bpf.lock python3 bench/overhead.py --pairs 3 --rungs tp-btf
 run program_cost flock /tmp/mcpspy-bpf.lock python3 bench/program_cost.py
+# The seal's cost needs a build of f41b742, the commit before the seal.
+if [ -n "${SEAL_BASE:-}" ]; then
+    run seal flock /tmp/mcpspy-bpf.lock python3 bench/seal.py --base "$SEAL_BASE" --pairs 9
+fi
