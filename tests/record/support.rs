@@ -99,24 +99,12 @@ impl Recorder {
     }
 
     /// Sends `signal` and waits for a clean exit; returns stdout.
-    pub fn stop_with(mut self, signal: libc::c_int) -> (String, Vec<String>) {
+    pub fn stop_with(self, signal: libc::c_int) -> (String, Vec<String>) {
         // SAFETY: kill on our own child's pid.
         unsafe { libc::kill(self.child.id() as i32, signal) };
-        let mut stdout = String::new();
-        if let Some(mut out) = self.child.stdout.take() {
-            out.read_to_string(&mut stdout)
-                .expect("reading mcpspy's stdout");
-        }
-        let status = self.child.wait().expect("waiting for mcpspy");
-        while let Ok(line) = self.stderr.recv_timeout(Duration::from_secs(2)) {
-            self.stderr_lines.push(line);
-        }
-        assert!(
-            status.success(),
-            "mcpspy record failed ({status}): {:?}",
-            self.stderr_lines
-        );
-        (stdout, std::mem::take(&mut self.stderr_lines))
+        let (code, stdout, stderr) = self.wait();
+        assert_eq!(code, Some(0), "mcpspy record failed: {stderr:?}");
+        (stdout, stderr)
     }
 
     pub fn stop(self) -> (String, Vec<String>) {
