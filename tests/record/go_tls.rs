@@ -30,6 +30,21 @@ fn build(dir: &Path, source: &str, out: &str, pie: bool) -> PathBuf {
     exe
 }
 
+/// The Go server at `addr`, logging to d/server.jsonl, with d/tls's key.
+fn go_server(exe: &Path, addr: &str, d: &Path) -> Reaped {
+    Reaped(
+        Command::new(exe)
+            .args(["-addr", addr, "-log"])
+            .arg(d.join("server.jsonl"))
+            .arg("-cert")
+            .arg(d.join("tls/cert.pem"))
+            .arg("-key")
+            .arg(d.join("tls/key.pem"))
+            .spawn()
+            .unwrap(),
+    )
+}
+
 fn logged(path: &Path) -> Vec<Msg> {
     std::fs::read_to_string(path)
         .unwrap()
@@ -61,23 +76,13 @@ fn go_pair_decodes_as_logged(name: &str, pie: bool) {
     let server_exe = build(d, "go_server.go", &format!("go-server{suffix}"), pie);
     let client_exe = build(d, "go_client.go", &format!("go-client{suffix}"), pie);
     succeed(Command::new(format!("{ROOT}/tests/peers/make_cert.sh")).arg(d.join("tls")));
-    let (cert, key) = (d.join("tls/cert.pem"), d.join("tls/key.pem"));
+    let cert = d.join("tls/cert.pem");
     let capture = d.join("capture.db");
     let comm_s = format!("go-server{suffix}");
     let comm_c = format!("go-client{suffix}");
     let rec = start_recorder(&capture, &["--comm", &comm_s, "--comm", &comm_c]);
     let addr = format!("127.0.0.1:{}", free_port());
-    let server = Reaped(
-        Command::new(&server_exe)
-            .args(["-addr", &addr, "-log"])
-            .arg(d.join("server.jsonl"))
-            .arg("-cert")
-            .arg(&cert)
-            .arg("-key")
-            .arg(&key)
-            .spawn()
-            .unwrap(),
-    );
+    let server = go_server(&server_exe, &addr, d);
     // The client waits a moment first, as a long-lived program would: the
     // recorder probes a program when it sees it start.
     succeed(
@@ -190,17 +195,7 @@ fn python_client_against_the_go_server_over_http2() {
     let capture = d.join("capture.db");
     let rec = start_recorder(&capture, &["--comm", "go-server", "--comm", "python3"]);
     let addr = format!("127.0.0.1:{}", free_port());
-    let server = Reaped(
-        Command::new(&server_exe)
-            .args(["-addr", &addr, "-log"])
-            .arg(d.join("server.jsonl"))
-            .arg("-cert")
-            .arg(&cert)
-            .arg("-key")
-            .arg(d.join("tls/key.pem"))
-            .spawn()
-            .unwrap(),
-    );
+    let server = go_server(&server_exe, &addr, d);
     // The server waits for its client; the recorder probes it meanwhile.
     std::thread::sleep(std::time::Duration::from_secs(1));
     succeed(
