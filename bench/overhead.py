@@ -9,7 +9,7 @@ usage: sudo bench/overhead.py [--bin target/release/mcpspy] [--pairs 7]
                               [--rungs tp-btf,raw-tp,tracepoint] [--only NAME,...]
 Prints a Markdown report on stdout.
 """
-import argparse, json, os, platform, signal, sqlite3, statistics, subprocess, sys, tempfile, time
+import argparse, atexit, json, os, platform, signal, sqlite3, statistics, subprocess, sys, tempfile, time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 WL = os.path.join(HERE, "workloads")
@@ -76,8 +76,10 @@ FOLLOW_IDLE = []
 
 
 def start_idle():
-    """The idle process the two lists above name; the caller kills it."""
+    """The idle process the two lists above name; the caller kills it, and
+    so does the exit of a run that stops early."""
     idle = subprocess.Popen(["sleep", "100000"])
+    atexit.register(idle.kill)
     NO_PROCESS.extend(["--pid", str(idle.pid)])
     FOLLOW_IDLE.extend(["--follow", str(idle.pid)])
     return idle
