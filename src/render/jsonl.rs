@@ -116,11 +116,14 @@ impl<W: Write> Jsonl<W> {
                 self.number(p.pid);
                 self.raw(",\"comm\":");
                 self.string(&p.comm());
-                if let Some((cgroup, container)) = self.cgroups.get(&p.pid).cloned() {
-                    self.raw(",\"cgroup\":");
-                    self.string(&cgroup);
-                    self.raw(",\"container_id\":");
-                    self.opt_string(container.as_deref());
+                // Written from the table beside the buffer (fields borrowed
+                // apart): no copy of the strings per item.
+                if let Some((cgroup, container)) = self.cgroups.get(&p.pid) {
+                    let buf = &mut self.buf;
+                    buf.extend_from_slice(b",\"cgroup\":");
+                    let _ = serde_json::to_writer(&mut *buf, cgroup);
+                    buf.extend_from_slice(b",\"container_id\":");
+                    let _ = serde_json::to_writer(&mut *buf, container);
                 }
                 self.raw("}");
             }
