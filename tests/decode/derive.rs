@@ -276,6 +276,43 @@ fn non_mcp_lines_and_streams_are_left_out_unless_kept() {
     assert!(kinds(&cap).len() > 2);
 }
 
+/// A connection that carries no message but names the session (its
+/// DELETE) is the session's, and redact keeps it, also when the header
+/// starts a write of its own (the head split at a line's end).
+#[test]
+fn a_stream_that_names_the_session_is_kept_wherever_its_header_starts() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut syn = Synth::new(&dir.path().join("d.db"));
+    let c = Conn::new(&mut syn, CLIENT, SERVER, 40200);
+    c.post(&mut syn, &request(1, "ping", "{}"));
+    c.ok(&mut syn, &response(1, "{}"));
+    let d = Conn::new(&mut syn, CLIENT, SERVER, 40201);
+    let head = http_request("DELETE", "/mcp", &[("Mcp-Session-Id", "abc")], b"");
+    let split = head.windows(2).position(|w| w == b"\r\n").unwrap() + 2;
+    let split = split + head[split..].windows(2).position(|w| w == b"\r\n").unwrap() + 2;
+    assert!(
+        head[split..].starts_with(b"Mcp-Session-Id"),
+        "split before the header"
+    );
+    syn.write(CLIENT, d.c2s, &head[..split]);
+    syn.write(CLIENT, d.c2s, &head[split..]);
+    syn.drain(SERVER, d.c2s, 4096);
+    d.respond(&mut syn, b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+    let cap = syn.finish();
+    let red = dir.path().join("r.db");
+    let o = mcpspy(&["redact", s(&cap), "-o", s(&red)]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    let streams = |c: &Path| {
+        mcpspy::capture::CaptureReader::open(c)
+            .unwrap()
+            .streams()
+            .unwrap()
+            .len()
+    };
+    assert_eq!(streams(&red), streams(&cap), "{err}");
+}
+
 #[test]
 fn derived_captures_refuse_what_they_cannot_do_faithfully() {
     let dir = tempfile::tempdir().unwrap();

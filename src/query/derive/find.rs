@@ -344,8 +344,13 @@ fn scan_headers(
     let mut names_session = false;
     if memchr::memchr(b':', lines).is_some() {
         rules.in_headers(lines, &mut finds);
-        names_session =
-            memchr::memmem::find(&lines.to_ascii_lowercase(), b"\nmcp-session-id:").is_some();
+        // Line by line: a header may start the record, and no lowercase
+        // copy of the record is made.
+        const SESSION: &[u8] = b"mcp-session-id:";
+        names_session = lines.split(|&b| b == b'\n').any(|l| {
+            l.get(..SESSION.len())
+                .is_some_and(|h| h.eq_ignore_ascii_case(SESSION))
+        });
     }
     let out = merge(finds)
         .into_iter()
