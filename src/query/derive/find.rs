@@ -277,24 +277,27 @@ pub fn find(
             let network =
                 h.flags & flags::TLS != 0 || matches!(h.fd_kind, fd_kind::TCP4 | fd_kind::TCP6);
             if network {
-                let loc = format!(
-                    "HTTP headers {} pid {}",
-                    if ev.direction() == Direction::Write {
-                        "written by"
-                    } else {
-                        "read by"
-                    },
-                    h.tgid
-                );
                 let carry = carries.entry(at).or_default();
                 let (found, names_session) =
                     scan_headers(carry, h.stream_off, ev.payload, rules, key);
                 if names_session {
                     c.found.session_streams.insert(at.0);
                 }
+                // Made only for a record with findings.
+                let loc = || {
+                    format!(
+                        "HTTP headers {} pid {}",
+                        if ev.direction() == Direction::Write {
+                            "written by"
+                        } else {
+                            "read by"
+                        },
+                        h.tgid
+                    )
+                };
                 for (f, span) in found {
                     let name = rules.name(f.rule).to_string();
-                    *c.found.tally.entry((name, loc.clone())).or_default() += 1;
+                    *c.found.tally.entry((name, loc())).or_default() += 1;
                     c.found.spans.entry(at).or_default().push(span);
                 }
             }
