@@ -2,7 +2,7 @@
 //! or be written to, a file that cannot be read says why (permission,
 //! damage, not a capture), and no command changes a byte of what it reads.
 
-use super::{mcpspy, s, session, stderr};
+use super::{mcpspy, mkfifo, s, session, stderr};
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -59,6 +59,12 @@ fn bounded_from(args: &[&str], stdin: Stdio) -> Output {
     }
 }
 
+/// The run was refused (exit 2), saying `why`; `what` names the run.
+fn refused(o: &Output, why: &str, what: &str) {
+    assert_eq!(o.status.code(), Some(2), "{what}: {}", said(o));
+    assert!(stderr(o).contains(why), "{what}: {}", said(o));
+}
+
 /// What a command said, on either stream (verify reports on stdout).
 fn said(o: &Output) -> String {
     format!("{}{}", String::from_utf8_lossy(&o.stdout), stderr(o))
@@ -85,18 +91,12 @@ fn a_fifo_beside_the_capture_is_refused_at_once() {
     let cap = session(dir.path());
     for side in ["-journal", "-wal", "-shm"] {
         let fifo = format!("{}{side}", cap.display());
-        assert!(Command::new("mkfifo")
-            .arg(&fifo)
-            .status()
-            .unwrap()
-            .success());
+        mkfifo(&fifo);
         for cmd in READERS {
-            let o = bounded(&with(cmd, &cap));
-            assert_eq!(o.status.code(), Some(2), "{side} {cmd:?}: {}", said(&o));
-            assert!(
-                stderr(&o).contains("is not a regular file"),
-                "{side} {cmd:?}: {}",
-                said(&o)
+            refused(
+                &bounded(&with(cmd, &cap)),
+                "is not a regular file",
+                &format!("{side} {cmd:?}"),
             );
         }
         std::fs::remove_file(&fifo).unwrap();
@@ -236,11 +236,7 @@ fn a_rules_key_or_baseline_file_must_be_a_regular_file() {
     let dir = tempfile::tempdir().unwrap();
     let cap = session(dir.path());
     let fifo = dir.path().join("fifo");
-    assert!(Command::new("mkfifo")
-        .arg(&fifo)
-        .status()
-        .unwrap()
-        .success());
+    mkfifo(&fifo);
     let out = dir.path().join("out.db");
     for bad in [s(&fifo), "/dev/zero"] {
         let runs: [Vec<&str>; 6] = [
@@ -252,13 +248,7 @@ fn a_rules_key_or_baseline_file_must_be_a_regular_file() {
             vec!["verify", s(&cap), "--key", bad],
         ];
         for args in runs {
-            let o = bounded(&args);
-            assert_eq!(o.status.code(), Some(2), "{args:?}: {}", said(&o));
-            assert!(
-                stderr(&o).contains("not a regular file"),
-                "{args:?}: {}",
-                said(&o)
-            );
+            refused(&bounded(&args), "not a regular file", &format!("{args:?}"));
             assert!(!out.exists(), "{args:?} wrote its output");
         }
     }
@@ -279,12 +269,10 @@ fn no_output_overwrites_the_capture_being_read() {
             vec!["check", s(&cap), "-o", out, "--force"],
             vec!["check", s(&cap), "--write-baseline", out, "--force"],
         ] {
-            let o = bounded(&args);
-            assert_eq!(o.status.code(), Some(2), "{args:?}: {}", said(&o));
-            assert!(
-                stderr(&o).contains("is the capture being read"),
-                "{args:?}: {}",
-                said(&o)
+            refused(
+                &bounded(&args),
+                "is the capture being read",
+                &format!("{args:?}"),
             );
             assert!(std::fs::read(&cap).unwrap() == before, "{args:?}");
         }
@@ -299,12 +287,10 @@ fn endless_standard_input_is_refused_from_its_first_bytes() {
         let mut args = vec![cmd[0], "-"];
         args.extend_from_slice(&cmd[1..]);
         let zero = std::fs::File::open("/dev/zero").unwrap();
-        let o = bounded_from(&args, zero.into());
-        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", said(&o));
-        assert!(
-            stderr(&o).contains("not an mcpspy capture"),
-            "{args:?}: {}",
-            said(&o)
+        refused(
+            &bounded_from(&args, zero.into()),
+            "not an mcpspy capture",
+            &format!("{args:?}"),
         );
     }
 }

@@ -35,6 +35,11 @@ fn session(dir: &Path) -> PathBuf {
     typical_session(&dir.join("s.db"))
 }
 
+/// Makes a FIFO at `path`.
+fn mkfifo(path: impl AsRef<std::ffi::OsStr>) {
+    assert!(Command::new("mkfifo").arg(path).status().unwrap().success());
+}
+
 fn s(p: &Path) -> &str {
     p.to_str().unwrap()
 }
@@ -444,11 +449,7 @@ fn export_to_a_fifo_writes_into_it_and_leaves_it_in_place() {
     let want = mcpspy(&["export", s(&cap)]).stdout;
     assert!(!want.is_empty());
     let fifo = dir.path().join("fifo");
-    assert!(Command::new("mkfifo")
-        .arg(&fifo)
-        .status()
-        .unwrap()
-        .success());
+    mkfifo(&fifo);
     // As with /dev/null: a temporary file renamed over it would replace it.
     for force in [false, true] {
         let reader = {
