@@ -178,6 +178,18 @@ fn sigkill_at_random_moments_loses_at_most_one_second() {
     }
 }
 
+/// `mcpspy record -o capture`, its messages to nowhere: a recorder the
+/// test kills.
+fn quiet_recorder(capture: &std::path::Path) -> std::process::Child {
+    Command::new(BIN)
+        .arg("record")
+        .arg("-o")
+        .arg(capture)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
 /// Killed while it starts (50 times 1 to 20 ms after launch, 10 times up
 /// to 1 s, and once as soon as its file is there), the recorder leaves
 /// either no file or one that the readers open: never a half-made file,
@@ -194,13 +206,7 @@ fn killed_while_starting_leaves_no_file_or_a_capture() {
     moments.extend(random_moments(10, 21, 1000));
     for (i, after_ms) in moments.into_iter().enumerate() {
         let capture = dir.path().join(format!("start-{i}.db"));
-        let mut child = Command::new(BIN)
-            .arg("record")
-            .arg("-o")
-            .arg(&capture)
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
+        let mut child = quiet_recorder(&capture);
         std::thread::sleep(Duration::from_millis(after_ms));
         let _ = child.kill();
         let _ = child.wait();
@@ -217,13 +223,7 @@ fn killed_while_starting_leaves_no_file_or_a_capture() {
     // A control: killed as soon as its file is there, a recorder leaves a
     // file info opens.
     let capture = dir.path().join("start-control.db");
-    let mut child = Command::new(BIN)
-        .arg("record")
-        .arg("-o")
-        .arg(&capture)
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = quiet_recorder(&capture);
     let began = Instant::now();
     while !capture.exists()
         && child.try_wait().unwrap().is_none()
