@@ -4,6 +4,7 @@
 //! [`derive`] copies, the same way for both.
 
 mod find;
+mod gate;
 pub mod redact;
 pub mod rules;
 pub mod slice;

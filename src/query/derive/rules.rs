@@ -2,7 +2,8 @@
 //! compiled once, and found in message text, HTTP header lines and command
 //! lines. What replaces a secret is decided elsewhere ([`super::redact`]).
 
-use regex::bytes::{Regex, RegexBuilder, RegexSet, RegexSetBuilder};
+use super::gate::{escaped_key_end, Gate};
+use regex::bytes::{Regex, RegexBuilder};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use std::ops::Range;
@@ -64,7 +65,7 @@ pub struct Rules {
     texts: Vec<RuleText>,
     res: Vec<Regex>,
     /// The `value` rules, for a quick test of text that holds none.
-    values: RegexSet,
+    values: Gate,
     pub version: u32,
     /// SHA-256 of the rule files' bytes, in the order they were read.
     pub digest: String,
@@ -171,15 +172,11 @@ impl Rules {
             }
             res.push(re);
         }
-        let values = RegexSetBuilder::new(
-            texts
-                .iter()
-                .filter(|t| t.kind == Kind::Value)
-                .map(|t| t.pattern.as_str()),
-        )
-        .unicode(false)
-        .build()
-        .map_err(|e| e.to_string())?;
+        let values = Gate::new(
+            (texts.iter().zip(&res))
+                .filter(|(t, _)| t.kind == Kind::Value)
+                .map(|(t, re)| (t.pattern.as_str(), re)),
+        );
         Ok(Rules {
             texts,
             res,
@@ -256,11 +253,13 @@ impl Rules {
     fn escaped_and_values(&self, text: &[u8], out: &mut Vec<Found>) {
         // Escaped members overlap (the value `{` of one ends where the next
         // key's quote begins): search again from just past each start.
-        let mut at = 0;
-        while let Some(c) = shapes().escaped.captures_at(text, at) {
-            at = c.get(0).map_or(text.len(), |m| m.start() + 1);
-            if let (Some(key), Some(value)) = (c.get(1), c.get(2)) {
-                self.member(key.as_bytes(), value.range(), out);
+        if escaped_key_end(text) {
+            let mut at = 0;
+            while let Some(c) = shapes().escaped.captures_at(text, at) {
+                at = c.get(0).map_or(text.len(), |m| m.start() + 1);
+                if let (Some(key), Some(value)) = (c.get(1), c.get(2)) {
+                    self.member(key.as_bytes(), value.range(), out);
+                }
             }
         }
         self.values_in(text, 0, out);
