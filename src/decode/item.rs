@@ -153,6 +153,19 @@ pub struct RequestRef {
     /// The tool, prompt or resource it named.
     pub subject: Option<Box<str>>,
     pub ts_ns: u64,
+    /// Its place in a multi-round call, when it is known to be one.
+    pub round: Option<Round>,
+}
+
+/// MCP 2026-07-28: one round of a multi-round call. The server answers a
+/// tools/call, prompts/get or resources/read with `resultType:
+/// "input_required"` and a `requestState`; the client asks again under a
+/// new id, echoing the state. Rounds are counted from 1, the first request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Round {
+    /// The item number of the call's first request.
+    pub call: u64,
+    pub round: u32,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -169,6 +182,8 @@ pub enum Kind<'a> {
         method: &'a str,
         params: Option<&'a RawValue>,
         subject: Option<Cow<'a, str>>,
+        /// A retry of a multi-round call (round 2 on).
+        round: Option<Round>,
     },
     Notification {
         method: &'a str,
@@ -241,6 +256,15 @@ impl Kind<'_> {
                     ..
                 }
         )
+    }
+
+    /// The round of a multi-round call the message belongs to: a retry,
+    /// or a response to any round of a call known to have more than one.
+    pub fn round(&self) -> Option<Round> {
+        match self {
+            Kind::Request { round, .. } => *round,
+            _ => self.answers().and_then(|a| a.round),
+        }
     }
 
     pub fn answers(&self) -> Option<&RequestRef> {

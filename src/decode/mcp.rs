@@ -247,11 +247,22 @@ pub struct Params<'a> {
     /// notifications/message
     #[serde(borrow, default)]
     pub level: Option<Cow<'a, str>>,
+    /// A retry of a multi-round call (2026-07-28): the state it echoes.
+    #[serde(rename = "requestState", borrow, default)]
+    pub request_state: Option<&'a RawValue>,
 }
 
 /// Searchers built once: building one costs about as much as a search.
 static META_KEY: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"\"_meta\""));
 static IS_ERROR_KEY: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"\"isError\""));
+static STATE_KEY: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"\"requestState\""));
+static INPUT_REQUIRED: LazyLock<Finder<'static>> =
+    LazyLock::new(|| Finder::new(b"\"input_required\""));
+
+/// The methods a multi-round call (2026-07-28) can be made with.
+pub fn multi_round(method: &str) -> bool {
+    matches!(method, "tools/call" | "prompts/get" | "resources/read")
+}
 
 /// Reads the parameters the correlator uses from a request or notification.
 /// Parameters that are not an object, or do not have the expected types,
@@ -266,8 +277,9 @@ pub fn params<'a>(method: &str, raw: Option<&'a RawValue>) -> Params<'a> {
     };
     let text = raw.get();
     let has_meta = META_KEY.find(text.as_bytes()).is_some();
+    let has_state = STATE_KEY.find(text.as_bytes()).is_some();
     match method {
-        "tools/call" | "prompts/get" if !has_meta => Params {
+        "tools/call" | "prompts/get" if !has_meta && !has_state => Params {
             name: name_only(text),
             ..Params::default()
         },
@@ -337,6 +349,22 @@ pub fn is_tool_error(result: &RawValue) -> bool {
             .ok()
             .and_then(|o| o.is_error)
             .unwrap_or(false)
+}
+
+/// A result that asks for input before the call can finish (2026-07-28:
+/// `resultType: "input_required"`): Some, with the state the retry is to
+/// echo (None: the result carries none).
+pub fn input_required(result: &RawValue) -> Option<Option<&RawValue>> {
+    #[derive(Deserialize)]
+    struct Outcome<'a> {
+        #[serde(rename = "resultType", borrow, default)]
+        result_type: Option<Cow<'a, str>>,
+        #[serde(rename = "requestState", borrow, default)]
+        request_state: Option<&'a RawValue>,
+    }
+    INPUT_REQUIRED.find(result.get().as_bytes())?;
+    let o: Outcome = serde_json::from_str(result.get()).ok()?;
+    (o.result_type.as_deref() == Some("input_required")).then_some(o.request_state)
 }
 
 /// The result members of `initialize` and `server/discover` that describe the server.

@@ -31,7 +31,7 @@ mod sse;
 pub use decoder::Decoder;
 pub use item::{
     BatchPos, CopyInfo, Direction, Flag, FlagReason, HttpMeta, HttpSession, HttpView,
-    Implementation, Item, Kind, Peer, RequestRef, SessionSummary, Transport,
+    Implementation, Item, Kind, Peer, RequestRef, Round, SessionSummary, Transport,
 };
 pub use mcp::{about as method_about, error_name};
 pub use reassembly::Loss;

@@ -27,7 +27,7 @@ use crate::decode::{classify, DecodeOptions, Decoder, Numbered, Protocol, Record
 pub use crate::decode::{error_name, method_about};
 pub use crate::decode::{
     BatchPos, CopyInfo, Direction, Flag, FlagReason, HttpMeta, HttpSession, HttpView,
-    Implementation, Item, Kind, Loss, Peer, RequestRef, SessionSummary, Transport,
+    Implementation, Item, Kind, Loss, Peer, RequestRef, Round, SessionSummary, Transport,
 };
 pub use crate::decode::{
     BlockError, BlockFilter, CaptureError, CaptureReader, CaptureWriter, CreateOptions, DropRow,

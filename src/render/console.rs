@@ -238,6 +238,10 @@ impl<W: Write> Console<W> {
             self.line
                 .push_str(&format!(" [batch {}/{}]", b.index + 1, b.len));
         }
+        if let Some(r) = item.kind.round() {
+            self.line
+                .push_str(&format!(" [round {} of call #{}]", r.round, r.call));
+        }
         if item.copies_differ {
             self.line.push_str(" [reader's copy differs]");
         }

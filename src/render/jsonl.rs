@@ -264,6 +264,14 @@ impl<W: Write> Jsonl<W> {
             self.key("subject");
             self.string(subject);
         }
+        if let Some(r) = item.kind.round() {
+            self.key("round");
+            self.raw("{\"call\":");
+            self.number(r.call);
+            self.raw(",\"round\":");
+            self.number(r.round);
+            self.raw("}");
+        }
         match &item.kind {
             Kind::Response { answers, .. } | Kind::Error { answers, .. } => {
                 self.key("request");

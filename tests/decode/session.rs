@@ -374,3 +374,112 @@ fn tcp_copies_pair_by_their_mirrored_ends_and_http2_is_decoded() {
     }
     assert_eq!(sessions.len(), 2);
 }
+
+/// MCP 2026-07-28's multi-round calls: a tools/call answered with
+/// `input_required` is asked again under a new id, echoing `requestState`
+/// (escaped differently here, as another JSON writer may); each retry and
+/// each round's response name the call's first request and their round,
+/// in export, replay and query (with its index and without), and a retry
+/// whose state no response gave links nothing.
+#[test]
+fn multi_round_calls_are_linked_by_request_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("mrtr.db");
+    let mut s = Synth::new(&path);
+    let (c2s, s2c) = (s.pipe(), s.pipe());
+    let ask = |state: &str| {
+        format!(
+            r#"{{"resultType":"input_required","inputRequests":{{"q":{{"method":"elicitation/create","params":{{"message":"sure?"}}}}}},"requestState":"{state}"}}"#
+        )
+    };
+    let retry = |state: &str| {
+        format!(
+            r#"{{"name":"delete","arguments":{{"path":"/tmp/x"}},"inputResponses":{{"q":{{"action":"accept"}}}},"requestState":"{state}"}}"#
+        )
+    };
+    s.send(CLIENT, SERVER, c2s, &request(0, "server/discover", "{}"));
+    s.send(
+        SERVER,
+        CLIENT,
+        s2c,
+        &response(0, r#"{"supportedVersions":["2026-07-28"]}"#),
+    );
+    let first = r#"{"name":"delete","arguments":{"path":"/tmp/x"}}"#;
+    s.send(CLIENT, SERVER, c2s, &request(1, "tools/call", first));
+    s.send(SERVER, CLIENT, s2c, &response(1, &ask("s/1")));
+    // The client writes the state's `/` as `\/`: the same string.
+    s.send(
+        CLIENT,
+        SERVER,
+        c2s,
+        &request(2, "tools/call", &retry("s\\/1")),
+    );
+    s.send(SERVER, CLIENT, s2c, &response(2, &ask("s-2")));
+    s.send(
+        CLIENT,
+        SERVER,
+        c2s,
+        &request(3, "tools/call", &retry("s-2")),
+    );
+    s.send(SERVER, CLIENT, s2c, &response(3, r#"{"content":[]}"#));
+    // A state no response gave, and an ordinary call.
+    s.send(
+        CLIENT,
+        SERVER,
+        c2s,
+        &request(4, "tools/call", &retry("forged")),
+    );
+    s.send(SERVER, CLIENT, s2c, &response(4, r#"{"content":[]}"#));
+    s.send(CLIENT, SERVER, c2s, &request(5, "tools/call", first));
+    s.send(SERVER, CLIENT, s2c, &response(5, r#"{"content":[]}"#));
+    let path = s.finish();
+    let out = mcpspy_command().arg("export").arg(&path).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rounds: Vec<(u64, Option<serde_json::Value>)> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .map(|v| (v["n"].as_u64().unwrap(), v.get("round").cloned()))
+        .collect();
+    let r = |call: u64, round: u32| Some(serde_json::json!({"call": call, "round": round}));
+    assert_eq!(
+        rounds,
+        vec![
+            (1, None),
+            (2, None),
+            (3, None),
+            (4, r(3, 1)),
+            (5, r(3, 2)),
+            (6, r(3, 2)),
+            (7, r(3, 3)),
+            (8, r(3, 3)),
+            (9, None),
+            (10, None),
+            (11, None),
+            (12, None),
+        ]
+    );
+    // replay, and query from the index (built by the first query, read by
+    // the second) and without it, show the rounds.
+    for args in [
+        &["replay"][..],
+        &["query", "--no-index"],
+        &["query"],
+        &["query"],
+    ] {
+        let out = mcpspy_command().args(args).arg(&path).output().unwrap();
+        let text = String::from_utf8(out.stdout).unwrap();
+        for (round, times) in [(1, 1), (2, 2), (3, 2)] {
+            let mark = format!("[round {round} of call #3]");
+            assert_eq!(
+                text.matches(&mark).count(),
+                times,
+                "{args:?} {mark}: {text}"
+            );
+        }
+    }
+}

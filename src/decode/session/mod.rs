@@ -325,6 +325,7 @@ impl Sessions {
         let mut answered: Option<(RequestRef, Option<u64>)> = None;
         let mut refers: Option<RequestRef> = None;
         let mut subject: Option<Cow<'_, str>> = None;
+        let mut round = None;
         let method = msg.method.as_deref().unwrap_or_default();
         let params = match msg.kind {
             MessageKind::Request | MessageKind::Notification => mcp::params(method, msg.params),
@@ -341,12 +342,16 @@ impl Sessions {
                     s.summary.requests += 1;
                     s.summary.unanswered += 1;
                     let id = raw_key(msg.id);
+                    round = mcp::multi_round(method)
+                        .then(|| s.retry_of(params.request_state))
+                        .flatten();
                     let request = RequestRef {
                         n,
                         id: id.clone(),
                         method: method.into(),
                         subject: subject.as_deref().map(Into::into),
                         ts_ns: route.ts_ns,
+                        round,
                     };
                     let token = params
                         .meta
@@ -378,10 +383,16 @@ impl Sessions {
                     };
                 }
                 MessageKind::Response | MessageKind::Error => {
-                    if let Some(p) = s.take_pending(1 - e, msg.id) {
+                    if let Some(mut p) = s.take_pending(1 - e, msg.id) {
                         let latency = route.ts_ns.saturating_sub(p.request.ts_ns);
                         if msg.kind == MessageKind::Response {
                             s.learn_from_result(&p.request.method, msg.result);
+                            let asked = (msg.result)
+                                .filter(|_| mcp::multi_round(&p.request.method))
+                                .and_then(mcp::input_required);
+                            if let Some(state) = asked {
+                                p.request.round = Some(s.asked_input(&p.request, state));
+                            }
                         }
                         answered = Some((p.request, Some(latency)));
                     }
@@ -402,6 +413,7 @@ impl Sessions {
                 method,
                 params: msg.params,
                 subject,
+                round,
             },
             MessageKind::Notification => Kind::Notification {
                 method,

@@ -2,7 +2,7 @@
 //! requests each end is waiting on.
 
 use super::{implementation, Route};
-use crate::decode::item::{Direction, RequestRef, SessionSummary};
+use crate::decode::item::{Direction, RequestRef, Round, SessionSummary};
 use crate::decode::mcp::{self, Sender};
 use serde_json::value::RawValue;
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -24,6 +24,23 @@ pub(super) struct Session {
     pub(super) tokens: [HashMap<Box<str>, RequestRef>; 2],
     /// HTTP: the connections that carried it.
     pub(super) connections: HashSet<u64>,
+    /// The rounds of multi-round calls that asked for input, by the
+    /// SHA-256 of the state their retry is to echo.
+    rounds: HashMap<[u8; 32], Round>,
+}
+
+/// Multi-round calls a session remembers at once: a retry may come any
+/// time later, and a hostile capture may hold any number of states.
+const MAX_ROUNDS: usize = 1 << 16;
+
+/// A request state as a key: the string it holds (peers may escape it
+/// differently), hashed, so that long states cost 32 bytes each.
+fn state_key(state: &RawValue) -> [u8; 32] {
+    use sha2::{Digest, Sha256};
+    match serde_json::from_str::<std::borrow::Cow<'_, str>>(state.get()) {
+        Ok(s) => Sha256::digest(s.as_bytes()).into(),
+        Err(_) => Sha256::digest(state.get().as_bytes()).into(),
+    }
 }
 
 impl Session {
@@ -55,7 +72,33 @@ impl Session {
             pending: Default::default(),
             tokens: Default::default(),
             connections: HashSet::new(),
+            rounds: HashMap::new(),
         }
+    }
+
+    /// The round a request is, when it echoes the state of an earlier one.
+    pub(super) fn retry_of(&self, state: Option<&RawValue>) -> Option<Round> {
+        let earlier = self.rounds.get(&state_key(state?))?;
+        Some(Round {
+            call: earlier.call,
+            round: earlier.round.saturating_add(1),
+        })
+    }
+
+    /// A response to `request` that asks for input: the call has rounds,
+    /// and the retry that echoes `state` is the next. Returns the round
+    /// the response answers.
+    pub(super) fn asked_input(&mut self, request: &RequestRef, state: Option<&RawValue>) -> Round {
+        let round = request.round.unwrap_or(Round {
+            call: request.n,
+            round: 1,
+        });
+        if let Some(state) = state {
+            if self.rounds.len() < MAX_ROUNDS {
+                self.rounds.insert(state_key(state), round);
+            }
+        }
+        round
     }
 
     pub(super) fn direction(&self, from_end: usize) -> Option<Direction> {

@@ -8,7 +8,7 @@
 use super::{fail, IndexError};
 use crate::query::{
     BatchPos, CopyInfo, Direction, Flag, FlagReason, HttpMeta, HttpView, Item, Kind, Peer,
-    RequestRef, SessionSummary, Transport,
+    RequestRef, Round, SessionSummary, Transport,
 };
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::value::RawValue;
@@ -82,6 +82,7 @@ enum StoredKind<'a> {
     Request {
         id: &'a str,
         params: Option<StoredRaw<'a>>,
+        round: Option<Round>,
     },
     Notification {
         params: Option<StoredRaw<'a>>,
@@ -129,6 +130,7 @@ struct StoredRequest<'a> {
     method: Option<&'a str>,
     subject: Option<&'a str>,
     ts: i64,
+    round: Option<Round>,
 }
 
 /// Bytes written as one length-prefixed run (serde's sequence of u8 would
@@ -238,9 +240,12 @@ pub(super) fn put_item<'a>(
     let raw = |r: &'a RawValue| stored_raw(r, text);
     let request = |r: &Option<&'a RequestRef>, named: bool| r.map(|r| stored_request(r, named, ts));
     let kind = match kind {
-        Kind::Request { id, params, .. } => StoredKind::Request {
+        Kind::Request {
+            id, params, round, ..
+        } => StoredKind::Request {
             id: id.get(),
             params: params.map(raw),
+            round: *round,
         },
         Kind::Notification {
             params, refers_to, ..
@@ -334,6 +339,7 @@ fn stored_request(r: &RequestRef, named: bool, ts: u64) -> StoredRequest<'_> {
         method: (!named).then_some(&*r.method),
         subject: if named { None } else { r.subject.as_deref() },
         ts: rel(r.ts_ns, ts),
+        round: r.round,
     }
 }
 
@@ -391,6 +397,7 @@ impl Reading {
                 method: "".into(),
                 subject: None,
                 ts_ns: 0,
+                round: None,
             },
             http: None,
         }
@@ -496,15 +503,17 @@ pub(super) fn get_item<T>(
             request.subject = s.map(Into::into);
         }
         request.ts_ns = abs(ts, r.ts);
+        request.round = r.round;
     }
     let refer = refers.is_some().then_some(&*request);
     let raw = |r| raw_member(r, text);
     let kind = match &stored.kind {
-        StoredKind::Request { id, params } => Kind::Request {
+        StoredKind::Request { id, params, round } => Kind::Request {
             id: raw_id(id)?,
             method: method()?,
             params: params.map(raw).transpose()?,
             subject,
+            round: *round,
         },
         StoredKind::Notification { params, .. } => Kind::Notification {
             method: method()?,

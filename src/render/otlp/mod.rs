@@ -182,6 +182,7 @@ impl<E: Exporter> Otlp<E> {
             method,
             params,
             subject,
+            ..
         } = &item.kind
         else {
             return Ok(());
