@@ -16,8 +16,9 @@ Transports (--transport):
 Scenario: connect (--mode auto sends server/discover first; --mode legacy sends initialize),
 tools/list, echo("hello"), echo(unicode), blob(N) for each --blob (default 200000), fail()
 (isError result), rpc_error() (JSON-RPC error), an unknown tool, a resources/read of a missing
-resource (JSON-RPC error), slow(5) with progress, and in legacy mode ask_client() (the server sends
-roots/list and sampling/createMessage to this client) and ping. Exits 0 when every step answered as
+resource (JSON-RPC error), slow(5) with progress; in legacy mode ask_client() (the server sends
+roots/list and sampling/createMessage to this client) and ping; in modern mode confirm("the plan"),
+a multi-round call (two input_required results, each answered on a retry). Exits 0 when every step answered as
 expected.
 """
 
@@ -206,6 +207,14 @@ async def sampling_cb(context: Any, params: types.CreateMessageRequestParams) ->
     )
 
 
+ELICITED: list[str] = []
+
+
+async def elicitation_cb(context: Any, params: types.ElicitRequestParams) -> types.ElicitResult:
+    ELICITED.append(params.message)
+    return types.ElicitResult(action="accept", content={"ok": True})
+
+
 async def roots_cb(context: Any) -> types.ListRootsResult:
     return types.ListRootsResult(roots=[types.Root(uri="file:///tmp/mcpspy-root", name="tmp")])
 
@@ -268,6 +277,10 @@ async def scenario(client: Client, args: argparse.Namespace, steps: Steps) -> No
     want = [] if args.server_json_response else [1, 2, 3, 4, 5]
     steps.check("slow-progress", text_of(r) == "done after 5 steps" and progress == want, str(progress))
 
+    if client.session.initialize_result is None:  # 2026-07-28: a multi-round call
+        r = await client.call_tool("confirm", {"item": "the plan"})
+        steps.check("confirm", text_of(r) == "confirmed the plan" and len(ELICITED) == 2, f"{text_of(r)} {ELICITED}")
+
     if client.session.initialize_result is not None:  # legacy handshake: server-initiated requests work
         r = await client.call_tool("ask_client", {})
         steps.check("ask_client", text_of(r) == "roots=1 sampled=hi from py_client", text_of(r))
@@ -322,6 +335,7 @@ async def run(args: argparse.Namespace) -> int:
             mode=args.mode,
             read_timeout_seconds=args.timeout,
             sampling_callback=sampling_cb,
+            elicitation_callback=elicitation_cb,
             list_roots_callback=roots_cb,
             client_info=types.Implementation(name="mcpspy-peer-py-client", version="1.0.0"),
         ) as client:

@@ -13,7 +13,7 @@ Transports:
   --http2                      Streamable HTTP under hypercorn instead, which speaks HTTP/2 (ALPN h2)
                                with TLS
 
-Tools: echo(text), blob(size), fail(), rpc_error(), slow(steps), ask_client().
+Tools: echo(text), blob(size), fail(), rpc_error(), slow(steps), ask_client(), confirm(item).
 blob(size) returns a text of exactly `size` ASCII bytes: 64-byte blocks, each the block number in
 16 hex digits followed by 48 letters, so a reader can tell which part of a large result it sees.
 """
@@ -99,6 +99,29 @@ async def ask_client(ctx: Context) -> str:
         )
     text = sampled.content.text if isinstance(sampled.content, types.TextContent) else "?"
     return f"roots={len(roots.roots)} sampled={text}"
+
+
+@mcp.tool()
+async def confirm(item: str, ctx: Context) -> str | types.InputRequiredResult:
+    """Asks the caller twice before it answers: a multi-round call of MCP 2026-07-28.
+
+    Each question is an input_required result with a requestState; each answer comes back on a
+    retry of the call under a new id.
+    """
+    answers = ctx.input_responses or {}
+
+    def ask(key: str, message: str, state: str) -> types.InputRequiredResult:
+        form = types.ElicitRequestFormParams(
+            message=message,
+            requested_schema={"type": "object", "properties": {"ok": {"type": "boolean"}}, "required": ["ok"]},
+        )
+        return types.InputRequiredResult(input_requests={key: types.ElicitRequest(params=form)}, request_state=state)
+
+    if "second" in answers:
+        return f"confirmed {item}"
+    if "first" in answers:
+        return ask("second", f"Still {item}?", f"{item}/round-2")
+    return ask("first", f"Go ahead with {item}?", f"{item}/round-1")
 
 
 def write_info(path: str | None, extra: dict) -> None:

@@ -43,6 +43,7 @@ fn session_matches_truth(name: &str, args: &[&str]) -> usize {
             ino: t.inode,
             direction: t.direction,
             tls: false,
+            incarnation: 0,
         };
         let got = captured.get(&key).unwrap_or_else(|| {
             panic!(
@@ -67,6 +68,7 @@ fn session_matches_truth(name: &str, args: &[&str]) -> usize {
             ino: t.inode,
             direction: t.direction,
             tls: false,
+            incarnation: 0,
         })
         .collect();
     for key in captured.keys().filter(|k| pids.contains(&k.pid)) {
@@ -246,4 +248,80 @@ fn live_view_equals_replay_of_the_file() {
     );
     assert!(live.contains("REQ initialize") && live.contains("REQ server/discover"));
     assert_eq!(live, replay);
+}
+
+/// A multi-round call of MCP 2026-07-28 between the Python SDK's client and
+/// server over stdio: the client's log says which retry echoed which
+/// response's `requestState` (a sealed state the server minted); the
+/// export links the same requests, by id, as rounds 1 to 3 of one call.
+#[test]
+fn python_sdk_multi_round_call_is_one_call_with_its_rounds() {
+    use serde_json::Value;
+    if !bpf_available("python_sdk_multi_round_call_is_one_call_with_its_rounds") {
+        return;
+    }
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let capture = dir.path().join("capture.db");
+    let out = dir.path().join("peer");
+    let rec = start_recorder(&capture, &["--comm", "python3"]);
+    succeed(
+        Command::new(venv_python())
+            .arg(py("py_client.py"))
+            .args(["--out", out.to_str().unwrap()]),
+    );
+    rec.stop();
+
+    // The truth: the client's requests of `confirm`, and which earlier
+    // response gave the state each one echoes.
+    let log: Vec<Value> = std::fs::read_to_string(out.join("client.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .filter(|v: &Value| v["event"] == "message")
+        .map(|v| serde_json::from_str(v["text"].as_str().unwrap()).unwrap())
+        .collect();
+    let calls: Vec<&Value> = log
+        .iter()
+        .filter(|m| m["method"] == "tools/call" && m["params"]["name"] == "confirm")
+        .collect();
+    assert_eq!(calls.len(), 3, "the scenario makes three rounds: {calls:?}");
+    for pair in calls.windows(2) {
+        let answer = log
+            .iter()
+            .find(|m| m["id"] == pair[0]["id"] && m.get("result").is_some())
+            .expect("each round answered");
+        assert_eq!(answer["result"]["resultType"], "input_required");
+        assert_eq!(
+            answer["result"]["requestState"],
+            pair[1]["params"]["requestState"]
+        );
+    }
+
+    // The export: the same requests, by id, as one call's rounds.
+    let exported: Vec<Value> =
+        String::from_utf8(succeed(Command::new(BIN).arg("export").arg(&capture)).stdout)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+    let requests: Vec<&Value> = exported
+        .iter()
+        .filter(|i| i["type"] == "request" && i["subject"] == "confirm")
+        .collect();
+    let ids: Vec<&Value> = requests.iter().map(|i| &i["id"]).collect();
+    assert_eq!(ids, calls.iter().map(|c| &c["id"]).collect::<Vec<_>>());
+    let first = requests[0]["n"].as_u64().unwrap();
+    let round = |call: u64, round: u32| serde_json::json!({"call": call, "round": round});
+    assert!(requests[0].get("round").is_none());
+    assert_eq!(requests[1]["round"], round(first, 2));
+    assert_eq!(requests[2]["round"], round(first, 3));
+    for (k, request) in requests.iter().enumerate() {
+        let response = exported
+            .iter()
+            .find(|i| i["type"] == "response" && i["request"]["n"] == request["n"])
+            .expect("each round's response exported");
+        assert_eq!(response["id"], request["id"]);
+        assert_eq!(response["round"], round(first, k as u32 + 1));
+    }
 }

@@ -179,35 +179,54 @@ pub struct StreamKey {
     pub ino: u64,
     pub direction: Direction,
     pub tls: bool,
+    /// 0, 1, …: the stream's starts over (an SSL* or socket reused).
+    pub incarnation: u32,
 }
 
-/// Every data stream in a capture, reassembled.
+/// Every data stream in a capture, reassembled. An SSL* (or a socket)
+/// reused by a new connection starts its stream over from offset 0: each
+/// such incarnation is a stream of its own, numbered as the decoder
+/// counts them.
 pub fn streams(path: &Path) -> BTreeMap<StreamKey, Stream> {
     let reader = CaptureReader::open(path).expect("opening capture");
     type Chunks = Vec<(u64, Vec<u8>)>;
     let mut chunks: BTreeMap<StreamKey, (Chunks, Stream)> = BTreeMap::new();
+    // Per stream: its current incarnation, and that incarnation's end so far.
+    let mut incarnation: BTreeMap<StreamKey, (u32, u64)> = BTreeMap::new();
     for block in reader.blocks(&Default::default()).expect("listing blocks") {
         let block = block.expect("reading block");
         for rec in block.records() {
             match rec.record {
                 Record::Event(ev) if ev.hdr.kind == kind::DATA => {
-                    let key = StreamKey {
+                    let mut key = StreamKey {
                         pid: ev.hdr.tgid,
                         ino: if ev.is_tls() { ev.hdr.ssl } else { ev.hdr.ino },
                         direction: ev.direction(),
                         tls: ev.is_tls(),
+                        incarnation: 0,
                     };
+                    let (off, end) = (
+                        ev.hdr.stream_off,
+                        ev.hdr.stream_off + ev.payload.len() as u64,
+                    );
+                    let start = ev.hdr.flags & mcpspy::event::flags::STREAM_START != 0;
+                    // Its first record starts incarnation 0, wherever it starts.
+                    let (n, next) = incarnation.entry(key).or_insert((0, off));
+                    if start && off < *next {
+                        (*n, *next) = (*n + 1, end);
+                    } else {
+                        *next = (*next).max(end);
+                    }
+                    key.incarnation = *n;
                     let entry = chunks.entry(key).or_default();
                     if let Some(tcp) = mcpspy::event::tcp_endpoints(&ev.hdr) {
                         entry.1.tcp = Some(tcp);
                     }
-                    entry.0.push((ev.hdr.stream_off, ev.payload.to_vec()));
+                    entry.0.push((off, ev.payload.to_vec()));
                     entry.1.fd_kind = ev.hdr.fd_kind;
                     entry.1.peer_ino = ev.hdr.peer_ino;
                     entry.1.events += 1;
-                    if ev.hdr.stream_off == 0
-                        && ev.hdr.flags & mcpspy::event::flags::STREAM_START != 0
-                    {
+                    if off == 0 && ev.hdr.flags & mcpspy::event::flags::STREAM_START != 0 {
                         entry.1.marked_start = true;
                     }
                     entry.1.comm = ev.comm();
@@ -218,14 +237,15 @@ pub fn streams(path: &Path) -> BTreeMap<StreamKey, Stream> {
         }
     }
     // A TLS stream may learn its socket only from the other direction's records.
-    let tls_tcp: BTreeMap<(u32, u64), (String, u16, String, u16)> = chunks
+    type Endpoints = (String, u16, String, u16);
+    let tls_tcp: BTreeMap<(u32, u64, u32), Endpoints> = chunks
         .iter()
         .filter(|(k, _)| k.tls)
-        .filter_map(|(k, (_, s))| Some(((k.pid, k.ino), s.tcp.clone()?)))
+        .filter_map(|(k, (_, s))| Some(((k.pid, k.ino, k.incarnation), s.tcp.clone()?)))
         .collect();
     for (k, (_, s)) in chunks.iter_mut().filter(|(k, _)| k.tls) {
         if s.tcp.is_none() {
-            s.tcp = tls_tcp.get(&(k.pid, k.ino)).cloned();
+            s.tcp = tls_tcp.get(&(k.pid, k.ino, k.incarnation)).cloned();
         }
     }
     chunks
