@@ -12,6 +12,8 @@ pub mod derive;
 mod driver;
 pub mod index;
 mod live;
+#[cfg(test)]
+mod mixtures;
 mod overview;
 mod selection;
 mod sink;

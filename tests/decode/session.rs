@@ -405,33 +405,20 @@ fn multi_round_calls_are_linked_by_request_state() {
         &response(0, r#"{"supportedVersions":["2026-07-28"]}"#),
     );
     let first = r#"{"name":"delete","arguments":{"path":"/tmp/x"}}"#;
-    s.send(CLIENT, SERVER, c2s, &request(1, "tools/call", first));
-    s.send(SERVER, CLIENT, s2c, &response(1, &ask("s/1")));
-    // The client writes the state's `/` as `\/`: the same string.
-    s.send(
-        CLIENT,
-        SERVER,
-        c2s,
-        &request(2, "tools/call", &retry("s\\/1")),
-    );
-    s.send(SERVER, CLIENT, s2c, &response(2, &ask("s-2")));
-    s.send(
-        CLIENT,
-        SERVER,
-        c2s,
-        &request(3, "tools/call", &retry("s-2")),
-    );
-    s.send(SERVER, CLIENT, s2c, &response(3, r#"{"content":[]}"#));
-    // A state no response gave, and an ordinary call.
-    s.send(
-        CLIENT,
-        SERVER,
-        c2s,
-        &request(4, "tools/call", &retry("forged")),
-    );
-    s.send(SERVER, CLIENT, s2c, &response(4, r#"{"content":[]}"#));
-    s.send(CLIENT, SERVER, c2s, &request(5, "tools/call", first));
-    s.send(SERVER, CLIENT, s2c, &response(5, r#"{"content":[]}"#));
+    // Each call: its request's params, then its result. The client writes
+    // the first state's `/` as `\/`: the same string. Then a state no
+    // response gave, and an ordinary call.
+    let calls = [
+        (first.to_string(), ask("s/1")),
+        (retry("s\\/1"), ask("s-2")),
+        (retry("s-2"), r#"{"content":[]}"#.to_string()),
+        (retry("forged"), r#"{"content":[]}"#.to_string()),
+        (first.to_string(), r#"{"content":[]}"#.to_string()),
+    ];
+    for (id, (params, result)) in (1..).zip(&calls) {
+        s.send(CLIENT, SERVER, c2s, &request(id, "tools/call", params));
+        s.send(SERVER, CLIENT, s2c, &response(id, result));
+    }
     let path = s.finish();
     let out = mcpspy_command().arg("export").arg(&path).output().unwrap();
     assert!(

@@ -437,23 +437,8 @@ mod tests {
             .to_vec();
         pieces.extend(PHRASES.iter().map(|w| w.to_string()));
         pieces.extend(['\u{1b}', '\u{9b}', '\u{200b}', '\u{e0041}', '\u{2066}'].map(String::from));
-        let mut seed = 0x2545_f491_4f6c_dd1d_u64;
-        let mut next = |n: usize| {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            (seed % n as u64) as usize
-        };
         let (mut found, mut clean) = (0, 0);
-        for _ in 0..20_000 {
-            let mut s = String::new();
-            for _ in 0..1 + next(6) {
-                let piece = &pieces[next(pieces.len())];
-                match next(3) {
-                    0 => s.push_str(&piece.to_uppercase()),
-                    _ => s.push_str(piece),
-                }
-            }
+        for s in crate::query::mixtures::mixtures(&pieces, 0x2545_f491_4f6c_dd1d, 6, 20_000) {
             let v = json!({"d": s});
             let plain = v.to_string();
             let escaped: String = plain

@@ -148,24 +148,8 @@ mod tests {
             }
             pieces.extend(t.keep.iter().cloned());
         }
-        let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
-        let mut next = |n: usize| {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            (seed % n as u64) as usize
-        };
         let (mut matched, mut not) = (0, 0);
-        for _ in 0..20_000 {
-            let mut text = String::new();
-            for _ in 0..1 + next(4) {
-                let piece = &pieces[next(pieces.len())];
-                match next(3) {
-                    0 => text.push_str(&piece.to_uppercase()),
-                    1 => text.push_str(&piece.to_lowercase()),
-                    _ => text.push_str(piece),
-                }
-            }
+        for text in crate::query::mixtures::mixtures(&pieces, 0x9e37_79b9_7f4a_7c15, 4, 20_000) {
             let expected = set.is_match(text.as_bytes());
             assert_eq!(gate.is_match(text.as_bytes()), expected, "{text:?}");
             *if expected { &mut matched } else { &mut not } += 1;
