@@ -194,19 +194,25 @@ def main():
         print()
 
     if "http" in only:
-        print("### MCP over HTTP/1.1 keep-alive, Node client and server (every message captured at both ends)\n")
+        print("### MCP over HTTP/1.1 keep-alive, Node client and server, and over HTTP/2 between Go's client and server (every message captured at both ends)\n")
         with tempfile.TemporaryDirectory() as d:
             key, cert = os.path.join(d, "k.pem"), os.path.join(d, "c.pem")
             subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert,
                             "-days", "1", "-subj", "/CN=127.0.0.1"], check=True, capture_output=True)
             http = ["node", os.path.join(WL, "http_echo.mjs"), "--messages", "5000"]
             https = http + ["--tls", key, cert]
+            # Go's own TLS and HTTP/2 (issue 15), built non-PIE with symbols as `go build` does.
+            go = os.path.join(d, "go_echo")
+            subprocess.run(["go", "build", "-o", go, os.path.join(WL, "go_echo.go")], check=True,
+                           env=dict(os.environ, GOCACHE=os.path.join(d, "gocache"), GO111MODULE="off"))
             rate_rows("transport", [
                 ("http", http, None, ()),
                 ("http, hook only (--pid of an idle process)", http, None, NO_PROCESS),
                 ("https (TLS plaintext via uprobes)", https, None, ()),
                 ("https, hooks only (--pid of an idle process; uprobes still trap)", https, None, NO_PROCESS),
                 ("https, --no-tls (syscalls only; nothing captured)", https, None, ["--no-tls"]),
+                ("https, Go client and server over HTTP/2 (crypto/tls uprobes)", [go, "-messages", "50000", "-start-delay", "1s"], None, ()),
+                ("https, Go, --no-tls (syscalls only; nothing captured)", [go, "-messages", "50000", "-start-delay", "1s"], None, ["--no-tls"]),
             ])
 
     if "echo" in only:
