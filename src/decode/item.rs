@@ -94,6 +94,8 @@ pub struct HttpMeta {
     /// The head of the HTTP message the message travelled in (its request
     /// or status line and every header), as captured.
     pub head: Option<Box<str>>,
+    /// HTTP/2: the stream the message travelled on.
+    pub stream: Option<u32>,
 }
 
 impl HttpMeta {
@@ -112,6 +114,7 @@ impl HttpMeta {
         fill(&mut self.protocol_version, &other.protocol_version);
         fill(&mut self.endpoint, &other.endpoint);
         fill(&mut self.head, &other.head);
+        fill(&mut self.stream, &other.stream);
     }
 }
 
@@ -355,6 +358,10 @@ pub struct Flag {
     pub detail: String,
     /// Bytes of the stream the flag covers (lost bytes count too).
     pub len: u64,
+    /// An HTTP/2 stream the client reset before its request had a
+    /// response: the request this cancels (MCP 2026-07-28 cancels a
+    /// request over HTTP by closing its stream).
+    pub cancels: Option<RequestRef>,
 }
 
 /// One decoded message, or one flagged piece of damage.

@@ -2,8 +2,8 @@
 
 use super::WallClock;
 use crate::query::{
-    CopyInfo, Direction, Flow, HttpMeta, Item, Kind, Peer, ProcessRow, RequestRef, SessionSummary,
-    Sink, Transport,
+    CopyInfo, Direction, Flag, Flow, HttpMeta, Item, Kind, Peer, ProcessRow, RequestRef,
+    SessionSummary, Sink, Transport,
 };
 use std::collections::HashMap;
 use std::io::{self, Write};
@@ -295,6 +295,12 @@ impl<W: Write> Jsonl<W> {
             Kind::Notification {
                 refers_to: Some(r), ..
             } => {
+                self.key("request");
+                self.request_ref(r);
+            }
+            Kind::Flagged(Flag {
+                cancels: Some(r), ..
+            }) => {
                 self.key("request");
                 self.request_ref(r);
             }

@@ -470,3 +470,95 @@ fn multi_round_calls_are_linked_by_request_state() {
         }
     }
 }
+
+/// MCP 2026-07-28 cancels a request over HTTP by closing its stream: an
+/// HTTP/2 client's RST_STREAM on a stream whose request has no response
+/// yet names that request (JSONL `request`), and `check` does not report
+/// it as unanswered. A reset after the response, and a request left
+/// without one, are not cancellations.
+#[test]
+fn a_reset_stream_cancels_its_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = Synth::new(&dir.path().join("cancel.db"));
+    let (c2s, s2c) = s.tcp(ipv4([127, 0, 0, 1], 40002), ipv4([127, 0, 0, 1], 8080));
+    // HPACK from the static table: :method POST, :scheme http, :path /mcp,
+    // content-type as a literal; the response :status 200.
+    let request_block = || {
+        let mut b = vec![0x83, 0x86, 0x04, 4];
+        b.extend_from_slice(b"/mcp");
+        b.extend_from_slice(&[0x0f, 0x10, 16]);
+        b.extend_from_slice(b"application/json");
+        b
+    };
+    let mut events = vec![0x88, 0x0f, 0x10, 17];
+    events.extend_from_slice(b"text/event-stream");
+    let call = |id: u64| request(id, "tools/call", r#"{"name":"slow","arguments":{}}"#);
+    let mut c = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+    c.extend(h2_frame(4, 0, 0, &[]));
+    for stream in [1, 3, 5] {
+        c.extend(h2_frame(1, 4, stream, &request_block()));
+        c.extend(h2_frame(0, 1, stream, call(u64::from(stream)).as_bytes()));
+    }
+    s.write(CLIENT, c2s, &c);
+    s.drain(SERVER, c2s, 1 << 16);
+    // The server opens an event stream for each; only stream 3 answers.
+    let mut v = h2_frame(4, 0, 0, &[]);
+    for stream in [1, 3, 5] {
+        v.extend(h2_frame(1, 4, stream, &events));
+    }
+    v.extend(h2_frame(
+        0,
+        0,
+        3,
+        sse(&response(3, r#"{"content":[]}"#)).as_bytes(),
+    ));
+    s.write(SERVER, s2c, &v);
+    s.drain(CLIENT, s2c, 1 << 16);
+    // The client closes streams 1 and 3 (CANCEL); stream 5 stays open.
+    let mut r = h2_frame(3, 0, 1, &8u32.to_be_bytes());
+    r.extend(h2_frame(3, 0, 3, &8u32.to_be_bytes()));
+    s.write(CLIENT, c2s, &r);
+    s.drain(SERVER, c2s, 1 << 16);
+    let path = s.finish();
+
+    let out = mcpspy_command().arg("export").arg(&path).output().unwrap();
+    let items: Vec<serde_json::Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let n_of = |id: u64| {
+        items
+            .iter()
+            .find(|i| i["type"] == "request" && i["id"] == id)
+            .map(|i| i["n"].clone())
+            .unwrap()
+    };
+    let resets: Vec<&serde_json::Value> = items
+        .iter()
+        .filter(|i| i["flag"]["reason"] == "reset")
+        .collect();
+    assert_eq!(resets.len(), 2, "{items:#?}");
+    assert_eq!(resets[0]["request"]["n"], n_of(1), "{:#}", resets[0]);
+    let detail = resets[0]["flag"]["detail"].as_str().unwrap();
+    assert!(detail.contains("cancels request #"), "{detail}");
+    assert!(
+        resets[1].get("request").is_none(),
+        "answered before: {:#}",
+        resets[1]
+    );
+    // check: request 5 has no response; request 1 was cancelled.
+    let out = mcpspy_command()
+        .args(["check", "--format", "json", "--fail-on", "never"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    let pending: Vec<serde_json::Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|f| f["rule"] == "protocol.pending")
+        .collect();
+    assert_eq!(pending.len(), 1, "{pending:#?}");
+    assert_eq!(pending[0]["item"], n_of(5), "{:#}", pending[0]);
+}

@@ -43,6 +43,7 @@ impl Decoder {
                     self.opts.max_streams
                 ),
                 len: bytes as u64,
+                cancels: None,
             };
             self.schedule(self.clock, 0, Pending::Damage(flag));
         }
@@ -59,6 +60,7 @@ impl Decoder {
                     b.refused_records, b.refused_bytes, self.opts.max_streams
                 ),
                 len: b.refused_bytes,
+                cancels: None,
             };
             self.schedule(self.clock, 0, Pending::Damage(flag));
         }

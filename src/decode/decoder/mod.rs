@@ -160,6 +160,7 @@ impl Decoder {
                     reason: FlagReason::DamagedRecord,
                     detail: format!("record {} ({len} bytes) does not parse: {reason}", rec.seq),
                     len: *len as u64,
+                    cancels: None,
                 };
                 self.schedule(self.clock.max(self.damage_floor), 0, Pending::Damage(flag));
                 self.release(sink);
@@ -175,6 +176,7 @@ impl Decoder {
             reason: FlagReason::UnreadableBlock,
             detail: e.to_string(),
             len: 0,
+            cancels: None,
         };
         self.schedule(
             e.first_ts_ns.unwrap_or(self.clock),
@@ -204,6 +206,7 @@ impl Decoder {
                 reason: FlagReason::DamagedRecord,
                 detail: format!("record {seq} {why}: no recording reaches it"),
                 len: ev.payload.len() as u64,
+                cancels: None,
             };
             self.schedule(self.clock.max(self.damage_floor), 0, Pending::Damage(flag));
             self.release(sink);
@@ -222,6 +225,7 @@ impl Decoder {
                     reason: FlagReason::DamagedRecord,
                     detail: format!("record {seq} has kind {other}, unknown to this version"),
                     len: ev.payload.len() as u64,
+                    cancels: None,
                 };
                 self.schedule(self.clock, 0, Pending::Damage(flag));
             }

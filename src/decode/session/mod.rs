@@ -137,6 +137,7 @@ impl Sessions {
                             text.len()
                         ),
                         len: text.len() as u64,
+                        cancels: None,
                     };
                     self.flag(route, flag, text, None, true, sink)
                 }
@@ -168,6 +169,7 @@ impl Sessions {
                     reason,
                     detail: format!("message cut short: {why} ({} bytes kept)", text.len()),
                     len: route.span_len(),
+                    cancels: None,
                 };
                 self.flag(route, flag, text, None, true, sink)
             }
@@ -177,6 +179,7 @@ impl Sessions {
                     reason: FlagReason::Lost(*why),
                     detail: format!("{len} bytes lost: {}", why.as_str()),
                     len,
+                    cancels: None,
                 };
                 self.flag(route, flag, b"", None, true, sink)
             }
@@ -188,6 +191,7 @@ impl Sessions {
                         "{len} bytes arrived after their place in the stream was passed; not decoded"
                     ),
                     len,
+                    cancels: None,
                 };
                 self.flag(route, flag, b"", None, false, sink)
             }
@@ -196,6 +200,7 @@ impl Sessions {
                     reason: FlagReason::Unsupported,
                     detail: format!("{protocol}: not decoded by this version of mcpspy"),
                     len: route.span_len(),
+                    cancels: None,
                 };
                 self.flag(route, flag, text, None, false, sink)
             }
@@ -208,6 +213,7 @@ impl Sessions {
                     reason: *reason,
                     detail: detail.clone(),
                     len: route.span_len(),
+                    cancels: None,
                 };
                 let truncated = *reason == FlagReason::Truncated;
                 self.flag(route, flag, text, None, truncated, sink)
@@ -241,7 +247,7 @@ impl Sessions {
     fn flag(
         &mut self,
         route: &Route<'_>,
-        flag: Flag,
+        mut flag: Flag,
         text: &[u8],
         batch: Option<BatchPos>,
         truncated: bool,
@@ -249,6 +255,9 @@ impl Sessions {
     ) {
         let n = self.next_n();
         let conn = self.connection(route);
+        if flag.reason == FlagReason::Reset {
+            self.cancelled(conn, route, &mut flag);
+        }
         // Damage joins the session its channel (or connection) already
         // has; it opens none.
         let found = match conn {
@@ -269,6 +278,33 @@ impl Sessions {
             from_end: e,
         };
         sink(&route.item(shown, Kind::Flagged(flag), text, batch, truncated));
+    }
+
+    /// An HTTP/2 stream the client reset before its request had a response:
+    /// MCP 2026-07-28 cancels a request this way, and the reset says which.
+    fn cancelled(&mut self, conn: Option<u64>, route: &Route<'_>, flag: &mut Flag) {
+        let Some(meta) = route.http.and_then(|h| h.meta).filter(|m| m.is_request) else {
+            return;
+        };
+        let Some((i, end, id)) = conn
+            .zip(meta.stream)
+            .and_then(|key| self.http.streams.remove(&key))
+        else {
+            return;
+        };
+        if let Some(p) = self.sessions[i].take_pending_key(end, &id) {
+            let r = &p.request;
+            flag.detail.push_str(&format!(
+                "; it cancels request #{} ({}{}), which had no response",
+                r.n,
+                r.method,
+                r.subject
+                    .as_deref()
+                    .map(|s| format!(" {s}"))
+                    .unwrap_or_default(),
+            ));
+            flag.cancels = Some(p.request);
+        }
     }
 
     /// The session of a message (opening one if needed), and whether its
@@ -326,6 +362,12 @@ impl Sessions {
         let mut refers: Option<RequestRef> = None;
         let mut subject: Option<Cow<'_, str>> = None;
         let mut round = None;
+        let conn = self.connection(route);
+        // HTTP/2: the stream a request travelled on, or a response answers.
+        let h2 = route
+            .http
+            .and_then(|h| h.meta)
+            .and_then(|m| Some((m.is_request, m.stream?)));
         let method = msg.method.as_deref().unwrap_or_default();
         let params = match msg.kind {
             MessageKind::Request | MessageKind::Notification => mcp::params(method, msg.params),
@@ -361,6 +403,9 @@ impl Sessions {
                     if let Some(t) = &token {
                         s.tokens[e].insert(t.clone(), request.clone());
                     }
+                    if let (Some(c), Some((true, stream)), Some(i)) = (conn, h2, idx) {
+                        self.http.streams.insert((c, stream), (i, e, id.clone()));
+                    }
                     s.pending[e]
                         .entry(id)
                         .or_default()
@@ -383,6 +428,9 @@ impl Sessions {
                     };
                 }
                 MessageKind::Response | MessageKind::Error => {
+                    if let (Some(c), Some((false, stream))) = (conn, h2) {
+                        self.http.streams.remove(&(c, stream));
+                    }
                     if let Some(mut p) = s.take_pending(1 - e, msg.id) {
                         let latency = route.ts_ns.saturating_sub(p.request.ts_ns);
                         if msg.kind == MessageKind::Response {
@@ -443,7 +491,6 @@ impl Sessions {
                 }
             }
         };
-        let conn = self.connection(route);
         let shown = Shown {
             n,
             conn,
@@ -456,6 +503,7 @@ impl Sessions {
                 reason: FlagReason::HeaderMismatch,
                 detail,
                 len: 0,
+                cancels: None,
             };
             self.flag(route, flag, b"", None, false, sink);
         }
@@ -530,6 +578,7 @@ fn invalid_flag(e: &Invalid, len: usize) -> Flag {
         reason,
         detail: e.detail.clone(),
         len: len as u64,
+        cancels: None,
     }
 }
 

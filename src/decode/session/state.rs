@@ -215,7 +215,11 @@ impl Session {
         requester: usize,
         id: Option<&RawValue>,
     ) -> Option<Pending> {
-        let key = id?.get();
+        self.take_pending_key(requester, id?.get())
+    }
+
+    /// As `take_pending`, by the id's exact JSON text.
+    pub(super) fn take_pending_key(&mut self, requester: usize, key: &str) -> Option<Pending> {
         let queue = self.pending[requester].get_mut(key)?;
         let p = queue.pop_front()?;
         if queue.is_empty() {

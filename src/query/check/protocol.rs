@@ -3,7 +3,7 @@
 //! results that break the tool's schema, errors per tool, a protocol
 //! version the two sides disagree on, and the deprecated HTTP+SSE transport.
 
-use super::super::{FlagReason, Item, Kind};
+use super::super::{Flag, FlagReason, Item, Kind};
 use super::inventory::Defs;
 use super::{Finding, Place};
 use serde_json::Value;
@@ -132,6 +132,12 @@ impl Protocol {
             }
             // Text outside every MCP session (another program's pipe that
             // began like JSON) is not MCP traffic.
+            // A reset that cancels a request (MCP 2026-07-28) answers it.
+            Kind::Flagged(Flag {
+                cancels: Some(r), ..
+            }) => {
+                self.pending.remove(&r.n);
+            }
             Kind::Flagged(flag) if session.is_some() => {
                 let rule = match flag.reason {
                     FlagReason::InvalidUtf8

@@ -110,6 +110,8 @@ enum StoredKind<'a> {
         reason: FlagReason,
         detail: &'a str,
         len: u64,
+        #[serde(borrow)]
+        cancels: Option<StoredRequest<'a>>,
     },
 }
 
@@ -190,7 +192,7 @@ pub(super) fn encode<T: Serialize>(value: &T, out: &mut Vec<u8>) -> R<()> {
 /// Encodes every field of an item but its columns (`n`, `ts_ns`, method
 /// and subject) into `out`. `version`: of the item's session's identity.
 pub(super) fn put_item<'a>(
-    item: &Item<'a>,
+    item: &'a Item<'a>,
     at: TextAt,
     version: u64,
     peers: &mut Peers,
@@ -285,10 +287,12 @@ pub(super) fn put_item<'a>(
             reason,
             detail,
             len,
+            cancels,
         }) => StoredKind::Flagged {
             reason: *reason,
             detail,
             len: *len,
+            cancels: request(&cancels.as_ref(), false),
         },
     };
     let stored = StoredItem {
@@ -485,6 +489,7 @@ pub(super) fn get_item<T>(
     // The request a response or notification points at is kept in `request`.
     let refers = match &stored.kind {
         StoredKind::Notification { refers_to: r, .. }
+        | StoredKind::Flagged { cancels: r, .. }
         | StoredKind::Response { answers: r, .. }
         | StoredKind::Error { answers: r, .. } => r.as_ref(),
         _ => None,
@@ -553,10 +558,12 @@ pub(super) fn get_item<T>(
             reason,
             detail,
             len,
+            ..
         } => Kind::Flagged(Flag {
             reason: *reason,
             detail: detail.to_string(),
             len: *len,
+            cancels: refer.cloned(),
         }),
     };
     // What the columns say is what the record rebuilds.

@@ -91,7 +91,14 @@ impl H2 {
                         wire::error_name(code),
                         if cut { ": its message ends here" } else { "" },
                     );
-                    emit.notice_at(FlagReason::Reset, why, Vec::new(), acc, None);
+                    // Named by its stream: a client's reset cancels the
+                    // request that stream carried (MCP 2026-07-28).
+                    let meta = HttpMeta {
+                        is_request: self.requests == Some(true),
+                        stream: Some(head.stream),
+                        ..HttpMeta::default()
+                    };
+                    emit.notice_at(FlagReason::Reset, why, Vec::new(), acc, Some(&meta));
                 }
                 self.end_stream(head.stream, Some(Cut::Reset), emit);
             }
@@ -182,6 +189,10 @@ impl H2 {
             }
         };
         self.requests = Some(requests);
+        let meta = HttpMeta {
+            stream: Some(b.stream),
+            ..meta
+        };
         let msg = open_message(
             meta,
             Framing::UntilClose,

@@ -405,6 +405,10 @@ impl H2 {
             Some(false) => response_meta(sock.requests.remove(&stream), None),
             None => HttpMeta::default(),
         };
+        let meta = HttpMeta {
+            stream: Some(stream),
+            ..meta
+        };
         let msg = open_message(
             meta,
             Framing::UntilClose,
