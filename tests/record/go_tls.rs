@@ -65,13 +65,19 @@ fn free_port() -> u16 {
         .port()
 }
 
-fn go_pair_decodes_as_logged(name: &str, pie: bool) {
-    if !bpf_available(name) {
-        return;
-    }
-    let _serial = serial();
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
+/// What recording the Go pair left in `d`.
+struct GoPair {
+    capture: PathBuf,
+    server_exe: PathBuf,
+    client_exe: PathBuf,
+    comm_s: String,
+    comm_c: String,
+    stderr: Vec<String>,
+}
+
+/// Builds the Go server and client into `d`, and records one session
+/// between them (the client run with `client_args` too).
+fn record_go_pair(d: &Path, pie: bool, client_args: &[&str]) -> GoPair {
     let suffix = if pie { "-pie" } else { "" };
     let server_exe = build(d, "go_server.go", &format!("go-server{suffix}"), pie);
     let client_exe = build(d, "go_client.go", &format!("go-client{suffix}"), pie);
@@ -91,10 +97,36 @@ fn go_pair_decodes_as_logged(name: &str, pie: bool) {
             .arg(d.join("client.jsonl"))
             .arg("-ca")
             .arg(&cert)
-            .args(["-start-delay", "1s"]),
+            .args(["-start-delay", "1s"])
+            .args(client_args),
     );
     drop(server);
     let (_, stderr) = rec.stop();
+    GoPair {
+        capture,
+        server_exe,
+        client_exe,
+        comm_s,
+        comm_c,
+        stderr,
+    }
+}
+
+fn go_pair_decodes_as_logged(name: &str, pie: bool) {
+    if !bpf_available(name) {
+        return;
+    }
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let GoPair {
+        capture,
+        server_exe,
+        client_exe,
+        comm_s,
+        comm_c,
+        stderr,
+    } = record_go_pair(d, pie, &[]);
     let client_log = logged(&d.join("client.jsonl"));
     let server_log = logged(&d.join("server.jsonl"));
     assert_eq!(client_log.len(), 10, "{name}");
@@ -232,4 +264,69 @@ fn python_client_against_the_go_server_over_http2() {
     let mut want = server_log;
     want.sort();
     assert_eq!(shown, want);
+}
+
+/// MCP 2026-07-28 cancels a request over HTTP by closing its stream: the Go
+/// client calls the slow tool and, once its event stream has begun, cancels
+/// it; Go's HTTP/2 transport resets the stream (RST_STREAM, CANCEL). The
+/// export names the request the reset cancels, by the id the client logged,
+/// and `check` does not count it as unanswered.
+#[test]
+fn a_go_client_cancels_a_call_by_resetting_its_stream() {
+    let name = "a_go_client_cancels_a_call_by_resetting_its_stream";
+    if !bpf_available(name) {
+        return;
+    }
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let pair = record_go_pair(d, false, &["-cancel-slow"]);
+    // The client's log: one line per message, its text in `msg`.
+    let sent: Vec<Value> = std::fs::read_to_string(d.join("client.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|v| v["dir"] == "send")
+        .map(|v| serde_json::from_str(v["msg"].as_str().unwrap()).unwrap())
+        .collect();
+    let slow = sent
+        .iter()
+        .find(|m| m["params"]["name"] == "slow")
+        .expect("the client logged its slow call");
+    let out = succeed(Command::new(BIN).arg("export").arg(&pair.capture)).stdout;
+    let items: Vec<Value> = String::from_utf8(out)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let request = items
+        .iter()
+        .find(|i| i["type"] == "request" && i["id"] == slow["id"])
+        .expect("the slow call exported");
+    let resets: Vec<&Value> = items
+        .iter()
+        .filter(|i| i["flag"]["reason"] == "reset")
+        .collect();
+    assert_eq!(resets.len(), 1, "{name}: {resets:?}");
+    assert_eq!(
+        resets[0]["request"]["n"], request["n"],
+        "{name}: {}",
+        resets[0]
+    );
+    assert_eq!(resets[0]["request"]["id"], slow["id"]);
+    assert!(items
+        .iter()
+        .all(|i| i["type"] != "response" || i["request"]["n"] != request["n"]));
+    let findings = succeed(
+        Command::new(BIN)
+            .args(["check", "--format", "json", "--fail-on", "never"])
+            .arg(&pair.capture),
+    )
+    .stdout;
+    let pending = String::from_utf8(findings)
+        .unwrap()
+        .lines()
+        .filter(|l| l.contains("\"protocol.pending\""))
+        .count();
+    assert_eq!(pending, 0, "{name}: the cancelled call is not pending");
 }

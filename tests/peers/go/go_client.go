@@ -1,8 +1,9 @@
 // client.go: a minimal MCP client for the Streamable HTTP transport over TLS
 // with HTTP/2, written with the Go standard library only. It is a test peer
 // for mcpspy: it runs initialize, notifications/initialized, tools/list,
-// tools/call echo, tools/call big and DELETE, and logs every JSON-RPC message
-// it sends or receives as one JSON line with the exact bytes.
+// tools/call echo, tools/call big (and with -cancel-slow, a tools/call slow
+// that it cancels by closing its stream) and DELETE, and logs every JSON-RPC
+// message it sends or receives as one JSON line with the exact bytes.
 //
 // Build: go build -o mcp-client client.go
 // Run:   ./mcp-client -url https://127.0.0.1:8443/mcp -ca ca.pem -log client.jsonl
@@ -11,6 +12,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
@@ -33,6 +35,8 @@ type client struct {
 	version   string
 	requireH2 bool
 	nextID    int
+	// cancelSlow: also call the slow tool and cancel it once its stream begins.
+	cancelSlow bool
 }
 
 // response is the subset of a JSON-RPC response the client inspects.
@@ -232,7 +236,53 @@ func (c *client) run(echoText string, bigSize int) error {
 		return fmt.Errorf("big: unexpected result (%d bytes)", len(r.Result))
 	}
 	log.Printf("big: %d bytes of text in a %d-byte result", len(tr.Content[0].Text), len(r.Result))
+	if c.cancelSlow {
+		if err := c.callAndCancel(); err != nil {
+			return err
+		}
+	}
 	return c.deleteSession()
+}
+
+// callAndCancel calls the slow tool and, once the server's first event has
+// come, cancels the call: the HTTP/2 transport resets the stream
+// (RST_STREAM, CANCEL), which is how MCP 2026-07-28 cancels a request over HTTP.
+func (c *client) callAndCancel() error {
+	c.nextID++
+	body, err := json.Marshal(map[string]any{"jsonrpc": "2.0", "id": c.nextID, "method": "tools/call",
+		"params": map[string]any{"name": "slow", "arguments": map[string]any{}}})
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.url, bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/json, text/event-stream")
+	c.setSessionHeaders(req)
+	c.log.log("send", "", c.session, body)
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return err
+	}
+	br := bufio.NewReader(resp.Body)
+	for {
+		line, err := br.ReadBytes('\n')
+		if err != nil {
+			return fmt.Errorf("slow: the stream ended before its first event: %v", err)
+		}
+		if line = bytes.TrimRight(line, "\r\n"); bytes.HasPrefix(line, []byte("data: ")) {
+			c.log.log("recv", resp.Proto, c.session, bytes.TrimPrefix(line, []byte("data: ")))
+			break
+		}
+	}
+	cancel()
+	resp.Body.Close()
+	log.Printf("slow: cancelled after its first event")
+	return nil
 }
 
 func main() {
@@ -242,6 +292,7 @@ func main() {
 	echoText := flag.String("echo", "hello from the go client", "text for the echo tool")
 	bigSize := flag.Int("big-size", 0, "size argument for the big tool (0 = server default)")
 	requireH2 := flag.Bool("require-h2", true, "fail unless every response is HTTP/2")
+	cancelSlow := flag.Bool("cancel-slow", false, "also call the slow tool and cancel it once its stream begins")
 	startDelay := flag.Duration("start-delay", 0, "wait this long before the first request (lets a recorder that probes new programs attach)")
 	flag.Parse()
 	time.Sleep(*startDelay)
@@ -259,7 +310,7 @@ func main() {
 	// A custom TLSClientConfig disables h2 unless ForceAttemptHTTP2 is set.
 	tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}, ForceAttemptHTTP2: true}
 	c := &client{http: &http.Client{Transport: tr, Timeout: 60 * time.Second}, url: *url,
-		log: msgs, requireH2: *requireH2}
+		log: msgs, requireH2: *requireH2, cancelSlow: *cancelSlow}
 	if err := c.run(*echoText, *bigSize); err != nil {
 		log.Fatal(err)
 	}

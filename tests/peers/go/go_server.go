@@ -9,6 +9,7 @@
 package main
 
 import (
+	"bytes"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
@@ -77,7 +78,12 @@ var tools = []any{
 	map[string]any{"name": "big", "description": "Returns a large text result (default 1 MiB + 1 byte).",
 		"inputSchema": map[string]any{"type": "object",
 			"properties": map[string]any{"size": map[string]any{"type": "integer"}}}},
+	map[string]any{"name": "slow", "description": "Answers after ten seconds, over SSE, unless cancelled first.",
+		"inputSchema": map[string]any{"type": "object"}},
 }
+
+// slowWait is how long the slow tool takes; a cancelled call never answers.
+const slowWait = 10 * time.Second
 
 // handle computes the result (or error) of one request and whether to answer over SSE.
 func (s *server) handle(m *rpc, session string) (result any, rerr *rpcError, sse bool, newSession string) {
@@ -121,6 +127,8 @@ func (s *server) handle(m *rpc, session string) (result any, rerr *rpcError, sse
 		switch p.Name {
 		case "echo":
 			return textResult(p.Arguments.Text), nil, sse, ""
+		case "slow":
+			return textResult("done"), nil, true, ""
 		case "big":
 			n := s.bigSize
 			if p.Arguments.Size > 0 {
@@ -225,7 +233,16 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	params, _ := json.Marshal(map[string]any{"level": "info", "logger": "mcpspy-go-test-server",
 		"data": "handling " + m.Method})
 	note := rpc{JSONRPC: "2.0", Method: "notifications/message", Params: params}
+	slow := m.Method == "tools/call" && bytes.Contains(m.Params, []byte(`"name":"slow"`))
 	for i, msg := range []any{note, resp} {
+		if i == 1 && slow {
+			// The client cancels by closing the stream (RST_STREAM over HTTP/2).
+			select {
+			case <-r.Context().Done():
+				return
+			case <-time.After(slowWait):
+			}
+		}
 		fmt.Fprintf(w, "event: message\nid: %d\ndata: %s\n\n", i+1, s.send(r, session, msg))
 		if f, ok := w.(http.Flusher); ok {
 			f.Flush()
