@@ -403,6 +403,7 @@ impl Columns {
     fn outcome(&mut self, kind: &Kind<'_>) {
         let refers_to = match kind {
             Kind::Notification { refers_to, .. } => *refers_to,
+            Kind::Flagged(f) => f.cancels.as_ref(),
             k => k.answers(),
         };
         self.request_n.append_option(refers_to.map(|r| r.n));

@@ -547,6 +547,69 @@ fn a_reset_stream_cancels_its_request() {
         "answered before: {:#}",
         resets[1]
     );
+    // Parquet's request_n says the same.
+    use arrow_array::Array;
+    let pq = dir.path().join("cancel.parquet");
+    let out = mcpspy_command()
+        .args(["export", "--format", "parquet", "-o"])
+        .arg(&pq)
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
+        std::fs::File::open(&pq).unwrap(),
+    )
+    .unwrap()
+    .build()
+    .unwrap();
+    let mut cancels = Vec::new();
+    for batch in reader {
+        let batch = batch.unwrap();
+        let column = |name: &str| batch.column_by_name(name).unwrap().clone();
+        let reason = column("flag_reason");
+        let reason = arrow_array::cast::as_string_array(&reason);
+        let request_n = column("request_n");
+        let request_n = request_n
+            .as_any()
+            .downcast_ref::<arrow_array::UInt64Array>()
+            .unwrap();
+        for row in 0..batch.num_rows() {
+            if reason.is_valid(row) && reason.value(row) == "reset" {
+                cancels.push(request_n.is_valid(row).then(|| request_n.value(row)));
+            }
+        }
+    }
+    assert_eq!(cancels, vec![n_of(1).as_u64(), None]);
+    // OTLP: the reset is an event on the cancelled request's spans.
+    let out = mcpspy_command()
+        .args(["export", "--format", "otlp-json"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    let mut reset_spans = Vec::new();
+    for line in String::from_utf8(out.stdout).unwrap().lines() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        for rs in v["resourceSpans"].as_array().into_iter().flatten() {
+            for ss in rs["scopeSpans"].as_array().into_iter().flatten() {
+                for span in ss["spans"].as_array().into_iter().flatten() {
+                    let events = span["events"].as_array().into_iter().flatten();
+                    if events.into_iter().any(|e| e["name"] == "reset") {
+                        let attributes = span["attributes"].as_array().unwrap();
+                        let id = attributes.iter().find(|a| a["key"] == "jsonrpc.request.id");
+                        reset_spans.push(id.map(|a| a["value"].clone()));
+                    }
+                }
+            }
+        }
+    }
+    assert!(!reset_spans.is_empty());
+    let first = Some(serde_json::json!({"stringValue": "1"}));
+    assert!(reset_spans.iter().all(|id| *id == first), "{reset_spans:?}");
     // check: request 5 has no response; request 1 was cancelled.
     let out = mcpspy_command()
         .args(["check", "--format", "json", "--fail-on", "never"])

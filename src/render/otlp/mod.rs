@@ -18,7 +18,7 @@ mod semconv;
 pub use export::{Background, Exporter, Http, JsonLines, Report, Sent, Tally};
 
 use super::{sha256, CaptureId, WallClock};
-use crate::query::{CopyInfo, Direction, Flow, Item, Kind, ProcessRow, SessionSummary, Sink};
+use crate::query::{CopyInfo, Direction, Flag, Flow, Item, Kind, ProcessRow, SessionSummary, Sink};
 use metrics::{Instrument, Metrics};
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
@@ -373,6 +373,25 @@ impl<E: Exporter> Otlp<E> {
         Ok(())
     }
 
+    /// An HTTP/2 stream reset that cancels a request still waiting (MCP
+    /// 2026-07-28): an event `reset` on that request's spans, as a
+    /// `notifications/cancelled` is one.
+    fn cancelled(&mut self, item: &Item<'_>, flag: &Flag) -> io::Result<()> {
+        let Some(r) = &flag.cancels else {
+            return Ok(());
+        };
+        let when = self.unix_ns(item.ts_ns)?;
+        if let Some(req) = self.pending.get_mut(&r.n) {
+            req.events.push(Event {
+                time_unix_nano: when,
+                name: flag.reason.code().to_string(),
+                attributes: vec![semconv::int(semconv::ITEM_N, item.n as i64)],
+                ..Default::default()
+            });
+        }
+        Ok(())
+    }
+
     /// A notification: spans of its own (an instant on each captured end),
     /// and, when it concerns a request still waiting (progress,
     /// cancellation), an event on that request's spans and a child of them.
@@ -554,7 +573,7 @@ impl<E: Exporter> Sink for Otlp<E> {
             Kind::Request { .. } => self.request(item)?,
             Kind::Notification { .. } => self.notification(item)?,
             Kind::Response { .. } | Kind::Error { .. } => self.response(item)?,
-            Kind::Flagged(_) => {}
+            Kind::Flagged(flag) => self.cancelled(item, flag)?,
         }
         if self.spans.len() >= self.opts.batch {
             self.send_spans()?;
