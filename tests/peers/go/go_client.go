@@ -66,15 +66,7 @@ func (c *client) post(method string, params any, isRequest bool) (*response, err
 	if err != nil {
 		return nil, err
 	}
-	req, err := http.NewRequest(http.MethodPost, c.url, bytes.NewReader(body))
-	if err != nil {
-		return nil, err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Accept", "application/json, text/event-stream")
-	c.setSessionHeaders(req)
-	c.log.log("send", "", c.session, body)
-	resp, err := c.http.Do(req)
+	resp, err := c.send(context.Background(), body)
 	if err != nil {
 		return nil, err
 	}
@@ -124,6 +116,19 @@ func (c *client) post(method string, params any, isRequest bool) (*response, err
 		return out, fmt.Errorf("%s: JSON-RPC error %d: %s", method, out.Error.Code, out.Error.Message)
 	}
 	return out, nil
+}
+
+// send POSTs one logged message and returns the response, whose body is the caller's to close.
+func (c *client) send(ctx context.Context, body []byte) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.url, bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/json, text/event-stream")
+	c.setSessionHeaders(req)
+	c.log.log("send", "", c.session, body)
+	return c.http.Do(req)
 }
 
 func (c *client) setSessionHeaders(req *http.Request) {
@@ -256,15 +261,7 @@ func (c *client) callAndCancel() error {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.url, bytes.NewReader(body))
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Accept", "application/json, text/event-stream")
-	c.setSessionHeaders(req)
-	c.log.log("send", "", c.session, body)
-	resp, err := c.http.Do(req)
+	resp, err := c.send(ctx, body)
 	if err != nil {
 		return err
 	}
