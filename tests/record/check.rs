@@ -69,11 +69,9 @@ fn seen(capture: &Path) -> Seen {
 
 #[test]
 fn drift_and_poisoning_are_reported_at_their_items() {
-    if !bpf_available("drift_and_poisoning_are_reported_at_their_items") {
+    let Some((_serial, dir)) = bpf_test("drift_and_poisoning_are_reported_at_their_items") else {
         return;
-    }
-    let _serial = serial();
-    let dir = tempfile::tempdir().unwrap();
+    };
     let capture = dir.path().join("drift.db");
     let rec = start_recorder(&capture, &["--comm", "python3"]);
     let peer = succeed(Command::new(venv_python()).args([

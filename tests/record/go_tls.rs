@@ -113,11 +113,9 @@ fn record_go_pair(d: &Path, pie: bool, client_args: &[&str]) -> GoPair {
 }
 
 fn go_pair_decodes_as_logged(name: &str, pie: bool) {
-    if !bpf_available(name) {
+    let Some((_serial, dir)) = bpf_test(name) else {
         return;
-    }
-    let _serial = serial();
-    let dir = tempfile::tempdir().unwrap();
+    };
     let d = dir.path();
     let GoPair {
         capture,
@@ -215,11 +213,9 @@ fn go_pair_stripped_pie_decodes_as_logged() {
 #[test]
 fn python_client_against_the_go_server_over_http2() {
     let name = "python_client_against_the_go_server_over_http2";
-    if !bpf_available(name) {
+    let Some((_serial, dir)) = bpf_test(name) else {
         return;
-    }
-    let _serial = serial();
-    let dir = tempfile::tempdir().unwrap();
+    };
     let d = dir.path();
     let server_exe = build(d, "go_server.go", "go-server", false);
     succeed(Command::new(format!("{ROOT}/tests/peers/make_cert.sh")).arg(d.join("tls")));
@@ -274,11 +270,9 @@ fn python_client_against_the_go_server_over_http2() {
 #[test]
 fn a_go_client_cancels_a_call_by_resetting_its_stream() {
     let name = "a_go_client_cancels_a_call_by_resetting_its_stream";
-    if !bpf_available(name) {
+    let Some((_serial, dir)) = bpf_test(name) else {
         return;
-    }
-    let _serial = serial();
-    let dir = tempfile::tempdir().unwrap();
+    };
     let d = dir.path();
     let pair = record_go_pair(d, false, &["-cancel-slow"]);
     // The client's log: one line per message, its text in `msg`.

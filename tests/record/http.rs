@@ -37,11 +37,9 @@ fn record_session(
 
 /// Every TCP stream of the session, both ends, is in the capture byte for byte.
 fn plain_http_matches_truth(name: &str, args: &[&str], at_least: usize) {
-    if !bpf_available(name) {
+    let Some((_serial, dir)) = bpf_test(name) else {
         return;
-    }
-    let _serial = serial();
-    let dir = tempfile::tempdir().unwrap();
+    };
     let (captured, truth) = record_session(dir.path(), args, true);
     let tcp: Vec<&TruthStream> = truth.iter().filter(|t| t.kind == "tcp").collect();
     assert!(
@@ -172,11 +170,9 @@ fn plaintext(captured: &BTreeMap<StreamKey, Stream>, pid: u32, d: Direction) -> 
 /// TLS: the plaintext of both ends is captured through the OpenSSL probes,
 /// tied to the TCP connection, and holds every message the client logged.
 fn https_plaintext_is_captured(name: &str, args: &[&str]) {
-    if !bpf_available(name) {
+    let Some((_serial, dir)) = bpf_test(name) else {
         return;
-    }
-    let _serial = serial();
-    let dir = tempfile::tempdir().unwrap();
+    };
     let (captured, _) = record_session(dir.path(), args, false);
     let (client, server, sent, recv) = logged(&dir.path().join("peer"));
     assert!(client != 0 && server != 0 && !sent.is_empty() && !recv.is_empty());

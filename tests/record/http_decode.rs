@@ -77,11 +77,9 @@ fn export(capture: &Path, pid: u32) -> Vec<Value> {
 
 /// The export of one recorded session matches the client's log.
 fn session_decodes_as_logged(name: &str, args: &[&str], tls: bool) {
-    if !bpf_available(name) {
+    let Some((_serial, dir)) = bpf_test(name) else {
         return;
-    }
-    let _serial = serial();
-    let dir = tempfile::tempdir().unwrap();
+    };
     let (capture, _) = record(dir.path(), args, false);
     let (client, server, logged) = logged(&dir.path().join("peer"));
     assert!(client != 0 && server != 0 && logged.len() > 10, "{name}");
@@ -259,11 +257,9 @@ fn node_server_everything_https_decodes_as_logged() {
 /// `replay` prints of the file.
 #[test]
 fn live_view_of_https_equals_replay() {
-    if !bpf_available("live_view_of_https_equals_replay") {
+    let Some((_serial, dir)) = bpf_test("live_view_of_https_equals_replay") else {
         return;
-    }
-    let _serial = serial();
-    let dir = tempfile::tempdir().unwrap();
+    };
     let (capture, live) = record(dir.path(), &["--peers", "node", "--tls"], true);
     let replay = succeed(Command::new(BIN).arg("replay").arg(&capture));
     let replay = String::from_utf8(replay.stdout).unwrap();

@@ -34,11 +34,11 @@ fn ids_in(bytes: &[u8]) -> Vec<u64> {
 
 #[test]
 fn sigkill_leaves_a_file_with_everything_before_the_last_commit() {
-    if !bpf_available("sigkill_leaves_a_file_with_everything_before_the_last_commit") {
+    let Some((_serial, dir)) =
+        bpf_test("sigkill_leaves_a_file_with_everything_before_the_last_commit")
+    else {
         return;
-    }
-    let _serial = serial();
-    let dir = tempfile::tempdir().unwrap();
+    };
     let capture = dir.path().join("killed.db");
     let rec = start_recorder(&capture, &[]);
     let mut ticker = Ticker::start(&["--seconds", "5", "--interval-ms", "10"]);
@@ -91,11 +91,10 @@ fn sigkill_leaves_a_file_with_everything_before_the_last_commit() {
 /// dies, what it committed verifies as cut short, never as altered.
 #[test]
 fn a_recording_killed_at_any_moment_verifies_as_cut_short() {
-    if !bpf_available("a_recording_killed_at_any_moment_verifies_as_cut_short") {
+    let Some((_serial, dir)) = bpf_test("a_recording_killed_at_any_moment_verifies_as_cut_short")
+    else {
         return;
-    }
-    let _serial = serial();
-    let dir = tempfile::tempdir().unwrap();
+    };
     let mut ticker = Ticker::start(&["--seconds", "30", "--interval-ms", "2"]);
     for (i, after_ms) in [1300u64, 1750, 2100, 2900, 3400].into_iter().enumerate() {
         let capture = dir.path().join(format!("killed-{i}.db"));
@@ -138,11 +137,10 @@ fn random_moments(n: usize, lo: u64, hi: u64) -> Vec<u64> {
 /// random moments, every message sent more than a second before is in the file.
 #[test]
 fn sigkill_at_random_moments_loses_at_most_one_second() {
-    if !bpf_available("sigkill_at_random_moments_loses_at_most_one_second") {
+    let Some((_serial, dir)) = bpf_test("sigkill_at_random_moments_loses_at_most_one_second")
+    else {
         return;
-    }
-    let _serial = serial();
-    let dir = tempfile::tempdir().unwrap();
+    };
     for (i, after_ms) in random_moments(6, 1100, 3000).into_iter().enumerate() {
         let capture = dir.path().join(format!("killed-{i}.db"));
         let rec = start_recorder(&capture, &["--no-tls"]);
@@ -196,11 +194,9 @@ fn quiet_recorder(capture: &std::path::Path) -> std::process::Child {
 /// and the next recorder clears the half-made files of dead ones.
 #[test]
 fn killed_while_starting_leaves_no_file_or_a_capture() {
-    if !bpf_available("killed_while_starting_leaves_no_file_or_a_capture") {
+    let Some((_serial, dir)) = bpf_test("killed_while_starting_leaves_no_file_or_a_capture") else {
         return;
-    }
-    let _serial = serial();
-    let dir = tempfile::tempdir().unwrap();
+    };
     let mut made = 0;
     let mut moments = random_moments(50, 1, 21);
     moments.extend(random_moments(10, 21, 1000));
@@ -278,11 +274,9 @@ fn killed_while_starting_leaves_no_file_or_a_capture() {
 
 #[test]
 fn sigterm_and_duration_end_cleanly() {
-    if !bpf_available("sigterm_and_duration_end_cleanly") {
+    let Some((_serial, dir)) = bpf_test("sigterm_and_duration_end_cleanly") else {
         return;
-    }
-    let _serial = serial();
-    let dir = tempfile::tempdir().unwrap();
+    };
     let a = dir.path().join("term.db");
     let rec = start_recorder(&a, &[]);
     let (_, log) = rec.stop_with(libc::SIGTERM);
@@ -314,11 +308,10 @@ fn sigterm_and_duration_end_cleanly() {
 
 #[test]
 fn file_is_private_and_never_overwritten_without_force() {
-    if !bpf_available("file_is_private_and_never_overwritten_without_force") {
+    let Some((_serial, dir)) = bpf_test("file_is_private_and_never_overwritten_without_force")
+    else {
         return;
-    }
-    let _serial = serial();
-    let dir = tempfile::tempdir().unwrap();
+    };
     let path = dir.path().join("c.db");
     std::fs::write(&path, b"precious").unwrap();
     let out = Command::new(BIN)
@@ -354,11 +347,9 @@ fn file_is_private_and_never_overwritten_without_force() {
 
 #[test]
 fn flooded_tiny_ring_counts_every_lost_byte() {
-    if !bpf_available("flooded_tiny_ring_counts_every_lost_byte") {
+    let Some((_serial, dir)) = bpf_test("flooded_tiny_ring_counts_every_lost_byte") else {
         return;
-    }
-    let _serial = serial();
-    let dir = tempfile::tempdir().unwrap();
+    };
     let capture = dir.path().join("flood.db");
     // Only the workload is recorded, so that every count below is its own.
     let rec = start_recorder(&capture, &["--ring-size", "64K", "--comm", "mcpspy-flood"]);
@@ -419,11 +410,9 @@ fn flooded_tiny_ring_counts_every_lost_byte() {
 
 #[test]
 fn comm_and_pid_filters_select_processes() {
-    if !bpf_available("comm_and_pid_filters_select_processes") {
+    let Some((_serial, dir)) = bpf_test("comm_and_pid_filters_select_processes") else {
         return;
-    }
-    let _serial = serial();
-    let dir = tempfile::tempdir().unwrap();
+    };
     let capture = dir.path().join("filtered.db");
     let rec = start_recorder(&capture, &["--comm", "mcpspy-keep"]);
     let run = |name: &str| {

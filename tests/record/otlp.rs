@@ -43,11 +43,9 @@ fn by_id(mut spans: Vec<Value>) -> Vec<Value> {
 
 #[test]
 fn a_recording_streams_the_spans_its_export_gives() {
-    if !bpf_available("a_recording_streams_the_spans_its_export_gives") {
+    let Some((_serial, dir)) = bpf_test("a_recording_streams_the_spans_its_export_gives") else {
         return;
-    }
-    let _serial = serial();
-    let dir = tempfile::tempdir().unwrap();
+    };
     let collector = Collector::start(dir.path(), &[]);
     let capture = dir.path().join("streamed.db");
     let endpoint = collector.endpoint();
@@ -91,11 +89,9 @@ fn a_recording_streams_the_spans_its_export_gives() {
 
 #[test]
 fn a_collector_down_or_slow_never_stalls_the_capture() {
-    if !bpf_available("a_collector_down_or_slow_never_stalls_the_capture") {
+    let Some((_serial, dir)) = bpf_test("a_collector_down_or_slow_never_stalls_the_capture") else {
         return;
-    }
-    let _serial = serial();
-    let dir = tempfile::tempdir().unwrap();
+    };
     let slow = Collector::start(dir.path(), &["--delay", "2"]);
     let nobody = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()

@@ -11,11 +11,9 @@ use std::process::Command;
 /// socket stream whose bytes start like JSON) is in the capture, byte for
 /// byte, per stream and in order, and that nothing else of theirs is.
 fn session_matches_truth(name: &str, args: &[&str]) -> usize {
-    if !bpf_available(name) {
+    let Some((_serial, dir)) = bpf_test(name) else {
         return 0;
-    }
-    let _serial = serial();
-    let dir = tempfile::tempdir().unwrap();
+    };
     let capture = dir.path().join("capture.db");
     // "{OUT}" in the peer's arguments: its own log folder.
     let out = dir.path().join("peer");
@@ -81,11 +79,10 @@ fn session_matches_truth(name: &str, args: &[&str]) -> usize {
 /// change to it is caught (tests/decode/tamper.rs).
 #[test]
 fn a_signed_recording_of_a_real_session_resists_tampering() {
-    if !bpf_available("a_signed_recording_of_a_real_session_resists_tampering") {
+    let Some((_serial, dir)) = bpf_test("a_signed_recording_of_a_real_session_resists_tampering")
+    else {
         return;
-    }
-    let _serial = serial();
-    let dir = tempfile::tempdir().unwrap();
+    };
     let key = dir.path().join("k.key");
     let (public, _) = mcpspy::capture::generate_key(&key).unwrap();
     let other = dir.path().join("o.key");
@@ -214,11 +211,9 @@ fn node_sdk_client_with_server_everything() {
 /// the file it wrote.
 #[test]
 fn live_view_equals_replay_of_the_file() {
-    if !bpf_available("live_view_equals_replay_of_the_file") {
+    let Some((_serial, dir)) = bpf_test("live_view_equals_replay_of_the_file") else {
         return;
-    }
-    let _serial = serial();
-    let dir = tempfile::tempdir().unwrap();
+    };
     let capture = dir.path().join("live.db");
     let python = venv_python();
     let rec = start_recorder(&capture, &["--live", "--comm", "python3", "--comm", "node"]);
@@ -257,11 +252,10 @@ fn live_view_equals_replay_of_the_file() {
 #[test]
 fn python_sdk_multi_round_call_is_one_call_with_its_rounds() {
     use serde_json::Value;
-    if !bpf_available("python_sdk_multi_round_call_is_one_call_with_its_rounds") {
+    let Some((_serial, dir)) = bpf_test("python_sdk_multi_round_call_is_one_call_with_its_rounds")
+    else {
         return;
-    }
-    let _serial = serial();
-    let dir = tempfile::tempdir().unwrap();
+    };
     let capture = dir.path().join("capture.db");
     let out = dir.path().join("peer");
     let rec = start_recorder(&capture, &["--comm", "python3"]);

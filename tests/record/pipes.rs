@@ -39,11 +39,9 @@ fn record_and_check(name: &str, args: &[&str], expect_kind: u8) {
 }
 
 fn record_and_check_with(name: &str, record_args: &[&str], args: &[&str], expect_kind: u8) {
-    if !bpf_available(name) {
+    let Some((_serial, dir)) = bpf_test(name) else {
         return;
-    }
-    let _serial = serial();
-    let dir = tempfile::tempdir().unwrap();
+    };
     let capture = dir.path().join("capture.db");
     let rec = start_recorder(&capture, record_args);
     let w = run_pipe_pair(dir.path(), args);

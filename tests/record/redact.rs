@@ -346,11 +346,10 @@ fn sha256(path: &Path) -> Vec<u8> {
 
 #[test]
 fn redaction_leaves_no_planted_secret_and_the_same_messages() {
-    if !bpf_available("redaction_leaves_no_planted_secret_and_the_same_messages") {
+    let Some((_serial, dir)) = bpf_test("redaction_leaves_no_planted_secret_and_the_same_messages")
+    else {
         return;
-    }
-    let _serial = serial();
-    let dir = tempfile::tempdir().unwrap();
+    };
     let planted = plant();
     let capture = record(dir.path(), "c.db", &planted, "session");
     let before = sha256(&capture);

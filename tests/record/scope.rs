@@ -99,11 +99,10 @@ fn holds_exactly_the_session(capture: &Path, log: &ClientLog, others: &[u32]) {
 
 #[test]
 fn command_form_records_the_command_and_its_children_only() {
-    if !bpf_available("command_form_records_the_command_and_its_children_only") {
+    let Some((_serial, dir)) = bpf_test("command_form_records_the_command_and_its_children_only")
+    else {
         return;
-    }
-    let _serial = serial();
-    let dir = tempfile::tempdir().unwrap();
+    };
     let capture = dir.path().join("command.db");
     let out = dir.path().join("peer");
     // Unrelated JSON-RPC on the host all along: a default recording takes it.
@@ -142,11 +141,11 @@ fn command_form_records_the_command_and_its_children_only() {
 
 #[test]
 fn command_form_runs_as_the_sudo_user_and_returns_its_exit_code() {
-    if !bpf_available("command_form_runs_as_the_sudo_user_and_returns_its_exit_code") {
+    let Some((_serial, dir)) =
+        bpf_test("command_form_runs_as_the_sudo_user_and_returns_its_exit_code")
+    else {
         return;
-    }
-    let _serial = serial();
-    let dir = tempfile::tempdir().unwrap();
+    };
     let capture = dir.path().join("code.db");
     let mut cmd = Command::new(BIN);
     cmd.env("SUDO_UID", "65534")
@@ -164,11 +163,9 @@ fn command_form_runs_as_the_sudo_user_and_returns_its_exit_code() {
 
 #[test]
 fn follow_takes_a_shell_and_what_it_starts_later() {
-    if !bpf_available("follow_takes_a_shell_and_what_it_starts_later") {
+    let Some((_serial, dir)) = bpf_test("follow_takes_a_shell_and_what_it_starts_later") else {
         return;
-    }
-    let _serial = serial();
-    let dir = tempfile::tempdir().unwrap();
+    };
     let capture = dir.path().join("follow.db");
     let out = dir.path().join("peer");
     let beside = Ticker::start(&["--seconds", "60", "--interval-ms", "10"]);
@@ -260,11 +257,10 @@ fn record_inside_and_out(
 
 #[test]
 fn cgroup_and_container_scope_take_only_their_processes() {
-    if !bpf_available("cgroup_and_container_scope_take_only_their_processes") {
+    let Some((_serial, dir)) = bpf_test("cgroup_and_container_scope_take_only_their_processes")
+    else {
         return;
-    }
-    let _serial = serial();
-    let dir = tempfile::tempdir().unwrap();
+    };
     // A cgroup named as docker names a container's, one level below ours.
     let id = "3f2a6b1c9d0e".repeat(5) + "abcd";
     let cg = TestCgroup::new(&format!("docker-{id}.scope"));

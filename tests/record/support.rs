@@ -33,6 +33,15 @@ pub fn bpf_available(test: &str) -> bool {
     false
 }
 
+/// A BPF test's start: None where BPF cannot load (said loudly); else the
+/// lock that runs BPF tests one at a time, and a scratch folder.
+pub fn bpf_test(test: &str) -> Option<(MutexGuard<'static, ()>, tempfile::TempDir)> {
+    if !bpf_available(test) {
+        return None;
+    }
+    Some((serial(), tempfile::tempdir().expect("a scratch folder")))
+}
+
 pub struct Recorder {
     child: Child,
     pub path: PathBuf,

@@ -406,11 +406,9 @@ fn claude_code_mcp_list_over_https_through_boringssl() {
 #[test]
 fn only_located_boringssl_is_probed() {
     let name = "only_located_boringssl_is_probed";
-    if !bpf_available(name) {
+    let Some((_serial, dir)) = bpf_test(name) else {
         return;
-    }
-    let _serial = serial();
-    let dir = tempfile::tempdir().unwrap();
+    };
     let damaged = damaged_bun(dir.path());
     let capture = dir.path().join("capture.db");
     let cache = dir.path().join("cache");
