@@ -34,9 +34,6 @@ pub(super) struct HttpSessions {
     by_pair: HashMap<(EndKey, EndKey), usize>,
     /// Endpoints the legacy transport announced.
     endpoints: HashSet<Box<str>>,
-    /// HTTP/2: the request each stream carries until its response comes,
-    /// by connection and stream: its session, the end that sent it, its id.
-    pub(super) streams: HashMap<(u64, u32), (usize, usize, Box<str>)>,
 }
 
 impl Sessions {

@@ -286,13 +286,13 @@ impl Sessions {
         let Some(meta) = route.http.and_then(|h| h.meta).filter(|m| m.is_request) else {
             return;
         };
-        let Some((i, end, id)) = conn
-            .zip(meta.stream)
-            .and_then(|key| self.http.streams.remove(&key))
-        else {
+        let (Some(c), Some(stream)) = (conn, meta.stream) else {
             return;
         };
-        if let Some(p) = self.sessions[i].take_pending_key(end, &id) {
+        let Some(&i) = self.http.by_conn.get(&c) else {
+            return;
+        };
+        if let Some(p) = self.sessions[i].take_pending_stream((c, stream)) {
             let r = &p.request;
             flag.detail.push_str(&format!(
                 "; it cancels request #{} ({}{}), which had no response",
@@ -403,13 +403,15 @@ impl Sessions {
                     if let Some(t) = &token {
                         s.tokens[e].insert(t.clone(), request.clone());
                     }
-                    if let (Some(c), Some((true, stream)), Some(i)) = (conn, h2, idx) {
-                        self.http.streams.insert((c, stream), (i, e, id.clone()));
-                    }
-                    s.pending[e]
-                        .entry(id)
-                        .or_default()
-                        .push_back(Pending { request, token });
+                    let stream = match (conn, h2) {
+                        (Some(c), Some((true, stream))) => Some((c, stream)),
+                        _ => None,
+                    };
+                    s.pending[e].entry(id).or_default().push_back(Pending {
+                        request,
+                        token,
+                        stream,
+                    });
                 }
                 MessageKind::Notification => {
                     s.learn_roles(e, method, false);
@@ -428,9 +430,6 @@ impl Sessions {
                     };
                 }
                 MessageKind::Response | MessageKind::Error => {
-                    if let (Some(c), Some((false, stream))) = (conn, h2) {
-                        self.http.streams.remove(&(c, stream));
-                    }
                     if let Some(mut p) = s.take_pending(1 - e, msg.id) {
                         let latency = route.ts_ns.saturating_sub(p.request.ts_ns);
                         if msg.kind == MessageKind::Response {

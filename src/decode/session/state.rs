@@ -10,6 +10,8 @@ use std::collections::{HashMap, HashSet, VecDeque};
 pub(super) struct Pending {
     pub(super) request: RequestRef,
     pub(super) token: Option<Box<str>>,
+    /// HTTP/2: the connection and stream it travelled on.
+    pub(super) stream: Option<(u64, u32)>,
 }
 
 pub(super) struct Session {
@@ -215,13 +217,25 @@ impl Session {
         requester: usize,
         id: Option<&RawValue>,
     ) -> Option<Pending> {
-        self.take_pending_key(requester, id?.get())
+        self.take(requester, id?.get(), 0)
     }
 
-    /// As `take_pending`, by the id's exact JSON text.
-    pub(super) fn take_pending_key(&mut self, requester: usize, key: &str) -> Option<Pending> {
+    /// The request still waiting that travelled on an HTTP/2 stream (a
+    /// reset's: rare, so the waiting requests are searched).
+    pub(super) fn take_pending_stream(&mut self, stream: (u64, u32)) -> Option<Pending> {
+        let (requester, key, at) = (0..2).find_map(|end| {
+            self.pending[end].iter().find_map(|(key, queue)| {
+                let at = queue.iter().position(|p| p.stream == Some(stream))?;
+                Some((end, key.clone(), at))
+            })
+        })?;
+        self.take(requester, &key, at)
+    }
+
+    /// Request `at` of those waiting under the id whose JSON text is `key`.
+    fn take(&mut self, requester: usize, key: &str, at: usize) -> Option<Pending> {
         let queue = self.pending[requester].get_mut(key)?;
-        let p = queue.pop_front()?;
+        let p = queue.remove(at)?;
         if queue.is_empty() {
             self.pending[requester].remove(key);
         }
