@@ -407,11 +407,15 @@ impl Sessions {
                         (Some(c), Some((true, stream))) => Some((c, stream)),
                         _ => None,
                     };
-                    s.pending[e].entry(id).or_default().push_back(Pending {
-                        request,
-                        token,
-                        stream,
-                    });
+                    s.wait(
+                        e,
+                        id,
+                        Pending {
+                            request,
+                            token,
+                            stream,
+                        },
+                    );
                 }
                 MessageKind::Notification => {
                     s.learn_roles(e, method, false);

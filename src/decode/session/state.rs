@@ -29,6 +29,9 @@ pub(super) struct Session {
     /// The rounds of multi-round calls that asked for input, by the
     /// SHA-256 of the state their retry is to echo.
     rounds: HashMap<[u8; 32], Round>,
+    /// HTTP/2: the waiting requests by connection and stream (the end that
+    /// sent each and its id), so that a reset finds its own in one step.
+    streams: HashMap<(u64, u32), (usize, Box<str>)>,
 }
 
 /// Multi-round calls a session remembers at once: a retry may come any
@@ -75,6 +78,7 @@ impl Session {
             tokens: Default::default(),
             connections: HashSet::new(),
             rounds: HashMap::new(),
+            streams: HashMap::new(),
         }
     }
 
@@ -220,15 +224,25 @@ impl Session {
         self.take(requester, id?.get(), 0)
     }
 
+    /// A request from `end` now waits for its response.
+    pub(super) fn wait(&mut self, end: usize, id: Box<str>, p: Pending) {
+        if let Some(stream) = p.stream {
+            self.streams.insert(stream, (end, id.clone()));
+        }
+        self.pending[end].entry(id).or_default().push_back(p);
+    }
+
     /// The request still waiting that travelled on an HTTP/2 stream (a
-    /// reset's: rare, so the waiting requests are searched).
+    /// reset's). Among requests that share its id, it is looked for in the
+    /// first `MAX_SAME_ID` only: a capture cannot make each reset a search.
     pub(super) fn take_pending_stream(&mut self, stream: (u64, u32)) -> Option<Pending> {
-        let (requester, key, at) = (0..2).find_map(|end| {
-            self.pending[end].iter().find_map(|(key, queue)| {
-                let at = queue.iter().position(|p| p.stream == Some(stream))?;
-                Some((end, key.clone(), at))
-            })
-        })?;
+        const MAX_SAME_ID: usize = 64;
+        let (requester, key) = self.streams.get(&stream)?.clone();
+        let queue = self.pending[requester].get(&key)?;
+        let at = queue
+            .iter()
+            .take(MAX_SAME_ID)
+            .position(|p| p.stream == Some(stream))?;
         self.take(requester, &key, at)
     }
 
@@ -238,6 +252,9 @@ impl Session {
         let p = queue.remove(at)?;
         if queue.is_empty() {
             self.pending[requester].remove(key);
+        }
+        if let Some(stream) = p.stream {
+            self.streams.remove(&stream);
         }
         if let Some(t) = &p.token {
             self.tokens[requester].remove(t);
