@@ -270,6 +270,16 @@ impl Kind<'_> {
         }
     }
 
+    /// The request a notification refers to (progress, cancellation), or
+    /// that a flagged HTTP/2 reset cancels.
+    pub fn linked(&self) -> Option<&RequestRef> {
+        match self {
+            Kind::Notification { refers_to, .. } => *refers_to,
+            Kind::Flagged(f) => f.cancels.as_ref(),
+            _ => None,
+        }
+    }
+
     pub fn answers(&self) -> Option<&RequestRef> {
         match self {
             Kind::Response { answers, .. } | Kind::Error { answers, .. } => *answers,

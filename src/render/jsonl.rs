@@ -2,8 +2,8 @@
 
 use super::WallClock;
 use crate::query::{
-    CopyInfo, Direction, Flag, Flow, HttpMeta, Item, Kind, Peer, ProcessRow, RequestRef,
-    SessionSummary, Sink, Transport,
+    CopyInfo, Direction, Flow, HttpMeta, Item, Kind, Peer, ProcessRow, RequestRef, SessionSummary,
+    Sink, Transport,
 };
 use std::collections::HashMap;
 use std::io::{self, Write};
@@ -292,19 +292,12 @@ impl<W: Write> Jsonl<W> {
                     self.raw("true");
                 }
             }
-            Kind::Notification {
-                refers_to: Some(r), ..
-            } => {
-                self.key("request");
-                self.request_ref(r);
+            kind => {
+                if let Some(r) = kind.linked() {
+                    self.key("request");
+                    self.request_ref(r);
+                }
             }
-            Kind::Flagged(Flag {
-                cancels: Some(r), ..
-            }) => {
-                self.key("request");
-                self.request_ref(r);
-            }
-            _ => {}
         }
         if let Kind::Flagged(flag) = &item.kind {
             self.key("flag");

@@ -401,11 +401,7 @@ impl Columns {
     }
 
     fn outcome(&mut self, kind: &Kind<'_>) {
-        let refers_to = match kind {
-            Kind::Notification { refers_to, .. } => *refers_to,
-            Kind::Flagged(f) => f.cancels.as_ref(),
-            k => k.answers(),
-        };
+        let refers_to = kind.linked().or(kind.answers());
         self.request_n.append_option(refers_to.map(|r| r.n));
         self.latency_ns.append_option(kind.latency_ns());
         self.tool_error.append_value(matches!(
