@@ -33,6 +33,9 @@
 const volatile __u32 self_tgid = 0;
 const volatile __u8 capture_all = 0;
 const volatile __u8 capture_tcp = 1;
+/* record --keylog: also watch TCP streams that start with a TLS ClientHello
+ * (their ciphertext is decrypted offline with the key log). */
+const volatile __u8 capture_tls_cipher = 0;
 /* OpenSSL probes are attached: tie SSL* objects to their sockets. */
 const volatile __u8 tls_probes = 0;
 /* Set by userspace when the recording ends: from then on nothing is emitted,
@@ -89,6 +92,26 @@ struct {
 	__type(key, __u64);
 	__type(value, __u8);
 } channels SEC(".maps");
+
+/*
+ * With --keylog: processes whose TLS plaintext a probe has captured. Their
+ * ciphertext is not watched from then on: it would be the same messages
+ * again (the decoder keeps one copy of any it meets before).
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u32);
+	__type(value, __u8);
+} plain_tgids SEC(".maps");
+
+static __always_inline void note_plaintext(__u32 tgid)
+{
+	__u8 one = 1;
+
+	if (capture_tls_cipher && !bpf_map_lookup_elem(&plain_tgids, &tgid))
+		bpf_map_update_elem(&plain_tgids, &tgid, &one, BPF_ANY);
+}
 
 static __always_inline void count(__u32 idx, __u64 n)
 {

@@ -126,6 +126,7 @@ static long emit_step(__u64 i, struct emit_ctx *c)
  * Is this call's stream captured? Returns its state, creating it when the
  * stream starts being watched.
  * `first`/`first_len` are the first bytes of the call, for the watch test.
+ * With --keylog, a socket's ClientHello starts a stream too.
  */
 static __always_inline struct stream_state *
 watched_stream(const struct stream_key *key, __u64 chan, __u8 kind, const __u8 *first,
@@ -158,10 +159,16 @@ watched_stream(const struct stream_key *key, __u64 chan, __u8 kind, const __u8 *
 		__u8 c0 = sniff.b[0];
 		if (!tcp && c0 != '{' && c0 != '[' && !is_space(c0))
 			return NULL;
-		if (tcp && c0 != 'G' && c0 != 'P' && c0 != 'D' && c0 != 'H' && c0 != 'O')
-			return NULL;
-		if (tcp ? !sniff_http(&sniff) : !sniff_jsonrpc(&sniff))
-			return NULL;
+		if (tcp && chan && capture_tls_cipher && c0 == 0x16) {
+			if (!sniff_client_hello(&sniff) ||
+			    bpf_map_lookup_elem(&plain_tgids, &key->tgid))
+				return NULL;
+		} else {
+			if (tcp && c0 != 'G' && c0 != 'P' && c0 != 'D' && c0 != 'H' && c0 != 'O')
+				return NULL;
+			if (tcp ? !sniff_http(&sniff) : !sniff_jsonrpc(&sniff))
+				return NULL;
+		}
 	}
 	__u8 one = 1;
 	struct stream_state zero = {};

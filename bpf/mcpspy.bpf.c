@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /*
  * Kernel side of mcpspy: capture the bytes of read/write-family calls on pipes,
- * unix stream sockets and TCP sockets, and of OpenSSL's SSL_read/SSL_write.
+ * unix stream sockets and TCP sockets (with --keylog, TLS ciphertext too), and
+ * of OpenSSL's SSL_read/SSL_write.
  *
  * All syscall rungs hook only the syscall *exit*: on x86-64 the saved user
  * registers still hold the arguments there, so no per-thread map of in-flight

@@ -12,6 +12,9 @@ pub const TAG_EVENT: u8 = 1;
 pub const TAG_TICK: u8 = 2;
 /// The first tag a reader may skip when it does not know it.
 pub const TAG_OPTIONAL: u8 = 128;
+/// Feature `tls_keylog`: one line of a TLS key log the recorder followed.
+pub const TAG_KEYLOG: u8 = 128;
+pub const KEYLOG_FEATURE: &str = "tls_keylog";
 const FRAME_HEADER: usize = 5;
 
 /// One stored record.
@@ -21,6 +24,9 @@ pub enum Record<'a> {
     Event(RawEvent<'a>),
     /// The recorder had drained every record submitted before `ts_ns`.
     Tick { ts_ns: u64 },
+    /// One line of an NSS key log (feature `tls_keylog`), as the recorder
+    /// read it at `ts_ns`: the secrets of a TLS connection.
+    KeyLog { ts_ns: u64, line: &'a [u8] },
     /// Bytes that do not parse (`len` of them, framing included): kept in
     /// view, never skipped silently.
     Damaged { reason: String, len: usize },
@@ -46,6 +52,13 @@ pub fn append_tick(buf: &mut Vec<u8>, ts_ns: u64) {
     buf.push(TAG_TICK);
     buf.extend_from_slice(&8u32.to_le_bytes());
     buf.extend_from_slice(&ts_ns.to_le_bytes());
+}
+
+pub fn append_keylog(buf: &mut Vec<u8>, ts_ns: u64, line: &[u8]) {
+    buf.push(TAG_KEYLOG);
+    buf.extend_from_slice(&((8 + line.len()) as u32).to_le_bytes());
+    buf.extend_from_slice(&ts_ns.to_le_bytes());
+    buf.extend_from_slice(line);
 }
 
 /// The first frame of `data`: (tag, body, bytes consumed), or why it is cut.
@@ -116,6 +129,10 @@ impl<'a> Records<'a> {
             TAG_TICK if len == 8 => Record::Tick {
                 ts_ns: u64::from_le_bytes(body.try_into().expect("length checked")),
             },
+            TAG_KEYLOG if len >= 8 => Record::KeyLog {
+                ts_ns: u64::from_le_bytes(body[..8].try_into().expect("length checked")),
+                line: &body[8..],
+            },
             _ => Record::Damaged {
                 reason: format!("unknown record tag {tag} ({len} bytes)"),
                 len: used,
@@ -137,7 +154,7 @@ impl<'a> Records<'a> {
             self.seq += 1;
             // An optional feature's record: skipped, its number taken.
             if let Ok((tag, _, used)) = next_frame(rest) {
-                if tag >= TAG_OPTIONAL {
+                if tag >= TAG_OPTIONAL && tag != TAG_KEYLOG {
                     self.pos += used;
                     continue;
                 }
@@ -205,13 +222,19 @@ mod tests {
         let mut buf = Vec::new();
         append_event(&mut buf, &ev.hdr, ev.payload);
         append_tick(&mut buf, 99);
+        let before = buf.len();
+        append_keylog(&mut buf, 5, b"CLIENT_TRAFFIC_SECRET_0 00 11");
         let recs: Vec<_> = Records::new(&buf, 10).collect();
-        assert_eq!(recs.len(), 2);
+        assert_eq!(recs.len(), 3);
+        assert!(
+            matches!(recs[2].record, Record::KeyLog { ts_ns: 5, line } if line.ends_with(b"00 11"))
+        );
         assert_eq!(recs[0].seq, 10);
         assert!(
             matches!(recs[0].record, Record::Event(e) if e.payload == b"abc" && e.hdr.tgid == 7)
         );
         assert!(matches!(recs[1].record, Record::Tick { ts_ns: 99 }));
+        buf.truncate(before);
 
         // A cut block yields one damaged record, not a panic or silence.
         let cut: Vec<_> = Records::new(&buf[..buf.len() - 3], 0).collect();

@@ -19,6 +19,7 @@ pub const KNOWN_FEATURES: &[&str] = &[
     super::derived::FEATURE,
     OTLP_EXPORT,
     super::cgroups::FEATURE,
+    super::block::KEYLOG_FEATURE,
 ];
 /// `record --otlp-endpoint`: what was sent to the collector (schema/README.md).
 pub const OTLP_EXPORT: &str = "otlp_export";

@@ -89,7 +89,7 @@ pub fn deep(reader: &CaptureReader) -> Result<Deep, CaptureError> {
                             .add(h.stream_off, end);
                     }
                 }
-                Record::Tick { .. } => {}
+                Record::Tick { .. } | Record::KeyLog { .. } => {}
                 Record::Damaged { reason, .. } => d
                     .failures
                     .push(format!("record {} does not parse: {reason}", rec.seq)),

@@ -66,6 +66,8 @@ pub struct CaptureWriter {
     block_first_seq: u64,
     block_buf: Vec<u8>,
     block_records: u64,
+    /// `tls_keylog` is in `meta.features` already.
+    keylog_listed: bool,
     block_ts: Option<(u64, u64)>,
     block_streams: HashMap<i64, u64>,
     streams: HashMap<StreamId, StreamRow>,
@@ -186,6 +188,7 @@ impl CaptureWriter {
             block_first_seq: 0,
             block_buf: Vec::with_capacity(BLOCK_TARGET + (64 << 10)),
             block_records: 0,
+            keylog_listed: false,
             block_ts: None,
             block_streams: HashMap::new(),
             streams: HashMap::new(),
@@ -282,6 +285,18 @@ impl CaptureWriter {
         self.seal_if_full()?;
         block::append_tick(&mut self.block_buf, ts_ns);
         self.numbered(super::Record::Tick { ts_ns });
+        Ok(())
+    }
+
+    /// Keeps a line of a TLS key log (feature `tls_keylog`).
+    pub fn push_keylog(&mut self, ts_ns: u64, line: &[u8]) -> Result<()> {
+        if !self.keylog_listed {
+            self.add_feature(super::block::KEYLOG_FEATURE)?;
+            self.keylog_listed = true;
+        }
+        self.seal_if_full()?;
+        block::append_keylog(&mut self.block_buf, ts_ns, line);
+        self.numbered(super::Record::KeyLog { ts_ns, line });
         Ok(())
     }
 
@@ -618,6 +633,7 @@ impl Store for CaptureWriter {
             match rec {
                 Recorded::Event(ev) => self.store_event(&ev)?,
                 Recorded::Tick { ts_ns } => self.push_tick(ts_ns)?,
+                Recorded::KeyLog { ts_ns, line } => self.push_keylog(ts_ns, line)?,
             }
         }
         Ok(())

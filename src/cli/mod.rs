@@ -290,6 +290,12 @@ pub struct RecordArgs {
     /// With --live: show non-MCP JSON item by item, not only counted per process at the end
     #[arg(short = 'v', long, requires = "live")]
     pub verbose: bool,
+    /// Follow this TLS key log (the NSS format SSLKEYLOGFILE writes) while
+    /// recording, and keep the ciphertext of TLS connections, which readers
+    /// then decrypt (TLS 1.3) with its secrets; the command form's command
+    /// gets SSLKEYLOGFILE set to the first one (repeatable)
+    #[arg(long, value_name = "FILE")]
+    pub keylog: Vec<PathBuf>,
     /// Do not probe OpenSSL for TLS plaintext
     #[arg(long)]
     pub no_tls: bool,

@@ -79,6 +79,7 @@ pub fn run(a: RecordArgs, color: ColorChoice) -> Result<Done, Failure> {
             cgroups,
             ring_size: a.ring_size,
             tls: !a.no_tls,
+            tls_cipher: !a.keylog.is_empty(),
         },
         forced_rung,
         command_line: std::env::args().collect(),
@@ -86,6 +87,7 @@ pub fn run(a: RecordArgs, color: ColorChoice) -> Result<Done, Failure> {
         run_as: sudo_owner().map(|(uid, gid)| RunAs { uid, gid }),
         command,
         containers: a.container.clone(),
+        keylogs: a.keylog.clone(),
     };
     // The command owns the terminal: no status line over its output.
     let bar = (std::io::stderr().is_terminal() && opts.command.is_none()).then(|| {

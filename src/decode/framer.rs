@@ -13,6 +13,7 @@ use super::http::{frames_start, Http, SocketH2, SocketHttp, H2};
 use super::ndjson::Ndjson;
 use super::reassembly::{Loss, Piece};
 use super::sniff::{self, Protocol};
+use super::tls::{KeyLog, SocketTls, Tls};
 
 /// What one process knows of one socket (or TLS connection), shared by the
 /// framers of its two directions. Each protocol keeps its own part.
@@ -22,6 +23,9 @@ pub struct SocketState {
     protocol: Option<Protocol>,
     pub http: SocketHttp,
     pub h2: SocketH2,
+    /// A TLS connection opened with the key log: its hellos, and its
+    /// plaintext's own state.
+    pub tls: Option<Box<SocketTls>>,
 }
 
 impl SocketState {
@@ -44,6 +48,8 @@ pub enum Framer {
     Ndjson(Ndjson),
     Http(Box<Http>),
     Http2(Box<H2>),
+    /// TLS records, opened with the key log; their content framed inside.
+    Tls(Box<Tls>),
     /// Recognised, not decoded: reported once, then skipped.
     Unsupported {
         protocol: String,
@@ -86,12 +92,21 @@ impl Framer {
         match self {
             Framer::Http(h) => h.carries_requests(),
             Framer::Http2(h) => h.carries_requests(),
+            Framer::Tls(t) => t.inner().http_requests(),
             _ => None,
         }
     }
 
     pub fn is_http(&self) -> bool {
-        matches!(self, Framer::Http(_) | Framer::Http2(_))
+        match self {
+            Framer::Tls(t) => t.inner().is_http(),
+            f => matches!(f, Framer::Http(_) | Framer::Http2(_)),
+        }
+    }
+
+    /// Whether the stream is TLS opened with the key log.
+    pub fn is_tls(&self) -> bool {
+        matches!(self, Framer::Tls(_))
     }
 
     /// Bytes held for a message not yet ended (the decoder bounds their total).
@@ -101,13 +116,20 @@ impl Framer {
             Framer::Ndjson(n) => n.held(),
             Framer::Http(h) => h.held(),
             Framer::Http2(h) => h.held(),
+            Framer::Tls(t) => t.held(),
             Framer::Unsupported { .. } => 0,
         }
     }
 
     /// `sock`: what this process knows of the socket the stream belongs to
-    /// (shared with the other direction).
-    pub fn feed(&mut self, piece: Piece<'_>, sock: &mut SocketState, out: &mut impl FnMut(Frame)) {
+    /// (shared with the other direction); `keys`: the capture's TLS key log.
+    pub fn feed(
+        &mut self,
+        piece: Piece<'_>,
+        sock: &mut SocketState,
+        keys: &KeyLog,
+        out: &mut impl FnMut(Frame),
+    ) {
         if let Piece::Late { off, len, ts, seq } = piece {
             return out(Frame::plain(
                 off,
@@ -122,6 +144,7 @@ impl Framer {
             Framer::Ndjson(n) => n.feed(piece, out),
             Framer::Http(h) => h.feed(piece, &mut sock.http, out),
             Framer::Http2(h) => h.feed(piece, &mut sock.h2, out),
+            Framer::Tls(t) => t.feed(piece, sock, keys, out),
             Framer::Unsupported { protocol, reported } => {
                 if let Piece::Data {
                     off,
@@ -157,7 +180,7 @@ impl Framer {
                         self.sniffed(true)
                     };
                     if let Some(p) = decided {
-                        self.become_(p, sock, out);
+                        self.become_(p, sock, keys, out);
                     }
                 }
                 Piece::Lost {
@@ -173,8 +196,8 @@ impl Framer {
                         *after_loss = true;
                         out(lost_frame(off, len, why, ts, seq));
                     } else {
-                        self.decide_now(sock, out);
-                        self.feed(piece, sock, out);
+                        self.decide_now(sock, keys, out);
+                        self.feed(piece, sock, keys, out);
                     }
                 }
                 Piece::Late { .. } => {}
@@ -208,7 +231,7 @@ impl Framer {
     }
 
     /// Sniffing must end (a loss, the end of the stream): decide on what there is.
-    fn decide_now(&mut self, sock: &mut SocketState, out: &mut impl FnMut(Frame)) {
+    fn decide_now(&mut self, sock: &mut SocketState, keys: &KeyLog, out: &mut impl FnMut(Frame)) {
         let Framer::Sniff {
             held, after_loss, ..
         } = self
@@ -223,7 +246,7 @@ impl Framer {
         } else {
             self.sniffed(false).unwrap_or(Protocol::Json)
         };
-        self.become_(p, sock, out);
+        self.become_(p, sock, keys, out);
     }
 
     /// The protocol the bytes held while sniffing show (`more`: more may come).
@@ -240,7 +263,13 @@ impl Framer {
     }
 
     /// Switches to the framer for `p` and gives it the bytes held so far.
-    fn become_(&mut self, p: Protocol, sock: &mut SocketState, out: &mut impl FnMut(Frame)) {
+    fn become_(
+        &mut self,
+        p: Protocol,
+        sock: &mut SocketState,
+        keys: &KeyLog,
+        out: &mut impl FnMut(Frame),
+    ) {
         let Framer::Sniff {
             max_line,
             held,
@@ -282,6 +311,7 @@ impl Framer {
             }
             Protocol::Http1 => Framer::Http(Box::new(Http::new(max_line, after_loss))),
             Protocol::Http2 => Framer::Http2(Box::new(H2::new(max_line, after_loss))),
+            Protocol::Tls => Framer::Tls(Box::new(Tls::new(max_line, after_loss))),
             Protocol::Other(protocol) => Framer::Unsupported {
                 protocol,
                 reported: false,
@@ -294,17 +324,18 @@ impl Framer {
                 ts: h.ts,
                 seq: h.seq,
             };
-            self.feed(piece, sock, out);
+            self.feed(piece, sock, keys, out);
         }
     }
 
     /// The stream is over: a message still open was cut by the capture's end.
-    pub fn finish(&mut self, sock: &mut SocketState, out: &mut impl FnMut(Frame)) {
-        self.decide_now(sock, out);
+    pub fn finish(&mut self, sock: &mut SocketState, keys: &KeyLog, out: &mut impl FnMut(Frame)) {
+        self.decide_now(sock, keys, out);
         match self {
             Framer::Ndjson(n) => n.finish(out),
             Framer::Http(h) => h.finish(out),
             Framer::Http2(h) => h.finish(&mut sock.h2, out),
+            Framer::Tls(t) => t.finish(sock, keys, out),
             _ => {}
         }
     }
@@ -354,12 +385,16 @@ mod tests {
         // HTTP/2: decoded, from the client's preface on, across pieces.
         let mut f = Framer::sniffing(1 << 20);
         let mut sock = SocketState::default();
+        let keys = KeyLog::default();
         let mut v = Vec::new();
-        f.feed(data(0, b"PRI * HT", 1), &mut sock, &mut |fr| v.push(fr));
+        f.feed(data(0, b"PRI * HT", 1), &mut sock, &keys, &mut |fr| {
+            v.push(fr)
+        });
         assert!(matches!(f, Framer::Sniff { .. }), "undecided after 8 bytes");
         f.feed(
             data(8, b"TP/2.0\r\n\r\nSM\r\n\r\n\x00\x00", 2),
             &mut sock,
+            &keys,
             &mut |fr| v.push(fr),
         );
         assert!(f.is_http() && f.http_requests() == Some(true));
@@ -368,6 +403,7 @@ mod tests {
         g.feed(
             data(0, b"\x00\x00\x06\x04\x00\x00\x00\x00\x00\x00\x03", 1),
             &mut sock,
+            &keys,
             &mut |fr| v.push(fr),
         );
         assert!(g.is_http() && g.http_requests() == Some(false));
@@ -379,6 +415,7 @@ mod tests {
         h.feed(
             data(0, b"{\"jsonrpc\":\"2.0\"}\n", 1),
             &mut other,
+            &keys,
             &mut |fr| x.push(fr),
         );
         assert!(x[0].ends_cleanly());

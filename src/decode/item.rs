@@ -335,6 +335,9 @@ pub enum FlagReason {
     /// MCP 2026-07-28: a request's Mcp-Method or Mcp-Name header differs
     /// from its body.
     HeaderMismatch,
+    /// TLS ciphertext the capture's key log does not open ("TLS, no keys"),
+    /// or no longer opens (past a loss, a record that does not open).
+    NotDecrypted,
 }
 
 impl FlagReason {
@@ -358,6 +361,7 @@ impl FlagReason {
             FlagReason::Reset => "reset",
             FlagReason::HeadersUnknown => "headers_unknown",
             FlagReason::HeaderMismatch => "header_mismatch",
+            FlagReason::NotDecrypted => "not_decrypted",
         }
     }
 }

@@ -27,6 +27,7 @@ mod reassembly;
 mod session;
 mod sniff;
 mod sse;
+mod tls;
 
 pub use decoder::Decoder;
 pub use item::{
@@ -65,6 +66,9 @@ pub struct DecodeOptions {
     /// Streams decoded at most; the records of further streams are
     /// counted and flagged, not decoded.
     pub max_streams: usize,
+    /// Open TLS with the capture's key log lines (false: decode as a
+    /// capture without them would, as `redact` leaves them out).
+    pub keylog: bool,
 }
 
 impl Default for DecodeOptions {
@@ -77,6 +81,7 @@ impl Default for DecodeOptions {
             max_held: 64 << 20,
             max_total_held: 256 << 20,
             max_streams: 1 << 18,
+            keylog: true,
         }
     }
 }

@@ -15,6 +15,8 @@ pub enum Protocol {
     Http1,
     /// HTTP/2.
     Http2,
+    /// TLS, from its handshake on: opened with the capture's key log.
+    Tls,
     /// Anything else, with a description of what it is.
     Other(String),
 }
@@ -53,6 +55,10 @@ pub fn classify(prefix: &[u8], more: bool) -> Option<Protocol> {
     if bytes.starts_with(HTTP2_PREFACE) {
         return Some(Protocol::Http2);
     }
+    // A handshake record (the ClientHello, or the ServerHello) of TLS 1.0-1.3.
+    if let [0x16, 0x03, ..] = bytes {
+        return Some(Protocol::Tls);
+    }
     // The server's side starts with a SETTINGS frame, whose length starts with 0.
     let server_h2 = if first == 0 {
         super::http::server_preface(bytes)
@@ -65,7 +71,9 @@ pub fn classify(prefix: &[u8], more: bool) -> Option<Protocol> {
     if bytes.starts_with(b"HTTP/1.") || METHODS.iter().any(|m| bytes.starts_with(m)) {
         return Some(Protocol::Http1);
     }
-    let undecided = could_be(HTTP2_PREFACE)
+    // A lone 0x16 may start a TLS handshake record.
+    let undecided = (bytes == [0x16])
+        || could_be(HTTP2_PREFACE)
         || could_be(b"HTTP/1.")
         || METHODS.iter().any(|m| could_be(m))
         || server_h2.is_none();
@@ -78,7 +86,6 @@ pub fn classify(prefix: &[u8], more: bool) -> Option<Protocol> {
 /// A name for bytes that are neither JSON nor HTTP/1.x.
 fn describe(bytes: &[u8]) -> String {
     match bytes {
-        [0x16, 0x03, ..] => "TLS handshake (encrypted; no plaintext was captured)".into(),
         [0x14..=0x17, 0x03, ..] => "TLS records (encrypted; no plaintext was captured)".into(),
         [b'S', b'S', b'H', b'-', ..] => "SSH".into(),
         _ => {
@@ -114,8 +121,10 @@ mod tests {
         );
         assert_eq!(classify(b"\x00\x00\x12\x04", true), None);
         assert!(matches!(classify(b"PO", false), Some(Protocol::Other(_))));
+        assert_eq!(classify(b"\x16\x03\x01\x02", true), Some(Protocol::Tls));
+        assert_eq!(classify(b"\x16", true), None);
         assert!(
-            matches!(classify(b"\x16\x03\x01\x02", true), Some(Protocol::Other(s)) if s.starts_with("TLS"))
+            matches!(classify(b"\x17\x03\x03\x02", true), Some(Protocol::Other(s)) if s.starts_with("TLS"))
         );
         assert!(
             matches!(classify(b"\x00\x00\x12\x05\x00", true), Some(Protocol::Other(s)) if s.contains("00 00 12 05"))

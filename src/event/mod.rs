@@ -7,6 +7,7 @@
 use std::fmt;
 
 mod clock;
+pub mod keylog;
 mod store;
 pub use clock::{clock_ns, monotonic_ns};
 pub use store::{Batch, DropRow, ProcessRow, Recorded, Store, StoreStats};

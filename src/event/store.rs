@@ -45,6 +45,8 @@ pub enum Recorded<'a> {
     Event(RawEvent<'a>),
     /// Every record submitted before `ts_ns` is in this batch or an earlier one.
     Tick { ts_ns: u64 },
+    /// A line of a TLS key log the recorder follows, read at `ts_ns`.
+    KeyLog { ts_ns: u64, line: &'a [u8] },
 }
 
 /// Records collected between two polls of the ring.
@@ -56,8 +58,16 @@ pub struct Batch {
 }
 
 enum Entry {
-    Event { hdr: EventHeader, end: usize },
+    Event {
+        hdr: EventHeader,
+        end: usize,
+    },
     Tick(u64),
+    /// A key log line: its bytes end at `end` in `payloads`.
+    KeyLog {
+        ts_ns: u64,
+        end: usize,
+    },
 }
 
 impl Batch {
@@ -75,6 +85,14 @@ impl Batch {
         self.entries.push(Entry::Tick(ts_ns));
     }
 
+    pub fn push_keylog(&mut self, ts_ns: u64, line: &[u8]) {
+        self.payloads.extend_from_slice(line);
+        self.entries.push(Entry::KeyLog {
+            ts_ns,
+            end: self.payloads.len(),
+        });
+    }
+
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }
@@ -89,6 +107,14 @@ impl Batch {
                 Recorded::Event(RawEvent { hdr: *hdr, payload })
             }
             Entry::Tick(ts_ns) => Recorded::Tick { ts_ns: *ts_ns },
+            Entry::KeyLog { ts_ns, end } => {
+                let line = &self.payloads[start..*end];
+                start = *end;
+                Recorded::KeyLog {
+                    ts_ns: *ts_ns,
+                    line,
+                }
+            }
         })
     }
 }

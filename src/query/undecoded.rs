@@ -64,7 +64,9 @@ pub fn count_undecoded(reader: &CaptureReader) -> Result<BTreeMap<String, u64>, 
     for (k, p) in &judged {
         let sibling = judged.get(&k.reversed());
         let name = match (p, sibling) {
-            (Protocol::Json | Protocol::Http1 | Protocol::Http2, _) => continue,
+            // TLS is decoded when the key log opens it, and the decoder
+            // reports each stream it does not ("TLS, no keys").
+            (Protocol::Json | Protocol::Http1 | Protocol::Http2 | Protocol::Tls, _) => continue,
             // The other direction of an HTTP/2 connection is decoded with it.
             (_, Some(Protocol::Http2)) => continue,
             (Protocol::Other(s), _) => s.clone(),

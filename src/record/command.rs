@@ -5,6 +5,7 @@
 use anyhow::{Context, Result};
 use std::ffi::{CStr, CString, OsString};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus};
 
 /// Who the command runs as.
@@ -15,10 +16,15 @@ pub struct RunAs {
 }
 
 /// Starts `argv` as `user` (or as the recorder's own user when None).
-pub fn spawn(argv: &[OsString], user: Option<&RunAs>) -> Result<Child> {
+pub fn spawn(argv: &[OsString], user: Option<&RunAs>, keylog: Option<&PathBuf>) -> Result<Child> {
     let (program, args) = argv.split_first().context("the command is empty")?;
     let mut cmd = Command::new(program);
     cmd.args(args);
+    // With --keylog, the command writes its TLS secrets there (programs that
+    // honour SSLKEYLOGFILE), unless it was told otherwise.
+    if let (Some(path), None) = (keylog, std::env::var_os("SSLKEYLOGFILE")) {
+        cmd.env("SSLKEYLOGFILE", path);
+    }
     if let Some(u) = user {
         let (uid, gid) = (u.uid, u.gid);
         let account = Account::of(uid);

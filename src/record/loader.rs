@@ -52,6 +52,8 @@ pub struct KernelConfig {
     pub ring_size: u64,
     /// Load the OpenSSL uprobe programs (the recorder attaches them).
     pub tls: bool,
+    /// Watch TCP streams that start with a TLS ClientHello (record --keylog).
+    pub tls_cipher: bool,
 }
 
 /// Filters the programs hold (MCPSPY_MAX_FILTERS in bpf/mcpspy.bpf.c).
@@ -151,6 +153,7 @@ fn load_and_attach<'o>(
         ro.filter_cgroup_levels[i] = c.level;
     }
     ro.tls_probes = cfg.tls as u8;
+    ro.capture_tls_cipher = cfg.tls_cipher as u8;
     // Wake the reader early once an eighth of the ring is waiting.
     ro.wakeup_bytes = cfg.ring_size / 8;
     open.maps

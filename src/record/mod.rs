@@ -7,6 +7,7 @@
 mod boringssl;
 mod command;
 mod go;
+mod keylog;
 mod loader;
 mod mounts;
 mod procfs;
@@ -58,6 +59,8 @@ pub struct Options {
     pub run_as: Option<RunAs>,
     /// --container ids, for provenance (their cgroups are in `kernel`).
     pub containers: Vec<String>,
+    /// --keylog files: TLS key logs followed while recording.
+    pub keylogs: Vec<PathBuf>,
 }
 
 /// Known once the programs are attached.
@@ -290,7 +293,11 @@ fn drain(
         .context("starting the writer thread")?;
 
     let child = match &opts.command {
-        Some(argv) => Some(command::spawn(argv, opts.run_as.as_ref())?),
+        Some(argv) => Some(command::spawn(
+            argv,
+            opts.run_as.as_ref(),
+            opts.keylogs.first(),
+        )?),
         None => None,
     };
     let batch = Rc::new(RefCell::new(Collected::default()));
@@ -313,6 +320,8 @@ fn drain(
         processes: 0,
         tls: tls.as_mut(),
         tls_known: 0,
+        keylogs: (!opts.keylogs.is_empty()).then(|| keylog::KeyLogs::new(&opts.keylogs)),
+        keylog_meta: String::new(),
         start,
         child,
         command_exit: None,
@@ -401,6 +410,9 @@ struct Drainer<'a> {
     tls: Option<&'a mut tls::TlsProbes>,
     /// Targets and errors the tls meta last described.
     tls_known: usize,
+    keylogs: Option<keylog::KeyLogs>,
+    /// What the keylog meta last said.
+    keylog_meta: String,
     start: Instant,
     /// The command form's command, until it exits.
     child: Option<std::process::Child>,
@@ -479,6 +491,20 @@ impl Drainer<'_> {
 
     /// Hands what the last poll collected to the writer, with a clock tick.
     fn flush(&mut self, skel: &loader::McpspySkel<'_>) -> Result<()> {
+        // Key log lines go ahead of the records drained with them: each was
+        // written before the data it opens was sent (keylog.rs).
+        if let Some(k) = self.keylogs.as_mut() {
+            let mut lines = Batch::default();
+            k.poll(&mut lines, event::monotonic_ns());
+            let described = k.describe();
+            if !lines.is_empty() {
+                self.send(ToWriter::Records(lines))?;
+            }
+            if described != self.keylog_meta {
+                self.send(ToWriter::Meta("keylog".into(), described.clone()))?;
+                self.keylog_meta = described;
+            }
+        }
         let (records, new_pids, execs, malformed, skipped) = {
             let mut b = self.batch.borrow_mut();
             b.records.push_tick(event::monotonic_ns());

@@ -205,6 +205,11 @@ impl Channel {
             .and_then(|h| h.frame.text())
     }
 
+    /// The streams seen on `side`.
+    pub fn streams_on(&self, side: Side) -> &[usize] {
+        &self.streams[side as usize]
+    }
+
     /// The stream of `side`, if the channel has seen exactly one there.
     pub fn single_stream(&self, side: Side) -> Option<usize> {
         match self.streams[side as usize].as_slice() {

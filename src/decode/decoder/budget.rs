@@ -105,9 +105,10 @@ impl Decoder {
                 let mut frames = std::mem::take(&mut self.frames);
                 let s = &mut self.streams[i];
                 let http = &mut self.sockets[s.sock].state;
+                let keys = &self.keys;
                 let (reasm, framer) = (&mut s.reasm, &mut s.framer);
                 reasm.expire(clock, 0, 0, &mut |p| {
-                    framer.feed(p, http, &mut |f| frames.push(f))
+                    framer.feed(p, http, keys, &mut |f| frames.push(f))
                 });
                 if framer.held() > 0 {
                     let cut = Piece::Lost {
@@ -117,7 +118,7 @@ impl Decoder {
                         ts: clock,
                         seq: None,
                     };
-                    framer.feed(cut, http, &mut |f| frames.push(f));
+                    framer.feed(cut, http, keys, &mut |f| frames.push(f));
                 }
                 self.route_frames(i, &mut frames);
                 self.frames = frames;

@@ -27,6 +27,7 @@ use super::framer::{Framer, SocketState};
 use super::item::{Flag, FlagReason, Item, Peer, SessionSummary};
 use super::reassembly::{self, Chunk, Reassembler};
 use super::session::Sessions;
+use super::tls::KeyLog;
 use super::{BlockError, DecodeOptions, MinSet, Numbered, Record};
 use crate::event::{fd_kind, flags, kind, EventHeader, RawEvent, StreamId};
 use order::{Owner, Pending, Ready};
@@ -116,6 +117,8 @@ pub struct Decoder {
     /// no earlier (a damaged first block would otherwise show at time 0).
     damage_floor: u64,
     budget: budget::Budget,
+    /// The capture's TLS key log lines so far.
+    keys: KeyLog,
 }
 
 impl Decoder {
@@ -142,6 +145,7 @@ impl Decoder {
             merged: Vec::new(),
             damage_floor: 0,
             budget: budget::Budget::default(),
+            keys: KeyLog::default(),
         }
     }
 
@@ -155,6 +159,8 @@ impl Decoder {
         match &rec.record {
             Record::Event(ev) => self.push_event(rec.seq, ev, sink),
             Record::Tick { ts_ns } => self.push_tick(*ts_ns, sink),
+            Record::KeyLog { line, .. } if self.opts.keylog => self.keys.add(line),
+            Record::KeyLog { .. } => {}
             Record::Damaged { reason, len } => {
                 let flag = Flag {
                     reason: FlagReason::DamagedRecord,
@@ -325,12 +331,16 @@ impl Decoder {
         // The latest name: a process can exec, or name a thread.
         s.hdr.comm = h.comm;
         let http = &mut self.sockets[s.sock].state;
+        let keys = &self.keys;
         let Stream { reasm, framer, .. } = s;
         let mut to_framer =
-            |p: reassembly::Piece<'_>| framer.feed(p, http, &mut |f| frames.push(f));
+            |p: reassembly::Piece<'_>| framer.feed(p, http, keys, &mut |f| frames.push(f));
         reasm.push(chunk, clock, &mut to_framer);
         if reasm.pending_bytes() > max_held {
             reasm.expire(clock, hold, max_held, &mut to_framer);
+        }
+        if framer.is_tls() {
+            self.key_as_tls(idx);
         }
         self.route_frames(idx, &mut frames);
         self.frames = frames;

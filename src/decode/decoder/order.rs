@@ -144,8 +144,9 @@ impl Decoder {
                         ..
                     } = s;
                     let http = &mut self.sockets[*sock].state;
+                    let keys = &self.keys;
                     reasm.expire(clock, hold, max_held, &mut |p| {
-                        framer.feed(p, http, &mut |f| frames.push(f))
+                        framer.feed(p, http, keys, &mut |f| frames.push(f))
                     });
                     self.route_frames(i, &mut frames);
                     self.frames = frames;

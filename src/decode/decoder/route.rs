@@ -32,7 +32,7 @@ impl Decoder {
             Some(ChannelKey::Tcp { from, to, .. }) => Some((from, to)),
             _ => None,
         };
-        let tls = any.is_some_and(|s| s.hdr.flags & flags::TLS != 0);
+        let tls = any.is_some_and(|s| s.hdr.flags & flags::TLS != 0 || s.framer.is_tls());
         let kind = any.map_or(0, |s| self.sockets[s.sock].fd_kind);
         let is_http = m.http.is_some() || any.is_some_and(|s| s.framer.is_http());
         let mut http = None;

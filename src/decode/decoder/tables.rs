@@ -172,8 +172,9 @@ impl Decoder {
             ..
         } = &mut self.streams[i];
         let http = &mut self.sockets[*sock].state;
-        reasm.finish(&mut |p| framer.feed(p, http, &mut |f| frames.push(f)));
-        framer.finish(http, &mut |f| frames.push(f));
+        let keys = &self.keys;
+        reasm.finish(&mut |p| framer.feed(p, http, keys, &mut |f| frames.push(f)));
+        framer.finish(http, keys, &mut |f| frames.push(f));
         self.route_frames(i, &mut frames);
         self.frames = frames;
         self.waiting_streams.remove(&i);
@@ -198,6 +199,10 @@ impl Decoder {
             }
             return;
         };
+        if self.twin_of(stream, c, side) {
+            frames.clear();
+            return;
+        }
         let tls = self.streams[stream].hdr.flags & flags::TLS != 0;
         let mut c = c;
         let mut merged = std::mem::take(&mut self.merged);
@@ -222,6 +227,52 @@ impl Decoder {
         }
         self.finish_push(c, &mut merged);
         self.merged = merged;
+    }
+
+    /// Whether `stream` is a second copy of what one stream of the same
+    /// process already brings to this side of the channel: TLS plaintext
+    /// from the library's probes, and the same connection's ciphertext
+    /// opened with the key log. The first of the two to bring a frame is
+    /// kept; the other is the same bytes again.
+    fn twin_of(&self, stream: usize, c: usize, side: Side) -> bool {
+        let me = &self.streams[stream];
+        let opened = me.framer.is_tls();
+        if !opened && me.hdr.flags & flags::TLS == 0 {
+            return false;
+        }
+        self.channels[c].chan.streams_on(side).iter().any(|&j| {
+            let other = &self.streams[j];
+            j != stream
+                && other.hdr.tgid == me.hdr.tgid
+                && if opened {
+                    other.hdr.flags & flags::TLS != 0
+                } else {
+                    other.framer.is_tls()
+                }
+        })
+    }
+
+    /// A stream found to be TLS opened with the key log joins its
+    /// connection's TLS channel, where the other end's plaintext goes too.
+    pub(super) fn key_as_tls(&mut self, i: usize) {
+        let s = &self.streams[i];
+        let Some(ChannelKey::Tcp {
+            tls: false,
+            from,
+            to,
+        }) = s.keyed
+        else {
+            return;
+        };
+        let key = ChannelKey::Tcp {
+            tls: true,
+            from,
+            to,
+        };
+        let c = self.channel_for(Some(key));
+        let s = &mut self.streams[i];
+        s.channel = Some(c);
+        s.keyed = Some(key);
     }
 
     fn finish_push(&mut self, c: usize, merged: &mut Vec<Merged>) {

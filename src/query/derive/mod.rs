@@ -39,6 +39,11 @@ pub trait Plan {
     }
     /// The messages the child's view lists, named in the parent; None: no view.
     fn view(&self) -> Option<&HashSet<ViewKey>>;
+    /// Whether the parent's TLS key log lines are kept (they unlock the
+    /// ciphertext they belong to).
+    fn keeps_keylog(&mut self) -> bool {
+        true
+    }
 }
 
 /// A stream's incarnation: an SSL* or a socket reused by a new connection
@@ -280,6 +285,11 @@ fn copy_records(
         for rec in block.records() {
             match rec.record {
                 Record::Tick { ts_ns } => w.push_tick(ts_ns)?,
+                Record::KeyLog { ts_ns, line } => {
+                    if plan.keeps_keylog() {
+                        w.push_keylog(ts_ns, line)?;
+                    }
+                }
                 Record::Damaged { reason, .. } => {
                     return Err(DeriveError::Refused(format!(
                         "record {} of the parent is damaged ({reason}): a derived capture would \

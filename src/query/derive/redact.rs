@@ -34,6 +34,7 @@ pub struct Redaction {
     view: Option<HashSet<ViewKey>>,
     /// The incarnation of each record's stream, as the finding pass counted them.
     incarnations: Incarnations,
+    keylog_left_out: u64,
 }
 
 /// A keyed pseudonym of `secret`: as long as it, in [0-9a-z].
@@ -76,6 +77,7 @@ impl Redaction {
             by_location: BTreeMap::new(),
             view: parent.view()?,
             incarnations: Incarnations::default(),
+            keylog_left_out: 0,
             found,
         };
         for (rule, loc, n) in r.found.tally() {
@@ -151,7 +153,15 @@ impl Plan for Redaction {
             "non_mcp_lines_blanked": self.found.blanked,
             "non_mcp_streams_left_out": self.found.streams_left_out(),
             "secrets_not_located": self.found.unlocated,
+            "tls_keylog_lines_left_out": self.keylog_left_out,
         })
+    }
+
+    /// Key log lines would let anyone decrypt what redaction cannot reach
+    /// (ciphertext): they never go into a redacted capture.
+    fn keeps_keylog(&mut self) -> bool {
+        self.keylog_left_out += 1;
+        false
     }
 
     fn keeps(&mut self, _seq: u64, ev: &RawEvent<'_>) -> bool {

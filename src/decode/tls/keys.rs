@@ -1,0 +1,64 @@
+//! The secrets of a capture's TLS key log lines, by connection.
+
+use crate::event::keylog::{parse_line, Label, Line};
+use std::collections::HashMap;
+
+/// The secrets of the capture's key log lines, by client random.
+#[derive(Debug, Default)]
+pub struct KeyLog {
+    by_random: HashMap<[u8; 32], HashMap<Label, Vec<u8>>>,
+}
+
+/// Connections remembered at most: a hostile file cannot grow the decoder
+/// past this (a real capture has one entry per TLS connection).
+const MAX_CONNECTIONS: usize = 1 << 20;
+
+impl KeyLog {
+    /// Adds a line of the capture; lines that are not secrets are ignored
+    /// here (the file keeps them).
+    pub fn add(&mut self, line: &[u8]) {
+        let Ok(Line::Secret {
+            label,
+            random,
+            secret,
+        }) = parse_line(line)
+        else {
+            return;
+        };
+        if self.by_random.len() >= MAX_CONNECTIONS && !self.by_random.contains_key(&random) {
+            return;
+        }
+        self.by_random
+            .entry(random)
+            .or_default()
+            .insert(label, secret);
+    }
+
+    pub fn secret(&self, random: &[u8; 32], label: Label) -> Option<&[u8]> {
+        self.by_random.get(random)?.get(&label).map(Vec::as_slice)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_are_found_by_random_and_label() {
+        let line = format!(
+            "CLIENT_TRAFFIC_SECRET_0 {} {}",
+            "ab".repeat(32),
+            "01".repeat(32)
+        );
+        let mut keys = KeyLog::default();
+        keys.add(line.as_bytes());
+        keys.add(b"not a key log line");
+        let random = [0xab; 32];
+        assert_eq!(
+            keys.secret(&random, Label::ClientTraffic),
+            Some(&[1u8; 32][..])
+        );
+        assert!(keys.secret(&random, Label::ServerTraffic).is_none());
+        assert!(keys.secret(&[0; 32], Label::ClientTraffic).is_none());
+    }
+}
