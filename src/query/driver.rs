@@ -211,9 +211,10 @@ fn from_decoder(
     progress: &mut dyn Progress,
 ) -> Result<Outcome, QueryError> {
     let two = sel.needs_answers();
+    let keylog = !sel.without_keylog;
     let mut selected = HashSet::new();
     if two {
-        decode(reader, progress, "pass 1/2", |item| {
+        decode(reader, progress, "pass 1/2", keylog, |item| {
             selected.extend(sel.answer_selects(item));
             Ok(Flow::Continue)
         })?;
@@ -221,7 +222,7 @@ fn from_decoder(
     let mut outcome = Outcome::default();
     let label = if two { "pass 2/2" } else { "" };
     let mut damage = 0;
-    let (sessions, flow) = decode(reader, progress, label, |item| {
+    let (sessions, flow) = decode(reader, progress, label, keylog, |item| {
         damage += u64::from(item.kind.is_damage());
         take(
             sel,
@@ -255,16 +256,21 @@ fn take(
     sink.item(item, size)
 }
 
-/// Runs the decoder over the whole capture (until `each` says stop).
+/// Runs the decoder over the whole capture (until `each` says stop);
+/// `keylog`: TLS is opened with the capture's key log.
 /// Returns the sessions as they stood when it ended, and how it ended.
 pub(super) fn decode(
     reader: &CaptureReader,
     progress: &mut dyn Progress,
     label: &'static str,
+    keylog: bool,
     mut each: impl FnMut(&Item<'_>) -> io::Result<Flow>,
 ) -> Result<(Vec<SessionSummary>, Flow), QueryError> {
     progress.pass(label, reader.raw_bytes()?);
-    let mut decoder = Decoder::new(DecodeOptions::default());
+    let mut decoder = Decoder::new(DecodeOptions {
+        keylog,
+        ..DecodeOptions::default()
+    });
     // The decoder cannot be told to stop: the first error or stop is kept
     // here, and no more items are taken.
     let mut ended: Option<io::Result<Flow>> = None;
@@ -325,7 +331,7 @@ fn open_index(reader: &CaptureReader, progress: &mut dyn Progress) -> Option<(In
         }
         index::prune(&dir);
         let mut builder = Builder::create(&path, key.clone()).map_err(|e| e.to_string())?;
-        let (sessions, _) = decode(reader, progress, "indexing", |item| {
+        let (sessions, _) = decode(reader, progress, "indexing", true, |item| {
             builder.item(item, item.text.len() as u64)
         })
         .map_err(|e| e.to_string())?;

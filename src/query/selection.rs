@@ -46,6 +46,10 @@ pub struct Selection {
     /// applied): what `redact` reads.
     #[serde(skip)]
     pub whole: bool,
+    /// Decode as if the capture held no TLS key log: what a redacted
+    /// capture shows (`redact` leaves the key log out).
+    #[serde(skip)]
+    pub without_keylog: bool,
 }
 
 /// How a slice's view names a message: its first copy's first record and
@@ -95,8 +99,10 @@ impl Selection {
             answering,
             view,
             whole: _,
+            without_keylog,
         } = self;
-        methods.is_empty()
+        !without_keylog
+            && methods.is_empty()
             && tools.is_empty()
             && pids.is_empty()
             && comms.is_empty()

@@ -222,8 +222,11 @@ pub fn find(
         mcp_firsts: RoaringTreemap::new(),
         found: Found::default(),
     };
+    // As the child will show it: without the key log, which redact leaves
+    // out, TLS ciphertext is not MCP (and its records are not rewritten).
     let every = Selection {
         whole: true,
+        without_keylog: true,
         ..Selection::default()
     };
     run(parent, &every, &mut c, IndexUse::Never, progress)?;

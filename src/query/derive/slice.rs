@@ -35,13 +35,17 @@ pub struct Slice {
 struct Reach {
     below: u64,
     until_ts: u64,
+    /// Records numbered up to this one are kept too: the offsets of TLS
+    /// opened with the key log are the plaintext's, not the records'.
+    last_seq: u64,
 }
 
 /// A selected message's copy, before its stream is known: its first
-/// record, and how far its text reaches.
+/// record, how far its text reaches, and its last record.
 struct CopyEnd {
     end: u64,
     last_ts: u64,
+    last_seq: u64,
 }
 
 /// Collects, from the selected messages, their view keys and their copies.
@@ -58,13 +62,15 @@ impl Sink for Collect<'_> {
     fn item(&mut self, item: &Item<'_>, _: u64) -> io::Result<Flow> {
         self.view.extend(view_key(item));
         for copy in [&item.writer, &item.reader].into_iter().flatten() {
-            if let Some(&first) = copy.seqs.first() {
-                let e = self
-                    .copies
-                    .entry(first)
-                    .or_insert(CopyEnd { end: 0, last_ts: 0 });
+            if let (Some(&first), Some(&last)) = (copy.seqs.first(), copy.seqs.iter().max()) {
+                let e = self.copies.entry(first).or_insert(CopyEnd {
+                    end: 0,
+                    last_ts: 0,
+                    last_seq: 0,
+                });
                 e.end = e.end.max(copy.end);
                 e.last_ts = e.last_ts.max(copy.last_ts);
+                e.last_seq = e.last_seq.max(last);
             }
         }
         Ok(Flow::Continue)
@@ -117,6 +123,7 @@ impl Slice {
                 let r = streams.entry(at).or_default();
                 r.below = r.below.max(c.end.saturating_add(SLACK));
                 r.until_ts = r.until_ts.max(c.last_ts);
+                r.last_seq = r.last_seq.max(c.last_seq);
             }
         }
         let mut siblings: HashMap<StreamId, u64> = HashMap::new();
@@ -153,7 +160,7 @@ impl Plan for Slice {
         })
     }
 
-    fn keeps(&mut self, _seq: u64, ev: &RawEvent<'_>) -> bool {
+    fn keeps(&mut self, seq: u64, ev: &RawEvent<'_>) -> bool {
         let h = &ev.hdr;
         if h.kind != kind::DATA {
             return self.pids.contains(&h.tgid);
@@ -161,7 +168,7 @@ impl Plan for Slice {
         let at = self.incarnations.of(ev);
         self.streams
             .get(&at)
-            .is_some_and(|r| h.stream_off < r.below)
+            .is_some_and(|r| h.stream_off < r.below || seq <= r.last_seq)
             || self.siblings.get(&at.0).is_some_and(|&t| h.ts_ns <= t)
     }
 
