@@ -160,3 +160,32 @@ fn a_tls_stream_that_never_learns_its_socket_is_shown_alone() {
     );
     assert!(items[0].ts_ns < items[2].ts_ns);
 }
+
+/// A recorded session (fixtures/deno_h2_keylog.db): Deno's fetch (rustls,
+/// HTTP/2) and the Go MCP server over HTTPS, both ends recorded, Deno's
+/// side only as ciphertext and its key log, the server's through its
+/// crypto/tls probes (and its first connection's ciphertext too, which the
+/// key log also opens). Every message is shown once, from both copies, in
+/// one session between the two processes; the golden files hold the rest.
+#[test]
+fn ciphertext_opened_with_the_key_log_pairs_with_the_servers_plaintext() {
+    let cap = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/deno_h2_keylog.db");
+    let (items, sessions) = decode_file(&cap);
+    assert_eq!(items.len(), 10);
+    shown_once_from_both_copies(&items, &sessions, &[1; 10]);
+    let methods: Vec<_> = items.iter().filter_map(|i| i.method.as_deref()).collect();
+    for m in ["initialize", "tools/list", "tools/call"] {
+        assert!(methods.contains(&m), "{methods:?}");
+    }
+    let show = mcpspy_command()
+        .arg("show")
+        .arg(&cap)
+        .arg("1")
+        .output()
+        .unwrap();
+    let show = String::from_utf8_lossy(&show.stdout);
+    assert!(
+        show.contains("POST /mcp HTTP/2.0") && show.contains("user-agent: Deno/"),
+        "{show}"
+    );
+}
