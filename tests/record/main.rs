@@ -8,6 +8,7 @@ mod collector;
 mod go_tls;
 mod http;
 mod http_decode;
+mod keylog;
 mod lifecycle;
 mod otlp;
 mod peers;

@@ -1,0 +1,243 @@
+//! TLS through key logs (`record --keylog`): Deno (npm `@deno/linux-x64-glibc`)
+//! uses rustls, which has no symbols to probe, and writes SSLKEYLOGFILE.
+//! The recorder keeps its ciphertext and the key log; the export must hold
+//! what the server logged, every message once, paired, sizes exact, and a
+//! key log that does not match must show "TLS, no keys", never content.
+
+use super::support::*;
+use super::tls_apps::{assert_export_matches_log, exported, tls_meta, HttpsServer};
+use super::tls_programs::*;
+use serde_json::Value;
+use std::path::Path;
+use std::process::Command;
+
+/// For a test of Deno: BPF, and deno (which the setup installs; missing, it fails).
+fn deno_ready(name: &str) -> Option<(std::sync::MutexGuard<'static, ()>, tempfile::TempDir)> {
+    let ready = bpf_test(name)?;
+    assert!(
+        deno().exists(),
+        "{name}: run scripts/setup.sh (tests/peers/tls-apps)"
+    );
+    Some(ready)
+}
+
+fn keylog_meta(capture: &Path) -> Value {
+    let conn =
+        rusqlite::Connection::open_with_flags(capture, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .unwrap();
+    let text: String = conn
+        .query_row("SELECT value FROM meta WHERE key = 'keylog'", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+/// `record --keylog K -- deno run fetch_client.mjs URL SIZE`: the command
+/// form sets SSLKEYLOGFILE=K for Deno; its HTTPS exchange with the Python
+/// SDK's server (HTTP/1.1, a 1 MiB result) is exported as the server logged it.
+#[test]
+fn deno_over_https_is_read_through_its_key_log() {
+    let name = "deno_over_https_is_read_through_its_key_log";
+    let Some((_serial, dir)) = deno_ready(name) else {
+        return;
+    };
+    let dir = dir.path();
+    let server = HttpsServer::start(dir);
+    let (capture, keys) = (dir.join("capture.db"), dir.join("keys.log"));
+    let ca = server.ca.to_str().unwrap().to_string();
+    let deno_dir = dir.join("deno");
+    let size = (1u32 << 20).to_string();
+    let rec = start_recorder_env(
+        &capture,
+        &[
+            "--keylog",
+            keys.to_str().unwrap(),
+            "--",
+            deno().to_str().unwrap(),
+            "run",
+            "--allow-net",
+            "--allow-env",
+            "--allow-read",
+            fetch_client().to_str().unwrap(),
+            &server.url,
+            &size,
+        ],
+        &[("DENO_CERT", &ca), ("DENO_DIR", deno_dir.to_str().unwrap())],
+    );
+    let (code, _, stderr) = rec.wait();
+    assert_eq!(
+        code,
+        Some(0),
+        "{name}: deno or the recorder failed: {stderr:?}"
+    );
+    let port = server.port;
+    let logged = server.stop();
+    assert!(keys.exists(), "{name}: Deno wrote no key log");
+    let meta = keylog_meta(&capture);
+    assert!(
+        meta["files"][0]["lines_kept"].as_u64().unwrap() >= 4,
+        "{name}: {meta}"
+    );
+    let items = exported(&capture, port);
+    let client = items[0]["records"]["writer"]["pid"].as_u64().unwrap() as u32;
+    assert_eq!(items[0]["http_transport"]["comm"], "deno", "{name}");
+    for v in &items {
+        assert_eq!(v["tcp_transport"]["tls"], true, "{name}: {v}");
+    }
+    assert_export_matches_log(name, &items, &logged, client);
+    assert!(
+        logged.iter().any(|m| m.bytes > 1 << 20),
+        "{name}: a 1 MiB result"
+    );
+    // Deno's TLS library is not probed: the key log is what opened it.
+    assert!(
+        !tls_meta(&capture)["probed"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t["path"].as_str().unwrap().contains("deno")),
+        "{name}"
+    );
+}
+
+/// The messages the Go server logged: (sent by the client, length).
+fn go_logged(path: &Path) -> Vec<(bool, u64)> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let v: Value = serde_json::from_str(l).unwrap();
+            (v["dir"] == "recv", v["len"].as_u64().unwrap())
+        })
+        .collect()
+}
+
+/// Deno (HTTP/2 through its key log) and the Go server (through its
+/// crypto/tls probes), both recorded: every message the server logged is
+/// exported once, from both ends' copies, paired, and over HTTP/2.
+#[test]
+fn deno_and_the_go_server_over_http2_are_each_message_once() {
+    let name = "deno_and_the_go_server_over_http2_are_each_message_once";
+    let Some((_serial, dir)) = deno_ready(name) else {
+        return;
+    };
+    let dir = dir.path();
+    let (capture, keys, out) = (dir.join("capture.db"), dir.join("keys.log"), dir.join("s"));
+    let rec = start_recorder(
+        &capture,
+        &[
+            "--keylog",
+            keys.to_str().unwrap(),
+            "--comm",
+            "deno",
+            "--comm",
+            "go-server",
+        ],
+    );
+    let script = Path::new(ROOT).join("tests/peers/deno_session.sh");
+    succeed(Command::new(script).arg(&out).arg(&keys).arg("300000"));
+    rec.stop();
+    let mut want = go_logged(&out.join("server.jsonl"));
+    let export = succeed(Command::new(BIN).arg("export").arg(&capture)).stdout;
+    let items: Vec<Value> = String::from_utf8(export)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let mut got: Vec<(bool, u64)> = items
+        .iter()
+        .map(|v| {
+            (
+                v["direction"] == "client->server",
+                v["size_bytes"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    want.sort();
+    got.sort();
+    assert!(want.iter().any(|m| m.1 > 300_000), "{name}: {want:?}");
+    assert_eq!(got, want, "{name}: exported vs the server's log");
+    for v in &items {
+        assert_eq!(v["truncated"], false, "{name}: {v}");
+        let r = &v["records"];
+        assert!(
+            r["writer"].is_object() && r["reader"].is_object(),
+            "{name}: both ends' copies: {v}"
+        );
+        let comms = [
+            &v["http_transport"]["comm"],
+            &v["http_transport"]["peer_comm"],
+        ];
+        assert!(
+            comms.contains(&&Value::from("deno")) && comms.contains(&&Value::from("go-server")),
+            "{name}: {v}"
+        );
+        if matches!(v["type"].as_str(), Some("response" | "error")) {
+            assert_eq!(v["request"]["id"], v["id"], "{name}: paired: {v}");
+        }
+    }
+    let show = succeed(Command::new(BIN).arg("show").arg(&capture).arg("1")).stdout;
+    let show = String::from_utf8_lossy(&show);
+    assert!(show.contains("HTTP/2.0"), "{name}: {show}");
+}
+
+/// A key log that holds no secrets of the recorded connection (another
+/// run's) opens nothing: Deno's streams are flagged not_decrypted, in both
+/// directions, and no message is shown from them.
+#[test]
+fn a_key_log_that_does_not_match_shows_tls_no_keys() {
+    let name = "a_key_log_that_does_not_match_shows_tls_no_keys";
+    let Some((_serial, dir)) = deno_ready(name) else {
+        return;
+    };
+    let dir = dir.path();
+    // Another connection's secrets, in the file the recorder follows.
+    let (stale, keys) = (dir.join("stale.keys"), dir.join("other.keys"));
+    let warmup = dir.join("warmup");
+    succeed(
+        Command::new(Path::new(ROOT).join("tests/peers/deno_session.sh"))
+            .arg(&warmup)
+            .arg(&stale)
+            .arg("1000"),
+    );
+    let capture = dir.join("capture.db");
+    let rec = start_recorder(
+        &capture,
+        &["--keylog", stale.to_str().unwrap(), "--comm", "deno"],
+    );
+    // Deno writes this run's secrets elsewhere.
+    succeed(
+        Command::new(Path::new(ROOT).join("tests/peers/deno_session.sh"))
+            .arg(dir.join("run"))
+            .arg(&keys)
+            .arg("1000"),
+    );
+    rec.stop();
+    let export = succeed(Command::new(BIN).arg("export").arg(&capture)).stdout;
+    let items: Vec<Value> = String::from_utf8(export)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let flagged: Vec<_> = items
+        .iter()
+        .filter(|v| v["flag"]["reason"] == "not_decrypted")
+        .collect();
+    assert!(
+        items.iter().all(|v| v["type"] == "flagged"),
+        "{name}: nothing but flags: {items:?}"
+    );
+    let directions: std::collections::BTreeSet<_> = flagged
+        .iter()
+        .map(|v| v["tcp_transport"]["from"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(directions.len(), 2, "{name}: both directions: {items:?}");
+    assert!(
+        flagged.iter().all(|v| v["flag"]["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("TLS, no keys")),
+        "{name}: {flagged:?}"
+    );
+}
