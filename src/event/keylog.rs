@@ -1,16 +1,18 @@
 //! The lines of a TLS key log (the NSS format that SSLKEYLOGFILE writes):
 //! `LABEL <client random, hex> <secret, hex>`; the client random (the 32
 //! bytes of the ClientHello) names the connection. The recorder keeps the
-//! lines that parse; the decoder opens TLS 1.3 with them.
+//! lines that parse; the decoder opens TLS 1.3 and 1.2 with them.
 //! <https://www.ietf.org/archive/id/draft-ietf-tls-keylogfile-02.html>
 
-/// The TLS 1.3 secrets this decoder uses, by what each protects.
+/// The secrets this decoder uses, by what each protects.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Label {
     ClientHandshake,
     ServerHandshake,
     ClientTraffic,
     ServerTraffic,
+    /// TLS 1.2: the master secret (CLIENT_RANDOM).
+    Master,
 }
 
 impl Label {
@@ -20,6 +22,7 @@ impl Label {
             b"SERVER_HANDSHAKE_TRAFFIC_SECRET" => Label::ServerHandshake,
             b"CLIENT_TRAFFIC_SECRET_0" => Label::ClientTraffic,
             b"SERVER_TRAFFIC_SECRET_0" => Label::ServerTraffic,
+            b"CLIENT_RANDOM" => Label::Master,
             _ => return None,
         })
     }
@@ -28,14 +31,14 @@ impl Label {
 /// What one line is, for the recorder's count of what it kept.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Line {
-    /// A TLS 1.3 secret this decoder uses.
+    /// A secret this decoder uses.
     Secret {
         label: Label,
         random: [u8; 32],
         secret: Vec<u8>,
     },
-    /// A well-formed line of another label (TLS 1.2's CLIENT_RANDOM, early
-    /// data, exporter secrets): kept in the file, not used here.
+    /// A well-formed line of another label (early data, exporter
+    /// secrets): kept in the file, not used here.
     Other,
     /// A comment or an empty line.
     Blank,
@@ -104,9 +107,16 @@ mod tests {
         );
         assert_eq!(parse_line(b"# a comment"), Ok(Line::Blank));
         assert_eq!(
-            parse_line(format!("CLIENT_RANDOM {r} {}", "02".repeat(48)).as_bytes()),
+            parse_line(format!("EXPORTER_SECRET {r} {}", "02".repeat(48)).as_bytes()),
             Ok(Line::Other)
         );
+        assert!(matches!(
+            parse_line(format!("CLIENT_RANDOM {r} {}", "02".repeat(48)).as_bytes()),
+            Ok(Line::Secret {
+                label: Label::Master,
+                ..
+            })
+        ));
         for bad in [
             format!("CLIENT_TRAFFIC_SECRET_0 {} 01", "ab".repeat(31)),
             format!("CLIENT_TRAFFIC_SECRET_0 {r} zz"),

@@ -13,12 +13,14 @@ pub enum Hello {
         /// legacy field.
         version: u16,
         suite: u16,
+        random: [u8; 32],
     },
     /// A HelloRetryRequest: the real ServerHello follows a second ClientHello.
     Retry,
 }
 
 pub const TLS13: u16 = 0x0304;
+pub const TLS12: u16 = 0x0303;
 /// Handshake message types that matter here.
 pub const CLIENT_HELLO: u8 = 1;
 pub const SERVER_HELLO: u8 = 2;
@@ -76,7 +78,11 @@ pub fn parse(kind: u8, body: &[u8]) -> Option<Hello> {
                     p += 4 + len;
                 }
             }
-            Some(Hello::Server { version, suite })
+            Some(Hello::Server {
+                version,
+                suite,
+                random,
+            })
         }
         _ => None,
     }
@@ -104,7 +110,8 @@ mod tests {
             parse(SERVER_HELLO, &server),
             Some(Hello::Server {
                 version: TLS13,
-                suite: 0x1302
+                suite: 0x1302,
+                random: [9; 32]
             })
         );
         let mut retry = server.clone();
@@ -116,7 +123,8 @@ mod tests {
                 parse(SERVER_HELLO, &server[..n]),
                 Some(Hello::Server {
                     version: TLS13,
-                    suite: 0x1302
+                    suite: 0x1302,
+                    random: [9; 32]
                 }),
                 "{n}"
             );

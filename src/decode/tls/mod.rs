@@ -2,12 +2,13 @@
 //! --keylog`, feature `tls_keylog`). Each direction's records are cut from
 //! its reassembled bytes; the clear hellos name the connection (the client
 //! random, which key logs are keyed by) and its version and suite; TLS 1.3
-//! records open with the secrets of the key log, and their content goes to
-//! a framer of its own, sniffed like any stream (HTTP/1.1, HTTP/2).
+//! records open with the traffic secrets of the key log, TLS 1.2's (AEAD
+//! suites) with its master secret, and their content goes to a framer of
+//! its own, sniffed like any stream (HTTP/1.1, HTTP/2).
 //!
 //! Nothing that does not open is shown as content: a connection the key
 //! log has no secrets for is reported once as "TLS, no keys", and so is a
-//! record that does not open, TLS 1.2, and a stream picked up after its
+//! record that does not open, a suite that is not AEAD, and a stream picked up after its
 //! hello or past a loss (record numbers, which the nonces hold, are lost
 //! with the bytes).
 
@@ -33,8 +34,8 @@ use std::collections::VecDeque;
 pub struct SocketTls {
     /// The ClientHello's random.
     random: Option<[u8; 32]>,
-    /// The ServerHello's version and suite.
-    server: Option<(u16, u16)>,
+    /// The ServerHello's version, suite and random.
+    server: Option<(u16, u16, [u8; 32])>,
     /// The plaintext protocols' state of this connection.
     pub inner: SocketState,
 }
@@ -49,6 +50,9 @@ pub struct Tls {
     clear: Vec<u8>,
     /// This direction carries the client's records (it has the ClientHello).
     client: Option<bool>,
+    /// This direction sent change_cipher_spec: every record after it is
+    /// sealed (in TLS 1.3 it is only there for compatibility).
+    cipher_changed: bool,
     phase: Phase,
     /// Sealed records waiting for their secrets, or for the other
     /// direction's ServerHello.
@@ -105,6 +109,8 @@ const MAX_UNOPENED: u32 = 16;
 const NO_KEYS: &str = "TLS, no keys: the key log has no secrets that open this connection";
 const CONTENT: u8 = 23;
 const HANDSHAKE: u8 = 22;
+const ALERT: u8 = 21;
+const CHANGE_CIPHER_SPEC: u8 = 20;
 
 impl std::fmt::Debug for Tls {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -125,6 +131,7 @@ impl Tls {
             buf_off: 0,
             clear: Vec::new(),
             client: None,
+            cipher_changed: false,
             phase: if after_loss {
                 Phase::Stopped {
                     report: Some("TLS picked up after its handshake: not decrypted".into()),
@@ -259,8 +266,11 @@ impl Tls {
         out: &mut impl FnMut(Frame),
     ) {
         match header[0] {
-            HANDSHAKE => self.clear_handshake(&body, sock),
-            CONTENT => {
+            // Before this direction's change_cipher_spec, handshake
+            // records are clear (the hellos); after it, TLS 1.2's are sealed.
+            HANDSHAKE if !self.cipher_changed => self.clear_handshake(&body, sock),
+            CHANGE_CIPHER_SPEC => self.cipher_changed = true,
+            CONTENT | HANDSHAKE | ALERT if header[0] == CONTENT || self.cipher_changed => {
                 self.last_sealed = Some((off, ts, seq));
                 self.waiting_bytes += body.len();
                 self.waiting.push_back(Sealed {
@@ -272,8 +282,8 @@ impl Tls {
                 });
                 self.open_waiting(sock, keys, false, out);
             }
-            // change_cipher_spec (compatibility), clear alerts, heartbeats.
-            20 | 21 | 24 => {}
+            // Clear alerts, heartbeats.
+            ALERT | 24 => {}
             other => {
                 let why = format!("TLS out of step: a record of type {other} at offset {off}");
                 self.stop(why, off, ts, seq, out);
@@ -297,9 +307,13 @@ impl Tls {
                     self.client = Some(true);
                     st.random = Some(random);
                 }
-                Some(Hello::Server { version, suite }) => {
+                Some(Hello::Server {
+                    version,
+                    suite,
+                    random,
+                }) => {
                     self.client = Some(false);
-                    st.server = Some((version, suite));
+                    st.server = Some((version, suite, random));
                 }
                 Some(Hello::Retry) => self.client = Some(false),
                 None => {}
@@ -356,73 +370,95 @@ impl Tls {
         let Some(client) = self.client else {
             return Step::Stop("TLS picked up after its hello: not decrypted".into());
         };
-        let Some((version, suite)) = st.server else {
+        let Some((version, suite, server_random)) = st.server else {
             return Step::Wait(rec);
         };
-        if version != hello::TLS13 {
-            return Step::Stop(format!(
-                "TLS version {version:#06x}: only TLS 1.3 is decrypted"
-            ));
+        if let Phase::App(p) = &mut self.phase {
+            let mut body = rec.body;
+            return match p.open(p.seq, &rec.header, &mut body) {
+                Ok(kind) => {
+                    p.seq += 1;
+                    Step::Opened(kind, body)
+                }
+                Err(()) => Step::Stop(format!(
+                    "TLS record {} does not open with the key log's secrets (damaged, or a \
+                     key change missed): not decrypted from here on",
+                    p.seq
+                )),
+            };
         }
-        let Some(suite) = Suite::from_id(suite) else {
-            return Step::Stop(format!("TLS 1.3 suite {suite:#06x}: not decrypted"));
+        let aead = match version {
+            hello::TLS13 => Suite::from_id(suite),
+            hello::TLS12 => Suite::from_tls12_id(suite),
+            _ => {
+                return Step::Stop(format!(
+                    "TLS version {version:#06x}: only TLS 1.2 and 1.3 are decrypted"
+                ))
+            }
+        };
+        let Some(suite) = aead else {
+            return Step::Stop(format!(
+                "TLS suite {suite:#06x}: only AEAD suites are decrypted"
+            ));
         };
         let Some(random) = st.random else {
             return Step::Wait(rec);
         };
+        if version == hello::TLS12 {
+            // The first sealed record of each direction opens with the keys
+            // of the master secret (it is the Finished message).
+            let Some(master) = keys.secret(&random, Label::Master) else {
+                return Step::Wait(rec);
+            };
+            let p = Protection::tls12(suite, master, &random, &server_random, client);
+            let mut body = rec.body;
+            return match p {
+                Some(mut p) if p.open(0, &rec.header, &mut body).is_ok() => {
+                    p.seq = 1;
+                    self.phase = Phase::App(p);
+                    Step::Skipped
+                }
+                _ => Step::Stop(NO_KEYS.into()),
+            };
+        }
         let (app, hs) = if client {
             (Label::ClientTraffic, Label::ClientHandshake)
         } else {
             (Label::ServerTraffic, Label::ServerHandshake)
         };
-        match &mut self.phase {
-            Phase::App(p) => {
-                let mut body = rec.body;
-                match p.open(p.seq, &rec.header, &mut body) {
-                    Ok(kind) => {
-                        p.seq += 1;
-                        Step::Opened(kind, body)
-                    }
-                    Err(()) => Step::Stop(format!(
-                        "TLS record {} does not open with the key log's secrets (damaged, or a \
-                         key change missed): not decrypted from here on",
-                        p.seq
-                    )),
-                }
+        // Stopped: nothing more opens.
+        let Phase::Handshake { hs: hs_prot } = &mut self.phase else {
+            return Step::Skipped;
+        };
+        if hs_prot.is_none() {
+            *hs_prot = keys
+                .secret(&random, hs)
+                .and_then(|s| Protection::new(suite, s));
+        }
+        if let Some(h) = hs_prot {
+            let mut body = rec.body.clone();
+            if h.open(h.seq, &rec.header, &mut body).is_ok() {
+                h.seq += 1;
+                return Step::Skipped;
             }
-            Phase::Handshake { hs: hs_prot } => {
-                if hs_prot.is_none() {
-                    *hs_prot = keys
-                        .secret(&random, hs)
-                        .and_then(|s| Protection::new(suite, s));
-                }
-                if let Some(h) = hs_prot {
-                    let mut body = rec.body.clone();
-                    if h.open(h.seq, &rec.header, &mut body).is_ok() {
-                        h.seq += 1;
-                        return Step::Skipped;
-                    }
-                }
-                let Some(secret) = keys.secret(&random, app) else {
-                    return Step::Wait(rec);
-                };
-                let Some(mut p) = Protection::new(suite, secret) else {
-                    return Step::Stop(NO_KEYS.into());
-                };
-                let mut body = rec.body;
-                if let Ok(kind) = p.open(0, &rec.header, &mut body) {
-                    p.seq = 1;
-                    self.phase = Phase::App(p);
-                    return Step::Opened(kind, body);
-                }
-                self.unopened += 1;
-                if self.unopened > MAX_UNOPENED {
-                    Step::Stop(NO_KEYS.into())
-                } else {
-                    Step::Skipped
-                }
-            }
-            Phase::Stopped { .. } => Step::Skipped,
+        }
+        let Some(secret) = keys.secret(&random, app) else {
+            return Step::Wait(rec);
+        };
+        let Some(mut p) = Protection::new(suite, secret) else {
+            return Step::Stop(NO_KEYS.into());
+        };
+        let mut body = rec.body;
+        if let Ok(kind) = p.open(0, &rec.header, &mut body) {
+            p.seq = 1;
+            self.phase = Phase::App(p);
+            return Step::Opened(kind, body);
+        }
+        self.unopened += 1;
+        if self.unopened > MAX_UNOPENED {
+            Step::Stop(NO_KEYS.into())
+        } else {
+            Step::Skipped
         }
     }
 

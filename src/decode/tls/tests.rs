@@ -53,11 +53,23 @@ fn client_hello() -> Vec<u8> {
     clear_record(hello::CLIENT_HELLO, &body)
 }
 
+const SERVER_RANDOM: [u8; 32] = [0x77; 32];
+
 fn server_hello(version: [u8; 2]) -> Vec<u8> {
     let mut body = vec![3, 3];
-    body.extend_from_slice(&[0x77; 32]);
+    body.extend_from_slice(&SERVER_RANDOM);
     body.extend_from_slice(&[0, 0x13, 0x01, 0, 0, 6, 0, 43, 0, 2]);
     body.extend_from_slice(&version);
+    clear_record(hello::SERVER_HELLO, &body)
+}
+
+/// A TLS 1.2 ServerHello (no supported_versions) choosing `suite`.
+fn server_hello12(suite: u16) -> Vec<u8> {
+    let mut body = vec![3, 3];
+    body.extend_from_slice(&SERVER_RANDOM);
+    body.push(0);
+    body.extend_from_slice(&suite.to_be_bytes());
+    body.push(0);
     clear_record(hello::SERVER_HELLO, &body)
 }
 
@@ -226,15 +238,15 @@ fn without_the_right_keys_nothing_is_shown_but_why() {
 }
 
 #[test]
-fn tls12_and_lost_bytes_are_said_not_guessed() {
+fn other_versions_and_lost_bytes_are_said_not_guessed() {
     let k = keys(&ALL);
     let mut sock = SocketState::default();
     let mut f = Framer::sniffing(1 << 20);
-    let mut s = server_hello([3, 3]);
+    let mut s = server_hello([3, 2]);
     s.extend(prot(Label::ServerTraffic).seal(0, 23, b"{}"));
     let frames = run(&mut f, &mut sock, &k, &s, 5);
     assert!(
-        not_decrypted(&frames)[0].contains("only TLS 1.3"),
+        not_decrypted(&frames)[0].contains("only TLS 1.2 and 1.3"),
         "{frames:?}"
     );
     // A loss: reported, then the rest is said once not to open.
@@ -242,7 +254,7 @@ fn tls12_and_lost_bytes_are_said_not_guessed() {
     let mut sock = SocketState::default();
     sock.tls = Some(Box::new(SocketTls {
         random: Some(RANDOM),
-        server: Some((hello::TLS13, 0x1301)),
+        server: Some((hello::TLS13, 0x1301, [0x77; 32])),
         inner: SocketState::default(),
     }));
     let mut f = Framer::sniffing(1 << 20);
@@ -300,4 +312,79 @@ fn tls12_and_lost_bytes_are_said_not_guessed() {
         vec!["TLS past lost bytes: its records cannot be opened"]
     );
     assert!(texts(&frames).is_empty());
+}
+
+/// TLS 1.2's AEAD suites (GCM with its explicit nonce, ChaCha20-Poly1305
+/// with its implicit one) open with the master secret of CLIENT_RANDOM:
+/// each direction's first sealed record is its Finished, then the content.
+#[test]
+fn tls12_opens_with_the_master_secret() {
+    let master = [0x42u8; 48];
+    let line = format!(
+        "CLIENT_RANDOM {} {}",
+        hex::encode(RANDOM),
+        hex::encode(master)
+    );
+    for (suite, id) in [
+        (Suite::Aes128Gcm, 0xc02f),
+        (Suite::Aes256Gcm, 0xc030),
+        (Suite::ChaCha20Poly1305, 0xcca8),
+    ] {
+        for good in [true, false] {
+            let mut keys = KeyLog::default();
+            if good {
+                keys.add(line.as_bytes());
+            } else {
+                keys.add(line.replace("4242", "4343").as_bytes());
+            }
+            let seal = |client: bool| {
+                Protection::tls12(suite, &master, &RANDOM, &SERVER_RANDOM, client).unwrap()
+            };
+            let mut c = client_hello();
+            c.extend_from_slice(&clear_record(16, &[0; 33])); // ClientKeyExchange
+            c.extend_from_slice(&[20, 3, 3, 0, 1, 1]);
+            let cp = seal(true);
+            c.extend(cp.seal(0, 22, &[20, 0, 0, 12, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]));
+            for (i, chunk) in REQUEST.chunks(50).enumerate() {
+                c.extend(cp.seal(1 + i as u64, 23, chunk));
+            }
+            let mut s = server_hello12(id);
+            s.extend_from_slice(&clear_record(14, &[])); // ServerHelloDone
+            s.extend_from_slice(&[20, 3, 3, 0, 1, 1]);
+            let sp = seal(false);
+            s.extend(sp.seal(0, 22, &[20, 0, 0, 12, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]));
+            // The client's hello, then the server's side, then the rest.
+            let mut sock = SocketState::default();
+            let mut client = Framer::sniffing(1 << 20);
+            let mut frames_c = Vec::new();
+            let hello = client_hello().len();
+            let first = Piece::Data {
+                off: 0,
+                bytes: &c[..hello],
+                ts: 0,
+                seq: 0,
+            };
+            client.feed(first, &mut sock, &keys, &mut |f| frames_c.push(f));
+            let frames_s = run(&mut Framer::sniffing(1 << 20), &mut sock, &keys, &s, 11);
+            let rest = Piece::Data {
+                off: hello as u64,
+                bytes: &c[hello..],
+                ts: 1,
+                seq: 1,
+            };
+            client.feed(rest, &mut sock, &keys, &mut |f| frames_c.push(f));
+            client.finish(&mut sock, &keys, &mut |f| frames_c.push(f));
+            if good {
+                assert_eq!(
+                    texts(&frames_c),
+                    vec![r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#],
+                    "{suite:?}: {frames_c:?}"
+                );
+                assert!(not_decrypted(&frames_s).is_empty(), "{frames_s:?}");
+            } else {
+                assert!(texts(&frames_c).is_empty());
+                assert!(not_decrypted(&frames_c)[0].starts_with("TLS, no keys"));
+            }
+        }
+    }
 }
