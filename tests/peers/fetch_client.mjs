@@ -1,7 +1,8 @@
 // An MCP client over Streamable HTTP written with nothing but fetch: it runs under Bun (and as a
 // `bun build --compile` program) and Deno, whose TLS mcpspy records without OpenSSL's symbols.
 //   bun fetch_client.mjs URL [BLOB_SIZE]      (PAUSE_MS: wait before the first request;
-//                                              BLOB_TOOL: the big result's tool, default blob)
+//                                              BLOB_TOOL: the big result's tool, default blob;
+//                                              REPEAT: echo calls, default 1)
 // Sends initialize, notifications/initialized, tools/list, tools/call echo and tools/call blob,
 // carrying Mcp-Session-Id; prints one line per answer; exits 1 on any HTTP or JSON-RPC error.
 const argv = globalThis.Deno ? Deno.args : process.argv.slice(2);
@@ -10,6 +11,7 @@ const url = argv[0];
 const blobSize = Number(argv[1] || 0);
 const pause = Number(env("PAUSE_MS") || 0);
 const blobTool = env("BLOB_TOOL") || "blob";
+const repeat = Number(env("REPEAT") || 1);
 let session = null;
 let id = 0;
 
@@ -38,5 +40,7 @@ await rpc("initialize", {
 });
 await rpc("notifications/initialized", {}, true);
 await rpc("tools/list", {});
-await rpc("tools/call", { name: "echo", arguments: { text: "hello over TLS" } });
+for (let i = 0; i < repeat; i++) {
+  await rpc("tools/call", { name: "echo", arguments: { text: "hello over TLS" } });
+}
 if (blobSize) await rpc("tools/call", { name: blobTool, arguments: { size: blobSize } });

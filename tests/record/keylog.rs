@@ -241,3 +241,77 @@ fn a_key_log_that_does_not_match_shows_tls_no_keys() {
         "{name}: {flagged:?}"
     );
 }
+
+/// TLS 1.2 and 1.3 from OpenSSL through its key log: Python's http.client
+/// (the system libssl, which honours SSLKEYLOGFILE) posts an initialize
+/// with TLS capped at 1.2, then one at 1.3; `--no-tls` leaves libssl
+/// unprobed, so only the ciphertext and the key log carry them. Both
+/// exchanges are exported as the server logged them.
+#[test]
+fn tls12_and_tls13_from_openssl_are_read_through_its_key_log() {
+    let name = "tls12_and_tls13_from_openssl_are_read_through_its_key_log";
+    let Some((_serial, dir)) = bpf_test(name) else {
+        return;
+    };
+    let dir = dir.path();
+    let server = HttpsServer::start(dir);
+    let (capture, keys) = (dir.join("capture.db"), dir.join("keys.log"));
+    let client = r#"
+import http.client, json, ssl, sys
+url, ca = sys.argv[1], sys.argv[2]
+host, port = url.split("//")[1].split("/")[0].split(":")
+for cap in (ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3):
+    ctx = ssl.create_default_context(cafile=ca)
+    ctx.maximum_version = cap
+    c = http.client.HTTPSConnection(host, int(port), context=ctx)
+    body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-06-18", "capabilities": {},
+        "clientInfo": {"name": "http.client " + cap.name, "version": "1"}}})
+    c.request("POST", "/mcp", body, {"content-type": "application/json",
+                                     "accept": "application/json, text/event-stream"})
+    r = c.getresponse()
+    assert r.status == 200 and json.loads(r.read())["result"], r.status
+    assert c.sock.version() == cap.name.replace("_", "."), c.sock.version()
+    c.close()
+"#;
+    let rec = start_recorder(
+        &capture,
+        &[
+            "--no-tls",
+            "--keylog",
+            keys.to_str().unwrap(),
+            "--",
+            "python3",
+            "-c",
+            client,
+            &server.url,
+            server.ca.to_str().unwrap(),
+        ],
+    );
+    let (code, _, stderr) = rec.wait();
+    assert_eq!(
+        code,
+        Some(0),
+        "{name}: the client or the recorder failed: {stderr:?}"
+    );
+    let port = server.port;
+    let logged = server.stop();
+    let text = std::fs::read_to_string(&keys).unwrap();
+    assert!(
+        text.contains("CLIENT_RANDOM ") && text.contains("CLIENT_TRAFFIC_SECRET_0 "),
+        "{name}: a TLS 1.2 and a TLS 1.3 key log line: {text}"
+    );
+    let items = exported(&capture, port);
+    assert_eq!(items.len(), 4, "{name}: {items:?}");
+    let client = items[0]["records"]["writer"]["pid"].as_u64().unwrap() as u32;
+    assert_export_matches_log(name, &items, &logged, client);
+    let names: Vec<_> = items
+        .iter()
+        .filter_map(|v| v["params"]["clientInfo"]["name"].as_str())
+        .collect();
+    assert_eq!(
+        names,
+        ["http.client TLSv1_2", "http.client TLSv1_3"],
+        "{name}"
+    );
+}
