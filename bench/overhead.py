@@ -194,7 +194,7 @@ def main():
         print()
 
     if "http" in only:
-        print("### MCP over HTTP/1.1 keep-alive, Node client and server, and over HTTP/2 between Go's client and server (every message captured at both ends)\n")
+        print("### MCP over HTTP/1.1 keep-alive, Node client and server (and Bun's), and over HTTP/2 between Go's client and server (every message captured at both ends)\n")
         with tempfile.TemporaryDirectory() as d:
             key, cert = os.path.join(d, "k.pem"), os.path.join(d, "c.pem")
             subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert,
@@ -205,6 +205,11 @@ def main():
             go = os.path.join(d, "go_echo")
             subprocess.run(["go", "build", "-o", go, os.path.join(WL, "go_echo.go")], check=True,
                            env=dict(os.environ, GOCACHE=os.path.join(d, "gocache"), GO111MODULE="off"))
+            # Bun's own BoringSSL (issue 16), located by the scan: bun is on the
+            # recorder's PATH, so it is probed from the start.
+            apps = os.path.join(os.path.dirname(HERE), "tests", "peers", "tls-apps", "node_modules", ".bin")
+            os.environ["PATH"] = apps + os.pathsep + os.environ["PATH"]
+            bun_https = [os.path.join(apps, "bun")] + https[1:]
             rate_rows("transport", [
                 ("http", http, None, ()),
                 ("http, hook only (--pid of an idle process)", http, None, NO_PROCESS),
@@ -213,6 +218,8 @@ def main():
                 ("https, --no-tls (syscalls only; nothing captured)", https, None, ["--no-tls"]),
                 ("https, Go client and server over HTTP/2 (crypto/tls uprobes)", [go, "-messages", "50000", "-start-delay", "1s"], None, ()),
                 ("https, Go, --no-tls (syscalls only; nothing captured)", [go, "-messages", "50000", "-start-delay", "1s"], None, ["--no-tls"]),
+                ("https, Bun client and server (BoringSSL located by the scan)", bun_https, None, ()),
+                ("https, Bun, --no-tls (syscalls only; nothing captured)", bun_https, None, ["--no-tls"]),
             ])
 
     if "echo" in only:

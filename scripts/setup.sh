@@ -10,7 +10,8 @@
 #           golang-go (Go 1.19: the Go test peers in tests/peers/go, Go crypto/tls over HTTP/2);
 #           python3-venv and nodejs/npm only where python3 or node is missing.
 #   ./.venv                       the PyPI `mcp` SDK and its HTTP stack, DuckDB, chDB and the OpenTelemetry
-#                                 protobuf definitions (the export tests), pinned in tests/peers/requirements.lock
+#                                 protobuf definitions (the export tests), gRPC's wheel (a position-independent
+#                                 BoringSSL for the scan), pinned in tests/peers/requirements.lock
 #   tests/peers/node/node_modules @modelcontextprotocol/sdk and server-everything, pinned by package-lock.json (npm ci)
 #   tests/peers/tls-apps/node_modules  Bun and Deno (TLS without OpenSSL symbols; key logs) and, when npm can
 #                                 install it, Claude Code (an optional dependency), pinned by package-lock.json
@@ -50,7 +51,7 @@ PY_STAMP_WANT="$(cat "$LOCK" | sha256sum | cut -c1-64) python $PY_VERSION"
 PY_STAMP="$VENV/.mcpspy-setup-stamp"
 
 if [ -x "$VENV/bin/python3" ] && [ "$(cat "$PY_STAMP" 2>/dev/null)" = "$PY_STAMP_WANT" ] &&
-    "$VENV/bin/python3" -c 'import importlib.util as u, sys; sys.exit(not all(map(u.find_spec, ("mcp", "uvicorn", "httpx2", "duckdb", "chdb", "opentelemetry.proto"))))' 2>/dev/null; then
+    "$VENV/bin/python3" -c 'import importlib.util as u, sys; sys.exit(not all(map(u.find_spec, ("mcp", "uvicorn", "httpx2", "duckdb", "chdb", "opentelemetry.proto", "grpc"))))' 2>/dev/null; then
     say "venv: ok ($VENV, python $PY_VERSION, $(grep '^mcp==' "$LOCK"))"
 else
     if [ -x "$VENV/bin/python3" ] && [ "$("$VENV/bin/python3" -c 'import platform; print(platform.python_version())' 2>/dev/null)" != "$PY_VERSION" ]; then
