@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The BoringSSL scan's cost (docs/boringssl.md), as record pays it at start or at a program's exec:
 # `mcpspy scan-tls` on Bun, a `bun build --compile` program and Claude Code (tests/peers/tls-apps),
-# and on programs that are not BoringSSL (node, Deno), in three states:
+# gRPC's Python extension (a position-independent BoringSSL, in .venv), and on programs that are
+# not BoringSSL (node, Deno), in three states:
 #   cold    page cache dropped (root), no cached result: the first start after a boot
 #   warm    the file in the page cache, no cached result (--no-cache): the first start after install
 #   cached  the result cached by BuildID: every later start
@@ -17,6 +18,7 @@ WORK="$(mktemp -d)"
 trap 'rm -rf "$WORK"' EXIT
 "$APPS/bun/bin/bun.exe" build --compile "$ROOT/tests/peers/fetch_client.mjs" --outfile "$WORK/compiled" >/dev/null
 PROGRAMS=("$APPS/bun/bin/bun.exe" "$WORK/compiled" "$APPS/@anthropic-ai/claude-code-linux-x64/claude"
+    "$(ls "$ROOT"/.venv/lib/python3*/site-packages/grpc/_cython/cygrpc*.so)"
     "$(readlink -f "$(command -v node)")" "$APPS/@deno/linux-x64-glibc/deno")
 
 seconds() { # ARGS... -> the scan's seconds

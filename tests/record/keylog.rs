@@ -21,6 +21,16 @@ fn deno_ready(name: &str) -> Option<(std::sync::MutexGuard<'static, ()>, tempfil
     Some(ready)
 }
 
+/// Every line `mcpspy export` writes.
+fn export_all(capture: &Path) -> Vec<Value> {
+    let export = succeed(Command::new(BIN).arg("export").arg(capture)).stdout;
+    String::from_utf8(export)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
 fn keylog_meta(capture: &Path) -> Value {
     let conn =
         rusqlite::Connection::open_with_flags(capture, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
@@ -139,12 +149,7 @@ fn deno_and_the_go_server_over_http2_are_each_message_once() {
     succeed(Command::new(script).arg(&out).arg(&keys).arg("300000"));
     rec.stop();
     let mut want = go_logged(&out.join("server.jsonl"));
-    let export = succeed(Command::new(BIN).arg("export").arg(&capture)).stdout;
-    let items: Vec<Value> = String::from_utf8(export)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let items = export_all(&capture);
     let mut got: Vec<(bool, u64)> = items
         .iter()
         .map(|v| {
@@ -183,63 +188,71 @@ fn deno_and_the_go_server_over_http2_are_each_message_once() {
 }
 
 /// A key log that holds no secrets of the recorded connection (another
-/// run's) opens nothing: Deno's streams are flagged not_decrypted, in both
-/// directions, and no message is shown from them.
+/// run's), or one that never appears, opens nothing: Deno's streams are
+/// flagged not_decrypted, in both directions, and no message is shown.
 #[test]
-fn a_key_log_that_does_not_match_shows_tls_no_keys() {
-    let name = "a_key_log_that_does_not_match_shows_tls_no_keys";
+fn a_key_log_that_does_not_match_or_is_missing_shows_tls_no_keys() {
+    let name = "a_key_log_that_does_not_match_or_is_missing_shows_tls_no_keys";
     let Some((_serial, dir)) = deno_ready(name) else {
         return;
     };
     let dir = dir.path();
-    // Another connection's secrets, in the file the recorder follows.
-    let (stale, keys) = (dir.join("stale.keys"), dir.join("other.keys"));
-    let warmup = dir.join("warmup");
+    let session = Path::new(ROOT).join("tests/peers/deno_session.sh");
+    // Another connection's secrets, in a file the recorder follows.
+    let stale = dir.join("stale.keys");
     succeed(
-        Command::new(Path::new(ROOT).join("tests/peers/deno_session.sh"))
-            .arg(&warmup)
+        Command::new(&session)
+            .arg(dir.join("warmup"))
             .arg(&stale)
             .arg("1000"),
     );
-    let capture = dir.join("capture.db");
-    let rec = start_recorder(
-        &capture,
-        &["--keylog", stale.to_str().unwrap(), "--comm", "deno"],
-    );
-    // Deno writes this run's secrets elsewhere.
-    succeed(
-        Command::new(Path::new(ROOT).join("tests/peers/deno_session.sh"))
-            .arg(dir.join("run"))
-            .arg(&keys)
-            .arg("1000"),
-    );
-    rec.stop();
-    let export = succeed(Command::new(BIN).arg("export").arg(&capture)).stdout;
-    let items: Vec<Value> = String::from_utf8(export)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
-    let flagged: Vec<_> = items
-        .iter()
-        .filter(|v| v["flag"]["reason"] == "not_decrypted")
-        .collect();
-    assert!(
-        items.iter().all(|v| v["type"] == "flagged"),
-        "{name}: nothing but flags: {items:?}"
-    );
-    let directions: std::collections::BTreeSet<_> = flagged
-        .iter()
-        .map(|v| v["tcp_transport"]["from"].as_str().unwrap().to_string())
-        .collect();
-    assert_eq!(directions.len(), 2, "{name}: both directions: {items:?}");
-    assert!(
-        flagged.iter().all(|v| v["flag"]["detail"]
-            .as_str()
-            .unwrap()
-            .starts_with("TLS, no keys")),
-        "{name}: {flagged:?}"
-    );
+    for (case, followed) in [("stale", &stale), ("missing", &dir.join("never.keys"))] {
+        let capture = dir.join(format!("{case}.db"));
+        let rec = start_recorder(
+            &capture,
+            &["--keylog", followed.to_str().unwrap(), "--comm", "deno"],
+        );
+        // Deno writes this run's secrets elsewhere.
+        let run = dir.join(case);
+        succeed(
+            Command::new(&session)
+                .arg(&run)
+                .arg(run.join("keys"))
+                .arg("1000"),
+        );
+        rec.stop();
+        let items = export_all(&capture);
+        assert!(
+            items.iter().all(|v| v["flag"]["reason"] == "not_decrypted"),
+            "{name} ({case}): nothing but not_decrypted: {items:?}"
+        );
+        let directions: std::collections::BTreeSet<_> = items
+            .iter()
+            .map(|v| v["tcp_transport"]["from"].as_str().unwrap().to_string())
+            .collect();
+        assert_eq!(
+            directions.len(),
+            2,
+            "{name} ({case}): both directions: {items:?}"
+        );
+        assert!(
+            items.iter().all(|v| v["flag"]["detail"]
+                .as_str()
+                .unwrap()
+                .starts_with("TLS, no keys")),
+            "{name} ({case}): {items:?}"
+        );
+        let meta = keylog_meta(&capture);
+        if case == "missing" {
+            assert!(
+                meta["files"][0]["error"]
+                    .as_str()
+                    .unwrap()
+                    .contains("No such file"),
+                "{name}: {meta}"
+            );
+        }
+    }
 }
 
 /// TLS 1.2 and 1.3 from OpenSSL through its key log: Python's http.client

@@ -9,9 +9,11 @@ pub struct KeyLog {
     by_random: HashMap<[u8; 32], HashMap<Label, Vec<u8>>>,
 }
 
-/// Connections remembered at most: a hostile file cannot grow the decoder
-/// past this (a real capture has one entry per TLS connection).
-const MAX_CONNECTIONS: usize = 1 << 20;
+/// Connections remembered at most (some 500 bytes each): a hostile file
+/// cannot grow the decoder past this. A real capture has one entry per TLS
+/// connection; the lines of connections past it are ignored, and those
+/// connections are flagged "TLS, no keys" like any other without secrets.
+const MAX_CONNECTIONS: usize = 1 << 18;
 
 impl KeyLog {
     /// Adds a line of the capture; lines that are not secrets are ignored
