@@ -94,9 +94,10 @@ struct {
 } channels SEC(".maps");
 
 /*
- * With --keylog: processes whose TLS plaintext a probe has captured. Their
- * ciphertext is not watched from then on: it would be the same messages
- * again (the decoder keeps one copy of any it meets before).
+ * With --keylog: processes whose TLS plaintext a probe captures (an MCP
+ * stream through their library). New connections' ciphertext is not
+ * watched in them: it would be the same messages again (the decoder keeps
+ * one copy of any it meets before).
  */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);

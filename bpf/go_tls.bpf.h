@@ -57,12 +57,12 @@ static __always_inline int go_tls_emit(__u64 conn, const __u8 *buf, __u64 n, __u
 
 	if (n == 0 || stopped || tgid == self_tgid || !process_selected())
 		return 0;
-	note_plaintext(tgid);
 	struct stream_key key = { .tgid = tgid, .tls = 1, .id = conn };
 	struct stream_state *st = watched_stream(&key, 0, MCPSPY_FD_TCP4, buf, n);
 
 	if (!st)
 		return 0;
+	note_plaintext(tgid);
 	struct emit_ctx e = {};
 
 	e.hdr.kind = MCPSPY_REC_DATA;

@@ -115,10 +115,13 @@ __noinline int sniff_http(struct mcpspy_sniff *s)
 }
 
 /* A TLS record that starts a ClientHello: handshake (22), version 3.x,
- * then a handshake message of type 1. */
+ * then a handshake message of type 1; or just such a record's 5-byte
+ * header (OpenSSL without read-ahead reads the header alone first). */
 static __always_inline int sniff_client_hello(struct mcpspy_sniff *s)
 {
-	return s->n >= 6 && s->b[0] == 0x16 && s->b[1] == 0x03 && s->b[2] <= 0x04 && s->b[5] == 0x01;
+	if (s->n < 5 || s->b[0] != 0x16 || s->b[1] != 0x03 || s->b[2] > 0x04)
+		return 0;
+	return s->n == 5 || s->b[5] == 0x01;
 }
 
 #endif /* MCPSPY_SNIFF_BPF_H */

@@ -112,7 +112,6 @@ static __always_inline int ssl_enter(void *ssl, const void *buf, void *out_len, 
 	if (tgid == self_tgid || stopped || !process_selected())
 		return 0;
 	bpf_map_update_elem(&ssl_calls, &pid_tgid, &c, BPF_ANY);
-	note_plaintext(tgid);
 	if (!bpf_map_lookup_elem(&ssl_tgids, &tgid)) {
 		__u8 one = 1;
 
@@ -207,6 +206,7 @@ int BPF_URETPROBE(mcpspy_ssl_ret, long ret)
 
 	if (!st)
 		return 0;
+	note_plaintext(tgid);
 	struct emit_ctx e = {};
 
 	e.hdr.kind = MCPSPY_REC_DATA;

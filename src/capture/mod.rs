@@ -23,7 +23,7 @@ mod verify_deep;
 mod writer;
 
 pub use crate::event::{DropRow, ProcessRow};
-pub use block::{append_event, Numbered, Record, Records};
+pub use block::{append_event, Numbered, Record, Records, KEYLOG_FEATURE};
 pub use derived::{Parent, Step, ViewKey};
 pub use keys::{fingerprint, generate as generate_key, load_public_key, SigningIdentity};
 pub use reader::{

@@ -44,6 +44,9 @@ pub enum Framer {
         max_line: usize,
         held: Vec<Held>,
         after_loss: bool,
+        /// Inside TLS opened with the key log: TLS is not opened again (a
+        /// capture could nest it without end).
+        in_tls: bool,
     },
     Ndjson(Ndjson),
     Http(Box<Http>),
@@ -83,6 +86,17 @@ impl Framer {
             max_line,
             held: Vec::new(),
             after_loss: false,
+            in_tls: false,
+        }
+    }
+
+    /// The content of TLS opened with the key log, which may carry HTTP.
+    pub fn sniffing_in_tls(max_line: usize) -> Self {
+        Framer::Sniff {
+            max_line,
+            held: Vec::new(),
+            after_loss: false,
+            in_tls: true,
         }
     }
 
@@ -274,11 +288,16 @@ impl Framer {
             max_line,
             held,
             after_loss,
+            in_tls,
         } = self
         else {
             return;
         };
         let (max_line, held, after_loss) = (*max_line, std::mem::take(held), *after_loss);
+        let p = match p {
+            Protocol::Tls if *in_tls => Protocol::Other("TLS inside TLS: not opened".into()),
+            p => p,
+        };
         // The other direction of an HTTP/2 connection starts with binary frames.
         let p = match (p, &sock.protocol) {
             (Protocol::Other(_), Some(Protocol::Http2)) => Protocol::Http2,
@@ -385,7 +404,7 @@ mod tests {
         // HTTP/2: decoded, from the client's preface on, across pieces.
         let mut f = Framer::sniffing(1 << 20);
         let mut sock = SocketState::default();
-        let keys = KeyLog::default();
+        let keys = KeyLog::new(false);
         let mut v = Vec::new();
         f.feed(data(0, b"PRI * HT", 1), &mut sock, &keys, &mut |fr| {
             v.push(fr)

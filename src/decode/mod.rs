@@ -40,7 +40,9 @@ pub use sniff::{classify, Protocol};
 
 // What later stages read of a capture passes through here, so that none
 // reaches past this stage (DEVELOPERS.md, "Stages").
-pub use crate::capture::{read_small, remove_side_files, same_file, MAX_SMALL_FILE};
+pub use crate::capture::{
+    read_small, remove_side_files, same_file, KEYLOG_FEATURE, MAX_SMALL_FILE,
+};
 pub use crate::capture::{
     BlockError, BlockFilter, CaptureError, CaptureReader, CaptureWriter, CreateOptions, DropRow,
     Numbered, Parent, ProcessRow, Record, Report, SigningIdentity, Step, Tap, Totals, Verdict,
@@ -66,8 +68,8 @@ pub struct DecodeOptions {
     /// Streams decoded at most; the records of further streams are
     /// counted and flagged, not decoded.
     pub max_streams: usize,
-    /// Open TLS with the capture's key log lines (false: decode as a
-    /// capture without them would, as `redact` leaves them out).
+    /// Open TLS with the capture's key log lines (false: the capture has
+    /// none, or decode as if it had none, as `redact` leaves them out).
     pub keylog: bool,
 }
 

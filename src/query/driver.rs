@@ -211,7 +211,7 @@ fn from_decoder(
     progress: &mut dyn Progress,
 ) -> Result<Outcome, QueryError> {
     let two = sel.needs_answers();
-    let keylog = !sel.without_keylog;
+    let keylog = !sel.without_keylog && reader.lists_feature(super::KEYLOG_FEATURE);
     let mut selected = HashSet::new();
     if two {
         decode(reader, progress, "pass 1/2", keylog, |item| {
@@ -331,7 +331,8 @@ fn open_index(reader: &CaptureReader, progress: &mut dyn Progress) -> Option<(In
         }
         index::prune(&dir);
         let mut builder = Builder::create(&path, key.clone()).map_err(|e| e.to_string())?;
-        let (sessions, _) = decode(reader, progress, "indexing", true, |item| {
+        let keylog = reader.lists_feature(super::KEYLOG_FEATURE);
+        let (sessions, _) = decode(reader, progress, "indexing", keylog, |item| {
             builder.item(item, item.text.len() as u64)
         })
         .map_err(|e| e.to_string())?;

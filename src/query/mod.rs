@@ -25,7 +25,7 @@ pub use overview::{Damage, Overview};
 pub use selection::{view_key, Selection};
 pub use sink::{Fanout, Flow, Limit, Sink};
 
-use crate::decode::{classify, DecodeOptions, Decoder, Numbered, Protocol, Record};
+use crate::decode::{classify, DecodeOptions, Decoder, Numbered, Protocol, Record, KEYLOG_FEATURE};
 pub use crate::decode::{error_name, method_about};
 pub use crate::decode::{
     BatchPos, CopyInfo, Direction, Flag, FlagReason, HttpMeta, HttpSession, HttpView,

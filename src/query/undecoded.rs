@@ -60,13 +60,16 @@ pub fn count_undecoded(reader: &CaptureReader) -> Result<BTreeMap<String, u64>, 
         .iter()
         .filter_map(|(k, bytes)| Some((*k, classify(bytes, false)?)))
         .collect();
+    let keylog = reader.lists_feature(super::KEYLOG_FEATURE);
     let mut counts = BTreeMap::new();
     for (k, p) in &judged {
         let sibling = judged.get(&k.reversed());
         let name = match (p, sibling) {
-            // TLS is decoded when the key log opens it, and the decoder
-            // reports each stream it does not ("TLS, no keys").
-            (Protocol::Json | Protocol::Http1 | Protocol::Http2 | Protocol::Tls, _) => continue,
+            // TLS is decoded when the capture's key log opens it, and the
+            // decoder reports each stream it does not ("TLS, no keys").
+            (Protocol::Tls, _) if keylog => continue,
+            (Protocol::Tls, _) => "TLS handshake (encrypted; no key log)".to_string(),
+            (Protocol::Json | Protocol::Http1 | Protocol::Http2, _) => continue,
             // The other direction of an HTTP/2 connection is decoded with it.
             (_, Some(Protocol::Http2)) => continue,
             (Protocol::Other(s), _) => s.clone(),

@@ -4,9 +4,12 @@
 //!
 //! The files are read before each batch of records is handed on: a program
 //! writes a connection's secrets before it sends or reads that connection's
-//! data, so every line reaches the file ahead of the records it opens. A
-//! file may appear after recording starts, grow, or be truncated and
-//! written anew; the lines that do not parse are counted, never kept.
+//! data, so every line reaches the file ahead of the records it opens. What
+//! a file holds when recording starts belongs to connections that began
+//! before (whose ciphertext is not captured), and is not kept: those are
+//! past sessions' secrets. A file may appear later, grow, be truncated, or
+//! be replaced (a new file at the path is read from its start); the lines
+//! that do not parse are counted, never kept.
 
 use crate::event::keylog::{parse_line, Line, MAX_LINE};
 use crate::event::Batch;
@@ -22,6 +25,8 @@ const MAX_READ: u64 = 1 << 20;
 struct Followed {
     path: PathBuf,
     file: Option<File>,
+    /// The open file's inode: another at the path is a new file.
+    ino: u64,
     pos: u64,
     /// The start of a line not yet ended.
     partial: Vec<u8>,
@@ -38,13 +43,16 @@ pub struct KeyLogs {
 }
 
 impl KeyLogs {
+    /// Follows `paths` from their current ends (a missing file from its start,
+    /// once it appears).
     pub fn new(paths: &[PathBuf]) -> KeyLogs {
-        KeyLogs {
+        let mut logs = KeyLogs {
             files: paths
                 .iter()
                 .map(|p| Followed {
                     path: p.clone(),
                     file: None,
+                    ino: 0,
                     pos: 0,
                     partial: Vec::new(),
                     skipping: false,
@@ -53,7 +61,17 @@ impl KeyLogs {
                     error: None,
                 })
                 .collect(),
+        };
+        for f in &mut logs.files {
+            if f.open() {
+                f.pos = f
+                    .file
+                    .as_ref()
+                    .and_then(|f| f.metadata().ok())
+                    .map_or(0, |m| m.len());
+            }
         }
+        logs
     }
 
     /// Appends the lines written since the last poll to `batch`.
@@ -82,18 +100,32 @@ impl KeyLogs {
 }
 
 impl Followed {
-    fn poll(&mut self, batch: &mut Batch, ts_ns: u64) {
-        if self.file.is_none() {
-            match open_regular(&self.path) {
-                Ok(file) => {
-                    self.file = Some(file);
-                    self.error = None;
-                }
-                Err(e) => {
-                    self.error = Some(e);
-                    return;
-                }
+    /// Opens the file at the path; false (and why, kept) if it cannot be.
+    fn open(&mut self) -> bool {
+        match open_regular(&self.path) {
+            Ok((file, ino)) => {
+                self.file = Some(file);
+                self.ino = ino;
+                self.pos = 0;
+                self.partial.clear();
+                self.skipping = false;
+                self.error = None;
+                true
             }
+            Err(e) => {
+                self.error = Some(e);
+                false
+            }
+        }
+    }
+
+    fn poll(&mut self, batch: &mut Batch, ts_ns: u64) {
+        // A new file at the path (deleted and made again, renamed over).
+        let replaced = std::fs::metadata(&self.path)
+            .map(|m| std::os::unix::fs::MetadataExt::ino(&m))
+            .is_ok_and(|ino| self.file.is_some() && ino != self.ino);
+        if (self.file.is_none() || replaced) && !self.open() {
+            return;
         }
         let Some(file) = self.file.as_mut() else {
             return;
@@ -150,15 +182,15 @@ impl Followed {
 
 /// Opens a regular file without blocking: whoever can write the path
 /// could have put a FIFO there, whose open would wait forever.
-fn open_regular(path: &std::path::Path) -> Result<File, String> {
-    use std::os::unix::fs::OpenOptionsExt;
+fn open_regular(path: &std::path::Path) -> Result<(File, u64), String> {
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
     let file = std::fs::OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NONBLOCK)
         .open(path)
         .map_err(|e| e.to_string())?;
     match file.metadata() {
-        Ok(m) if m.is_file() => Ok(file),
+        Ok(m) if m.is_file() => Ok((file, m.ino())),
         Ok(_) => Err("not a regular file".into()),
         Err(e) => Err(e.to_string()),
     }
@@ -218,6 +250,32 @@ mod tests {
         writeln!(f, "{line}").unwrap();
         let mut again = Batch::default();
         logs.poll(&mut again, 4);
-        assert_eq!(lines(&again), vec![line]);
+        assert_eq!(lines(&again), vec![line.clone()]);
+        // Replaced by another file (longer than what was read): read from its start.
+        let other = dir.path().join("other.log");
+        let mut g = File::create(&other).unwrap();
+        writeln!(g, "{line}\n{line}\n{line}").unwrap();
+        std::fs::rename(&other, &path).unwrap();
+        let mut third = Batch::default();
+        logs.poll(&mut third, 5);
+        assert_eq!(lines(&third).len(), 3);
+        // A file that is there when recording starts: only what comes after.
+        let mut late = KeyLogs::new(std::slice::from_ref(&path));
+        let mut none = Batch::default();
+        late.poll(&mut none, 6);
+        assert!(
+            lines(&none).is_empty(),
+            "past sessions' secrets are not kept"
+        );
+        writeln!(
+            std::fs::OpenOptions::new()
+                .append(true)
+                .open(&path)
+                .unwrap(),
+            "{line}"
+        )
+        .unwrap();
+        late.poll(&mut none, 7);
+        assert_eq!(lines(&none), vec![line]);
     }
 }

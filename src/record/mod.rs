@@ -184,6 +184,9 @@ pub fn run(
     }
     store.commit()?;
 
+    // The key logs' ends are taken before anything is attached: a line
+    // written from then on may open a connection whose start is captured.
+    let mut keylogs = (!opts.keylogs.is_empty()).then(|| keylog::KeyLogs::new(&opts.keylogs));
     // The store moves to the writer thread once attached; until then it
     // stays here, so that a failure to attach can discard it.
     let mut store = Some(store);
@@ -201,7 +204,15 @@ pub fn run(
             output: opts.output.clone(),
             boringssl: Vec::new(),
         };
-        drain(skel, &started, opts, store, on_started, on_status)
+        drain(
+            skel,
+            &started,
+            opts,
+            store,
+            keylogs.take(),
+            on_started,
+            on_status,
+        )
     });
     if let Some(store) = store {
         // Nothing was recorded: an empty capture would only mislead.
@@ -255,6 +266,7 @@ fn drain(
     started: &Started,
     opts: &Options,
     mut store: Box<dyn Store>,
+    keylogs: Option<keylog::KeyLogs>,
     on_started: &mut dyn FnMut(&Started),
     on_status: &mut dyn FnMut(&Status),
 ) -> Result<Summary> {
@@ -320,7 +332,7 @@ fn drain(
         processes: 0,
         tls: tls.as_mut(),
         tls_known: 0,
-        keylogs: (!opts.keylogs.is_empty()).then(|| keylog::KeyLogs::new(&opts.keylogs)),
+        keylogs,
         keylog_meta: String::new(),
         start,
         child,

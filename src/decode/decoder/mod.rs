@@ -48,6 +48,8 @@ struct Stream {
     side: Side,
     timer_at: Option<u64>,
     deferred: Deferred,
+    /// It has brought a message's text to its channel.
+    brought_text: bool,
 }
 
 /// Frames of a TLS stream whose socket is not known yet.
@@ -123,6 +125,7 @@ pub struct Decoder {
 
 impl Decoder {
     pub fn new(opts: DecodeOptions) -> Self {
+        let keys = KeyLog::new(opts.keylog);
         Decoder {
             opts,
             clock: 0,
@@ -145,7 +148,7 @@ impl Decoder {
             merged: Vec::new(),
             damage_floor: 0,
             budget: budget::Budget::default(),
-            keys: KeyLog::default(),
+            keys,
         }
     }
 
@@ -159,7 +162,7 @@ impl Decoder {
         match &rec.record {
             Record::Event(ev) => self.push_event(rec.seq, ev, sink),
             Record::Tick { ts_ns } => self.push_tick(*ts_ns, sink),
-            Record::KeyLog { line, .. } if self.opts.keylog => self.keys.add(line),
+            Record::KeyLog { line, .. } if self.keys.expected() => self.keys.add(line),
             Record::KeyLog { .. } => {}
             Record::Damaged { reason, len } => {
                 let flag = Flag {

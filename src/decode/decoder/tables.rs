@@ -3,7 +3,7 @@
 
 use super::{ChannelSlot, Decoder, Deferred, Owner, Socket, Stream};
 use crate::decode::channel::{Channel, ChannelKey, Hold, Merged, Side, TcpEnd};
-use crate::decode::frame::{self, Frame};
+use crate::decode::frame::{self, Frame, FrameBody};
 use crate::decode::framer::{Framer, SocketState};
 use crate::decode::reassembly::Reassembler;
 use crate::event::{fd_kind, flags, Direction as IoDirection, EventHeader, StreamId};
@@ -152,6 +152,7 @@ impl Decoder {
             },
             timer_at: None,
             deferred: Deferred::default(),
+            brought_text: false,
         });
         self.sockets[sock].streams.push(idx);
         self.stream_index.insert(key, idx);
@@ -218,6 +219,9 @@ impl Decoder {
                     c = moved;
                 }
             }
+            if matches!(f.body, FrameBody::Text { .. }) {
+                self.streams[stream].brought_text = true;
+            }
             let chan = &mut self.channels[c].chan;
             chan.push(side, stream, f, clock, hold, &mut |m| merged.push(m));
             if chan.held_bytes() > max_held {
@@ -232,8 +236,9 @@ impl Decoder {
     /// Whether `stream` is a second copy of what one stream of the same
     /// process already brings to this side of the channel: TLS plaintext
     /// from the library's probes, and the same connection's ciphertext
-    /// opened with the key log. The first of the two to bring a frame is
-    /// kept; the other is the same bytes again.
+    /// opened with the key log. The first of the two to bring a message's
+    /// text is kept (a report that the ciphertext did not open does not
+    /// count); the other is the same bytes again.
     fn twin_of(&self, stream: usize, c: usize, side: Side) -> bool {
         let me = &self.streams[stream];
         let opened = me.framer.is_tls();
@@ -243,6 +248,7 @@ impl Decoder {
         self.channels[c].chan.streams_on(side).iter().any(|&j| {
             let other = &self.streams[j];
             j != stream
+                && other.brought_text
                 && other.hdr.tgid == me.hdr.tgid
                 && if opened {
                     other.hdr.flags & flags::TLS != 0

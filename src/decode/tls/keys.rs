@@ -7,6 +7,11 @@ use std::collections::HashMap;
 #[derive(Debug, Default)]
 pub struct KeyLog {
     by_random: HashMap<[u8; 32], HashMap<Label, Vec<u8>>>,
+    /// Lines may come (the capture follows key logs): TLS waits for them.
+    expected: bool,
+    /// Counts the secrets added: what waits on them tries again only
+    /// when it moved.
+    generation: u64,
 }
 
 /// Connections remembered at most (some 500 bytes each): a hostile file
@@ -16,6 +21,22 @@ pub struct KeyLog {
 const MAX_CONNECTIONS: usize = 1 << 18;
 
 impl KeyLog {
+    /// `expected`: the capture may hold key log lines (feature `tls_keylog`).
+    pub fn new(expected: bool) -> KeyLog {
+        KeyLog {
+            expected,
+            ..KeyLog::default()
+        }
+    }
+
+    pub fn expected(&self) -> bool {
+        self.expected
+    }
+
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
     /// Adds a line of the capture; lines that are not secrets are ignored
     /// here (the file keeps them).
     pub fn add(&mut self, line: &[u8]) {
@@ -34,6 +55,7 @@ impl KeyLog {
             .entry(random)
             .or_default()
             .insert(label, secret);
+        self.generation += 1;
     }
 
     pub fn secret(&self, random: &[u8; 32], label: Label) -> Option<&[u8]> {
@@ -52,7 +74,7 @@ mod tests {
             "ab".repeat(32),
             "01".repeat(32)
         );
-        let mut keys = KeyLog::default();
+        let mut keys = KeyLog::new(true);
         keys.add(line.as_bytes());
         keys.add(b"not a key log line");
         let random = [0xab; 32];

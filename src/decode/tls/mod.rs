@@ -8,9 +8,9 @@
 //!
 //! Nothing that does not open is shown as content: a connection the key
 //! log has no secrets for is reported once as "TLS, no keys", and so is a
-//! record that does not open, a suite that is not AEAD, and a stream picked up after its
-//! hello or past a loss (record numbers, which the nonces hold, are lost
-//! with the bytes).
+//! record that does not open, a suite that is not AEAD, and a stream picked
+//! up after its hello or past a loss (record numbers, which the nonces
+//! hold, are lost with the bytes).
 
 mod hello;
 mod keys;
@@ -64,6 +64,9 @@ pub struct Tls {
     unopened: u32,
     /// The latest sealed record: (offset, time, record number).
     last_sealed: Option<(u64, u64, u64)>,
+    /// When the first waiting record last waited: the key log's
+    /// generation, and whether the hellos were known.
+    waited: Option<(u64, bool, bool)>,
 }
 
 struct Sealed {
@@ -102,6 +105,9 @@ const MAX_RECORD: usize = (1 << 14) + 256;
 /// Sealed bytes held for keys still to come; past it, the stream is
 /// reported as having no keys.
 const MAX_WAITING: usize = 4 << 20;
+/// What a waiting record costs beside its bytes (counted, so that many
+/// tiny records cannot grow the queue past the limit unseen).
+const WAITING_OVERHEAD: usize = 64;
 /// Sealed records that open under no known secret, taken as handshake
 /// records whose secret the key log lacks; past it, the secrets do not
 /// belong to this connection.
@@ -126,7 +132,7 @@ impl Tls {
     /// `after_loss`: the stream's first bytes were lost, its hello with them.
     pub fn new(max_line: usize, after_loss: bool) -> Tls {
         Tls {
-            inner: Framer::sniffing(max_line),
+            inner: Framer::sniffing_in_tls(max_line),
             buf: Vec::new(),
             buf_off: 0,
             clear: Vec::new(),
@@ -144,6 +150,7 @@ impl Tls {
             plain_off: 0,
             unopened: 0,
             last_sealed: None,
+            waited: None,
         }
     }
 
@@ -171,7 +178,8 @@ impl Tls {
             } => {
                 if let Phase::Stopped { report } = &mut self.phase {
                     if let Some(why) = report.take() {
-                        out(said(why, off, bytes.len() as u64, ts, seq));
+                        let at = self.at(off);
+                        out(said(why, at, 0, ts, seq));
                     }
                     return;
                 }
@@ -190,6 +198,8 @@ impl Tls {
                 seq,
                 ..
             } => {
+                // Records waiting for secrets wait no longer either.
+                self.open_waiting(sock, keys, true, out);
                 let cut = Piece::Lost {
                     off: self.plain_off,
                     len: 0,
@@ -207,13 +217,16 @@ impl Tls {
                 ts,
                 seq,
             } => {
-                if matches!(self.phase, Phase::Stopped { .. }) {
-                    return out(lost_frame(off, len, why, ts, seq));
+                // What waits is opened with the secrets known now, or said
+                // not to open; then the loss, and nothing past it.
+                self.open_waiting(sock, keys, true, out);
+                out(lost_frame(self.at(off), len, why, ts, seq));
+                if !matches!(self.phase, Phase::Stopped { .. }) {
+                    self.halt();
+                    self.phase = Phase::Stopped {
+                        report: Some("TLS past lost bytes: its records cannot be opened".into()),
+                    };
                 }
-                out(lost_frame(self.plain_off.max(off), len, why, ts, seq));
-                self.phase = Phase::Stopped {
-                    report: Some("TLS past lost bytes: its records cannot be opened".into()),
-                };
             }
             Piece::Late { .. } => {}
         }
@@ -235,8 +248,7 @@ impl Tls {
             let off = self.buf_off + at as u64;
             if h[1] != 3 || len > MAX_RECORD {
                 let why = format!("TLS out of step: no record header at offset {off}");
-                self.stop(why, off, ts, seq, out);
-                break;
+                return self.stop(why, off, ts, seq, out);
             }
             let Some(body) = self.buf.get(at + 5..at + 5 + len) else {
                 break;
@@ -245,8 +257,7 @@ impl Tls {
             at += 5 + len;
             self.record(header, body, off, ts, seq, sock, keys, out);
             if matches!(self.phase, Phase::Stopped { .. }) {
-                self.buf.clear();
-                return;
+                return; // halt() let go of the buffer
             }
         }
         self.buf.drain(..at);
@@ -265,14 +276,25 @@ impl Tls {
         keys: &KeyLog,
         out: &mut impl FnMut(Frame),
     ) {
+        // Before the ServerHello is known, handshake records are clear (a
+        // HelloRetryRequest is followed by a compatibility change_cipher_spec
+        // and a ServerHello); after this direction's change_cipher_spec,
+        // TLS 1.2's are sealed.
+        let hello_unknown = sock.tls.as_ref().is_none_or(|t| t.server.is_none());
         match header[0] {
-            // Before this direction's change_cipher_spec, handshake
-            // records are clear (the hellos); after it, TLS 1.2's are sealed.
-            HANDSHAKE if !self.cipher_changed => self.clear_handshake(&body, sock),
+            HANDSHAKE if !self.cipher_changed || hello_unknown => self.clear_handshake(&body, sock),
             CHANGE_CIPHER_SPEC => self.cipher_changed = true,
             CONTENT | HANDSHAKE | ALERT if header[0] == CONTENT || self.cipher_changed => {
+                // Not even a tag: no suite seals that.
+                if body.len() < protect::TAG_LEN {
+                    let why = format!(
+                        "TLS out of step: a sealed record of {} bytes at offset {off}",
+                        body.len()
+                    );
+                    return self.stop(why, off, ts, seq, out);
+                }
                 self.last_sealed = Some((off, ts, seq));
-                self.waiting_bytes += body.len();
+                self.waiting_bytes += body.len() + WAITING_OVERHEAD;
                 self.waiting.push_back(Sealed {
                     header,
                     body,
@@ -323,7 +345,8 @@ impl Tls {
     }
 
     /// Opens the waiting records in order, as far as the secrets allow.
-    /// `last`: nothing more will come (the end of the stream).
+    /// `last`: nothing more will wait (the end of the stream, a loss, the
+    /// decoder's budget).
     fn open_waiting(
         &mut self,
         sock: &mut SocketState,
@@ -332,13 +355,20 @@ impl Tls {
         out: &mut impl FnMut(Frame),
     ) {
         let st = sock.tls.get_or_insert_with(Default::default);
+        // The first record waited, and nothing it waits on has moved since.
+        let stamp = (keys.generation(), st.server.is_some(), st.random.is_some());
+        if !last && self.waited == Some(stamp) && self.waiting_bytes < MAX_WAITING {
+            return;
+        }
+        self.waited = None;
         while let Some(rec) = self.waiting.pop_front() {
-            self.waiting_bytes -= rec.body.len();
+            self.waiting_bytes -= rec.body.len() + WAITING_OVERHEAD;
             let (off, ts, seq) = (rec.off, rec.ts, rec.seq);
             match self.step(rec, st, keys) {
                 Step::Wait(rec) if !last && self.waiting_bytes < MAX_WAITING => {
-                    self.waiting_bytes += rec.body.len();
+                    self.waiting_bytes += rec.body.len() + WAITING_OVERHEAD;
                     self.waiting.push_front(rec);
+                    self.waited = Some(stamp);
                     return;
                 }
                 Step::Wait(_) => {
@@ -356,8 +386,6 @@ impl Tls {
                 Step::Opened(kind, content) => self.opened(kind, &content, ts, seq, st, keys, out),
             }
             if matches!(self.phase, Phase::Stopped { .. }) {
-                self.waiting.clear();
-                self.waiting_bytes = 0;
                 return;
             }
         }
@@ -367,6 +395,14 @@ impl Tls {
 impl Tls {
     /// What one sealed record is, under the secrets known now.
     fn step(&mut self, rec: Sealed, st: &SocketTls, keys: &KeyLog) -> Step {
+        if matches!(self.phase, Phase::Stopped { .. }) {
+            return Step::Skipped;
+        }
+        if !keys.expected() {
+            return Step::Stop(
+                "TLS, no keys: the capture holds no key log (record --keylog)".into(),
+            );
+        }
         let Some(client) = self.client else {
             return Step::Stop("TLS picked up after its hello: not decrypted".into());
         };
@@ -503,18 +539,34 @@ impl Tls {
 
     /// Nothing more of this direction is opened; says why, once.
     fn stop(&mut self, why: String, off: u64, ts: u64, seq: u64, out: &mut impl FnMut(Frame)) {
-        let at = if self.plain_off > 0 {
+        out(said(why, self.at(off), 0, ts, seq));
+        self.halt();
+        self.phase = Phase::Stopped { report: None };
+    }
+
+    /// Where a report about ciphertext at `off` goes: once plaintext has
+    /// come out, at the plaintext's end (a stream's frames never go back).
+    fn at(&self, off: u64) -> u64 {
+        if self.plain_off > 0 {
             self.plain_off
         } else {
             off
-        };
-        out(said(why, at, 0, ts, seq));
-        self.phase = Phase::Stopped { report: None };
+        }
+    }
+
+    /// Drops what was held for opening: nothing of it will open.
+    fn halt(&mut self) {
+        self.waiting.clear();
+        self.waiting_bytes = 0;
+        self.buf.clear();
+        self.waited = None;
     }
 
     /// The stream is over: records still waiting get the secrets known now.
     pub fn finish(&mut self, sock: &mut SocketState, keys: &KeyLog, out: &mut impl FnMut(Frame)) {
-        self.open_waiting(sock, keys, true, out);
+        if !matches!(self.phase, Phase::Stopped { .. }) {
+            self.open_waiting(sock, keys, true, out);
+        }
         if let (Phase::Handshake { .. }, true, Some((off, ts, seq))) =
             (&self.phase, self.unopened > 0, self.last_sealed)
         {

@@ -24,7 +24,7 @@ fn line(name: &str, label: Label) -> String {
 }
 
 fn keys(labels: &[(&str, Label)]) -> KeyLog {
-    let mut k = KeyLog::default();
+    let mut k = KeyLog::new(true);
     for (name, label) in labels {
         k.add(line(name, *label).as_bytes());
     }
@@ -221,12 +221,15 @@ fn a_key_update_and_missing_handshake_secrets_are_followed() {
 #[test]
 fn without_the_right_keys_nothing_is_shown_but_why() {
     // No lines for this connection.
-    let (c, s) = connection(&KeyLog::default(), 9, false);
+    let (c, s) = connection(&KeyLog::new(true), 9, false);
     assert!(texts(&c).is_empty() && texts(&s).is_empty());
     assert!(not_decrypted(&c)[0].starts_with("TLS, no keys"), "{c:?}");
     assert!(not_decrypted(&s)[0].starts_with("TLS, no keys"), "{s:?}");
+    // A capture that holds no key log at all: said at once, nothing held.
+    let (c, _) = connection(&KeyLog::new(false), 9, false);
+    assert!(not_decrypted(&c)[0].contains("holds no key log"), "{c:?}");
     // Lines for it whose secrets are wrong.
-    let mut wrong = KeyLog::default();
+    let mut wrong = KeyLog::new(true);
     for (name, _) in ALL {
         let l = format!("{name} {} {}", hex::encode(RANDOM), "ee".repeat(32));
         wrong.add(l.as_bytes());
@@ -331,7 +334,7 @@ fn tls12_opens_with_the_master_secret() {
         (Suite::ChaCha20Poly1305, 0xcca8),
     ] {
         for good in [true, false] {
-            let mut keys = KeyLog::default();
+            let mut keys = KeyLog::new(true);
             if good {
                 keys.add(line.as_bytes());
             } else {
@@ -387,4 +390,82 @@ fn tls12_opens_with_the_master_secret() {
             }
         }
     }
+}
+
+/// Hostile streams: a flood of empty sealed records stops at once; TLS
+/// inside TLS is not opened again (it could nest without end); a
+/// HelloRetryRequest with its compatibility change_cipher_spec is followed
+/// to the real ServerHello.
+#[test]
+fn hostile_records_stop_and_nesting_is_not_followed() {
+    let k = keys(&ALL);
+    let mut c = client_hello();
+    c.extend(std::iter::repeat_n([23u8, 3, 3, 0, 0], 100_000).flatten());
+    let mut sock = SocketState::default();
+    let mut f = Framer::sniffing(1 << 20);
+    let frames = run(&mut f, &mut sock, &k, &c, 4096);
+    assert!(
+        not_decrypted(&frames)[0].contains("a sealed record of 0 bytes"),
+        "{frames:?}"
+    );
+    assert!(f.held() < 4096 + 64, "{}", f.held());
+    // The content of an opened record is itself a ClientHello.
+    let inner = client_hello();
+    let (c, _) = {
+        let mut sock = SocketState::default();
+        let mut client = Framer::sniffing(1 << 20);
+        let mut out = Vec::new();
+        let mut bytes = client_hello();
+        bytes.extend(prot(Label::ClientHandshake).seal(0, 22, &[20, 0, 0, 32]));
+        bytes.extend(prot(Label::ClientTraffic).seal(0, 23, &inner));
+        let first = client_hello().len();
+        let p = Piece::Data {
+            off: 0,
+            bytes: &bytes[..first],
+            ts: 0,
+            seq: 0,
+        };
+        client.feed(p, &mut sock, &k, &mut |x| out.push(x));
+        let s = server_stream(b"", [3, 4]);
+        let _ = run(&mut Framer::sniffing(1 << 20), &mut sock, &k, &s, 64);
+        let p = Piece::Data {
+            off: first as u64,
+            bytes: &bytes[first..],
+            ts: 1,
+            seq: 1,
+        };
+        client.feed(p, &mut sock, &k, &mut |x| out.push(x));
+        client.finish(&mut sock, &k, &mut |x| out.push(x));
+        (out, ())
+    };
+    assert!(
+        c.iter().any(|f| matches!(&f.body, FrameBody::Unsupported { protocol, .. } if protocol.contains("TLS inside TLS"))),
+        "{c:?}"
+    );
+    // HelloRetryRequest, change_cipher_spec, then the ServerHello.
+    let mut retry = vec![3, 3];
+    retry.extend_from_slice(&[
+        0xcf, 0x21, 0xad, 0x74, 0xe5, 0x9a, 0x61, 0x11, 0xbe, 0x1d, 0x8c, 0x02, 0x1e, 0x65, 0xb8,
+        0x91, 0xc2, 0xa2, 0x11, 0x16, 0x7a, 0xbb, 0x8c, 0x5e, 0x07, 0x9e, 0x09, 0xe2, 0xc8, 0xa8,
+        0x33, 0x9c,
+    ]);
+    retry.extend_from_slice(&[0, 0x13, 0x01, 0, 0, 6, 0, 43, 0, 2, 3, 4]);
+    let mut s = clear_record(hello::SERVER_HELLO, &retry);
+    s.extend_from_slice(&[20, 3, 3, 0, 1, 1]);
+    s.extend(server_stream(
+        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}",
+        [3, 4],
+    ));
+    let mut sock = SocketState::default();
+    let mut client = Framer::sniffing(1 << 20);
+    let hello = client_hello();
+    let p = Piece::Data {
+        off: 0,
+        bytes: &hello,
+        ts: 0,
+        seq: 0,
+    };
+    client.feed(p, &mut sock, &k, &mut |_| {});
+    let frames = run(&mut Framer::sniffing(1 << 20), &mut sock, &k, &s, 50);
+    assert!(not_decrypted(&frames).is_empty(), "{frames:?}");
 }
