@@ -292,8 +292,9 @@ pub struct RecordArgs {
     pub verbose: bool,
     /// Follow this TLS key log (the NSS format SSLKEYLOGFILE writes) while
     /// recording, and keep the ciphertext of TLS connections, which readers
-    /// then decrypt (TLS 1.3) with its secrets; the command form's command
-    /// gets SSLKEYLOGFILE set to the first one (repeatable)
+    /// then decrypt (TLS 1.3, and TLS 1.2's AEAD suites) with its secrets;
+    /// the command form's command gets SSLKEYLOGFILE set to the first one
+    /// (repeatable)
     #[arg(long, value_name = "FILE")]
     pub keylog: Vec<PathBuf>,
     /// Do not probe OpenSSL for TLS plaintext
