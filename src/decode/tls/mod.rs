@@ -48,6 +48,8 @@ pub struct Tls {
     buf_off: u64,
     /// Clear handshake bytes not yet a whole message.
     clear: Vec<u8>,
+    /// Opened handshake bytes not yet a whole message.
+    sealed_handshake: Vec<u8>,
     /// This direction carries the client's records (it has the ClientHello).
     client: Option<bool>,
     /// This direction sent change_cipher_spec: every record after it is
@@ -136,6 +138,7 @@ impl Tls {
             buf: Vec::new(),
             buf_off: 0,
             clear: Vec::new(),
+            sealed_handshake: Vec::new(),
             client: None,
             cipher_changed: false,
             phase: if after_loss {
@@ -523,8 +526,14 @@ impl Tls {
                 self.inner.feed(piece, &mut st.inner, keys, out);
             }
             HANDSHAKE => {
-                let (messages, _) = hello::messages(content);
+                // Post-handshake messages (tickets, KeyUpdate) may span records.
+                if self.sealed_handshake.len() + content.len() > hello::MAX_CLEAR_HANDSHAKE {
+                    self.sealed_handshake.clear();
+                }
+                self.sealed_handshake.extend_from_slice(content);
+                let (messages, used) = hello::messages(&self.sealed_handshake);
                 let updates = messages.iter().any(|(k, _)| *k == hello::KEY_UPDATE);
+                self.sealed_handshake.drain(..used);
                 if let (true, Phase::App(p)) = (updates, &mut self.phase) {
                     if p.update().is_none() {
                         let why = "TLS key update failed: not decrypted from here on".into();
