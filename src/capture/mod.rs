@@ -22,6 +22,7 @@ mod verify;
 mod verify_deep;
 mod writer;
 
+pub use crate::event::open_regular;
 pub use crate::event::{DropRow, ProcessRow};
 pub use block::{append_event, Numbered, Record, Records, KEYLOG_FEATURE};
 pub use derived::{Parent, Step, ViewKey};
@@ -30,7 +31,7 @@ pub use reader::{
     Block, BlockError, BlockFilter, BlockIter, CaptureError, CaptureReader, Totals, SQLITE_HEADER,
 };
 pub use schema::OTLP_EXPORT;
-pub use small_file::{open_regular, read_small, read_small_text, same_file, MAX_SMALL_FILE};
+pub use small_file::{read_small, read_small_text, same_file, MAX_SMALL_FILE};
 pub use verify::{Report, Verdict, VerifyOptions};
 pub use writer::{remove_side_files, CaptureWriter, CreateOptions, Tap, BLOCK_TARGET};
 

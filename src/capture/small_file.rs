@@ -3,30 +3,12 @@
 //! comes near, so that a FIFO cannot hang a command nor /dev/zero fill its
 //! memory.
 
-use std::fs::File;
+use crate::event::open_regular;
 use std::io::{self, Read};
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 /// Larger files are refused.
 pub const MAX_SMALL_FILE: u64 = 64 << 20;
-
-/// `path`, opened for reading if it is a regular file.
-pub fn open_regular(path: &Path) -> io::Result<File> {
-    // Non-blocking: opening a FIFO must not wait for a writer (it is then
-    // refused); reads of a regular file do not block either way.
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK)
-        .open(path)?;
-    if !file.metadata()?.is_file() {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "not a regular file",
-        ));
-    }
-    Ok(file)
-}
 
 /// The bytes of `path`, a regular file of at most [`MAX_SMALL_FILE`] bytes.
 pub fn read_small(path: &Path) -> io::Result<Vec<u8>> {

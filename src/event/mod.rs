@@ -7,9 +7,11 @@
 use std::fmt;
 
 mod clock;
+mod files;
 pub mod keylog;
 mod store;
 pub use clock::{clock_ns, monotonic_ns};
+pub use files::open_regular;
 pub use store::{Batch, DropRow, ProcessRow, Recorded, Store, StoreStats};
 
 /// Must equal MCPSPY_EVENT_VERSION in bpf/mcpspy.h.

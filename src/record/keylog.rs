@@ -180,20 +180,13 @@ impl Followed {
     }
 }
 
-/// Opens a regular file without blocking: whoever can write the path
-/// could have put a FIFO there, whose open would wait forever.
+/// Opens the key log (a regular file only: whoever can write the path could
+/// have put a FIFO there) and names its inode.
 fn open_regular(path: &std::path::Path) -> Result<(File, u64), String> {
-    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK)
-        .open(path)
-        .map_err(|e| e.to_string())?;
-    match file.metadata() {
-        Ok(m) if m.is_file() => Ok((file, m.ino())),
-        Ok(_) => Err("not a regular file".into()),
-        Err(e) => Err(e.to_string()),
-    }
+    use std::os::unix::fs::MetadataExt;
+    let file = crate::event::open_regular(path).map_err(|e| e.to_string())?;
+    let ino = file.metadata().map_err(|e| e.to_string())?.ino();
+    Ok((file, ino))
 }
 
 #[cfg(test)]
