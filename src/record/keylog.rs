@@ -74,11 +74,16 @@ impl KeyLogs {
         logs
     }
 
-    /// Appends the lines written since the last poll to `batch`.
-    pub fn poll(&mut self, batch: &mut Batch, ts_ns: u64) {
+    /// Appends the lines written since the last poll to `batch`; true when
+    /// what [`KeyLogs::describe`] says changed.
+    pub fn poll(&mut self, batch: &mut Batch, ts_ns: u64) -> bool {
+        let mut changed = false;
         for f in &mut self.files {
+            let before = (f.kept, f.rejected, f.error.clone());
             f.poll(batch, ts_ns);
+            changed |= before != (f.kept, f.rejected, f.error.clone());
         }
+        changed
     }
 
     /// What was followed, for the capture's `keylog` meta.

@@ -333,7 +333,7 @@ fn drain(
         tls: tls.as_mut(),
         tls_known: 0,
         keylogs,
-        keylog_meta: String::new(),
+        keylog_described: false,
         start,
         child,
         command_exit: None,
@@ -423,8 +423,8 @@ struct Drainer<'a> {
     /// Targets and errors the tls meta last described.
     tls_known: usize,
     keylogs: Option<keylog::KeyLogs>,
-    /// What the keylog meta last said.
-    keylog_meta: String,
+    /// The keylog meta was written once.
+    keylog_described: bool,
     start: Instant,
     /// The command form's command, until it exits.
     child: Option<std::process::Child>,
@@ -507,14 +507,15 @@ impl Drainer<'_> {
         // written before the data it opens was sent (keylog.rs).
         if let Some(k) = self.keylogs.as_mut() {
             let mut lines = Batch::default();
-            k.poll(&mut lines, event::monotonic_ns());
-            let described = k.describe();
+            let changed = k.poll(&mut lines, event::monotonic_ns());
+            // Said at the first flush, then only when it changed.
+            let described = (changed || !self.keylog_described).then(|| k.describe());
             if !lines.is_empty() {
                 self.send(ToWriter::Records(lines))?;
             }
-            if described != self.keylog_meta {
-                self.send(ToWriter::Meta("keylog".into(), described.clone()))?;
-                self.keylog_meta = described;
+            if let Some(described) = described {
+                self.keylog_described = true;
+                self.send(ToWriter::Meta("keylog".into(), described))?;
             }
         }
         let (records, new_pids, execs, malformed, skipped) = {
