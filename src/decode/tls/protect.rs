@@ -210,39 +210,53 @@ impl Protection {
         Some(())
     }
 
+    /// TLS 1.2's GCM suites carry 8 bytes of the nonce before the ciphertext.
+    fn explicit_len(&self) -> usize {
+        if self.tls12 && self.suite != Suite::ChaCha20Poly1305 {
+            8
+        } else {
+            0
+        }
+    }
+
+    /// The nonce of record `seq`: the IV with the record's explicit part,
+    /// or XORed with the sequence number.
+    fn nonce(&self, seq: u64, explicit: &[u8]) -> [u8; 12] {
+        let mut nonce = self.iv;
+        if explicit.is_empty() {
+            for (n, s) in nonce[4..].iter_mut().zip(seq.to_be_bytes()) {
+                *n ^= s;
+            }
+        } else {
+            nonce[4..].copy_from_slice(explicit);
+        }
+        nonce
+    }
+
+    /// The additional data: TLS 1.2's is the sequence number and the
+    /// header with the content's length; TLS 1.3's is the header.
+    fn aad(&self, seq: u64, header: &[u8; 5], content_len: usize) -> Vec<u8> {
+        if !self.tls12 {
+            return header.to_vec();
+        }
+        let mut aad = seq.to_be_bytes().to_vec();
+        aad.extend_from_slice(&header[..3]);
+        aad.extend_from_slice(&(content_len as u16).to_be_bytes());
+        aad
+    }
+
     /// Opens the record at sequence number `seq` in place: `body` becomes its
     /// content and the content type is returned. Err: it does not open
     /// under this key (another key's record, or damaged); what `body` then
     /// holds is undefined (a trial passes a copy).
     pub fn open(&self, seq: u64, header: &[u8; 5], body: &mut Vec<u8>) -> Result<u8, ()> {
-        // TLS 1.2's GCM suites carry 8 bytes of the nonce before the ciphertext.
-        let explicit = if self.tls12 && self.suite != Suite::ChaCha20Poly1305 {
-            8
-        } else {
-            0
-        };
+        let explicit = self.explicit_len();
         if body.len() < explicit + TAG_LEN + usize::from(!self.tls12) {
             return Err(());
         }
-        let mut nonce = self.iv;
-        if explicit > 0 {
-            nonce[4..].copy_from_slice(&body[..8]);
-        } else {
-            for (n, s) in nonce[4..].iter_mut().zip(seq.to_be_bytes()) {
-                *n ^= s;
-            }
-        }
+        let nonce = self.nonce(seq, &body[..explicit]);
         let cut = body.len() - TAG_LEN;
-        // TLS 1.2's additional data: the sequence number and the header
-        // with the content's length; TLS 1.3's: the header.
-        let mut aad = Vec::with_capacity(13);
-        if self.tls12 {
-            aad.extend_from_slice(&seq.to_be_bytes());
-            aad.extend_from_slice(&header[..3]);
-            aad.extend_from_slice(&((cut - explicit) as u16).to_be_bytes());
-        } else {
-            aad.extend_from_slice(header);
-        }
+        let aad = self.aad(seq, header, cut - explicit);
         let (msg, tag) = body[explicit..].split_at_mut(cut - explicit);
         let tag: &[u8] = tag;
         let tag = tag.try_into().expect("split at the tag's length");
@@ -280,30 +294,13 @@ impl Protection {
             inner.extend_from_slice(&[0, 0]); // padding
             (23, inner)
         };
-        let explicit = if self.tls12 && self.suite != Suite::ChaCha20Poly1305 {
-            seq.to_be_bytes().to_vec()
-        } else {
-            Vec::new()
-        };
+        let explicit = &seq.to_be_bytes()[..self.explicit_len()];
         let len = (explicit.len() + inner.len() + TAG_LEN) as u16;
         let mut record = vec![outer, 3, 3];
         record.extend_from_slice(&len.to_be_bytes());
-        let mut nonce = self.iv;
-        if explicit.is_empty() {
-            for (n, s) in nonce[4..].iter_mut().zip(seq.to_be_bytes()) {
-                *n ^= s;
-            }
-        } else {
-            nonce[4..].copy_from_slice(&explicit);
-        }
-        let aad = if self.tls12 {
-            let mut a = seq.to_be_bytes().to_vec();
-            a.extend_from_slice(&[outer, 3, 3]);
-            a.extend_from_slice(&(inner.len() as u16).to_be_bytes());
-            a
-        } else {
-            record.clone()
-        };
+        let header: [u8; 5] = record[..].try_into().unwrap();
+        let nonce = self.nonce(seq, explicit);
+        let aad = self.aad(seq, &header, inner.len());
         let buf: &mut [u8] = &mut inner;
         let tag = match &self.cipher {
             Cipher::Aes128(c) => c.encrypt_inout_detached(&nonce.into(), &aad, buf.into()),
@@ -311,7 +308,7 @@ impl Protection {
             Cipher::ChaCha(c) => c.encrypt_inout_detached(&nonce.into(), &aad, buf.into()),
         }
         .unwrap();
-        record.extend_from_slice(&explicit);
+        record.extend_from_slice(explicit);
         record.extend_from_slice(&inner);
         record.extend_from_slice(&tag);
         record
