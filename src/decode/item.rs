@@ -378,6 +378,18 @@ pub struct Flag {
     pub cancels: Option<RequestRef>,
 }
 
+impl Flag {
+    /// A flag that cancels nothing (all but an HTTP/2 reset's).
+    pub fn new(reason: FlagReason, detail: String, len: u64) -> Flag {
+        Flag {
+            reason,
+            detail,
+            len,
+            cancels: None,
+        }
+    }
+}
+
 /// One decoded message, or one flagged piece of damage.
 #[derive(Debug)]
 pub struct Item<'a> {

@@ -34,17 +34,16 @@ impl Decoder {
         b.refused_records += 1;
         b.refused_bytes = b.refused_bytes.saturating_add(bytes as u64);
         if b.refused_records == 1 {
-            let flag = Flag {
-                reason: FlagReason::Unsupported,
-                detail: format!(
+            let flag = Flag::new(
+                FlagReason::Unsupported,
+                format!(
                     "record {seq} opens stream number {} and the decoder follows at most {}: \
                      records of further streams are counted, not decoded",
                     self.opts.max_streams + 1,
                     self.opts.max_streams
                 ),
-                len: bytes as u64,
-                cancels: None,
-            };
+                bytes as u64,
+            );
             self.schedule(self.clock, 0, Pending::Damage(flag));
         }
     }
@@ -53,15 +52,14 @@ impl Decoder {
     pub(super) fn report_refused(&mut self) {
         let b = &self.budget;
         if b.refused_records > 1 {
-            let flag = Flag {
-                reason: FlagReason::Unsupported,
-                detail: format!(
+            let flag = Flag::new(
+                FlagReason::Unsupported,
+                format!(
                     "{} records ({} bytes) of streams past the decoder's {} were not decoded",
                     b.refused_records, b.refused_bytes, self.opts.max_streams
                 ),
-                len: b.refused_bytes,
-                cancels: None,
-            };
+                b.refused_bytes,
+            );
             self.schedule(self.clock, 0, Pending::Damage(flag));
         }
     }

@@ -165,12 +165,11 @@ impl Decoder {
             Record::KeyLog { line, .. } if self.keys.expected() => self.keys.add(line),
             Record::KeyLog { .. } => {}
             Record::Damaged { reason, len } => {
-                let flag = Flag {
-                    reason: FlagReason::DamagedRecord,
-                    detail: format!("record {} ({len} bytes) does not parse: {reason}", rec.seq),
-                    len: *len as u64,
-                    cancels: None,
-                };
+                let flag = Flag::new(
+                    FlagReason::DamagedRecord,
+                    format!("record {} ({len} bytes) does not parse: {reason}", rec.seq),
+                    *len as u64,
+                );
                 self.schedule(self.clock.max(self.damage_floor), 0, Pending::Damage(flag));
                 self.release(sink);
             }
@@ -181,12 +180,7 @@ impl Decoder {
     /// (as its row says). The streams they belonged to show the bytes as
     /// lost too.
     pub fn push_block_error(&mut self, e: &BlockError, sink: &mut impl FnMut(&Item<'_>)) {
-        let flag = Flag {
-            reason: FlagReason::UnreadableBlock,
-            detail: e.to_string(),
-            len: 0,
-            cancels: None,
-        };
+        let flag = Flag::new(FlagReason::UnreadableBlock, e.to_string(), 0);
         self.schedule(
             e.first_ts_ns.unwrap_or(self.clock),
             0,
@@ -211,12 +205,11 @@ impl Decoder {
     /// A ring-buffer record; `seq` is its number in the capture.
     pub fn push_event(&mut self, seq: u64, ev: &RawEvent<'_>, sink: &mut impl FnMut(&Item<'_>)) {
         if let Some(why) = implausible(&ev.hdr) {
-            let flag = Flag {
-                reason: FlagReason::DamagedRecord,
-                detail: format!("record {seq} {why}: no recording reaches it"),
-                len: ev.payload.len() as u64,
-                cancels: None,
-            };
+            let flag = Flag::new(
+                FlagReason::DamagedRecord,
+                format!("record {seq} {why}: no recording reaches it"),
+                ev.payload.len() as u64,
+            );
             self.schedule(self.clock.max(self.damage_floor), 0, Pending::Damage(flag));
             self.release(sink);
             return;
@@ -230,12 +223,11 @@ impl Decoder {
             // The records after an exec carry the new name; nothing to decode.
             kind::EXEC => {}
             other => {
-                let flag = Flag {
-                    reason: FlagReason::DamagedRecord,
-                    detail: format!("record {seq} has kind {other}, unknown to this version"),
-                    len: ev.payload.len() as u64,
-                    cancels: None,
-                };
+                let flag = Flag::new(
+                    FlagReason::DamagedRecord,
+                    format!("record {seq} has kind {other}, unknown to this version"),
+                    ev.payload.len() as u64,
+                );
                 self.schedule(self.clock, 0, Pending::Damage(flag));
             }
         }

@@ -130,15 +130,14 @@ impl Sessions {
                 }
                 // Text after lost bytes that is not a message: the end of one.
                 Parsed::Invalid(_) if cut_start.is_some() => {
-                    let flag = Flag {
-                        reason: FlagReason::Truncated,
-                        detail: format!(
+                    let flag = Flag::new(
+                        FlagReason::Truncated,
+                        format!(
                             "end of a message whose start was lost ({} bytes kept)",
                             text.len()
                         ),
-                        len: text.len() as u64,
-                        cancels: None,
-                    };
+                        text.len() as u64,
+                    );
                     self.flag(route, flag, text, None, true, sink)
                 }
                 Parsed::Invalid(e) => {
@@ -165,43 +164,35 @@ impl Sessions {
                         format!("longer than the decoder keeps; {dropped} more bytes not kept"),
                     ),
                 };
-                let flag = Flag {
+                let flag = Flag::new(
                     reason,
-                    detail: format!("message cut short: {why} ({} bytes kept)", text.len()),
-                    len: route.span_len(),
-                    cancels: None,
-                };
+                    format!("message cut short: {why} ({} bytes kept)", text.len()),
+                    route.span_len(),
+                );
                 self.flag(route, flag, text, None, true, sink)
             }
             FrameBody::Lost { why } => {
                 let len = route.span_len();
-                let flag = Flag {
-                    reason: FlagReason::Lost(*why),
-                    detail: format!("{len} bytes lost: {}", why.as_str()),
+                let flag = Flag::new(
+                    FlagReason::Lost(*why),
+                    format!("{len} bytes lost: {}", why.as_str()),
                     len,
-                    cancels: None,
-                };
+                );
                 self.flag(route, flag, b"", None, true, sink)
             }
             FrameBody::Late => {
                 let len = route.span_len();
-                let flag = Flag {
-                    reason: FlagReason::Late,
-                    detail: format!(
+                let flag = Flag::new(FlagReason::Late, format!(
                         "{len} bytes arrived after their place in the stream was passed; not decoded"
-                    ),
-                    len,
-                    cancels: None,
-                };
+                    ), len);
                 self.flag(route, flag, b"", None, false, sink)
             }
             FrameBody::Unsupported { protocol, text } => {
-                let flag = Flag {
-                    reason: FlagReason::Unsupported,
-                    detail: format!("{protocol}: not decoded by this version of mcpspy"),
-                    len: route.span_len(),
-                    cancels: None,
-                };
+                let flag = Flag::new(
+                    FlagReason::Unsupported,
+                    format!("{protocol}: not decoded by this version of mcpspy"),
+                    route.span_len(),
+                );
                 self.flag(route, flag, text, None, false, sink)
             }
             FrameBody::Notice {
@@ -209,12 +200,7 @@ impl Sessions {
                 detail,
                 text,
             } => {
-                let flag = Flag {
-                    reason: *reason,
-                    detail: detail.clone(),
-                    len: route.span_len(),
-                    cancels: None,
-                };
+                let flag = Flag::new(*reason, detail.clone(), route.span_len());
                 let truncated = *reason == FlagReason::Truncated;
                 self.flag(route, flag, text, None, truncated, sink)
             }
@@ -502,12 +488,7 @@ impl Sessions {
         };
         sink(&route.item(shown, kind, text, batch, false));
         if let Some(detail) = header_flag {
-            let flag = Flag {
-                reason: FlagReason::HeaderMismatch,
-                detail,
-                len: 0,
-                cancels: None,
-            };
+            let flag = Flag::new(FlagReason::HeaderMismatch, detail, 0);
             self.flag(route, flag, b"", None, false, sink);
         }
     }
@@ -577,12 +558,7 @@ fn invalid_flag(e: &Invalid, len: usize) -> Flag {
         InvalidReason::TooDeep => FlagReason::TooDeep,
         InvalidReason::NotJsonRpc => FlagReason::NotJsonRpc,
     };
-    Flag {
-        reason,
-        detail: e.detail.clone(),
-        len: len as u64,
-        cancels: None,
-    }
+    Flag::new(reason, e.detail.clone(), len as u64)
 }
 
 fn request_subject<'a>(method: &str, p: &mcp::Params<'a>) -> Option<Cow<'a, str>> {
