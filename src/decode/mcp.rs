@@ -277,9 +277,11 @@ pub fn params<'a>(method: &str, raw: Option<&'a RawValue>) -> Params<'a> {
     };
     let text = raw.get();
     let has_meta = META_KEY.find(text.as_bytes()).is_some();
-    let has_state = STATE_KEY.find(text.as_bytes()).is_some();
+    // Only a tool call or a prompt without `_meta` asks whether a retry's
+    // state is there: every other message's parameters skip that search.
+    let has_state = || STATE_KEY.find(text.as_bytes()).is_some();
     match method {
-        "tools/call" | "prompts/get" if !has_meta && !has_state => Params {
+        "tools/call" | "prompts/get" if !has_meta && !has_state() => Params {
             name: name_only(text),
             ..Params::default()
         },
