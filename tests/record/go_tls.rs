@@ -287,12 +287,7 @@ fn a_go_client_cancels_a_call_by_resetting_its_stream() {
         .iter()
         .find(|m| m["params"]["name"] == "slow")
         .expect("the client logged its slow call");
-    let out = succeed(Command::new(BIN).arg("export").arg(&pair.capture)).stdout;
-    let items: Vec<Value> = String::from_utf8(out)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let items = export_items(&pair.capture, &[]);
     let request = items
         .iter()
         .find(|i| i["type"] == "request" && i["id"] == slow["id"])

@@ -5,7 +5,7 @@
 //! key log that does not match must show "TLS, no keys", never content.
 
 use super::support::*;
-use super::tls_apps::{assert_export_matches_log, exported, tls_meta, HttpsServer};
+use super::tls_apps::{assert_export_matches_log, exported, HttpsServer};
 use super::tls_programs::*;
 use serde_json::Value;
 use std::path::Path;
@@ -19,28 +19,6 @@ fn deno_ready(name: &str) -> Option<(std::sync::MutexGuard<'static, ()>, tempfil
         "{name}: run scripts/setup.sh (tests/peers/tls-apps)"
     );
     Some(ready)
-}
-
-/// Every line `mcpspy export` writes.
-fn export_all(capture: &Path) -> Vec<Value> {
-    let export = succeed(Command::new(BIN).arg("export").arg(capture)).stdout;
-    String::from_utf8(export)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
-
-fn keylog_meta(capture: &Path) -> Value {
-    let conn =
-        rusqlite::Connection::open_with_flags(capture, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
-            .unwrap();
-    let text: String = conn
-        .query_row("SELECT value FROM meta WHERE key = 'keylog'", [], |r| {
-            r.get(0)
-        })
-        .unwrap();
-    serde_json::from_str(&text).unwrap()
 }
 
 /// `record --keylog K -- deno run fetch_client.mjs URL SIZE`: the command
@@ -84,7 +62,7 @@ fn deno_over_https_is_read_through_its_key_log() {
     let port = server.port;
     let logged = server.stop();
     assert!(keys.exists(), "{name}: Deno wrote no key log");
-    let meta = keylog_meta(&capture);
+    let meta = meta_json(&capture, "keylog");
     assert!(
         meta["files"][0]["lines_kept"].as_u64().unwrap() >= 4,
         "{name}: {meta}"
@@ -102,7 +80,7 @@ fn deno_over_https_is_read_through_its_key_log() {
     );
     // Deno's TLS library is not probed: the key log is what opened it.
     assert!(
-        !tls_meta(&capture)["probed"]
+        !meta_json(&capture, "tls")["probed"]
             .as_array()
             .unwrap()
             .iter()
@@ -149,7 +127,7 @@ fn deno_and_the_go_server_over_http2_are_each_message_once() {
     succeed(Command::new(script).arg(&out).arg(&keys).arg("300000"));
     rec.stop();
     let mut want = go_logged(&out.join("server.jsonl"));
-    let items = export_all(&capture);
+    let items = export_items(&capture, &[]);
     let mut got: Vec<(bool, u64)> = items
         .iter()
         .map(|v| {
@@ -227,7 +205,7 @@ fn a_key_log_that_does_not_match_or_is_missing_shows_tls_no_keys() {
                 .arg("1000"),
         );
         rec.stop();
-        let items = export_all(&capture);
+        let items = export_items(&capture, &[]);
         assert!(
             items.iter().all(|v| v["flag"]["reason"] == "not_decrypted"),
             "{name} ({case}): nothing but not_decrypted: {items:?}"
@@ -248,7 +226,7 @@ fn a_key_log_that_does_not_match_or_is_missing_shows_tls_no_keys() {
                 .starts_with("TLS, no keys")),
             "{name} ({case}): {items:?}"
         );
-        let meta = keylog_meta(&capture);
+        let meta = meta_json(&capture, "keylog");
         if case == "stale" {
             assert!(
                 meta["files"][0]["lines_kept"].as_u64().unwrap() >= 4,

@@ -54,23 +54,10 @@ fn client_log(out: &Path) -> ClientLog {
     log
 }
 
-fn exported(capture: &Path) -> Vec<serde_json::Value> {
-    exported_with(capture, &[])
-}
-
-fn exported_with(capture: &Path, filter: &[&str]) -> Vec<serde_json::Value> {
-    let out = succeed(Command::new(BIN).arg("export").arg(capture).args(filter));
-    String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
-
 /// The capture holds the session the log describes, every message once, between
 /// the logged client and server; and no stream of any other process.
 fn holds_exactly_the_session(capture: &Path, log: &ClientLog, others: &[u32]) {
-    let items = exported(capture);
+    let items = export_items(capture, &[]);
     let mut got: Vec<(String, String, u64)> = items
         .iter()
         .map(|i| {
@@ -306,7 +293,7 @@ fn cgroup_and_container_scope_take_only_their_processes() {
     );
     let cg_path = format!("/mcpspy-test-{}", std::process::id());
     for filter in [["--container", &id[..12]], ["--cgroup", &cg_path]] {
-        let items = exported_with(&capture, &filter);
+        let items = export_items(&capture, &filter);
         assert!(!items.is_empty(), "{filter:?}");
         for i in &items {
             let from = i["stdio_transport"]["from_pid"].as_u64().unwrap() as u32;
@@ -317,7 +304,7 @@ fn cgroup_and_container_scope_take_only_their_processes() {
             );
         }
     }
-    let everything = exported_with(&capture, &[]);
+    let everything = export_items(&capture, &[]);
     assert!(everything
         .iter()
         .any(|i| outside.contains(&(i["stdio_transport"]["from_pid"].as_u64().unwrap() as u32))));

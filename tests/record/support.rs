@@ -150,6 +150,27 @@ impl Drop for Recorder {
     }
 }
 
+/// Every item `mcpspy export CAPTURE FILTER...` writes, as JSON.
+pub fn export_items(capture: &Path, filter: &[&str]) -> Vec<serde_json::Value> {
+    let out = succeed(Command::new(BIN).arg("export").arg(capture).args(filter));
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// The capture's `meta` value under `key`, parsed as JSON.
+pub fn meta_json(capture: &Path, key: &str) -> serde_json::Value {
+    let conn =
+        rusqlite::Connection::open_with_flags(capture, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .unwrap();
+    let text: String = conn
+        .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
+        .unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
 /// Runs `cmd` to its end and asserts that it succeeded; a failure shows its output.
 pub fn succeed(cmd: &mut Command) -> std::process::Output {
     let out = cmd

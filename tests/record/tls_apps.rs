@@ -110,16 +110,9 @@ pub struct Logged {
 
 /// The export's items on the connections to `port`.
 pub fn exported(capture: &Path, port: u16) -> Vec<Value> {
-    let out = succeed(
-        Command::new(BIN)
-            .args(["export", "--format", "jsonl"])
-            .arg(capture),
-    );
     let server = format!(":{port}");
-    String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+    export_items(capture, &[])
+        .into_iter()
         .filter(|v| {
             v["http_transport"]["server"]
                 .as_str()
@@ -178,20 +171,9 @@ pub fn assert_export_matches_log(name: &str, items: &[Value], logged: &[Logged],
     }
 }
 
-/// The capture's `tls` meta: what was probed, and the errors.
-pub fn tls_meta(capture: &Path) -> Value {
-    let conn =
-        rusqlite::Connection::open_with_flags(capture, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
-            .unwrap();
-    let text: String = conn
-        .query_row("SELECT value FROM meta WHERE key = 'tls'", [], |r| r.get(0))
-        .unwrap();
-    serde_json::from_str(&text).unwrap()
-}
-
 /// The BoringSSL entries of the `tls` meta, by path.
 fn boringssl_probed(capture: &Path) -> BTreeMap<String, Value> {
-    tls_meta(capture)["probed"]
+    meta_json(capture, "tls")["probed"]
         .as_array()
         .unwrap()
         .iter()
@@ -423,7 +405,7 @@ fn only_located_boringssl_is_probed() {
     // The damaged copy is only started: its exec is what record looks at.
     succeed(Command::new(&damaged).args(["-e", "await Bun.sleep(1500)"]));
     let (_, stderr) = rec.stop();
-    let meta = tls_meta(&capture);
+    let meta = meta_json(&capture, "tls");
     assert!(boringssl_probed(&capture).is_empty(), "{name}: {meta}");
     let damaged = damaged.to_str().unwrap();
     let named = |l: &str| {
