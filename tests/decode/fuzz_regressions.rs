@@ -72,3 +72,44 @@ fn the_capture_target_survives_its_seeds_and_findings() {
         fuzz_harness::capture(&std::fs::read(&p).unwrap());
     }
 }
+
+/// The TLS framer on hostile bytes: the key log fixture's block (key log
+/// lines, ciphertext, hellos) with bytes flipped, cut short and repeated,
+/// 600 times from a fixed seed; the harness must neither panic, hang nor
+/// hold unbounded memory, and the unmutated block decodes its messages.
+#[test]
+fn the_tls_framer_survives_mutations_of_a_key_log_capture() {
+    let reader = CaptureReader::open(&root().join("fixtures/deno_h2_keylog.db")).unwrap();
+    let seed: Vec<u8> = reader
+        .blocks(&BlockFilter::default())
+        .unwrap()
+        .flat_map(|b| b.unwrap().data.to_vec())
+        .collect();
+    assert!(fuzz_harness::block(&seed) >= 10);
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = |n: usize| {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        (state % n as u64) as usize
+    };
+    for round in 0..600 {
+        let mut data = seed.clone();
+        match round % 3 {
+            0 => {
+                for _ in 0..1 + next(8) {
+                    let at = next(data.len());
+                    data[at] ^= 1 << next(8);
+                }
+            }
+            1 => data.truncate(next(data.len())),
+            _ => {
+                let (from, len) = (next(data.len()), 1 + next(4096));
+                let piece = data[from..(from + len).min(data.len())].to_vec();
+                let at = next(data.len());
+                data.splice(at..at, piece);
+            }
+        }
+        fuzz_harness::block(&data);
+    }
+}

@@ -477,4 +477,5 @@ fn hostile_records_stop_and_nesting_is_not_followed() {
     client.feed(p, &mut sock, &k, &mut |_| {});
     let frames = run(&mut Framer::sniffing(1 << 20), &mut sock, &k, &s, 50);
     assert!(not_decrypted(&frames).is_empty(), "{frames:?}");
+    assert_eq!(texts(&frames), vec!["{}"], "{frames:?}");
 }
