@@ -57,6 +57,13 @@ struct {
 	__type(value, __u64);
 } counters SEC(".maps");
 
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, MCPSPY_END_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} end_counts SEC(".maps");
+
 /* A stream: one process's view of one pipe, socket or TLS connection. */
 struct stream_key {
 	__u32 tgid;
@@ -120,6 +127,14 @@ static __always_inline void count(__u32 idx, __u64 n)
 
 	if (v)
 		*v += n; /* per-CPU slot: no atomics needed */
+}
+
+static __always_inline void count_end(__u32 idx)
+{
+	__u64 *v = bpf_map_lookup_elem(&end_counts, &idx);
+
+	if (v)
+		*v += 1;
 }
 
 static __always_inline __u64 mix64(__u64 h, __u64 v)

@@ -212,4 +212,48 @@ static __always_inline void emit_call(struct emit_ctx *c, struct stream_state *s
 		emit_truncated(c);
 }
 
+/*
+ * A watched TCP stream of this process ended: it closed descriptor `fd`
+ * (direction WRITE) or read the peer's end of it (direction READ). Over
+ * HTTP/1.1 this is how a client cancels a request whose response has not
+ * come: it closes the connection (MCP 2026-07-28). Sockets only the TLS
+ * library's plaintext was captured from are not watched here.
+ */
+static __always_inline void emit_end(struct task_struct *task, __u32 fd, __u8 call,
+				     __u8 direction)
+{
+	struct fd_info fi = {};
+
+	if (!classify_fd(task, fd, &fi) ||
+	    (fi.kind != MCPSPY_FD_TCP4 && fi.kind != MCPSPY_FD_TCP6))
+		return;
+	struct stream_key key = { .tgid = task->tgid, .id = fi.ino };
+	struct stream_state *st = bpf_map_lookup_elem(&streams, &key);
+
+	if (!st)
+		return;
+	count_end(MCPSPY_END_SUBMITTED);
+	struct mcpspy_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+
+	if (!e) {
+		count_end(MCPSPY_END_RING_FULL);
+		return;
+	}
+	__builtin_memset(e, 0, sizeof(*e));
+	struct conn_id conn = {};
+
+	read_endpoints(&conn, &fi);
+	conn_into_header(e, &conn);
+	e->kind = MCPSPY_REC_END;
+	e->call = call;
+	e->direction = direction;
+	e->fd = fd;
+	e->tgid = task->tgid;
+	e->tid = task->pid;
+	e->stream_off = st->off[direction & 1];
+	e->ts_ns = bpf_ktime_get_ns();
+	bpf_get_current_comm(e->comm, sizeof(e->comm));
+	bpf_ringbuf_submit(e, wake_flags());
+}
+
 #endif /* MCPSPY_EMIT_BPF_H */

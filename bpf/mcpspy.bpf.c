@@ -36,8 +36,20 @@ static __always_inline int on_sys_exit(long nr, long ret, __u64 a0, __u64 a1, __
 	__u8 call, direction;
 	int vector = 0;
 
-	if (ret <= 0 || stopped)
+	if (ret < 0 || stopped)
 		return 0;
+	if (ret == 0) {
+		/* A read of 0 bytes: the peer closed its end (writes of 0 move nothing). */
+		if ((nr == MCPSPY_NR_READ || nr == MCPSPY_NR_READV || nr == MCPSPY_NR_RECVFROM ||
+		     nr == MCPSPY_NR_RECVMSG) &&
+		    capture_tcp && process_selected()) {
+			struct task_struct *task = bpf_get_current_task_btf();
+
+			if (task->tgid != self_tgid)
+				emit_end(task, a0, MCPSPY_CALL_READ, MCPSPY_DIR_READ);
+		}
+		return 0;
+	}
 	switch (nr) {
 	case MCPSPY_NR_READ: call = MCPSPY_CALL_READ; direction = MCPSPY_DIR_READ; break;
 	case MCPSPY_NR_WRITE: call = MCPSPY_CALL_WRITE; direction = MCPSPY_DIR_WRITE; break;
@@ -184,6 +196,27 @@ CLASSIC(recvfrom)
 CLASSIC(sendto)
 CLASSIC(recvmsg)
 CLASSIC(sendmsg)
+
+/* close(2) of a watched TCP stream's descriptor, seen before the descriptor
+ * goes. A classic tracepoint on every rung: it runs on close calls only. */
+struct sys_enter_close_args {
+	__u64 common;
+	int nr;
+	int _pad;
+	__u64 fd;
+};
+
+SEC("tracepoint/syscalls/sys_enter_close")
+int mcpspy_close_tp(struct sys_enter_close_args *ctx)
+{
+	if (stopped || !capture_tcp || !process_selected())
+		return 0;
+	struct task_struct *task = bpf_get_current_task_btf();
+
+	if (task->tgid != self_tgid)
+		emit_end(task, ctx->fd, MCPSPY_CALL_CLOSE, MCPSPY_DIR_WRITE);
+	return 0;
+}
 
 /*
  * Every exec: the recorder learns of processes early and finds binaries that

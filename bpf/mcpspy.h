@@ -22,6 +22,13 @@
 enum mcpspy_record_kind {
 	MCPSPY_REC_DATA = 1, /* bytes moved by one call (or one chunk of it) */
 	MCPSPY_REC_EXEC = 2, /* a process called execve; payload: the file name */
+	/* A watched TCP stream ended at `stream_off`: its process closed the
+	 * descriptor (call CLOSE, direction WRITE) or read its end (a read call
+	 * that returned 0, direction READ). No payload. Stored under an optional
+	 * record tag (feature `stream_ends`), and counted apart from the
+	 * others (map `end_counts`), so that readers that skip it miss nothing
+	 * they account for. */
+	MCPSPY_REC_END = 3,
 };
 
 /* The call that moved the bytes. */
@@ -36,6 +43,7 @@ enum mcpspy_call {
 	MCPSPY_CALL_SENDMSG = 8,
 	MCPSPY_CALL_SSL_READ = 9,
 	MCPSPY_CALL_SSL_WRITE = 10,
+	MCPSPY_CALL_CLOSE = 11,
 };
 
 enum mcpspy_direction {
@@ -74,6 +82,14 @@ enum mcpspy_counter {
 	MCPSPY_CNT_TRUNCATED = 6,     /* calls cut short by the iovec limit */
 	MCPSPY_CNT_TRUNCATED_BYTES = 7, /* bytes of those calls not captured */
 	MCPSPY_CNT_MAX = 8,
+};
+
+/* Per-CPU counters of END records (map `end_counts`), kept apart from the
+ * counters above and the drop ledger that mirrors them. */
+enum mcpspy_end_counter {
+	MCPSPY_END_SUBMITTED = 0,
+	MCPSPY_END_RING_FULL = 1,
+	MCPSPY_END_MAX = 2,
 };
 
 struct mcpspy_event {

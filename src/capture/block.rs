@@ -15,6 +15,11 @@ pub const TAG_OPTIONAL: u8 = 128;
 /// Feature `tls_keylog`: one line of a TLS key log the recorder followed.
 pub const TAG_KEYLOG: u8 = 128;
 pub const KEYLOG_FEATURE: &str = "tls_keylog";
+/// Feature `stream_ends`: a ring-buffer record of kind END (a watched TCP
+/// stream's close or end of file), kept out of tag 1 so that readers that
+/// do not know it skip it.
+pub const TAG_END: u8 = 129;
+pub const END_FEATURE: &str = "stream_ends";
 const FRAME_HEADER: usize = 5;
 
 /// One stored record.
@@ -22,6 +27,8 @@ const FRAME_HEADER: usize = 5;
 pub enum Record<'a> {
     /// A ring-buffer record, as the kernel wrote it.
     Event(RawEvent<'a>),
+    /// A ring-buffer record of kind END (feature `stream_ends`).
+    End(RawEvent<'a>),
     /// The recorder had drained every record submitted before `ts_ns`.
     Tick { ts_ns: u64 },
     /// One line of an NSS key log (feature `tls_keylog`), as the recorder
@@ -39,10 +46,15 @@ pub struct Numbered<'a> {
     pub record: Record<'a>,
 }
 
-/// Appends an event: its header, then exactly `len` payload bytes.
+/// Appends an event: its header, then exactly `len` payload bytes; an END
+/// record under its own tag.
 pub fn append_event(buf: &mut Vec<u8>, hdr: &EventHeader, payload: &[u8]) {
     let header = hdr.to_bytes();
-    buf.push(TAG_EVENT);
+    buf.push(if hdr.kind == crate::event::kind::END {
+        TAG_END
+    } else {
+        TAG_EVENT
+    });
     buf.extend_from_slice(&((header.len() + payload.len()) as u32).to_le_bytes());
     buf.extend_from_slice(&header);
     buf.extend_from_slice(payload);
@@ -111,8 +123,15 @@ impl<'a> Records<'a> {
         self.pos += used;
         let len = body.len();
         let record = match tag {
-            TAG_EVENT => match RawEvent::parse(body) {
-                Ok(ev) if ev.stored_len() == len => Record::Event(ev),
+            TAG_EVENT | TAG_END => match RawEvent::parse(body) {
+                Ok(ev) if ev.stored_len() == len && tag == TAG_EVENT => Record::Event(ev),
+                Ok(ev) if ev.stored_len() == len && ev.hdr.kind == crate::event::kind::END => {
+                    Record::End(ev)
+                }
+                Ok(ev) if ev.stored_len() == len => Record::Damaged {
+                    reason: format!("record of tag {TAG_END} has kind {}", ev.hdr.kind),
+                    len: used,
+                },
                 Ok(ev) => Record::Damaged {
                     reason: format!(
                         "event declares {} payload bytes, frame holds {}",
@@ -154,7 +173,7 @@ impl<'a> Records<'a> {
             self.seq += 1;
             // An optional feature's record: skipped, its number taken.
             if let Ok((tag, _, used)) = next_frame(rest) {
-                if tag >= TAG_OPTIONAL && tag != TAG_KEYLOG {
+                if tag >= TAG_OPTIONAL && tag != TAG_KEYLOG && tag != TAG_END {
                     self.pos += used;
                     continue;
                 }

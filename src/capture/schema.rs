@@ -20,6 +20,7 @@ pub const KNOWN_FEATURES: &[&str] = &[
     OTLP_EXPORT,
     super::cgroups::FEATURE,
     super::block::KEYLOG_FEATURE,
+    super::block::END_FEATURE,
 ];
 /// `record --otlp-endpoint`: what was sent to the collector (schema/README.md).
 pub const OTLP_EXPORT: &str = "otlp_export";

@@ -198,6 +198,12 @@ impl CaptureReader {
                     },
                 );
             }
+            // A derived capture carries its first parent's kernel counts.
+            let recorded = !meta.contains_key("derivation");
+            if let Some(ends) = meta.get("stream_ends").filter(|_| recorded) {
+                let (ok, said) = super::verify_deep::ends_accounted(ends, found.ends);
+                r.check(ok, said.clone(), || format!("{said}: they do not add up"));
+            }
             r.checks.extend(found.checks);
             r.losses.extend(found.losses);
         }

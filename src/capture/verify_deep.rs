@@ -14,6 +14,22 @@ pub struct Deep {
     pub losses: Vec<String>,
     /// Ring-buffer records (events) in the file.
     pub events: u64,
+    /// END records (feature `stream_ends`), counted apart.
+    pub ends: u64,
+}
+
+/// A recording's END records against the kernel's own count of them
+/// (`meta.stream_ends`): (whether they agree, what was found).
+pub fn ends_accounted(stream_ends: &str, found: u64) -> (bool, String) {
+    let v: serde_json::Value = serde_json::from_str(stream_ends).unwrap_or_default();
+    let (submitted, lost) = (v["submitted"].as_u64(), v["ring_full"].as_u64());
+    let ok = matches!((submitted, lost), (Some(s), Some(l)) if s == found.saturating_add(l));
+    let said = format!(
+        "deep: {found} stream-end records; the kernel submitted {} and lost {} to a full ring",
+        submitted.map_or("?".into(), |n| n.to_string()),
+        lost.map_or("?".into(), |n| n.to_string()),
+    );
+    (ok, said)
 }
 
 /// The byte ranges of one stream seen so far, merged where they touch.
@@ -89,6 +105,7 @@ pub fn deep(reader: &CaptureReader) -> Result<Deep, CaptureError> {
                             .add(h.stream_off, end);
                     }
                 }
+                Record::End(_) => d.ends += 1,
                 Record::Tick { .. } | Record::KeyLog { .. } => {}
                 Record::Damaged { reason, .. } => d
                     .failures

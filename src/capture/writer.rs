@@ -68,6 +68,8 @@ pub struct CaptureWriter {
     block_records: u64,
     /// `tls_keylog` is in `meta.features` already.
     keylog_listed: bool,
+    /// `stream_ends` is in `meta.features` already.
+    ends_listed: bool,
     block_ts: Option<(u64, u64)>,
     block_streams: HashMap<i64, u64>,
     streams: HashMap<StreamId, StreamRow>,
@@ -189,6 +191,7 @@ impl CaptureWriter {
             block_buf: Vec::with_capacity(BLOCK_TARGET + (64 << 10)),
             block_records: 0,
             keylog_listed: false,
+            ends_listed: false,
             block_ts: None,
             block_streams: HashMap::new(),
             streams: HashMap::new(),
@@ -256,6 +259,9 @@ impl CaptureWriter {
     }
 
     fn store_event(&mut self, ev: &RawEvent<'_>) -> Result<()> {
+        if ev.hdr.kind == crate::event::kind::END {
+            return self.store_end(ev);
+        }
         self.seal_if_full()?;
         let ts = ev.hdr.ts_ns;
         self.block_ts = Some(match self.block_ts {
@@ -270,6 +276,20 @@ impl CaptureWriter {
         block::append_event(&mut self.block_buf, &ev.hdr, ev.payload);
         self.stats.events += 1;
         self.numbered(super::Record::Event(*ev));
+        Ok(())
+    }
+
+    /// A stream's end (feature `stream_ends`): its own tag, and not a
+    /// ring-buffer record of the manifest's count (the kernel counts it
+    /// apart, in `meta.stream_ends`).
+    fn store_end(&mut self, ev: &RawEvent<'_>) -> Result<()> {
+        if !self.ends_listed {
+            self.add_feature(super::block::END_FEATURE)?;
+            self.ends_listed = true;
+        }
+        self.seal_if_full()?;
+        block::append_event(&mut self.block_buf, &ev.hdr, ev.payload);
+        self.numbered(super::Record::End(*ev));
         Ok(())
     }
 

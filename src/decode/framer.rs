@@ -111,6 +111,15 @@ impl Framer {
         }
     }
 
+    /// An HTTP/1.x stream: of requests (true) or of responses (false).
+    pub fn http1_carries(&self) -> Option<bool> {
+        match self {
+            Framer::Http(h) => h.carries_requests(),
+            Framer::Tls(t) => t.inner().http1_carries(),
+            _ => None,
+        }
+    }
+
     pub fn is_http(&self) -> bool {
         match self {
             Framer::Tls(t) => t.inner().is_http(),

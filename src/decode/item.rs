@@ -338,6 +338,9 @@ pub enum FlagReason {
     /// TLS ciphertext the capture's key log does not open ("TLS, no keys"),
     /// or no longer opens (past a loss, a record that does not open).
     NotDecrypted,
+    /// An HTTP/1.1 client closed the connection while a request it carried
+    /// had no response: MCP 2026-07-28's cancellation (`cancels` names it).
+    Closed,
 }
 
 impl FlagReason {
@@ -362,6 +365,7 @@ impl FlagReason {
             FlagReason::HeadersUnknown => "headers_unknown",
             FlagReason::HeaderMismatch => "header_mismatch",
             FlagReason::NotDecrypted => "not_decrypted",
+            FlagReason::Closed => "closed",
         }
     }
 }
@@ -372,9 +376,9 @@ pub struct Flag {
     pub detail: String,
     /// Bytes of the stream the flag covers (lost bytes count too).
     pub len: u64,
-    /// An HTTP/2 stream the client reset before its request had a
-    /// response: the request this cancels (MCP 2026-07-28 cancels a
-    /// request over HTTP by closing its stream).
+    /// An HTTP/2 stream the client reset, or an HTTP/1.1 connection it
+    /// closed, before its request had a response: the request this cancels
+    /// (MCP 2026-07-28 cancels a request over HTTP by closing its stream).
     pub cancels: Option<RequestRef>,
 }
 

@@ -54,6 +54,8 @@ pub const HEADER_LEN: usize = std::mem::size_of::<EventHeader>();
 pub mod kind {
     pub const DATA: u8 = 1;
     pub const EXEC: u8 = 2;
+    /// A watched TCP stream ended (stored under an optional record tag).
+    pub const END: u8 = 3;
 }
 
 /// enum mcpspy_call
@@ -68,6 +70,7 @@ pub mod call {
     pub const SENDMSG: u8 = 8;
     pub const SSL_READ: u8 = 9;
     pub const SSL_WRITE: u8 = 10;
+    pub const CLOSE: u8 = 11;
 }
 
 /// enum mcpspy_fd_kind
@@ -114,6 +117,13 @@ pub mod counter {
         "truncated",
         "truncated_bytes",
     ];
+}
+
+/// enum mcpspy_end_counter: the END records' own per-CPU counters.
+pub mod end_counter {
+    pub const SUBMITTED: usize = 0;
+    pub const RING_FULL: usize = 1;
+    pub const COUNT: usize = 2;
 }
 
 /// Which way the bytes moved, seen from the process.

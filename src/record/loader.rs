@@ -204,6 +204,9 @@ fn load_and_attach<'o>(
     ] {
         prog.set_autoload(cfg.tls);
     }
+    // Attached on its own (attach_close): a classic tracepoint, which needs
+    // tracefs, and without which everything else still works.
+    p.mcpspy_close_tp.set_autoattach(false);
     libbpf_log::clear();
     let mut skel = open
         .load()
@@ -223,6 +226,46 @@ pub fn follow(skel: &McpspySkel<'_>, pid: u32) -> Result<()> {
         .followed
         .update(&pid.to_ne_bytes(), &[1], libbpf_rs::MapFlags::ANY)
         .with_context(|| format!("following process {pid}"))
+}
+
+/// Attaches the close(2) tracepoint, which shows a TCP stream's end
+/// (feature `stream_ends`).
+pub fn attach_close(skel: &mut McpspySkel<'_>) -> Result<()> {
+    super::mounts::ensure_tracefs()?;
+    let link = skel
+        .progs
+        .mcpspy_close_tp
+        .attach()
+        .context("attaching the close(2) tracepoint")?;
+    skel.links.mcpspy_close_tp = Some(link);
+    Ok(())
+}
+
+/// The per-CPU END record counters, summed: (submitted, lost to a full ring).
+pub fn read_end_counts(skel: &McpspySkel<'_>) -> Result<(u64, u64)> {
+    use crate::event::end_counter;
+    use libbpf_rs::MapCore;
+    let mut out = [0u64; end_counter::COUNT];
+    for (i, slot) in out.iter_mut().enumerate() {
+        let per_cpu = skel
+            .maps
+            .end_counts
+            .lookup_percpu(&(i as u32).to_ne_bytes(), libbpf_rs::MapFlags::ANY)
+            .context("reading the stream-end counters")?
+            .unwrap_or_default();
+        *slot = sum_per_cpu(&per_cpu);
+    }
+    Ok((out[end_counter::SUBMITTED], out[end_counter::RING_FULL]))
+}
+
+fn sum_per_cpu(per_cpu: &[Vec<u8>]) -> u64 {
+    per_cpu
+        .iter()
+        .filter_map(|v| {
+            v.get(..8)
+                .map(|b| u64::from_ne_bytes(b.try_into().unwrap_or([0; 8])))
+        })
+        .sum()
 }
 
 /// Tells every program to return at once (the `stopped` global).
@@ -246,13 +289,7 @@ pub fn read_counters(skel: &McpspySkel<'_>) -> Result<[u64; crate::event::counte
             .lookup_percpu(&key, libbpf_rs::MapFlags::ANY)
             .context("reading the counters")?
             .unwrap_or_default();
-        *slot = per_cpu
-            .iter()
-            .filter_map(|v| {
-                v.get(..8)
-                    .map(|b| u64::from_ne_bytes(b.try_into().unwrap_or([0; 8])))
-            })
-            .sum();
+        *slot = sum_per_cpu(&per_cpu);
     }
     Ok(out)
 }

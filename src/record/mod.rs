@@ -271,6 +271,15 @@ fn drain(
     on_status: &mut dyn FnMut(&Status),
 ) -> Result<Summary> {
     let rung = started.rung;
+    // Without it, only cancellation by closing an HTTP/1.1 connection is
+    // not seen: say so, and record that it was not attached.
+    let ends_attached = match loader::attach_close(skel) {
+        Ok(()) => true,
+        Err(e) => {
+            eprintln!("mcpspy: warning: connection closes will not be seen: {e:#}");
+            false
+        }
+    };
     let mut tls = opts
         .kernel
         .tls
@@ -379,7 +388,14 @@ fn drain(
             ("execs_not_stored".to_string(), ledger.execs_skipped),
         ])
         .collect();
+    let (submitted, ring_full) = loader::read_end_counts(skel)?;
+    let stream_ends = serde_json::json!({
+        "attached": ends_attached,
+        "submitted": submitted,
+        "ring_full": ring_full,
+    });
     for (k, v) in [
+        ("stream_ends", stream_ends.to_string()),
         ("ended_at", end.rfc3339()),
         ("ended_ktime_ns", end.ktime_ns.to_string()),
         ("end_reason", end_reason.clone()),

@@ -7,7 +7,7 @@ use crate::query::{Damage, DropRow, Overview, Step, Verdict};
 use std::fmt::Write as _;
 
 /// Provenance keys, in the order a reader wants them.
-const META_ORDER: [(&str, &str); 19] = [
+const META_ORDER: [(&str, &str); 20] = [
     ("tool_version", "mcpspy version"),
     ("hostname", "host"),
     ("kernel_release", "kernel"),
@@ -24,6 +24,7 @@ const META_ORDER: [(&str, &str); 19] = [
     ("compression", "compression"),
     ("tls", "TLS probes"),
     ("keylog", "TLS key logs"),
+    ("stream_ends", "stream ends"),
     ("event_version", "event version"),
     ("final_counters", "final kernel counters"),
     ("otlp_export", "sent to OTLP"),

@@ -103,13 +103,14 @@ fn rust_offset(field: &str) -> usize {
 }
 
 fn constants() -> Vec<(&'static str, u64)> {
-    use event::{call, counter, fd_kind, flags, kind};
+    use event::{call, counter, end_counter, fd_kind, flags, kind};
     vec![
         ("MCPSPY_EVENT_VERSION", event::EVENT_VERSION as u64),
         ("MCPSPY_COMM_LEN", event::COMM_LEN as u64),
         ("MCPSPY_CHUNK_MAX", event::CHUNK_MAX as u64),
         ("MCPSPY_REC_DATA", kind::DATA as u64),
         ("MCPSPY_REC_EXEC", kind::EXEC as u64),
+        ("MCPSPY_REC_END", kind::END as u64),
         ("MCPSPY_CALL_READ", call::READ as u64),
         ("MCPSPY_CALL_WRITE", call::WRITE as u64),
         ("MCPSPY_CALL_READV", call::READV as u64),
@@ -120,6 +121,7 @@ fn constants() -> Vec<(&'static str, u64)> {
         ("MCPSPY_CALL_SENDMSG", call::SENDMSG as u64),
         ("MCPSPY_CALL_SSL_READ", call::SSL_READ as u64),
         ("MCPSPY_CALL_SSL_WRITE", call::SSL_WRITE as u64),
+        ("MCPSPY_CALL_CLOSE", call::CLOSE as u64),
         ("MCPSPY_DIR_READ", 0),
         ("MCPSPY_DIR_WRITE", 1),
         ("MCPSPY_FD_PIPE", fd_kind::PIPE as u64),
@@ -146,6 +148,9 @@ fn constants() -> Vec<(&'static str, u64)> {
             counter::TRUNCATED_BYTES as u64,
         ),
         ("MCPSPY_CNT_MAX", counter::COUNT as u64),
+        ("MCPSPY_END_SUBMITTED", end_counter::SUBMITTED as u64),
+        ("MCPSPY_END_RING_FULL", end_counter::RING_FULL as u64),
+        ("MCPSPY_END_MAX", end_counter::COUNT as u64),
     ]
 }
 

@@ -11,6 +11,7 @@ mod fuzz_harness;
 mod fuzz_regressions;
 mod golden;
 mod http;
+mod http_close;
 mod http_faults;
 mod query_index;
 mod robustness;

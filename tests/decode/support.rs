@@ -367,6 +367,22 @@ impl Synth {
         bytes.len()
     }
 
+    /// The end of `p`'s side of `chan` (feature `stream_ends`): the
+    /// writer's close (`write`), or the reader's end of file.
+    pub fn end(&mut self, p: Proc, chan: ChanId, write: bool) {
+        let mut h = self.header(p, chan, write);
+        let id = if h.flags & flags::TLS != 0 {
+            h.ssl
+        } else {
+            h.ino
+        };
+        h.kind = kind::END;
+        h.call = if write { call::CLOSE } else { call::READ };
+        h.stream_off = *self.offsets.get(&(p.pid, id, h.direction)).unwrap_or(&0);
+        self.writer.push_event(&event::encode(&h, b"")).unwrap();
+        self.now += 10_000;
+    }
+
     /// A write of which the kernel captured only the first `kept` bytes.
     pub fn write_truncated(&mut self, p: Proc, chan: ChanId, bytes: &[u8], kept: usize) {
         let recs = self.call_records(p, chan, true, bytes);

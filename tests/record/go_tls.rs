@@ -31,11 +31,12 @@ fn build(dir: &Path, source: &str, out: &str, pie: bool) -> PathBuf {
 }
 
 /// The Go server at `addr`, logging to d/server.jsonl, with d/tls's key.
-fn go_server(exe: &Path, addr: &str, d: &Path) -> Reaped {
+fn go_server(exe: &Path, addr: &str, d: &Path, plain: bool) -> Reaped {
     Reaped(
         Command::new(exe)
             .args(["-addr", addr, "-log"])
             .arg(d.join("server.jsonl"))
+            .args(plain.then_some("-plain"))
             .arg("-cert")
             .arg(d.join("tls/cert.pem"))
             .arg("-key")
@@ -77,7 +78,8 @@ struct GoPair {
 
 /// Builds the Go server and client into `d`, and records one session
 /// between them (the client run with `client_args` too).
-fn record_go_pair(d: &Path, pie: bool, client_args: &[&str]) -> GoPair {
+/// The pair over HTTPS (HTTP/2), or with `plain` over HTTP/1.1 without TLS.
+fn record_go_pair(d: &Path, pie: bool, plain: bool, client_args: &[&str]) -> GoPair {
     let suffix = if pie { "-pie" } else { "" };
     let server_exe = build(d, "go_server.go", &format!("go-server{suffix}"), pie);
     let client_exe = build(d, "go_client.go", &format!("go-client{suffix}"), pie);
@@ -88,16 +90,18 @@ fn record_go_pair(d: &Path, pie: bool, client_args: &[&str]) -> GoPair {
     let comm_c = format!("go-client{suffix}");
     let rec = start_recorder(&capture, &["--comm", &comm_s, "--comm", &comm_c]);
     let addr = format!("127.0.0.1:{}", free_port());
-    let server = go_server(&server_exe, &addr, d);
+    let server = go_server(&server_exe, &addr, d, plain);
+    let scheme = if plain { "http" } else { "https" };
     // The client waits a moment first, as a long-lived program would: the
     // recorder probes a program when it sees it start.
     succeed(
         Command::new(&client_exe)
-            .args(["-url", &format!("https://{addr}/mcp"), "-log"])
+            .args(["-url", &format!("{scheme}://{addr}/mcp"), "-log"])
             .arg(d.join("client.jsonl"))
             .arg("-ca")
             .arg(&cert)
             .args(["-start-delay", "1s"])
+            .args(plain.then_some("-require-h2=false"))
             .args(client_args),
     );
     drop(server);
@@ -124,7 +128,7 @@ fn go_pair_decodes_as_logged(name: &str, pie: bool) {
         comm_s,
         comm_c,
         stderr,
-    } = record_go_pair(d, pie, &[]);
+    } = record_go_pair(d, pie, false, &[]);
     let client_log = logged(&d.join("client.jsonl"));
     let server_log = logged(&d.join("server.jsonl"));
     assert_eq!(client_log.len(), 10, "{name}");
@@ -223,7 +227,7 @@ fn python_client_against_the_go_server_over_http2() {
     let capture = d.join("capture.db");
     let rec = start_recorder(&capture, &["--comm", "go-server", "--comm", "python3"]);
     let addr = format!("127.0.0.1:{}", free_port());
-    let server = go_server(&server_exe, &addr, d);
+    let server = go_server(&server_exe, &addr, d, false);
     // The server waits for its client; the recorder probes it meanwhile.
     std::thread::sleep(std::time::Duration::from_secs(1));
     succeed(
@@ -264,17 +268,37 @@ fn python_client_against_the_go_server_over_http2() {
 
 /// MCP 2026-07-28 cancels a request over HTTP by closing its stream: the Go
 /// client calls the slow tool and, once its event stream has begun, cancels
-/// it; Go's HTTP/2 transport resets the stream (RST_STREAM, CANCEL). The
-/// export names the request the reset cancels, by the id the client logged,
-/// and `check` does not count it as unanswered.
+/// it; Go's HTTP/2 transport resets the stream (RST_STREAM, CANCEL).
 #[test]
 fn a_go_client_cancels_a_call_by_resetting_its_stream() {
-    let name = "a_go_client_cancels_a_call_by_resetting_its_stream";
+    cancelled_call_is_named(
+        "a_go_client_cancels_a_call_by_resetting_its_stream",
+        false,
+        "reset",
+    );
+}
+
+/// Over HTTP/1.1 the only way to close a response stream is to close the
+/// connection: Go's transport does, the recorder sees the client's close
+/// and the server's end of file, and the first of them cancels the call.
+#[test]
+fn a_go_client_cancels_a_call_by_closing_its_http1_connection() {
+    cancelled_call_is_named(
+        "a_go_client_cancels_a_call_by_closing_its_http1_connection",
+        true,
+        "closed",
+    );
+}
+
+/// The export names the request the cancellation (flag `reason`) cancels,
+/// by the id the client logged, once; and `check` does not count it as
+/// unanswered.
+fn cancelled_call_is_named(name: &str, plain: bool, reason: &str) {
     let Some((_serial, dir)) = bpf_test(name) else {
         return;
     };
     let d = dir.path();
-    let pair = record_go_pair(d, false, &["-cancel-slow"]);
+    let pair = record_go_pair(d, false, plain, &["-cancel-slow"]);
     // The client's log: one line per message, its text in `msg`.
     let sent: Vec<Value> = std::fs::read_to_string(d.join("client.jsonl"))
         .unwrap()
@@ -294,7 +318,7 @@ fn a_go_client_cancels_a_call_by_resetting_its_stream() {
         .expect("the slow call exported");
     let resets: Vec<&Value> = items
         .iter()
-        .filter(|i| i["flag"]["reason"] == "reset")
+        .filter(|i| i["flag"]["reason"] == reason)
         .collect();
     assert_eq!(resets.len(), 1, "{name}: {resets:?}");
     assert_eq!(

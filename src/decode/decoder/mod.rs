@@ -29,7 +29,7 @@ use super::reassembly::{self, Chunk, Reassembler};
 use super::session::Sessions;
 use super::tls::KeyLog;
 use super::{BlockError, DecodeOptions, MinSet, Numbered, Record};
-use crate::event::{fd_kind, flags, kind, EventHeader, RawEvent, StreamId};
+use crate::event::{fd_kind, flags, kind, Direction, EventHeader, RawEvent, StreamId};
 use order::{Owner, Pending, Ready};
 use std::cmp::Reverse;
 use std::collections::{BTreeSet, BinaryHeap, HashMap};
@@ -161,6 +161,7 @@ impl Decoder {
     pub fn push(&mut self, rec: &Numbered<'_>, sink: &mut impl FnMut(&Item<'_>)) {
         match &rec.record {
             Record::Event(ev) => self.push_event(rec.seq, ev, sink),
+            Record::End(ev) => self.push_end(rec.seq, ev, sink),
             Record::Tick { ts_ns } => self.push_tick(*ts_ns, sink),
             Record::KeyLog { line, .. } if self.keys.expected() => self.keys.add(line),
             Record::KeyLog { .. } => {}
@@ -258,6 +259,43 @@ impl Decoder {
         while let Some(Reverse(r)) = self.ready.pop() {
             self.emit(r, sink);
         }
+    }
+
+    /// A watched TCP stream ended (feature `stream_ends`). On an HTTP/1.1
+    /// connection, the stream of requests ending means the client closed
+    /// the connection (its own close, or the server read its end), and the
+    /// stream of responses ending means the server did.
+    fn push_end(&mut self, seq: u64, ev: &RawEvent<'_>, sink: &mut impl FnMut(&Item<'_>)) {
+        let h = &ev.hdr;
+        if implausible(h).is_some() || h.lport == 0 || h.rport == 0 {
+            return;
+        }
+        self.clock = self.clock.max(h.ts_ns);
+        let http1 = self.stream_index.get(&ev.stream_id()).and_then(|&i| {
+            let s = &self.streams[i];
+            let tls = s.hdr.flags & flags::TLS != 0 || s.framer.is_tls();
+            s.framer.http1_carries().map(|requests| (requests, tls))
+        });
+        if let Some((by_client, tls)) = http1 {
+            let ends = ((h.laddr, h.lport), (h.raddr, h.rport));
+            let closed = order::Closed {
+                tls,
+                ends,
+                kind: h.fd_kind,
+                by: Peer {
+                    pid: h.tgid,
+                    comm: h.comm,
+                },
+                read_end: ev.direction() == Direction::Read,
+                by_client,
+                seq,
+                fd: h.fd,
+                stream_off: h.stream_off,
+            };
+            self.schedule(h.ts_ns, h.stream_off, Pending::Closed(Box::new(closed)));
+        }
+        self.run_timers();
+        self.release(sink);
     }
 
     fn data(&mut self, seq: u64, ev: &RawEvent<'_>) {

@@ -3,8 +3,8 @@
 //! copies and holes on.
 
 use super::{Decoder, Stream};
-use crate::decode::channel::Merged;
-use crate::decode::item::{Flag, Item};
+use crate::decode::channel::{Merged, TcpEnd};
+use crate::decode::item::{Flag, HttpMeta, Item, Peer};
 use std::cmp::{Ordering, Reverse};
 
 /// What holds data back and has a timer: a stream or a channel.
@@ -19,6 +19,27 @@ pub(super) enum Pending {
     /// ready queue moves its entries as it sorts them.
     Merged(Box<Merged>, usize),
     Damage(Flag),
+    /// One end of an HTTP/1.1 connection closed.
+    Closed(Box<Closed>),
+}
+
+/// One end of an HTTP/1.1 connection closed, seen at that end (its close)
+/// or at the other (its end of file).
+pub(super) struct Closed {
+    pub(super) tls: bool,
+    /// The (local, remote) ends of the process that saw it.
+    pub(super) ends: (TcpEnd, TcpEnd),
+    pub(super) kind: u8,
+    /// The process that saw it.
+    pub(super) by: Peer,
+    /// It was seen as an end of file (else as the closing end's close).
+    pub(super) read_end: bool,
+    /// The client closed (else the server).
+    pub(super) by_client: bool,
+    /// The END record: its number, descriptor and place in its stream.
+    pub(super) seq: u64,
+    pub(super) fd: u32,
+    pub(super) stream_off: u64,
 }
 
 /// An item ready to be shown, ordered by timestamp, then stream offset (a
@@ -70,7 +91,7 @@ impl Decoder {
         self.released += 1;
         let bytes = match &what {
             Pending::Merged(m, _) => m.body_len(),
-            Pending::Damage(_) => 0,
+            Pending::Damage(_) | Pending::Closed(_) => 0,
         };
         self.ready_bytes += bytes;
         self.ready.push(Reverse(Ready {
@@ -220,6 +241,14 @@ impl Decoder {
             Pending::Merged(m, channel) => {
                 let route = self.route(&m, channel);
                 self.sessions.handle(&route, &m.body, sink);
+            }
+            Pending::Closed(c) => {
+                let meta = HttpMeta {
+                    is_request: c.by_client,
+                    ..HttpMeta::default()
+                };
+                let route = c.route(r.ts, &meta);
+                self.sessions.closed(&route, c.read_end, c.by_client, sink);
             }
         }
     }

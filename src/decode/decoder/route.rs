@@ -1,8 +1,8 @@
 //! Who sent a merged message to whom, over what, and in which session.
 
-use super::{Decoder, Stream};
+use super::{order, Decoder, Stream};
 use crate::decode::channel::{self, ChannelKey, Merged, TcpEnd};
-use crate::decode::item::{CopyInfo, Transport};
+use crate::decode::item::{CopyInfo, HttpMeta, Transport};
 use crate::decode::session::{ConnKey, HttpRoute, Route, SessionKey};
 use crate::event::{fd_kind, flags};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -129,6 +129,64 @@ impl Decoder {
             reader: copy(&m.reader),
             copies_differ: m.differs,
             http,
+        }
+    }
+}
+
+impl order::Closed {
+    /// Where a closed connection's notice goes: sent by the end that closed.
+    pub(super) fn route<'m>(&'m self, ts_ns: u64, meta: &'m HttpMeta) -> Route<'m> {
+        let (local, remote) = self.ends;
+        // The closing end is the one that saw its close, not its end of file.
+        let (closer, other) = if self.read_end {
+            (remote, local)
+        } else {
+            (local, remote)
+        };
+        let (client, server) = if self.by_client {
+            (closer, other)
+        } else {
+            (other, closer)
+        };
+        Route {
+            ts_ns,
+            transport: Some(Transport::Http {
+                tls: self.tls,
+                client: Some(socket_addr(self.kind, client)),
+                server: Some(socket_addr(self.kind, server)),
+            }),
+            key: None,
+            from_end: usize::from(!self.by_client),
+            from: (!self.read_end).then_some(self.by),
+            to: self.read_end.then_some(self.by),
+            // Its record: the closing end's (a writer's), or the end of
+            // file the other read.
+            writer: (!self.read_end).then(|| self.copy(ts_ns)),
+            reader: self.read_end.then(|| self.copy(ts_ns)),
+            copies_differ: false,
+            http: Some(HttpRoute {
+                conn: ConnKey::Tcp {
+                    tls: self.tls,
+                    a: local.min(remote),
+                    b: local.max(remote),
+                },
+                meta: Some(meta),
+                from_client: Some(self.by_client),
+            }),
+        }
+    }
+}
+
+impl order::Closed {
+    fn copy(&self, ts_ns: u64) -> CopyInfo<'_> {
+        CopyInfo {
+            pid: self.by.pid,
+            fd: self.fd,
+            start: self.stream_off,
+            end: self.stream_off,
+            first_ts: ts_ns,
+            last_ts: ts_ns,
+            seqs: std::slice::from_ref(&self.seq),
         }
     }
 }

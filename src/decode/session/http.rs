@@ -5,7 +5,7 @@
 use super::state::Session;
 use super::{ConnKey, HttpRoute, Route, Sessions};
 use crate::decode::frame::HttpEvent;
-use crate::decode::item::{HttpSession, Transport};
+use crate::decode::item::{Flag, FlagReason, HttpSession, Item, Transport};
 use crate::decode::jsonrpc::{Message, MessageKind};
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
@@ -37,6 +37,68 @@ pub(super) struct HttpSessions {
 }
 
 impl Sessions {
+    /// A request posted to an endpoint the legacy transport announced: its
+    /// response comes on the event stream, not on its own connection.
+    pub(super) fn posted_to_legacy(&self, route: &Route<'_>) -> bool {
+        !self.http.endpoints.is_empty()
+            && route
+                .http
+                .and_then(|h| h.meta)
+                .and_then(|m| m.path.as_deref())
+                .is_some_and(|p| self.http.endpoints.contains(&*format!("ep:{p}")))
+    }
+
+    /// One end of an HTTP/1.1 connection closed (`route` names the
+    /// connection; `read_end`: the other end saw it). When the client
+    /// closed, the request still waiting on it is cancelled: over HTTP, MCP
+    /// 2026-07-28 cancels a request by closing its response stream, and
+    /// HTTP/1.1 can only close the connection. When the server closed first,
+    /// the request stays unanswered, and the client's close that follows
+    /// cancels nothing. Nothing waiting, nothing shown.
+    pub fn closed(
+        &mut self,
+        route: &Route<'_>,
+        read_end: bool,
+        by_client: bool,
+        sink: &mut impl FnMut(&Item<'_>),
+    ) {
+        let Some(c) = self.connection(route) else {
+            return;
+        };
+        let Some(&i) = self.http.by_conn.get(&c) else {
+            return;
+        };
+        if !by_client {
+            self.sessions[i].forget_stream((c, 0));
+            return;
+        }
+        let Some(p) = self.sessions[i].take_pending_stream((c, 0)) else {
+            return;
+        };
+        let r = &p.request;
+        let seen = if read_end {
+            " (the server read its end)"
+        } else {
+            ""
+        };
+        let mut flag = Flag::new(
+            FlagReason::Closed,
+            format!(
+                "the HTTP/1.1 client closed the connection{seen}: it cancels request #{} ({}{}), \
+                 which had no response",
+                r.n,
+                r.method,
+                r.subject
+                    .as_deref()
+                    .map(|s| format!(" {s}"))
+                    .unwrap_or_default(),
+            ),
+            0,
+        );
+        flag.cancels = Some(p.request);
+        self.flag(route, flag, b"", None, false, sink);
+    }
+
     /// The number of an HTTP message's connection (numbered on first sight).
     pub(super) fn connection(&mut self, route: &Route<'_>) -> Option<u64> {
         let h = route.http?;

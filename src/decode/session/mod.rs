@@ -349,11 +349,13 @@ impl Sessions {
         let mut subject: Option<Cow<'_, str>> = None;
         let mut round = None;
         let conn = self.connection(route);
-        // HTTP/2: the stream a request travelled on, or a response answers.
+        // The stream a request travelled on: HTTP/2's, or over HTTP/1.1 its
+        // connection (stream 0), unless its response comes on another.
         let h2 = route
             .http
             .and_then(|h| h.meta)
-            .and_then(|m| Some((m.is_request, m.stream?)));
+            .filter(|m| m.stream.is_some() || !self.posted_to_legacy(route))
+            .map(|m| (m.is_request, m.stream.unwrap_or(0)));
         let method = msg.method.as_deref().unwrap_or_default();
         let params = match msg.kind {
             MessageKind::Request | MessageKind::Notification => mcp::params(method, msg.params),

@@ -10,7 +10,7 @@ use std::collections::{HashMap, HashSet, VecDeque};
 pub(super) struct Pending {
     pub(super) request: RequestRef,
     pub(super) token: Option<Box<str>>,
-    /// HTTP/2: the connection and stream it travelled on.
+    /// HTTP: the connection and stream it travelled on (HTTP/1.1: 0).
     pub(super) stream: Option<(u64, u32)>,
 }
 
@@ -29,8 +29,9 @@ pub(super) struct Session {
     /// The rounds of multi-round calls that asked for input, by the
     /// SHA-256 of the state their retry is to echo.
     rounds: HashMap<[u8; 32], Round>,
-    /// HTTP/2: the waiting requests by connection and stream (the end that
-    /// sent each and its id), so that a reset finds its own in one step.
+    /// HTTP: the waiting requests by connection and stream (the end that
+    /// sent each and its id), so that a reset or a close finds its own in
+    /// one step.
     streams: HashMap<(u64, u32), (usize, Box<str>)>,
 }
 
@@ -232,8 +233,8 @@ impl Session {
         self.pending[end].entry(id).or_default().push_back(p);
     }
 
-    /// The request still waiting that travelled on an HTTP/2 stream (a
-    /// reset's). Among requests that share its id, it is looked for in the
+    /// The request still waiting that travelled on an HTTP stream (a
+    /// reset's, a closed connection's). Among requests that share its id, it is looked for in the
     /// first `MAX_SAME_ID` only: a capture cannot make each reset a search.
     pub(super) fn take_pending_stream(&mut self, stream: (u64, u32)) -> Option<Pending> {
         const MAX_SAME_ID: usize = 64;
@@ -246,6 +247,12 @@ impl Session {
         self.take(requester, &key, at)
     }
 
+    /// The request waiting on an HTTP stream can no longer be cancelled
+    /// on it (the server closed the connection first); it stays waiting.
+    pub(super) fn forget_stream(&mut self, stream: (u64, u32)) {
+        self.streams.remove(&stream);
+    }
+
     /// Request `at` of those waiting under the id whose JSON text is `key`.
     fn take(&mut self, requester: usize, key: &str, at: usize) -> Option<Pending> {
         let queue = self.pending[requester].get_mut(key)?;
@@ -253,8 +260,16 @@ impl Session {
         if queue.is_empty() {
             self.pending[requester].remove(key);
         }
+        // Only its own entry: over HTTP/1.1 a later request (of a batch) may
+        // have taken the connection's.
         if let Some(stream) = p.stream {
-            self.streams.remove(&stream);
+            if self
+                .streams
+                .get(&stream)
+                .is_some_and(|(e, k)| *e == requester && **k == *key)
+            {
+                self.streams.remove(&stream);
+            }
         }
         if let Some(t) = &p.token {
             self.tokens[requester].remove(t);

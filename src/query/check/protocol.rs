@@ -132,7 +132,7 @@ impl Protocol {
             }
             // Text outside every MCP session (another program's pipe that
             // began like JSON) is not MCP traffic.
-            // A reset that cancels a request (MCP 2026-07-28) answers it.
+            // A reset or close that cancels a request (MCP 2026-07-28) answers it.
             Kind::Flagged(Flag {
                 cancels: Some(r), ..
             }) => {

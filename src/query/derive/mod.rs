@@ -259,6 +259,8 @@ struct Copied {
     events: u64,
     kept: u64,
     pids: HashSet<u32>,
+    /// The streams any kept record belongs to.
+    streams: HashSet<StreamId>,
     /// The view, renumbered for the child.
     view: Vec<ViewKey>,
 }
@@ -277,6 +279,7 @@ fn copy_records(
         events: 0,
         kept: 0,
         pids: HashSet::new(),
+        streams: HashSet::new(),
         view: Vec::new(),
     };
     let mut bytes = Vec::new();
@@ -285,6 +288,17 @@ fn copy_records(
         for rec in block.records() {
             match rec.record {
                 Record::Tick { ts_ns } => w.push_tick(ts_ns)?,
+                // A stream's end goes with the stream: kept when any of its
+                // records was (it carries no content to redact).
+                Record::End(ev) => {
+                    if c.streams.contains(&ev.stream_id()) {
+                        if let Some(offs) = wanted.get(&rec.seq) {
+                            let seq = w.records();
+                            c.view.extend(offs.iter().map(|&o| (seq, o)));
+                        }
+                        w.push_event(&ev.hdr.to_bytes())?;
+                    }
+                }
                 Record::KeyLog { ts_ns, line } => {
                     if plan.keeps_keylog() {
                         w.push_keylog(ts_ns, line)?;
@@ -304,6 +318,7 @@ fn copy_records(
                     }
                     c.kept += 1;
                     c.pids.insert(ev.hdr.tgid);
+                    c.streams.insert(ev.stream_id());
                     bytes.clear();
                     bytes.extend_from_slice(&ev.hdr.to_bytes());
                     bytes.extend_from_slice(ev.payload);

@@ -373,9 +373,9 @@ impl<E: Exporter> Otlp<E> {
         Ok(())
     }
 
-    /// An HTTP/2 stream reset that cancels a request still waiting (MCP
-    /// 2026-07-28): an event `reset` on that request's spans, as a
-    /// `notifications/cancelled` is one.
+    /// An HTTP/2 stream reset or an HTTP/1.1 close that cancels a request
+    /// still waiting (MCP 2026-07-28): an event named by the flag's reason
+    /// on that request's spans, as a `notifications/cancelled` is one.
     fn cancelled(&mut self, item: &Item<'_>, flag: &Flag) -> io::Result<()> {
         let Some(r) = &flag.cancels else {
             return Ok(());

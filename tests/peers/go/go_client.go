@@ -251,7 +251,8 @@ func (c *client) run(echoText string, bigSize int) error {
 
 // callAndCancel calls the slow tool and, once the server's first event has
 // come, cancels the call: the HTTP/2 transport resets the stream
-// (RST_STREAM, CANCEL), which is how MCP 2026-07-28 cancels a request over HTTP.
+// (RST_STREAM, CANCEL), and the HTTP/1.1 transport closes the connection,
+// which is how MCP 2026-07-28 cancels a request over HTTP.
 func (c *client) callAndCancel() error {
 	c.nextID++
 	body, err := json.Marshal(map[string]any{"jsonrpc": "2.0", "id": c.nextID, "method": "tools/call",

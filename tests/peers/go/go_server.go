@@ -257,6 +257,7 @@ func main() {
 	logPath := flag.String("log", "server.jsonl", "message log path ('-' = stdout)")
 	sseMode := flag.String("sse", "auto", "SSE responses: auto (tool big only), all, none")
 	bigSize := flag.Int("big-size", 1<<20+1, "default size in bytes of the big tool's text")
+	plain := flag.Bool("plain", false, "serve plain HTTP/1.1, without TLS")
 	flag.Parse()
 
 	msgs, closeLog := openLog(*logPath, "server")
@@ -267,6 +268,10 @@ func main() {
 	mux.Handle("/mcp", s)
 	// net/http negotiates h2 via ALPN automatically when serving TLS.
 	srv := &http.Server{Addr: *addr, Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	if *plain {
+		log.Printf("mcp test server listening on http://%s/mcp (pid %d)", *addr, os.Getpid())
+		log.Fatal(srv.ListenAndServe())
+	}
 	log.Printf("mcp test server listening on https://%s/mcp (pid %d)", *addr, os.Getpid())
 	log.Fatal(srv.ListenAndServeTLS(*cert, *key))
 }

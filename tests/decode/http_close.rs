@@ -1,0 +1,156 @@
+//! Closing an HTTP/1.1 connection (feature `stream_ends`): MCP 2026-07-28
+//! cancels a request over HTTP by closing its response stream, and over
+//! HTTP/1.1 that is closing the connection. Synthetic captures with the
+//! kernel's END records: the client's close and the server's end of file.
+
+use super::support::*;
+use serde_json::Value;
+
+fn export(path: &std::path::Path, format: &str) -> String {
+    let out = mcpspy_command()
+        .args(["export", "--format", format])
+        .arg(path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// The slow call (id `id`) posted on its own connection, answered by an
+/// event stream that has begun and not ended.
+fn slow_call(s: &mut Synth, port: u16, id: u64) -> Conn {
+    let c = Conn::new(s, CLIENT, SERVER, port);
+    c.post(
+        s,
+        &request(id, "tools/call", r#"{"name":"slow","arguments":{}}"#),
+    );
+    let mut head = http_response("200 OK", &[EVENT_STREAM, CHUNKED], b"", false);
+    let ev = sse(&notification("notifications/progress", r#"{"progress":1}"#));
+    head.extend_from_slice(format!("{:x}\r\n{ev}\r\n", ev.len()).as_bytes());
+    c.respond(s, &head);
+    c
+}
+
+/// The client's close cancels the call still waiting on the connection,
+/// once (the server's end of file after it finds nothing left); a call
+/// answered before, one whose server closed first, and one posted to the
+/// legacy transport's endpoint (answered on another stream) are not
+/// cancelled by a close.
+#[test]
+fn closing_an_http1_connection_cancels_the_request_waiting_on_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = Synth::new(&dir.path().join("closed.db"));
+    let init = Conn::new(&mut s, CLIENT, SERVER, 41000);
+    init.post(
+        &mut s,
+        &request(0, "initialize", r#"{"protocolVersion":"2025-11-25"}"#),
+    );
+    init.ok(&mut s, &response(0, r#"{"protocolVersion":"2025-11-25"}"#));
+    // Cancelled: the client closes; the server reads its end.
+    let cancelled = slow_call(&mut s, 41001, 1);
+    s.end(CLIENT, cancelled.c2s, true);
+    s.end(SERVER, cancelled.c2s, false);
+    // The server closes first: the call stays unanswered.
+    let dropped = slow_call(&mut s, 41002, 2);
+    s.end(SERVER, dropped.s2c, true);
+    s.end(CLIENT, dropped.s2c, false);
+    s.end(CLIENT, dropped.c2s, true);
+    // Answered, then the connection closes.
+    let answered = Conn::new(&mut s, CLIENT, SERVER, 41003);
+    answered.post(&mut s, &request(3, "tools/list", "{}"));
+    answered.ok(&mut s, &response(3, r#"{"tools":[]}"#));
+    s.end(CLIENT, answered.c2s, true);
+    // The legacy transport: the POST is accepted, its answer comes on the
+    // event stream, and its connection closes meanwhile.
+    let stream = Conn::new(&mut s, CLIENT, SERVER, 41004);
+    stream.request(&mut s, &http_request("GET", "/sse", &[], b""));
+    let mut first = http_response("200 OK", &[EVENT_STREAM, CHUNKED], b"", false);
+    let ep = "event: endpoint\r\ndata: /messages/?session_id=ab12\r\n\r\n";
+    first.extend_from_slice(format!("{:x}\r\n{ep}\r\n", ep.len()).as_bytes());
+    stream.respond(&mut s, &first);
+    let post = Conn::new(&mut s, CLIENT, SERVER, 41005);
+    let legacy = request(4, "tools/call", r#"{"name":"slow","arguments":{}}"#);
+    post.request(
+        &mut s,
+        &http_request(
+            "POST",
+            "/messages/?session_id=ab12",
+            &[JSON],
+            legacy.as_bytes(),
+        ),
+    );
+    post.respond(
+        &mut s,
+        &http_response("202 Accepted", &[], b"Accepted", true),
+    );
+    s.end(CLIENT, post.c2s, true);
+    s.advance(1_000_000);
+    let path = s.finish();
+
+    let items: Vec<Value> = export(&path, "jsonl")
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let n_of = |id: u64| {
+        items
+            .iter()
+            .find(|i| i["type"] == "request" && i["id"] == id)
+            .map(|i| i["n"].clone())
+            .unwrap()
+    };
+    let closed: Vec<&Value> = items
+        .iter()
+        .filter(|i| i["flag"]["reason"] == "closed")
+        .collect();
+    assert_eq!(closed.len(), 1, "{items:#?}");
+    assert_eq!(closed[0]["request"]["n"], n_of(1), "{:#}", closed[0]);
+    assert_eq!(closed[0]["direction"], "client->server", "{:#}", closed[0]);
+    let detail = closed[0]["flag"]["detail"].as_str().unwrap();
+    assert!(detail.contains("cancels request #"), "{detail}");
+    // A slice of its session keeps the close with the stream it ends.
+    let session = closed[0]["session"]["id"].to_string();
+    let sliced = dir.path().join("sliced.db");
+    let out = mcpspy_command()
+        .args(["slice", "--session", &session, "-o"])
+        .arg(&sliced)
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let kept = export(&sliced, "jsonl");
+    assert_eq!(kept.matches("\"reason\":\"closed\"").count(), 1, "{kept}");
+    assert!(kept.contains("cancels request #"), "{kept}");
+    // `check`: the cancelled call is not pending; the dropped one and the
+    // legacy one (never answered here) are.
+    let findings = export_check(&path);
+    let mut pending: Vec<Value> = findings
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|f| f["rule"] == "protocol.pending")
+        .map(|f| f["item"].clone())
+        .collect();
+    pending.sort_by_key(|n| n.as_u64());
+    assert_eq!(pending, vec![n_of(2), n_of(4)], "{findings}");
+}
+
+fn export_check(path: &std::path::Path) -> String {
+    let out = mcpspy_command()
+        .args(["check", "--format", "json", "--fail-on", "never"])
+        .arg(path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
