@@ -113,6 +113,27 @@ struct {
 	__type(value, __u8);
 } plain_tgids SEC(".maps");
 
+/*
+ * Sockets under a watched TLS stream whose plaintext a probe captures, by
+ * (tgid, socket inode) (tls 0): the SSL* (or Go *Conn) of the stream. The
+ * socket's close or end of file ends that stream (emit_end).
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct stream_key);
+	__type(value, __u64);
+} tls_socks SEC(".maps");
+
+static __always_inline void note_tls_sock(__u32 tgid, __u64 ino, __u64 ssl)
+{
+	struct stream_key key = { .tgid = tgid, .id = ino };
+	__u64 *known = bpf_map_lookup_elem(&tls_socks, &key);
+
+	if (ino && (!known || *known != ssl))
+		bpf_map_update_elem(&tls_socks, &key, &ssl, BPF_ANY);
+}
+
 static __always_inline void note_plaintext(__u32 tgid)
 {
 	__u8 one = 1;

@@ -216,8 +216,9 @@ static __always_inline void emit_call(struct emit_ctx *c, struct stream_state *s
  * A watched TCP stream of this process ended: it closed descriptor `fd`
  * (direction WRITE) or read the peer's end of it (direction READ). Over
  * HTTP/1.1 this is how a client cancels a request whose response has not
- * come: it closes the connection (MCP 2026-07-28). Sockets only the TLS
- * library's plaintext was captured from are not watched here.
+ * come: it closes the connection (MCP 2026-07-28). A socket under a TLS
+ * stream a probe captures ends that stream (its offset is unknown, 0, once
+ * the library has freed it).
  */
 static __always_inline void emit_end(struct task_struct *task, __u32 fd, __u8 call,
 				     __u8 direction)
@@ -229,9 +230,20 @@ static __always_inline void emit_end(struct task_struct *task, __u32 fd, __u8 ca
 		return;
 	struct stream_key key = { .tgid = task->tgid, .id = fi.ino };
 	struct stream_state *st = bpf_map_lookup_elem(&streams, &key);
+	__u64 ssl = 0;
 
-	if (!st)
-		return;
+	if (!st) {
+		__u64 *tls = bpf_map_lookup_elem(&tls_socks, &key);
+
+		if (!tls)
+			return;
+		ssl = *tls;
+		if (call == MCPSPY_CALL_CLOSE)
+			bpf_map_delete_elem(&tls_socks, &key);
+		struct stream_key plain = { .tgid = task->tgid, .tls = 1, .id = ssl };
+
+		st = bpf_map_lookup_elem(&streams, &plain);
+	}
 	count_end(MCPSPY_END_SUBMITTED);
 	struct mcpspy_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
 
@@ -250,7 +262,11 @@ static __always_inline void emit_end(struct task_struct *task, __u32 fd, __u8 ca
 	e->fd = fd;
 	e->tgid = task->tgid;
 	e->tid = task->pid;
-	e->stream_off = st->off[direction & 1];
+	e->stream_off = st ? st->off[direction & 1] : 0;
+	if (ssl) {
+		e->flags = MCPSPY_F_TLS;
+		e->ssl = ssl;
+	}
 	e->ts_ns = bpf_ktime_get_ns();
 	bpf_get_current_comm(e->comm, sizeof(e->comm));
 	bpf_ringbuf_submit(e, wake_flags());

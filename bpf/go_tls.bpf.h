@@ -86,6 +86,7 @@ static __always_inline int go_tls_emit(__u64 conn, const __u8 *buf, __u64 n, __u
 		read_endpoints(&c, &fi);
 		conn_into_header(&e.hdr, &c);
 		e.hdr.fd = (__u32)fd;
+		note_tls_sock(tgid, fi.ino, conn);
 	}
 	e.base = buf;
 	e.left_in_buf = n;

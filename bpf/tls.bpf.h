@@ -220,6 +220,7 @@ int BPF_URETPROBE(mcpspy_ssl_ret, long ret)
 	if (conn) {
 		conn_into_header(&e.hdr, conn);
 		e.hdr.fd = conn->fd;
+		note_tls_sock(tgid, conn->ino, c.ssl);
 	}
 	e.base = (const __u8 *)c.buf;
 	e.left_in_buf = n;

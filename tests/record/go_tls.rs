@@ -79,7 +79,19 @@ struct GoPair {
 /// Builds the Go server and client into `d`, and records one session
 /// between them (the client run with `client_args` too).
 /// The pair over HTTPS (HTTP/2), or with `plain` over HTTP/1.1 without TLS.
-fn record_go_pair(d: &Path, pie: bool, plain: bool, client_args: &[&str]) -> GoPair {
+/// What the Go pair speaks.
+#[derive(Clone, Copy, PartialEq)]
+enum Wire {
+    /// HTTP/2 over TLS, as Go does by default.
+    H2,
+    /// HTTP/1.1 over TLS.
+    Http1Tls,
+    /// HTTP/1.1 without TLS.
+    Plain,
+}
+
+fn record_go_pair(d: &Path, pie: bool, wire: Wire, client_args: &[&str]) -> GoPair {
+    let plain = wire == Wire::Plain;
     let suffix = if pie { "-pie" } else { "" };
     let server_exe = build(d, "go_server.go", &format!("go-server{suffix}"), pie);
     let client_exe = build(d, "go_client.go", &format!("go-client{suffix}"), pie);
@@ -101,7 +113,8 @@ fn record_go_pair(d: &Path, pie: bool, plain: bool, client_args: &[&str]) -> GoP
             .arg("-ca")
             .arg(&cert)
             .args(["-start-delay", "1s"])
-            .args(plain.then_some("-require-h2=false"))
+            .args((wire != Wire::H2).then_some("-require-h2=false"))
+            .args((wire == Wire::Http1Tls).then_some("-http1"))
             .args(client_args),
     );
     drop(server);
@@ -128,7 +141,7 @@ fn go_pair_decodes_as_logged(name: &str, pie: bool) {
         comm_s,
         comm_c,
         stderr,
-    } = record_go_pair(d, pie, false, &[]);
+    } = record_go_pair(d, pie, Wire::H2, &[]);
     let client_log = logged(&d.join("client.jsonl"));
     let server_log = logged(&d.join("server.jsonl"));
     assert_eq!(client_log.len(), 10, "{name}");
@@ -273,7 +286,7 @@ fn python_client_against_the_go_server_over_http2() {
 fn a_go_client_cancels_a_call_by_resetting_its_stream() {
     cancelled_call_is_named(
         "a_go_client_cancels_a_call_by_resetting_its_stream",
-        false,
+        Wire::H2,
         "reset",
     );
 }
@@ -285,7 +298,18 @@ fn a_go_client_cancels_a_call_by_resetting_its_stream() {
 fn a_go_client_cancels_a_call_by_closing_its_http1_connection() {
     cancelled_call_is_named(
         "a_go_client_cancels_a_call_by_closing_its_http1_connection",
-        true,
+        Wire::Plain,
+        "closed",
+    );
+}
+
+/// The same over TLS, whose plaintext the Go probes capture: the socket's
+/// close ends the TLS stream above it.
+#[test]
+fn a_go_client_cancels_a_call_by_closing_its_https1_connection() {
+    cancelled_call_is_named(
+        "a_go_client_cancels_a_call_by_closing_its_https1_connection",
+        Wire::Http1Tls,
         "closed",
     );
 }
@@ -293,12 +317,12 @@ fn a_go_client_cancels_a_call_by_closing_its_http1_connection() {
 /// The export names the request the cancellation (flag `reason`) cancels,
 /// by the id the client logged, once; and `check` does not count it as
 /// unanswered.
-fn cancelled_call_is_named(name: &str, plain: bool, reason: &str) {
+fn cancelled_call_is_named(name: &str, wire: Wire, reason: &str) {
     let Some((_serial, dir)) = bpf_test(name) else {
         return;
     };
     let d = dir.path();
-    let pair = record_go_pair(d, false, plain, &["-cancel-slow"]);
+    let pair = record_go_pair(d, false, wire, &["-cancel-slow"]);
     // The client's log: one line per message, its text in `msg`.
     let sent: Vec<Value> = std::fs::read_to_string(d.join("client.jsonl"))
         .unwrap()

@@ -292,3 +292,63 @@ fn last_write_as_the_peer_resets_is_captured() {
         );
     }
 }
+
+/// MCP 2026-07-28 cancels a request over HTTP by closing its response
+/// stream; over HTTP/1.1 that is closing the connection. A client on the
+/// system's OpenSSL (Python's http.client) calls the Python SDK server's
+/// slow tool over HTTPS and closes the connection after the first event:
+/// the socket's close ends the TLS stream the probes captured, and the
+/// export names the call it cancels, once.
+#[test]
+fn a_python_https_client_cancels_a_call_by_closing_its_connection() {
+    let name = "a_python_https_client_cancels_a_call_by_closing_its_connection";
+    let Some((_serial, dir)) = bpf_test(name) else {
+        return;
+    };
+    let d = dir.path();
+    let capture = d.join("capture.db");
+    let rec = start_recorder(&capture, &["--comm", "python3"]);
+    let server = super::tls_apps::HttpsServer::start_sse(d);
+    let sent = d.join("client.jsonl");
+    succeed(
+        std::process::Command::new(venv_python())
+            .arg(format!("{ROOT}/tests/peers/cancel_client.py"))
+            .arg(&server.url)
+            .arg(&server.ca)
+            .arg(&sent),
+    );
+    // The server sees the close, and stops the call, before it stops.
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let logged = server.stop();
+    rec.stop();
+    assert!(
+        logged.iter().any(|m| m.id == "2" && m.kind == "request"),
+        "{name}: the server got the slow call: {logged:?}"
+    );
+    assert!(
+        !logged
+            .iter()
+            .any(|m| m.id == "2" && (m.kind == "response" || m.kind == "error")),
+        "{name}: the server answered the cancelled call: {logged:?}"
+    );
+    let items = export_items(&capture, &[]);
+    let call = items
+        .iter()
+        .find(|i| i["type"] == "request" && i["id"] == 2)
+        .unwrap_or_else(|| panic!("{name}: the slow call exported: {items:#?}"));
+    let closed: Vec<_> = items
+        .iter()
+        .filter(|i| i["flag"]["reason"] == "closed")
+        .collect();
+    assert_eq!(closed.len(), 1, "{name}: {closed:#?}");
+    assert_eq!(
+        closed[0]["request"]["n"], call["n"],
+        "{name}: {:#}",
+        closed[0]
+    );
+    assert_eq!(
+        closed[0]["tcp_transport"]["tls"], true,
+        "{name}: {:#}",
+        closed[0]
+    );
+}

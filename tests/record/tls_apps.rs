@@ -27,13 +27,24 @@ pub struct HttpsServer {
 
 impl HttpsServer {
     pub fn start(dir: &Path) -> HttpsServer {
+        HttpsServer::launch(dir, &["--json-response"])
+    }
+
+    /// The same server answering with event streams.
+    pub fn start_sse(dir: &Path) -> HttpsServer {
+        HttpsServer::launch(dir, &[])
+    }
+
+    fn launch(dir: &Path, args: &[&str]) -> HttpsServer {
         let peers = Path::new(ROOT).join("tests/peers");
         let pki = dir.join("pki");
         succeed(Command::new(peers.join("make_pki.sh")).arg(&pki));
         let (info, log) = (dir.join("server.info.json"), dir.join("server.jsonl"));
         let child = Command::new(venv_python())
             .arg(peers.join("py_server.py"))
-            .args(["--transport", "http", "--json-response", "--certfile"])
+            .args(["--transport", "http"])
+            .args(args)
+            .arg("--certfile")
             .arg(pki.join("cert.pem"))
             .arg("--keyfile")
             .arg(pki.join("key.pem"))

@@ -292,6 +292,7 @@ func main() {
 	requireH2 := flag.Bool("require-h2", true, "fail unless every response is HTTP/2")
 	cancelSlow := flag.Bool("cancel-slow", false, "also call the slow tool and cancel it once its stream begins")
 	startDelay := flag.Duration("start-delay", 0, "wait this long before the first request (lets a recorder that probes new programs attach)")
+	http1 := flag.Bool("http1", false, "speak HTTP/1.1 over TLS (no h2)")
 	flag.Parse()
 	time.Sleep(*startDelay)
 
@@ -306,7 +307,7 @@ func main() {
 	msgs, closeLog := openLog(*logPath, "client")
 	defer closeLog()
 	// A custom TLSClientConfig disables h2 unless ForceAttemptHTTP2 is set.
-	tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}, ForceAttemptHTTP2: true}
+	tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}, ForceAttemptHTTP2: !*http1}
 	c := &client{http: &http.Client{Transport: tr, Timeout: 60 * time.Second}, url: *url,
 		log: msgs, requireH2: *requireH2, cancelSlow: *cancelSlow}
 	if err := c.run(*echoText, *bigSize); err != nil {
