@@ -19,6 +19,7 @@ UNRELATED = {
     "dd bs=128 x500k through a pipe": ["sh", "-c", "dd if=/dev/zero bs=128 count=500000 status=none | dd of=/dev/null bs=128 status=none"],
     "dd bs=4k x200k through a pipe": ["sh", "-c", "dd if=/dev/zero bs=4k count=200000 status=none | dd of=/dev/null bs=4k status=none"],
     "python: 200k non-JSON 77 B writes": [PY, os.path.join(WL, "small_writes.py")],
+    "python: 100k open, read to end, close": [PY, os.path.join(WL, "open_close.py")],
 }
 
 UNRELATED_TCP = {
