@@ -95,17 +95,34 @@ static __always_inline int go_tls_emit(__u64 conn, const __u8 *buf, __u64 n, __u
 	return 0;
 }
 
-/* (*Conn).Write, after its stack check: the plaintext is in the buffer. */
+/*
+ * The entry probes sit on the stack check's `jbe`, which the kernel
+ * emulates: a probe on any instruction it must single-step instead costs
+ * some 30 times as much on a VM. When the jump will be taken (CF or ZF
+ * set by the `cmp`: the stack must grow, or the goroutine is to be
+ * preempted), the call starts over from its entry, and the probe fires
+ * again then: this time is not the call.
+ */
+static __always_inline int go_call_starts_over(const struct pt_regs *ctx)
+{
+	return ctx->flags & (0x1 | 0x40);
+}
+
+/* (*Conn).Write, at its stack check: the plaintext is in the buffer. */
 SEC("uprobe")
 int mcpspy_go_tls_write(struct pt_regs *ctx)
 {
+	if (go_call_starts_over(ctx))
+		return 0;
 	return go_tls_emit(ctx->ax, (const __u8 *)ctx->bx, ctx->cx, MCPSPY_DIR_WRITE);
 }
 
-/* (*Conn).Read, after its stack check: remember where the bytes will go. */
+/* (*Conn).Read, at its stack check: remember where the bytes will go. */
 SEC("uprobe")
 int mcpspy_go_tls_read(struct pt_regs *ctx)
 {
+	if (go_call_starts_over(ctx))
+		return 0;
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	struct go_read_key k = { .tgid = pid_tgid >> 32, .g = ctx->r14 };
 	struct go_read r = { .conn = ctx->ax, .buf = ctx->bx };

@@ -367,3 +367,47 @@ fn cancelled_call_is_named(name: &str, wire: Wire, reason: &str) {
         .count();
     assert_eq!(pending, 0, "{name}: the cancelled call is not pending");
 }
+
+/// The entry probes sit on Go's stack check, and a call whose stack must
+/// grow runs that check twice: (*tls.Conn).Write called from every call
+/// depth 0..400 on fresh goroutines (tests/peers/go/stack_writer.go) grows
+/// the stack in some of them, and each write is still taken once. Without
+/// the probe's test of the check's flags, some 300 of them come out twice
+/// or three times.
+#[test]
+fn a_go_write_whose_stack_grows_is_taken_once() {
+    let name = "a_go_write_whose_stack_grows_is_taken_once";
+    let Some((_serial, dir)) = bpf_test(name) else {
+        return;
+    };
+    let d = dir.path();
+    let exe = build(d, "stack_writer.go", "stack-writer", false);
+    succeed(Command::new(format!("{ROOT}/tests/peers/make_cert.sh")).arg(d.join("tls")));
+    let capture = d.join("capture.db");
+    let rec = start_recorder(&capture, &["--comm", "stack-writer"]);
+    succeed(
+        Command::new(&exe)
+            .arg("-cert")
+            .arg(d.join("tls/cert.pem"))
+            .arg("-key")
+            .arg(d.join("tls/key.pem"))
+            .args(["-depths", "400", "-start-delay", "1s"]),
+    );
+    rec.stop();
+    let items = export_items(&capture, &[]);
+    let mut ids: Vec<u64> = items
+        .iter()
+        .filter(|i| i["type"] == "request")
+        .map(|i| i["id"].as_u64().unwrap())
+        .collect();
+    ids.sort_unstable();
+    assert_eq!(ids, (0..400).collect::<Vec<u64>>(), "{name}");
+    // The close after the last request, which had no response, is all
+    // else there is.
+    assert!(
+        items
+            .iter()
+            .all(|i| i["type"] == "request" || i["flag"]["reason"] == "closed"),
+        "{name}: {items:#?}"
+    );
+}

@@ -65,8 +65,8 @@ pub fn locate(path: &Path) -> Result<Option<GoTls>, String> {
     }
     Ok(Some(GoTls {
         found_by,
-        write: w_off + w.body,
-        read: r_off + r.body,
+        write: w_off + w.check,
+        read: r_off + r.check,
         read_rets: r.rets.iter().map(|ret| r_off + ret).collect(),
     }))
 }
