@@ -241,29 +241,13 @@ fn sse_responses_get_streams_and_delete_across_connections() {
 fn legacy_sse_transport_endpoint_then_posts() {
     let dir = tempfile::tempdir().unwrap();
     let mut s = Synth::new(&dir.path().join("legacy.db"));
-    let stream = Conn::new(&mut s, CLIENT, SERVER, 42000);
-    stream.request(
-        &mut s,
-        &http_request("GET", "/sse", &[("Accept", "text/event-stream")], b""),
-    );
-    let head = http_response("200 OK", &[EVENT_STREAM, CHUNKED], b"", false);
     let endpoint = "event: endpoint\r\ndata: /messages/?session_id=ab12\r\n\r\n";
-    let mut first = head.clone();
-    first.extend_from_slice(format!("{:x}\r\n{endpoint}\r\n", endpoint.len()).as_bytes());
-    stream.respond(&mut s, &first);
+    let stream = legacy_stream(&mut s, CLIENT, 42000, endpoint);
     let post = Conn::new(&mut s, CLIENT, SERVER, 42001);
     let mut sent = Vec::new();
     for (i, method) in ["initialize", "tools/list"].iter().enumerate() {
         let req = request(i as u64, method, "{}");
-        post.request(
-            &mut s,
-            &http_request(
-                "POST",
-                "/messages/?session_id=ab12",
-                &[JSON],
-                req.as_bytes(),
-            ),
-        );
+        post.post_at(&mut s, "/messages/?session_id=ab12", &req);
         post.respond(
             &mut s,
             &http_response("202 Accepted", &[], b"Accepted", true),
@@ -279,12 +263,8 @@ fn legacy_sse_transport_endpoint_then_posts() {
         pid: 1001,
         comm: "python3",
     };
-    let stream2 = Conn::new(&mut s, other, SERVER, 42002);
-    stream2.request(&mut s, &http_request("GET", "/sse", &[], b""));
     let ep2 = "event: endpoint\ndata: http://127.0.0.1:8000/messages/?session_id=cd34\n\n";
-    let mut first2 = head;
-    first2.extend_from_slice(format!("{:x}\r\n{ep2}\r\n", ep2.len()).as_bytes());
-    stream2.respond(&mut s, &first2);
+    legacy_stream(&mut s, other, 42002, ep2);
     let post2 = Conn::new(&mut s, other, SERVER, 42003);
     let req2 = request(0, "tools/list", "{}");
     post2.request(

@@ -6,20 +6,6 @@
 use super::support::*;
 use serde_json::Value;
 
-fn export(path: &std::path::Path, format: &str) -> String {
-    let out = mcpspy_command()
-        .args(["export", "--format", format])
-        .arg(path)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
 /// The slow call (id `id`) posted on its own connection, answered by an
 /// event stream that has begun and not ended.
 fn slow_call(s: &mut Synth, port: u16, id: u64) -> Conn {
@@ -66,23 +52,11 @@ fn closing_an_http1_connection_cancels_the_request_waiting_on_it() {
     s.end(CLIENT, answered.c2s, true);
     // The legacy transport: the POST is accepted, its answer comes on the
     // event stream, and its connection closes meanwhile.
-    let stream = Conn::new(&mut s, CLIENT, SERVER, 41004);
-    stream.request(&mut s, &http_request("GET", "/sse", &[], b""));
-    let mut first = http_response("200 OK", &[EVENT_STREAM, CHUNKED], b"", false);
     let ep = "event: endpoint\r\ndata: /messages/?session_id=ab12\r\n\r\n";
-    first.extend_from_slice(format!("{:x}\r\n{ep}\r\n", ep.len()).as_bytes());
-    stream.respond(&mut s, &first);
+    legacy_stream(&mut s, CLIENT, 41004, ep);
     let post = Conn::new(&mut s, CLIENT, SERVER, 41005);
     let legacy = request(4, "tools/call", r#"{"name":"slow","arguments":{}}"#);
-    post.request(
-        &mut s,
-        &http_request(
-            "POST",
-            "/messages/?session_id=ab12",
-            &[JSON],
-            legacy.as_bytes(),
-        ),
-    );
+    post.post_at(&mut s, "/messages/?session_id=ab12", &legacy);
     post.respond(
         &mut s,
         &http_response("202 Accepted", &[], b"Accepted", true),
@@ -91,17 +65,8 @@ fn closing_an_http1_connection_cancels_the_request_waiting_on_it() {
     s.advance(1_000_000);
     let path = s.finish();
 
-    let items: Vec<Value> = export(&path, "jsonl")
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
-    let n_of = |id: u64| {
-        items
-            .iter()
-            .find(|i| i["type"] == "request" && i["id"] == id)
-            .map(|i| i["n"].clone())
-            .unwrap()
-    };
+    let items = exported_items(&path);
+    let n_of = |id: u64| n_of_request(&items, id);
     let closed: Vec<&Value> = items
         .iter()
         .filter(|i| i["flag"]["reason"] == "closed")
@@ -114,23 +79,14 @@ fn closing_an_http1_connection_cancels_the_request_waiting_on_it() {
     // A slice of its session keeps the close with the stream it ends.
     let session = closed[0]["session"]["id"].to_string();
     let sliced = dir.path().join("sliced.db");
-    let out = mcpspy_command()
-        .args(["slice", "--session", &session, "-o"])
-        .arg(&sliced)
-        .arg(&path)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let kept = export(&sliced, "jsonl");
+    let sliced_arg = sliced.to_str().unwrap();
+    mcpspy_stdout(&["slice", "--session", &session, "-o", sliced_arg], &path);
+    let kept = mcpspy_stdout(&["export"], &sliced);
     assert_eq!(kept.matches("\"reason\":\"closed\"").count(), 1, "{kept}");
     assert!(kept.contains("cancels request #"), "{kept}");
     // `check`: the cancelled call is not pending; the dropped one and the
     // legacy one (never answered here) are.
-    let findings = export_check(&path);
+    let findings = mcpspy_stdout(&["check", "--format", "json", "--fail-on", "never"], &path);
     let mut pending: Vec<Value> = findings
         .lines()
         .map(|l| serde_json::from_str::<Value>(l).unwrap())
@@ -139,18 +95,4 @@ fn closing_an_http1_connection_cancels_the_request_waiting_on_it() {
         .collect();
     pending.sort_by_key(|n| n.as_u64());
     assert_eq!(pending, vec![n_of(2), n_of(4)], "{findings}");
-}
-
-fn export_check(path: &std::path::Path) -> String {
-    let out = mcpspy_command()
-        .args(["check", "--format", "json", "--fail-on", "never"])
-        .arg(path)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
 }

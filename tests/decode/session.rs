@@ -521,19 +521,8 @@ fn a_reset_stream_cancels_its_request() {
     s.drain(SERVER, c2s, 1 << 16);
     let path = s.finish();
 
-    let out = mcpspy_command().arg("export").arg(&path).output().unwrap();
-    let items: Vec<serde_json::Value> = String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
-    let n_of = |id: u64| {
-        items
-            .iter()
-            .find(|i| i["type"] == "request" && i["id"] == id)
-            .map(|i| i["n"].clone())
-            .unwrap()
-    };
+    let items = exported_items(&path);
+    let n_of = |id: u64| n_of_request(&items, id);
     let resets: Vec<&serde_json::Value> = items
         .iter()
         .filter(|i| i["flag"]["reason"] == "reset")
@@ -550,16 +539,9 @@ fn a_reset_stream_cancels_its_request() {
     // Parquet's request_n says the same.
     use arrow_array::Array;
     let pq = dir.path().join("cancel.parquet");
-    let out = mcpspy_command()
-        .args(["export", "--format", "parquet", "-o"])
-        .arg(&pq)
-        .arg(&path)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    mcpspy_stdout(
+        &["export", "--format", "parquet", "-o", pq.to_str().unwrap()],
+        &path,
     );
     let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
         std::fs::File::open(&pq).unwrap(),

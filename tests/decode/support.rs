@@ -820,6 +820,49 @@ pub const JSON: (&str, &str) = ("Content-Type", "application/json");
 pub const EVENT_STREAM: (&str, &str) = ("Content-Type", "text/event-stream");
 pub const CHUNKED: (&str, &str) = ("Transfer-Encoding", "chunked");
 
+/// The legacy SSE transport's event stream, from `client` on `port`: a GET
+/// answered by an event stream whose first event is `endpoint` (an SSE
+/// event, its framing included).
+pub fn legacy_stream(s: &mut Synth, client: Proc, port: u16, endpoint: &str) -> Conn {
+    let stream = Conn::new(s, client, SERVER, port);
+    stream.request(
+        s,
+        &http_request("GET", "/sse", &[("Accept", "text/event-stream")], b""),
+    );
+    let mut first = http_response("200 OK", &[EVENT_STREAM, CHUNKED], b"", false);
+    first.extend_from_slice(format!("{:x}\r\n{endpoint}\r\n", endpoint.len()).as_bytes());
+    stream.respond(s, &first);
+    stream
+}
+
+/// The output of `mcpspy ARGS PATH`, which must succeed.
+pub fn mcpspy_stdout(args: &[&str], path: &Path) -> String {
+    let out = mcpspy_command().args(args).arg(path).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// The items `mcpspy export PATH` gives, as JSON.
+pub fn exported_items(path: &Path) -> Vec<serde_json::Value> {
+    mcpspy_stdout(&["export"], path)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// `n` of the request whose JSON-RPC id is `id`.
+pub fn n_of_request(items: &[serde_json::Value], id: u64) -> serde_json::Value {
+    items
+        .iter()
+        .find(|i| i["type"] == "request" && i["id"] == id)
+        .map(|i| i["n"].clone())
+        .unwrap_or_else(|| panic!("no request {id}: {items:#?}"))
+}
+
 /// Two ends of an HTTP connection on this host, and what each copy of the
 /// bytes goes through.
 pub struct Conn {
@@ -872,7 +915,12 @@ impl Conn {
 
     /// The client POSTs `json` to /mcp.
     pub fn post(&self, s: &mut Synth, json: &str) {
-        self.request(s, &http_request("POST", "/mcp", &[JSON], json.as_bytes()));
+        self.post_at(s, "/mcp", json);
+    }
+
+    /// The client POSTs `json` to `path`.
+    pub fn post_at(&self, s: &mut Synth, path: &str, json: &str) {
+        self.request(s, &http_request("POST", path, &[JSON], json.as_bytes()));
     }
 
     /// The server answers 200 OK with `json`, its length given.

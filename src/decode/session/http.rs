@@ -75,7 +75,6 @@ impl Sessions {
         let Some(p) = self.sessions[i].take_pending_stream((c, 0)) else {
             return;
         };
-        let r = &p.request;
         let seen = if read_end {
             " (the server read its end)"
         } else {
@@ -84,14 +83,8 @@ impl Sessions {
         let mut flag = Flag::new(
             FlagReason::Closed,
             format!(
-                "the HTTP/1.1 client closed the connection{seen}: it cancels request #{} ({}{}), \
-                 which had no response",
-                r.n,
-                r.method,
-                r.subject
-                    .as_deref()
-                    .map(|s| format!(" {s}"))
-                    .unwrap_or_default(),
+                "the HTTP/1.1 client closed the connection{seen}: {}",
+                super::cancels_text(&p.request)
             ),
             0,
         );

@@ -279,16 +279,8 @@ impl Sessions {
             return;
         };
         if let Some(p) = self.sessions[i].take_pending_stream((c, stream)) {
-            let r = &p.request;
-            flag.detail.push_str(&format!(
-                "; it cancels request #{} ({}{}), which had no response",
-                r.n,
-                r.method,
-                r.subject
-                    .as_deref()
-                    .map(|s| format!(" {s}"))
-                    .unwrap_or_default(),
-            ));
+            flag.detail
+                .push_str(&format!("; {}", cancels_text(&p.request)));
             flag.cancels = Some(p.request);
         }
     }
@@ -590,4 +582,17 @@ fn implementation(i: &mcp::Implementation<'_>) -> Implementation {
         name: i.name.as_deref().map(str::to_string),
         version: i.version.as_deref().map(str::to_string),
     }
+}
+
+/// What a reset or a close that cancels a request says of it.
+fn cancels_text(r: &RequestRef) -> String {
+    format!(
+        "it cancels request #{} ({}{}), which had no response",
+        r.n,
+        r.method,
+        r.subject
+            .as_deref()
+            .map(|s| format!(" {s}"))
+            .unwrap_or_default(),
+    )
 }
