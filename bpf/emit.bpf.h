@@ -123,14 +123,54 @@ static long emit_step(__u64 i, struct emit_ctx *c)
 }
 
 /*
+ * A pipe or unix socket stream whose first bytes start JSON-RPC but end
+ * before that is decided (a 1-byte read of `{`): held, per stream and
+ * direction, until its next call decides. When that call starts the
+ * stream, the held bytes are its first record.
+ */
+struct prefix_key {
+	struct stream_key s;
+	__u32 direction;
+	__u32 _pad;
+};
+
+struct held_prefix {
+	__u8 b[MCPSPY_SNIFF_LEN];
+	__u32 n;
+	__u32 _pad;
+	__u64 ts_ns; /* when the first held call returned */
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, struct prefix_key);
+	__type(value, struct held_prefix);
+} prefixes SEC(".maps");
+
+/* Prefixes held now (an eviction leaves it high): while 0, unwatched calls
+ * skip the lookup. */
+volatile __s64 prefixes_held = 0;
+
+static __always_inline void drop_prefix(struct prefix_key *pk)
+{
+	if (!bpf_map_delete_elem(&prefixes, pk))
+		__sync_fetch_and_add(&prefixes_held, -1);
+}
+
+/*
  * Is this call's stream captured? Returns its state, creating it when the
  * stream starts being watched.
  * `first`/`first_len` are the first bytes of the call, for the watch test.
- * With --keylog, a socket's ClientHello starts a stream too.
+ * With --keylog, a socket's ClientHello starts a stream too. `*held` is
+ * set when this call starts the stream and an earlier one left bytes
+ * undecided: the caller emits them first (emit_held). A scalar, not the
+ * map value: a pointer kept across the emit paths doubles the states the
+ * verifier walks.
  */
 static __always_inline struct stream_state *
 watched_stream(const struct stream_key *key, __u64 chan, __u8 kind, const __u8 *first,
-	       __u64 first_len)
+	       __u64 first_len, __u8 direction, __u32 *held)
 {
 	struct stream_state *st;
 
@@ -144,17 +184,35 @@ watched_stream(const struct stream_key *key, __u64 chan, __u8 kind, const __u8 *
 		if (st)
 			return st;
 	}
+	int tcp = kind == MCPSPY_FD_TCP4 || kind == MCPSPY_FD_TCP6;
+	struct prefix_key pk = { .s = *key, .direction = direction };
+	struct held_prefix *pre = NULL;
+
+	/* Bytes an earlier call left undecided: judged with this call's, and
+	 * the stream's first record if it starts (also when the other end
+	 * started the channel meanwhile). */
+	if (!tcp && prefixes_held > 0)
+		pre = bpf_map_lookup_elem(&prefixes, &pk);
 	if (!chan_watched) {
 		/* Unwatched channel, the common case: look at the first bytes. */
 		struct mcpspy_sniff sniff = {};
-		__u64 n = first_len;
-		int tcp = kind == MCPSPY_FD_TCP4 || kind == MCPSPY_FD_TCP6;
+		__u32 h = 0;
 
+		if (pre) {
+			__builtin_memcpy(sniff.b, pre->b, MCPSPY_SNIFF_LEN);
+			h = pre->n;
+			if (h > MCPSPY_SNIFF_LEN - 1)
+				h = MCPSPY_SNIFF_LEN - 1;
+		}
+		__u64 n = first_len;
+
+		if (n > MCPSPY_SNIFF_LEN - h)
+			n = MCPSPY_SNIFF_LEN - h;
 		if (n > MCPSPY_SNIFF_LEN)
 			n = MCPSPY_SNIFF_LEN;
-		if (bpf_probe_read_user(sniff.b, n, first))
+		if (bpf_probe_read_user(sniff.b + (h & (MCPSPY_SNIFF_LEN - 1)), n, first))
 			return NULL;
-		sniff.n = n;
+		sniff.n = h + n;
 		/* Most traffic fails on its first byte: decide that without a call. */
 		__u8 c0 = sniff.b[0];
 		if (!tcp && c0 != '{' && c0 != '[' && !is_space(c0))
@@ -163,13 +221,35 @@ watched_stream(const struct stream_key *key, __u64 chan, __u8 kind, const __u8 *
 			if (!sniff_client_hello(&sniff) ||
 			    bpf_map_lookup_elem(&plain_tgids, &key->tgid))
 				return NULL;
+		} else if (tcp) {
+			if (c0 != 'G' && c0 != 'P' && c0 != 'D' && c0 != 'H' && c0 != 'O')
+				return NULL;
+			if (!sniff_http(&sniff))
+				return NULL;
 		} else {
-			if (tcp && c0 != 'G' && c0 != 'P' && c0 != 'D' && c0 != 'H' && c0 != 'O')
+			int r = sniff_jsonrpc(&sniff);
+
+			/* Not yet decided, and the whole call is in the window: hold it. */
+			if (r == MCPSPY_SNIFF_UNDECIDED && first_len <= n) {
+				struct held_prefix hp = {};
+
+				__builtin_memcpy(hp.b, sniff.b, MCPSPY_SNIFF_LEN);
+				hp.n = sniff.n;
+				hp.ts_ns = pre ? pre->ts_ns : bpf_ktime_get_ns();
+				if (!pre)
+					__sync_fetch_and_add(&prefixes_held, 1);
+				bpf_map_update_elem(&prefixes, &pk, &hp, BPF_ANY);
 				return NULL;
-			if (tcp ? !sniff_http(&sniff) : !sniff_jsonrpc(&sniff))
+			}
+			if (r != MCPSPY_SNIFF_YES) {
+				if (pre)
+					drop_prefix(&pk);
 				return NULL;
+			}
 		}
 	}
+	if (held)
+		*held = pre != NULL;
 	__u8 one = 1;
 	struct stream_state zero = {};
 
@@ -180,6 +260,56 @@ watched_stream(const struct stream_key *key, __u64 chan, __u8 kind, const __u8 *
 	if (!st)
 		count(MCPSPY_CNT_MAP_FULL, 1);
 	return st;
+}
+
+/*
+ * The bytes an earlier call of this stream left undecided (watched_stream),
+ * as the stream's first record, ahead of the call that decided: `hdr` is
+ * that call's header; the record's time and length are the held bytes'.
+ * A global function, verified once on its own: inlined, its paths would
+ * multiply those of the emit that follows beyond the verifier's budget.
+ */
+__noinline int emit_held(const struct mcpspy_event *hdr, struct stream_state *st,
+			 const struct stream_key *key)
+{
+	if (!hdr || !st || !key)
+		return 0;
+	struct prefix_key pk = { .s = *key, .direction = hdr->direction };
+	struct held_prefix *p = bpf_map_lookup_elem(&prefixes, &pk);
+
+	if (!p)
+		return 0;
+	__u64 n = p->n;
+	__u64 bit = 1 << (hdr->direction & 1);
+
+	if (n > MCPSPY_SNIFF_LEN)
+		n = MCPSPY_SNIFF_LEN;
+	__u64 off = __sync_fetch_and_add(&st->off[hdr->direction & 1], n);
+	struct mcpspy_event *e = bpf_ringbuf_reserve(&events, sizeof(*e) + MCPSPY_SNIFF_LEN, 0);
+
+	if (!e) {
+		count(MCPSPY_CNT_RING_FULL, 1);
+		count(MCPSPY_CNT_RING_FULL_BYTES, n);
+		drop_prefix(&pk);
+		return 0;
+	}
+	__builtin_memcpy(e, hdr, sizeof(*e));
+	if (!(st->started & bit)) {
+		__sync_fetch_and_or(&st->started, bit);
+		e->flags |= MCPSPY_F_STREAM_START;
+	}
+	e->ts_ns = p->ts_ns;
+	e->call_len = n;
+	e->call_off = 0;
+	e->stream_off = off;
+	bpf_get_current_comm(e->comm, sizeof(e->comm));
+	__builtin_memcpy((void *)(e + 1), p->b, MCPSPY_SNIFF_LEN);
+	e->len = n;
+	count(MCPSPY_CNT_EVENTS, 1);
+	count(MCPSPY_CNT_BYTES, n);
+	bpf_ringbuf_submit(e, wake_flags());
+	drop_prefix(&pk);
+	return 0;
 }
 
 /* Emit the call's bytes, `c->left` of them, from its buffer or iovecs. */

@@ -58,7 +58,7 @@ static __always_inline int go_tls_emit(__u64 conn, const __u8 *buf, __u64 n, __u
 	if (n == 0 || stopped || tgid == self_tgid || !process_selected())
 		return 0;
 	struct stream_key key = { .tgid = tgid, .tls = 1, .id = conn };
-	struct stream_state *st = watched_stream(&key, 0, MCPSPY_FD_TCP4, buf, n);
+	struct stream_state *st = watched_stream(&key, 0, MCPSPY_FD_TCP4, buf, n, direction, NULL);
 
 	if (!st)
 		return 0;

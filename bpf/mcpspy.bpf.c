@@ -106,7 +106,9 @@ static __always_inline int on_sys_exit(long nr, long ret, __u64 a0, __u64 a1, __
 	    bpf_map_lookup_elem(&ssl_tgids, &tgid))
 		note_tcp_call(((__u64)tgid << 32) | task->pid, &fi, a0, direction);
 	struct stream_key key = { .tgid = tgid, .id = fi.ino };
-	struct stream_state *st = watched_stream(&key, fi.chan, fi.kind, first, first_len);
+	__u32 held = 0;
+	struct stream_state *st =
+		watched_stream(&key, fi.chan, fi.kind, first, first_len, direction, &held);
 
 	if (!st)
 		return 0;
@@ -142,6 +144,8 @@ static __always_inline int on_sys_exit(long nr, long ret, __u64 a0, __u64 a1, __
 	ctx.iov = iov;
 	ctx.iov_cnt = iov_cnt;
 	ctx.iov_idx = iov_idx;
+	if (held)
+		emit_held(&ctx.hdr, st, &key);
 	emit_call(&ctx, st);
 	return 0;
 }

@@ -12,9 +12,18 @@
  * instead of once per byte position (which exceeds its instruction budget).
  */
 struct mcpspy_sniff {
-	__u8 b[MCPSPY_SNIFF_LEN];
-	__u32 n; /* valid bytes in b */
+	/* Twice the window: a held prefix and a call's bytes are copied in at
+	 * offsets the verifier bounds separately; only the first
+	 * MCPSPY_SNIFF_LEN bytes are ever judged. */
+	__u8 b[2 * MCPSPY_SNIFF_LEN];
+	__u32 n; /* valid bytes in b, at most MCPSPY_SNIFF_LEN */
 };
+
+/* The watch test's answers for JSON-RPC: no, yes, or not yet (the bytes end
+ * before it is decided, as a 1-byte read of `{` does). */
+#define MCPSPY_SNIFF_NO 0
+#define MCPSPY_SNIFF_YES 1
+#define MCPSPY_SNIFF_UNDECIDED 2
 
 /* Byte i of the sniff buffer, with a bound the verifier can see after clang's rewrites. */
 static __always_inline __u8 sniff_at(const struct mcpspy_sniff *s, __u64 i)
@@ -45,16 +54,19 @@ __noinline int sniff_skip_space(struct mcpspy_sniff *s, __u32 pos)
 	return MCPSPY_SNIFF_LEN;
 }
 
-/* Do the bytes at `pos` start with `want` (NUL-padded), or a prefix of it cut by the end? */
+/* Do the bytes at `pos` start with `want` (NUL-padded): YES, NO, or
+ * UNDECIDED when they are a prefix of it cut by the end. */
 static __always_inline int sniff_has(struct mcpspy_sniff *s, __u32 pos, const char want[8])
 {
 	for (int j = 0; j < 8; j++) {
-		if (!want[j] || pos + j >= s->n)
-			return 1;
+		if (!want[j])
+			return MCPSPY_SNIFF_YES;
+		if (pos + j >= s->n)
+			return MCPSPY_SNIFF_UNDECIDED;
 		if (sniff_at(s, pos + j) != want[j])
-			return 0;
+			return MCPSPY_SNIFF_NO;
 	}
-	return 1;
+	return MCPSPY_SNIFF_YES;
 }
 
 /* After `{` and `"`: one of the keys a JSON-RPC object has. */
@@ -63,40 +75,47 @@ __noinline int sniff_jsonrpc_key(struct mcpspy_sniff *s, __u32 pos)
 	static const char keys[6][8] = { "jsonrpc\"", "method\"", "id\"", "result\"", "error\"",
 					 "params\"" };
 
+	int undecided = 0;
+
 	if (!s)
-		return 0;
-	for (int k = 0; k < 6; k++)
-		if (sniff_has(s, pos, keys[k]))
-			return 1;
-	return 0;
+		return MCPSPY_SNIFF_NO;
+	for (int k = 0; k < 6; k++) {
+		int r = sniff_has(s, pos, keys[k]);
+
+		if (r == MCPSPY_SNIFF_YES)
+			return r;
+		undecided |= r == MCPSPY_SNIFF_UNDECIDED;
+	}
+	return undecided ? MCPSPY_SNIFF_UNDECIDED : MCPSPY_SNIFF_NO;
 }
 
 /*
- * Does the call's first bytes look like the start of a JSON-RPC message:
- * `{` (or `[` `{`), then a JSON-RPC key? A prefix cut before the key is
- * decided counts as a match: a message written in tiny pieces must not be
- * missed, and a false match costs only bytes.
+ * Do the first bytes look like the start of a JSON-RPC message: `{` (or `[`
+ * `{`), then a JSON-RPC key? Bytes that end before that is decided are
+ * UNDECIDED: the caller holds them until the stream's next call (a message
+ * written or read in tiny pieces is not missed, and a script read one byte
+ * at a time that merely begins with `{` is not taken for one).
  */
 __noinline int sniff_jsonrpc(struct mcpspy_sniff *s)
 {
 	if (!s)
-		return 0;
+		return MCPSPY_SNIFF_NO;
 	__u32 p = sniff_skip_space(s, 0);
 
 	if (p >= s->n)
-		return 0; /* nothing but whitespace: undecided */
+		return MCPSPY_SNIFF_NO; /* nothing but whitespace */
 	if (sniff_at(s, p) == '[') {
 		p = sniff_skip_space(s, p + 1);
 		if (p >= s->n)
-			return 1;
+			return MCPSPY_SNIFF_UNDECIDED;
 	}
 	if (sniff_at(s, p) != '{')
-		return 0;
+		return MCPSPY_SNIFF_NO;
 	p = sniff_skip_space(s, p + 1);
 	if (p >= s->n)
-		return 1;
+		return MCPSPY_SNIFF_UNDECIDED;
 	if (sniff_at(s, p) != '"')
-		return 0;
+		return MCPSPY_SNIFF_NO;
 	return sniff_jsonrpc_key(s, p + 1);
 }
 
@@ -109,7 +128,7 @@ __noinline int sniff_http(struct mcpspy_sniff *s)
 	if (!s || s->n < 8)
 		return 0; /* every start above is decided within 8 bytes */
 	for (int k = 0; k < 9; k++)
-		if (sniff_has(s, 0, starts[k]))
+		if (sniff_has(s, 0, starts[k]) == MCPSPY_SNIFF_YES)
 			return 1;
 	return 0;
 }

@@ -202,7 +202,8 @@ int BPF_URETPROBE(mcpspy_ssl_ret, long ret)
 	if (!conn && c.direction == MCPSPY_DIR_WRITE)
 		bpf_map_update_elem(&pending_ssl_writes, &pid_tgid, &c.ssl, BPF_ANY);
 	struct stream_key key = { .tgid = tgid, .tls = 1, .id = c.ssl };
-	struct stream_state *st = watched_stream(&key, 0, MCPSPY_FD_TCP4, (const __u8 *)c.buf, n);
+	struct stream_state *st = watched_stream(&key, 0, MCPSPY_FD_TCP4, (const __u8 *)c.buf, n,
+						   c.direction, NULL);
 
 	if (!st)
 		return 0;

@@ -175,3 +175,65 @@ fn each_attach_rung_captures_everything() {
         );
     }
 }
+
+/// A message written and read one byte per call is captured whole, both
+/// ends: each end's first bytes are held until they decide that they start
+/// JSON-RPC, and then are the stream's first record.
+#[test]
+fn a_message_written_and_read_one_byte_at_a_time() {
+    record_and_check(
+        "a_message_written_and_read_one_byte_at_a_time",
+        &[
+            "--message-bytes",
+            "20",
+            "300",
+            "--write-chunk",
+            "1",
+            "--read-chunk",
+            "1",
+            "--pause-ms",
+            "1",
+        ],
+        fd_kind::PIPE,
+    );
+}
+
+/// Text that begins with `{` but is no JSON-RPC, read one byte per call (a
+/// program reading a script or a heredoc from a pipe), starts no stream:
+/// the first byte alone decides nothing.
+#[test]
+fn json_read_one_byte_at_a_time_is_not_taken_for_json_rpc() {
+    let name = "json_read_one_byte_at_a_time_is_not_taken_for_json_rpc";
+    let Some((_serial, dir)) = bpf_test(name) else {
+        return;
+    };
+    let capture = dir.path().join("capture.db");
+    let rec = start_recorder(&capture, &["--comm", "byte-reader"]);
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/workloads/byte_reader.py"
+    );
+    let text = "{\"a\": 1, \"b\": [1, 2]}\n[{\"c\": 3}]\n{\n  \"d\": {}\n}\n";
+    let mut child = Command::new("python3")
+        .args([script, "byte-reader"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let said = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        said.ends_with(&format!(" {}\n", text.len())),
+        "{name}: {said}"
+    );
+    rec.stop();
+    let all = streams(&capture);
+    assert!(all.is_empty(), "{name}: {all:?}");
+}
