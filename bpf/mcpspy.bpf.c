@@ -39,10 +39,10 @@ static __always_inline int on_sys_exit(long nr, long ret, __u64 a0, __u64 a1, __
 	if (ret < 0 || stopped)
 		return 0;
 	if (ret == 0) {
-		/* A read of 0 bytes: the peer closed its end (writes of 0 move nothing). */
-		if ((nr == MCPSPY_NR_READ || nr == MCPSPY_NR_READV || nr == MCPSPY_NR_RECVFROM ||
-		     nr == MCPSPY_NR_RECVMSG) &&
-		    capture_tcp && process_selected()) {
+		/* A read that asked for bytes and got 0: the peer closed its end.
+		 * (Vector reads may ask for nothing; writes of 0 move nothing.) */
+		if ((nr == MCPSPY_NR_READ || nr == MCPSPY_NR_RECVFROM) && a2 > 0 && capture_tcp &&
+		    process_selected()) {
 			struct task_struct *task = bpf_get_current_task_btf();
 
 			if (task->tgid != self_tgid)

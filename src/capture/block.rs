@@ -124,7 +124,18 @@ impl<'a> Records<'a> {
         let len = body.len();
         let record = match tag {
             TAG_EVENT | TAG_END => match RawEvent::parse(body) {
-                Ok(ev) if ev.stored_len() == len && tag == TAG_EVENT => Record::Event(ev),
+                // Only tag 129 carries END records: under tag 1 one would
+                // become live if copied.
+                Ok(ev) if ev.stored_len() == len && tag == TAG_EVENT => {
+                    if ev.hdr.kind == crate::event::kind::END {
+                        Record::Damaged {
+                            reason: format!("record of tag {TAG_EVENT} has kind END, which only tag {TAG_END} carries"),
+                            len: used,
+                        }
+                    } else {
+                        Record::Event(ev)
+                    }
+                }
                 Ok(ev) if ev.stored_len() == len && ev.hdr.kind == crate::event::kind::END => {
                     Record::End(ev)
                 }
@@ -301,5 +312,26 @@ mod tests {
         assert!(
             matches!(&recs[2].record, Record::Damaged { reason, .. } if reason.contains("unknown record tag 7"))
         );
+    }
+
+    /// An END record belongs under tag 129; under tag 1, where an older
+    /// reader would take it for data, it is damage.
+    #[test]
+    fn an_end_record_under_the_event_tag_is_damage() {
+        let end = EventHeader {
+            kind: crate::event::kind::END,
+            ..Default::default()
+        };
+        let header = end.to_bytes();
+        let mut buf = vec![TAG_EVENT];
+        buf.extend_from_slice(&(header.len() as u32).to_le_bytes());
+        buf.extend_from_slice(&header);
+        append_event(&mut buf, &end, b"");
+        let recs: Vec<_> = Records::new(&buf, 0).collect();
+        assert!(
+            matches!(&recs[0].record, Record::Damaged { reason, .. } if reason.contains("kind END")),
+            "{recs:?}"
+        );
+        assert!(matches!(recs[1].record, Record::End(e) if e.hdr.kind == crate::event::kind::END));
     }
 }

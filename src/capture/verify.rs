@@ -177,7 +177,19 @@ impl CaptureReader {
             _ => None,
         };
         let finished = manifest.is_some();
-        let lossy = self.check_losses(&meta, ended.as_ref(), &mut r)?;
+        let mut lossy = self.check_losses(&meta, ended.as_ref(), &mut r)?;
+        if let Some(lost) = meta
+            .get("stream_ends")
+            .and_then(|v| serde_json::from_str::<serde_json::Value>(v).ok())
+            .and_then(|v| v["ring_full"].as_u64())
+            .filter(|&n| n > 0)
+        {
+            r.losses.push(format!(
+                "{lost} stream-end records lost to a full ring: connection closes (and the \
+                 cancellations they show) may be missing"
+            ));
+            lossy = true;
+        }
         if opts.deep {
             let found: Deep = deep(self)?;
             for f in found.failures {

@@ -23,9 +23,10 @@ fn slow_call(s: &mut Synth, port: u16, id: u64) -> Conn {
 
 /// The client's close cancels the call still waiting on the connection,
 /// once (the server's end of file after it finds nothing left); a call
-/// answered before, one whose server closed first, and one posted to the
-/// legacy transport's endpoint (answered on another stream) are not
-/// cancelled by a close.
+/// answered before, one whose server closed first (also before it wrote
+/// anything), one refused with an HTTP error, and one posted to the legacy
+/// transport's endpoint (answered on another stream) are not cancelled by
+/// a close.
 #[test]
 fn closing_an_http1_connection_cancels_the_request_waiting_on_it() {
     let dir = tempfile::tempdir().unwrap();
@@ -45,6 +46,22 @@ fn closing_an_http1_connection_cancels_the_request_waiting_on_it() {
     s.end(SERVER, dropped.s2c, true);
     s.end(CLIENT, dropped.s2c, false);
     s.end(CLIENT, dropped.c2s, true);
+    // The server closes before it answers anything: its end of the
+    // connection carried nothing, and the client's close that follows
+    // cancels nothing.
+    let silent = Conn::new(&mut s, CLIENT, SERVER, 41006);
+    silent.post(
+        &mut s,
+        &request(5, "tools/call", r#"{"name":"slow","arguments":{}}"#),
+    );
+    s.end(SERVER, silent.s2c, true);
+    s.end(CLIENT, silent.s2c, false);
+    s.end(CLIENT, silent.c2s, true);
+    // An HTTP error answers the exchange: a close after it cancels nothing.
+    let refused = Conn::new(&mut s, CLIENT, SERVER, 41007);
+    refused.post(&mut s, &request(6, "tools/list", "{}"));
+    refused.respond(&mut s, &http_response("401 Unauthorized", &[], b"", true));
+    s.end(CLIENT, refused.c2s, true);
     // Answered, then the connection closes.
     let answered = Conn::new(&mut s, CLIENT, SERVER, 41003);
     answered.post(&mut s, &request(3, "tools/list", "{}"));
@@ -94,5 +111,41 @@ fn closing_an_http1_connection_cancels_the_request_waiting_on_it() {
         .map(|f| f["item"].clone())
         .collect();
     pending.sort_by_key(|n| n.as_u64());
-    assert_eq!(pending, vec![n_of(2), n_of(4)], "{findings}");
+    let mut expected = vec![n_of(2), n_of(4), n_of(5), n_of(6)];
+    expected.sort_by_key(|n| n.as_u64());
+    assert_eq!(pending, expected, "{findings}");
+}
+
+/// Stream ends lost to a full ring are a loss `verify` reports: the
+/// cancellations they would show may be missing.
+#[test]
+fn stream_ends_lost_to_a_full_ring_are_a_reported_loss() {
+    let dir = tempfile::tempdir().unwrap();
+    let verified = |ring_full: u64| {
+        let name = format!("ends{ring_full}.db");
+        let mut s = Synth::new(&dir.path().join(name));
+        let c = slow_call(&mut s, 41001, 1);
+        s.end(CLIENT, c.c2s, true);
+        s.set_meta(
+            "stream_ends",
+            &format!(
+                r#"{{"attached":true,"submitted":{},"ring_full":{ring_full}}}"#,
+                1 + ring_full
+            ),
+        );
+        let path = s.finish();
+        super::tamper::verify(&path, &[]).1
+    };
+    let whole = verified(0);
+    assert!(!whole.contains("stream-end records lost"), "{whole}");
+    let lossy = verified(2);
+    assert!(
+        lossy.contains("2 stream-end records lost to a full ring"),
+        "{lossy}"
+    );
+    assert_ne!(
+        whole.lines().next(),
+        lossy.lines().next(),
+        "the verdict says so: {lossy}"
+    );
 }

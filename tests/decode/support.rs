@@ -367,6 +367,11 @@ impl Synth {
         bytes.len()
     }
 
+    /// Sets a meta key, as the recorder does at its end.
+    pub fn set_meta(&mut self, key: &str, value: &str) {
+        self.writer.set_meta(key, value).unwrap();
+    }
+
     /// The end of `p`'s side of `chan` (feature `stream_ends`): the
     /// writer's close (`write`), or the reader's end of file.
     pub fn end(&mut self, p: Proc, chan: ChanId, write: bool) {

@@ -271,11 +271,20 @@ impl Decoder {
             return;
         }
         self.clock = self.clock.max(h.ts_ns);
-        let http1 = self.stream_index.get(&ev.stream_id()).and_then(|&i| {
-            let s = &self.streams[i];
-            let tls = s.hdr.flags & flags::TLS != 0 || s.framer.is_tls();
-            s.framer.http1_carries().map(|requests| (requests, tls))
-        });
+        // The stream that ended, or, when that direction carried nothing
+        // (a server that closes before it answers), the other direction,
+        // whose role is the opposite.
+        let id = ev.stream_id();
+        let role = |id: StreamId, flip: bool| {
+            self.stream_index.get(&id).and_then(|&i| {
+                let s = &self.streams[i];
+                let tls = s.hdr.flags & flags::TLS != 0 || s.framer.is_tls();
+                s.framer
+                    .http1_carries()
+                    .map(|requests| (requests != flip, tls))
+            })
+        };
+        let http1 = role(id, false).or_else(|| role(id.reversed(), true));
         if let Some((by_client, tls)) = http1 {
             let ends = ((h.laddr, h.lport), (h.raddr, h.rport));
             let closed = order::Closed {

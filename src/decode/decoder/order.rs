@@ -91,7 +91,9 @@ impl Decoder {
         self.released += 1;
         let bytes = match &what {
             Pending::Merged(m, _) => m.body_len(),
-            Pending::Damage(_) | Pending::Closed(_) => 0,
+            Pending::Damage(_) => 0,
+            // Not text, but held like it: a flood of them is bounded too.
+            Pending::Closed(_) => std::mem::size_of::<Closed>(),
         };
         self.ready_bytes += bytes;
         self.ready.push(Reverse(Ready {

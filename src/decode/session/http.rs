@@ -62,7 +62,9 @@ impl Sessions {
         by_client: bool,
         sink: &mut impl FnMut(&Item<'_>),
     ) {
-        let Some(c) = self.connection(route) else {
+        // Looked up, not numbered: a connection no message used has
+        // nothing waiting, and takes no number.
+        let Some(&c) = route.http.and_then(|h| self.http.connections.get(&h.conn)) else {
             return;
         };
         let Some(&i) = self.http.by_conn.get(&c) else {

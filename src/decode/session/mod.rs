@@ -244,6 +244,13 @@ impl Sessions {
         if flag.reason == FlagReason::Reset {
             self.cancelled(conn, route, &mut flag);
         }
+        // An HTTP/1.1 error response ends its connection's exchange: a
+        // close after it cancels nothing.
+        if let (FlagReason::HttpError, Some(c)) = (flag.reason, conn) {
+            if let Some(&i) = self.http.by_conn.get(&c) {
+                self.sessions[i].forget_stream((c, 0));
+            }
+        }
         // Damage joins the session its channel (or connection) already
         // has; it opens none.
         let found = match conn {
