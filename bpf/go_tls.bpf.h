@@ -133,7 +133,41 @@ int mcpspy_go_tls_read(struct pt_regs *ctx)
 	return 0;
 }
 
-/* Every RET of (*Conn).Read: RAX holds n. */
+/*
+ * Read's error (RBX, RCX: the interface's type and data) is io.EOF, an
+ * errors.errorString whose text is "EOF": what Read returns once the peer's
+ * close_notify (or the socket's end) has come. Other errors (a deadline the
+ * HTTP server sets to stop its background read) end nothing.
+ */
+static __always_inline int go_err_is_eof(const struct pt_regs *ctx)
+{
+	struct {
+		__u64 ptr;
+		__u64 len;
+	} s = {};
+	char text[3] = {};
+
+	if (!ctx->bx || !ctx->cx || bpf_probe_read_user(&s, sizeof(s), (void *)ctx->cx) ||
+	    s.len != 3 || bpf_probe_read_user(text, sizeof(text), (void *)s.ptr))
+		return 0;
+	return text[0] == 'E' && text[1] == 'O' && text[2] == 'F';
+}
+
+/*
+ * The TLS stream over `conn` ended at its reader: a client's close_notify
+ * reaches the server before the client closes its socket, and the server
+ * may close first, so this, not the socket's end, is the first sign.
+ */
+static __always_inline void go_tls_end(__u64 conn)
+{
+	long fd = go_conn_fd(conn);
+
+	if (fd >= 0 && fd < (1 << 20) && capture_tcp && !stopped)
+		emit_end(bpf_get_current_task_btf(), (__u32)fd, MCPSPY_CALL_SSL_READ,
+			 MCPSPY_DIR_READ);
+}
+
+/* Every RET of (*Conn).Read: RAX holds n, RBX and RCX the error. */
 SEC("uprobe")
 int mcpspy_go_tls_read_ret(struct pt_regs *ctx)
 {
@@ -148,6 +182,8 @@ int mcpspy_go_tls_read_ret(struct pt_regs *ctx)
 	bpf_map_delete_elem(&go_reads, &k);
 	long n = (long)ctx->ax;
 
+	if (n == 0 && go_err_is_eof(ctx))
+		go_tls_end(r.conn);
 	if (n <= 0)
 		return 0;
 	return go_tls_emit(r.conn, (const __u8 *)r.buf, (__u64)n, MCPSPY_DIR_READ);
