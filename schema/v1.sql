@@ -36,7 +36,8 @@
 --   compression       codec of blocks.data (zstd) and its level
 --   tls               JSON: the libraries and binaries whose SSL_* were probed ("probed": path,
 --                     functions, and for a BoringSSL scan "boringssl": each function's va,
---                     file_offset and first bytes), and "errors" (a BoringSSL not located)
+--                     file_offset and first bytes), "errors" (a BoringSSL not located), and
+--                     "links": uprobe_multi or perf_event (kernels before 6.6), how they attached
 --   features          JSON array: the optional features the file uses (absent: none)
 CREATE TABLE meta (
     key   TEXT PRIMARY KEY NOT NULL,

@@ -204,6 +204,21 @@ fn load_and_attach<'o>(
     ] {
         prog.set_autoload(cfg.tls);
     }
+    let multi = super::uprobes::multi_supported();
+    for prog in [
+        &mut p.mcpspy_ssl_write,
+        &mut p.mcpspy_ssl_write_ex,
+        &mut p.mcpspy_ssl_read,
+        &mut p.mcpspy_ssl_read_ex,
+        &mut p.mcpspy_ssl_ret,
+        &mut p.mcpspy_ssl_free,
+        &mut p.mcpspy_ssl_new_ret,
+        &mut p.mcpspy_go_tls_write,
+        &mut p.mcpspy_go_tls_read,
+        &mut p.mcpspy_go_tls_read_ret,
+    ] {
+        super::uprobes::prepare(prog, multi);
+    }
     // Attached on its own (attach_close): a classic tracepoint, which needs
     // tracefs, and without which everything else still works.
     p.mcpspy_close_tp.set_autoattach(false);

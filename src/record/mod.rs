@@ -13,6 +13,7 @@ mod mounts;
 mod procfs;
 mod scope;
 mod tls;
+mod uprobes;
 
 use crate::event::{self, counter, Batch, DropRow, ProcessRow, RawEvent, Store, StoreStats};
 use anyhow::{Context, Result};

@@ -8,7 +8,8 @@
 
 use super::boringssl::{self, Cache, Located, Outcome};
 use super::loader::McpspySkel;
-use libbpf_rs::{Link, UprobeOpts};
+use super::uprobes::{self, Site};
+use libbpf_rs::Link;
 use std::collections::HashSet;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -56,6 +57,8 @@ pub struct TlsProbes {
     pub errors: Vec<String>,
     last_scan: Instant,
     cache: Option<Cache>,
+    /// The probes are uprobe_multi links (else perf-event uprobes).
+    multi: bool,
 }
 
 impl TlsProbes {
@@ -69,6 +72,7 @@ impl TlsProbes {
             errors: Vec::new(),
             last_scan: Instant::now(),
             cache: cache.map(Cache::new),
+            multi: uprobes::is_multi(&skel.progs.mcpspy_ssl_ret),
         };
         for dir in LIB_DIRS {
             for name in LIB_NAMES {
@@ -177,21 +181,12 @@ impl TlsProbes {
                 break;
             }
             let attach = |prog: &libbpf_rs::ProgramMut<'_>, retprobe: bool| {
-                prog.attach_uprobe_with_opts(
-                    -1,
-                    path,
-                    0,
-                    UprobeOpts {
-                        func_name: Some(func.to_string()),
-                        retprobe,
-                        ..Default::default()
-                    },
-                )
+                uprobes::attach(prog, path, Site::Function(func), retprobe)
             };
             // The entry and the return probe go together, or neither.
             match attach(entry, false).and_then(|a| Ok((a, attach(&p.mcpspy_ssl_ret, true)?))) {
                 Ok((a, b)) => {
-                    links.extend([a, b]);
+                    links.extend(a.into_iter().chain(b));
                     functions.push(func);
                 }
                 // Older libraries lack the _ex forms.
@@ -208,17 +203,9 @@ impl TlsProbes {
             return;
         }
         // Where SSL_free is exported too, a freed SSL* forgets its socket and stream.
-        let free = p.mcpspy_ssl_free.attach_uprobe_with_opts(
-            -1,
-            path,
-            0,
-            UprobeOpts {
-                func_name: Some("SSL_free".to_string()),
-                ..Default::default()
-            },
-        );
-        if let Ok(link) = free {
-            links.push(link);
+        let free = uprobes::attach(&p.mcpspy_ssl_free, path, Site::Function("SSL_free"), false);
+        if let Ok(free) = free {
+            links.extend(free);
             functions.push("SSL_free");
         }
         self.links.extend(links);
@@ -244,27 +231,18 @@ impl TlsProbes {
             Outcome::Located(l) => l,
         };
         let p = &skel.progs;
-        let at = |prog: &libbpf_rs::ProgramMut<'_>, offset: u64, retprobe: bool| {
-            prog.attach_uprobe_with_opts(
-                -1,
-                path,
-                offset as usize,
-                UprobeOpts {
-                    retprobe,
-                    ..Default::default()
-                },
-            )
+        let at = |prog: &libbpf_rs::ProgramMut<'_>, offsets: &[u64], retprobe: bool| {
+            uprobes::attach(prog, path, Site::Offsets(offsets), retprobe)
         };
         let (w, r) = (located.ssl_write.file_offset, located.ssl_read.file_offset);
         let mut links = Vec::new();
         let mut functions = vec!["SSL_write", "SSL_read"];
         let attached = (|| {
-            links.push(at(&p.mcpspy_ssl_write, w, false)?);
-            links.push(at(&p.mcpspy_ssl_ret, w, true)?);
-            links.push(at(&p.mcpspy_ssl_read, r, false)?);
-            links.push(at(&p.mcpspy_ssl_ret, r, true)?);
+            links.extend(at(&p.mcpspy_ssl_write, &[w], false)?);
+            links.extend(at(&p.mcpspy_ssl_read, &[r], false)?);
+            links.extend(at(&p.mcpspy_ssl_ret, &[w, r], true)?);
             if let Some(new) = &located.ssl_new {
-                links.push(at(&p.mcpspy_ssl_new_ret, new.file_offset, true)?);
+                links.extend(at(&p.mcpspy_ssl_new_ret, &[new.file_offset], true)?);
                 functions.push("SSL_new");
             }
             Ok::<_, libbpf_rs::Error>(())
@@ -349,7 +327,13 @@ impl TlsProbes {
 
     /// The probes as provenance for the capture's meta table.
     pub fn describe(&self) -> String {
-        serde_json::json!({ "probed": self.targets, "errors": self.errors }).to_string()
+        let links = if self.multi {
+            "uprobe_multi"
+        } else {
+            "perf_event"
+        };
+        serde_json::json!({ "probed": self.targets, "errors": self.errors, "links": links })
+            .to_string()
     }
 
     /// Detaches every probe. The kernel waits for a grace period per uprobe

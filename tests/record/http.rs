@@ -16,6 +16,16 @@ fn record_session(
     args: &[&str],
     with_truth: bool,
 ) -> (BTreeMap<StreamKey, Stream>, Vec<TruthStream>) {
+    record_session_env(dir, args, with_truth, &[])
+}
+
+/// The same, with the recorder's environment extended by `env`.
+fn record_session_env(
+    dir: &Path,
+    args: &[&str],
+    with_truth: bool,
+    env: &[(&str, &str)],
+) -> (BTreeMap<StreamKey, Stream>, Vec<TruthStream>) {
     let capture = dir.join("capture.db");
     let peer = dir.join("peer");
     let python = venv_python();
@@ -24,7 +34,7 @@ fn record_session(
     let peer_s = peer.to_str().unwrap().to_string();
     cmd.push(&peer_s);
     cmd.extend_from_slice(args);
-    let rec = start_recorder(&capture, &[]);
+    let rec = start_recorder_env(&capture, &[], env);
     let truth = if with_truth {
         run_with_truth(&dir.join("truth"), &cmd)
     } else {
@@ -170,10 +180,24 @@ fn plaintext(captured: &BTreeMap<StreamKey, Stream>, pid: u32, d: Direction) -> 
 /// TLS: the plaintext of both ends is captured through the OpenSSL probes,
 /// tied to the TCP connection, and holds every message the client logged.
 fn https_plaintext_is_captured(name: &str, args: &[&str]) {
+    // uprobe_multi links came in Linux 6.6.
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap();
+    let mut v = release
+        .split(['.', '-'])
+        .map(|p| p.trim().parse::<u32>().unwrap_or(0));
+    let multi = (v.next().unwrap_or(0), v.next().unwrap_or(0)) >= (6, 6);
+    let links = if multi { "uprobe_multi" } else { "perf_event" };
+    https_plaintext_is_captured_with(name, args, links, &[]);
+}
+
+/// The same, the probes attached as `links` says (the meta's `tls`).
+fn https_plaintext_is_captured_with(name: &str, args: &[&str], links: &str, env: &[(&str, &str)]) {
     let Some((_serial, dir)) = bpf_test(name) else {
         return;
     };
-    let (captured, _) = record_session(dir.path(), args, false);
+    let (captured, _) = record_session_env(dir.path(), args, false, env);
+    let tls = meta_json(&dir.path().join("capture.db"), "tls");
+    assert_eq!(tls["links"], links, "{name}: {tls}");
     let (client, server, sent, recv) = logged(&dir.path().join("peer"));
     assert!(client != 0 && server != 0 && !sent.is_empty() && !recv.is_empty());
     let haystack = |pid, d| -> String {
@@ -221,6 +245,18 @@ fn python_https_client_and_server() {
     https_plaintext_is_captured(
         "python_https_client_and_server",
         &["--peers", "py", "--tls", "--blob", "1048576"],
+    );
+}
+
+/// Kernels before 6.6 have no uprobe_multi links: one perf-event uprobe
+/// per function captures the same.
+#[test]
+fn python_https_through_perf_event_uprobes() {
+    https_plaintext_is_captured_with(
+        "python_https_through_perf_event_uprobes",
+        &["--peers", "py", "--tls", "--blob", "1048576"],
+        "perf_event",
+        &[("MCPSPY_UPROBE_MULTI", "0")],
     );
 }
 

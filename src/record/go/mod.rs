@@ -7,7 +7,8 @@ mod code;
 mod pclntab;
 
 use super::loader::McpspySkel;
-use libbpf_rs::{Link, UprobeOpts};
+use super::uprobes::{self, Site};
+use libbpf_rs::Link;
 use object::{Object, ReadRef};
 use std::path::Path;
 
@@ -75,16 +76,12 @@ pub fn locate(path: &Path) -> Result<Option<GoTls>, String> {
 /// now or later).
 pub fn attach(skel: &McpspySkel<'_>, path: &Path, at: &GoTls) -> Result<Vec<Link>, String> {
     let p = &skel.progs;
-    let probe = |prog: &libbpf_rs::ProgramMut<'_>, off: u64| {
-        prog.attach_uprobe_with_opts(-1, path, off as usize, UprobeOpts::default())
-            .map_err(|e| format!("uprobe at {off:#x}: {e}"))
+    let probe = |prog: &libbpf_rs::ProgramMut<'_>, offsets: &[u64]| {
+        uprobes::attach(prog, path, Site::Offsets(offsets), false)
+            .map_err(|e| format!("uprobe at {offsets:#x?}: {e}"))
     };
-    let mut links = vec![
-        probe(&p.mcpspy_go_tls_write, at.write)?,
-        probe(&p.mcpspy_go_tls_read, at.read)?,
-    ];
-    for &ret in &at.read_rets {
-        links.push(probe(&p.mcpspy_go_tls_read_ret, ret)?);
-    }
+    let mut links = probe(&p.mcpspy_go_tls_write, &[at.write])?;
+    links.extend(probe(&p.mcpspy_go_tls_read, &[at.read])?);
+    links.extend(probe(&p.mcpspy_go_tls_read_ret, &at.read_rets)?);
     Ok(links)
 }
