@@ -204,7 +204,7 @@ fn load_and_attach<'o>(
     ] {
         prog.set_autoload(cfg.tls);
     }
-    let multi = super::uprobes::multi_supported();
+    let multi = cfg.tls && super::uprobes::multi_supported();
     for prog in [
         &mut p.mcpspy_ssl_write,
         &mut p.mcpspy_ssl_write_ex,
