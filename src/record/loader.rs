@@ -193,6 +193,7 @@ fn load_and_attach<'o>(
     ] {
         prog.set_autoload(rung == Rung::Tracepoint);
     }
+    let multi = cfg.tls && super::uprobes::multi_supported();
     for prog in [
         &mut p.mcpspy_ssl_write,
         &mut p.mcpspy_ssl_write_ex,
@@ -203,16 +204,9 @@ fn load_and_attach<'o>(
         &mut p.mcpspy_ssl_new_ret,
     ] {
         prog.set_autoload(cfg.tls);
+        super::uprobes::prepare(prog, multi);
     }
-    let multi = cfg.tls && super::uprobes::multi_supported();
     for prog in [
-        &mut p.mcpspy_ssl_write,
-        &mut p.mcpspy_ssl_write_ex,
-        &mut p.mcpspy_ssl_read,
-        &mut p.mcpspy_ssl_read_ex,
-        &mut p.mcpspy_ssl_ret,
-        &mut p.mcpspy_ssl_free,
-        &mut p.mcpspy_ssl_new_ret,
         &mut p.mcpspy_go_tls_write,
         &mut p.mcpspy_go_tls_read,
         &mut p.mcpspy_go_tls_read_ret,
