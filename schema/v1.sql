@@ -37,7 +37,8 @@
 --   tls               JSON: the libraries and binaries whose SSL_* were probed ("probed": path,
 --                     functions, and for a BoringSSL scan "boringssl": each function's va,
 --                     file_offset and first bytes), "errors" (a BoringSSL not located), and
---                     "links": uprobe_multi or perf_event (kernels before 6.6), how they attached
+--                     "links": uprobe_multi, or perf_event (kernels before 6.6, no kernel BTF,
+--                     or MCPSPY_UPROBE_MULTI=0), how they attached
 --   features          JSON array: the optional features the file uses (absent: none)
 CREATE TABLE meta (
     key   TEXT PRIMARY KEY NOT NULL,

@@ -172,19 +172,29 @@ impl TlsProbes {
             ("SSL_read", &p.mcpspy_ssl_read),
             ("SSL_read_ex", &p.mcpspy_ssl_read_ex),
         ];
+        let names = [
+            "SSL_write",
+            "SSL_write_ex",
+            "SSL_read",
+            "SSL_read_ex",
+            "SSL_free",
+        ];
+        let offsets = uprobes::function_offsets(path, &names);
+        let attach = |prog: &libbpf_rs::ProgramMut<'_>, at: u64, retprobe: bool| {
+            uprobes::attach(prog, path, Site(&[at]), retprobe).map_err(|e| e.to_string())
+        };
         let mut links = Vec::new();
         let mut functions = Vec::new();
         let mut last_error = None;
-        for (i, (func, entry)) in entries.into_iter().enumerate() {
-            // Most programs have neither write form: stop there, it is costly to look.
-            if i == 2 && functions.is_empty() {
-                break;
-            }
-            let attach = |prog: &libbpf_rs::ProgramMut<'_>, retprobe: bool| {
-                uprobes::attach(prog, path, Site::Function(func), retprobe)
-            };
+        for ((func, entry), at) in entries.into_iter().zip(&offsets) {
             // The entry and the return probe go together, or neither.
-            match attach(entry, false).and_then(|a| Ok((a, attach(&p.mcpspy_ssl_ret, true)?))) {
+            let probed = at.clone().and_then(|at| {
+                Ok((
+                    attach(entry, at, false)?,
+                    attach(&p.mcpspy_ssl_ret, at, true)?,
+                ))
+            });
+            match probed {
                 Ok((a, b)) => {
                     links.extend(a.into_iter().chain(b));
                     functions.push(func);
@@ -203,7 +213,9 @@ impl TlsProbes {
             return;
         }
         // Where SSL_free is exported too, a freed SSL* forgets its socket and stream.
-        let free = uprobes::attach(&p.mcpspy_ssl_free, path, Site::Function("SSL_free"), false);
+        let free = offsets[4]
+            .clone()
+            .and_then(|at| attach(&p.mcpspy_ssl_free, at, false));
         if let Ok(free) = free {
             links.extend(free);
             functions.push("SSL_free");
@@ -232,7 +244,7 @@ impl TlsProbes {
         };
         let p = &skel.progs;
         let at = |prog: &libbpf_rs::ProgramMut<'_>, offsets: &[u64], retprobe: bool| {
-            uprobes::attach(prog, path, Site::Offsets(offsets), retprobe)
+            uprobes::attach(prog, path, Site(offsets), retprobe)
         };
         let (w, r) = (located.ssl_write.file_offset, located.ssl_read.file_offset);
         let mut links = Vec::new();

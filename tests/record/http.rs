@@ -180,12 +180,9 @@ fn plaintext(captured: &BTreeMap<StreamKey, Stream>, pid: u32, d: Direction) -> 
 /// TLS: the plaintext of both ends is captured through the OpenSSL probes,
 /// tied to the TCP connection, and holds every message the client logged.
 fn https_plaintext_is_captured(name: &str, args: &[&str]) {
-    // uprobe_multi links came in Linux 6.6.
-    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap();
-    let mut v = release
-        .split(['.', '-'])
-        .map(|p| p.trim().parse::<u32>().unwrap_or(0));
-    let multi = (v.next().unwrap_or(0), v.next().unwrap_or(0)) >= (6, 6);
+    // A kernel with uprobe_multi links (6.6+) names their type in its BTF.
+    let btf = std::fs::read("/sys/kernel/btf/vmlinux").unwrap_or_default();
+    let multi = btf.windows(22).any(|w| w == b"bpf_uprobe_multi_link\0");
     let links = if multi { "uprobe_multi" } else { "perf_event" };
     https_plaintext_is_captured_with(name, args, links, &[]);
 }

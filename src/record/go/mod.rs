@@ -49,7 +49,7 @@ pub fn locate(path: &Path) -> Result<Option<GoTls>, String> {
         ));
     };
     let code_of = |f: pclntab::Func| -> Result<(u64, Vec<u8>), String> {
-        let off = pclntab::file_offset(&file, f.addr)
+        let off = uprobes::file_offset(&file, f.addr)
             .ok_or_else(|| format!("{:#x} is in no loaded segment", f.addr))?;
         let len = f.end.saturating_sub(f.addr).min(1 << 20);
         let bytes = cache
@@ -77,7 +77,7 @@ pub fn locate(path: &Path) -> Result<Option<GoTls>, String> {
 pub fn attach(skel: &McpspySkel<'_>, path: &Path, at: &GoTls) -> Result<Vec<Link>, String> {
     let p = &skel.progs;
     let probe = |prog: &libbpf_rs::ProgramMut<'_>, offsets: &[u64]| {
-        uprobes::attach(prog, path, Site::Offsets(offsets), false)
+        uprobes::attach(prog, path, Site(offsets), false)
             .map_err(|e| format!("uprobe at {offsets:#x?}: {e}"))
     };
     let mut links = probe(&p.mcpspy_go_tls_write, &[at.write])?;

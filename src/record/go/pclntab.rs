@@ -4,7 +4,7 @@
 //! Go 1.18 and later (magic 0xfffffff0 / 0xfffffff1; runtime/symtab.go's
 //! pcHeader and functab). Every read is bounds-checked: the file is input.
 
-use object::{Object, ObjectSection, ObjectSegment, ObjectSymbol, ReadRef};
+use object::{Object, ObjectSection, ObjectSymbol, ReadRef};
 
 /// A function's link-time address range (its last instruction's padding included).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -117,13 +117,4 @@ fn pclntab(t: &[u8], text: Option<u64>, names: &[&str]) -> Result<Vec<Option<Fun
         }
     }
     Ok(found)
-}
-
-/// A link-time address's offset in the file (what a uprobe is placed by).
-pub fn file_offset<'d, R: ReadRef<'d>>(file: &object::File<'d, R>, va: u64) -> Option<u64> {
-    file.segments().find_map(|seg| {
-        let (off, filesz) = seg.file_range();
-        let addr = seg.address();
-        (addr <= va && va < addr + filesz).then(|| va - addr + off)
-    })
 }
