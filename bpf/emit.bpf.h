@@ -263,6 +263,21 @@ watched_stream(const struct stream_key *key, __u64 chan, __u8 kind, const __u8 *
 }
 
 /*
+ * The first record of each direction says so (MCPSPY_F_STREAM_START; 0 for
+ * the others): a process reads and writes one socket, and each direction is
+ * a stream of its own.
+ */
+static __always_inline __u32 direction_start(struct stream_state *st, __u8 direction)
+{
+	__u64 bit = 1 << (direction & 1);
+
+	if (st->started & bit)
+		return 0;
+	__sync_fetch_and_or(&st->started, bit);
+	return MCPSPY_F_STREAM_START;
+}
+
+/*
  * The bytes an earlier call of this stream left undecided (watched_stream),
  * as the stream's first record, ahead of the call that decided: `hdr` is
  * that call's header; the record's time and length are the held bytes'.
@@ -280,7 +295,6 @@ __noinline int emit_held(const struct mcpspy_event *hdr, struct stream_state *st
 	if (!p)
 		return 0;
 	__u64 n = p->n;
-	__u64 bit = 1 << (hdr->direction & 1);
 
 	if (n > MCPSPY_SNIFF_LEN)
 		n = MCPSPY_SNIFF_LEN;
@@ -294,10 +308,7 @@ __noinline int emit_held(const struct mcpspy_event *hdr, struct stream_state *st
 		return 0;
 	}
 	__builtin_memcpy(e, hdr, sizeof(*e));
-	if (!(st->started & bit)) {
-		__sync_fetch_and_or(&st->started, bit);
-		e->flags |= MCPSPY_F_STREAM_START;
-	}
+	e->flags |= direction_start(st, hdr->direction);
 	e->ts_ns = p->ts_ns;
 	e->call_len = n;
 	e->call_off = 0;
@@ -315,14 +326,7 @@ __noinline int emit_held(const struct mcpspy_event *hdr, struct stream_state *st
 /* Emit the call's bytes, `c->left` of them, from its buffer or iovecs. */
 static __always_inline void emit_call(struct emit_ctx *c, struct stream_state *st)
 {
-	/* The first record of each direction says so: a process reads and writes
-	 * one socket, and each direction is a stream of its own. */
-	__u64 bit = 1 << (c->hdr.direction & 1);
-
-	if (!(st->started & bit)) {
-		__sync_fetch_and_or(&st->started, bit);
-		c->hdr.flags |= MCPSPY_F_STREAM_START;
-	}
+	c->hdr.flags |= direction_start(st, c->hdr.direction);
 	c->hdr.ts_ns = bpf_ktime_get_ns();
 	bpf_get_current_comm(c->hdr.comm, sizeof(c->hdr.comm));
 	c->stream_off = __sync_fetch_and_add(&st->off[c->hdr.direction & 1], c->left);
