@@ -177,19 +177,7 @@ impl CaptureReader {
             _ => None,
         };
         let finished = manifest.is_some();
-        let mut lossy = self.check_losses(&meta, ended.as_ref(), &mut r)?;
-        if let Some(lost) = meta
-            .get("stream_ends")
-            .and_then(|v| serde_json::from_str::<serde_json::Value>(v).ok())
-            .and_then(|v| v["ring_full"].as_u64())
-            .filter(|&n| n > 0)
-        {
-            r.losses.push(format!(
-                "{lost} stream-end records lost to a full ring: connection closes (and the \
-                 cancellations they show) may be missing"
-            ));
-            lossy = true;
-        }
+        let lossy = self.check_losses(&meta, ended.as_ref(), &mut r)?;
         if opts.deep {
             let found: Deep = deep(self)?;
             for f in found.failures {
@@ -588,6 +576,18 @@ impl CaptureReader {
         ended: Option<&Manifest>,
         r: &mut Report,
     ) -> Result<bool, CaptureError> {
+        // Stream ends are counted apart from the ledger (feature stream_ends).
+        let ends_lost = meta
+            .get("stream_ends")
+            .and_then(|v| serde_json::from_str::<serde_json::Value>(v).ok())
+            .and_then(|v| v["ring_full"].as_u64())
+            .unwrap_or(0);
+        if ends_lost > 0 {
+            r.losses.push(format!(
+                "{ends_lost} stream-end records lost to a full ring: connection closes (and the \
+                 cancellations they show) may be missing"
+            ));
+        }
         let drops = self.drops()?;
         let mut sums = [0u64; counter::COUNT];
         let mut user_lost = 0;
@@ -655,7 +655,7 @@ impl CaptureReader {
                 || "the drop ledger does not add up to the final counters".into(),
             );
         }
-        Ok(counter::losses(&sums) + user_lost > 0)
+        Ok(counter::losses(&sums) + user_lost > 0 || ends_lost > 0)
     }
 }
 
