@@ -172,13 +172,12 @@ impl TlsProbes {
             ("SSL_read", &p.mcpspy_ssl_read),
             ("SSL_read_ex", &p.mcpspy_ssl_read_ex),
         ];
-        let names = [
-            "SSL_write",
-            "SSL_write_ex",
-            "SSL_read",
-            "SSL_read_ex",
-            "SSL_free",
-        ];
+        // One look at the file for every function, SSL_free last.
+        let names: Vec<&str> = entries
+            .iter()
+            .map(|(f, _)| *f)
+            .chain(["SSL_free"])
+            .collect();
         let offsets = uprobes::function_offsets(path, &names);
         let attach = |prog: &libbpf_rs::ProgramMut<'_>, at: u64, retprobe: bool| {
             uprobes::attach(prog, path, Site(&[at]), retprobe).map_err(|e| e.to_string())
@@ -213,7 +212,7 @@ impl TlsProbes {
             return;
         }
         // Where SSL_free is exported too, a freed SSL* forgets its socket and stream.
-        let free = offsets[4]
+        let free = offsets[entries.len()]
             .clone()
             .and_then(|at| attach(&p.mcpspy_ssl_free, at, false));
         if let Ok(free) = free {

@@ -1,7 +1,8 @@
 //! Attaching the TLS probes. Where the kernel has uprobe_multi links (6.6
 //! and later), the offsets a program is attached at in one binary at once
-//! are one link, which detaches in one step; a perf-event uprobe per offset detaches one grace
-//! period each, which made stopping a recording take seconds (issue 13).
+//! are one link, which detaches in one step; a perf-event uprobe per offset
+//! detaches one grace period each, which made stopping a recording take
+//! seconds (issue 13).
 //! The choice is made before the programs load: a program loaded for
 //! multi links attaches only through them. Exported functions are found
 //! here, not by libbpf's name pattern, which also matches imports (address
