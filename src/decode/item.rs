@@ -341,6 +341,10 @@ pub enum FlagReason {
     /// An HTTP/1.1 client closed the connection while a request it carried
     /// had no response: MCP 2026-07-28's cancellation (`cancels` names it).
     Closed,
+    /// A line the reader of a pipe read made of pieces of several writers'
+    /// lines, or a piece of one whose other pieces came mixed with another
+    /// writer's (`writers` names them).
+    Interleaved,
 }
 
 impl FlagReason {
@@ -366,6 +370,7 @@ impl FlagReason {
             FlagReason::HeaderMismatch => "header_mismatch",
             FlagReason::NotDecrypted => "not_decrypted",
             FlagReason::Closed => "closed",
+            FlagReason::Interleaved => "interleaved",
         }
     }
 }
@@ -380,6 +385,19 @@ pub struct Flag {
     /// closed, before its request had a response: the request this cancels
     /// (MCP 2026-07-28 cancels a request over HTTP by closing its stream).
     pub cancels: Option<RequestRef>,
+    /// An interleaved line: the pieces of writers' lines it is made of, in
+    /// the order of their first byte.
+    pub writers: Vec<WriterPiece>,
+}
+
+/// A piece of a writer's line within a line its reader read mixed: the
+/// writer, and the piece's text in the writer's stream offsets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WriterPiece {
+    pub peer: Peer,
+    pub fd: u32,
+    pub start: u64,
+    pub end: u64,
 }
 
 impl Flag {
@@ -390,6 +408,7 @@ impl Flag {
             detail,
             len,
             cancels: None,
+            writers: Vec::new(),
         }
     }
 }
@@ -418,6 +437,9 @@ pub struct Item<'a> {
     pub reader: Option<CopyInfo<'a>>,
     /// Both copies were seen and their bytes differ (the writer's is shown).
     pub copies_differ: bool,
+    /// A writer's line that its reader received in pieces, mixed with
+    /// another writer's (the reader's lines are `interleaved` flags).
+    pub interleaved: bool,
     /// The text is not the whole message.
     pub truncated: bool,
 }

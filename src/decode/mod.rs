@@ -32,7 +32,7 @@ mod tls;
 pub use decoder::Decoder;
 pub use item::{
     BatchPos, CopyInfo, Direction, Flag, FlagReason, HttpMeta, HttpSession, HttpView,
-    Implementation, Item, Kind, Peer, RequestRef, Round, SessionSummary, Transport,
+    Implementation, Item, Kind, Peer, RequestRef, Round, SessionSummary, Transport, WriterPiece,
 };
 pub use mcp::{about as method_about, error_name};
 pub use reassembly::Loss;

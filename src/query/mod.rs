@@ -30,6 +30,7 @@ pub use crate::decode::{error_name, method_about};
 pub use crate::decode::{
     BatchPos, CopyInfo, Direction, Flag, FlagReason, HttpMeta, HttpSession, HttpView,
     Implementation, Item, Kind, Loss, Peer, RequestRef, Round, SessionSummary, Transport,
+    WriterPiece,
 };
 pub use crate::decode::{
     BlockError, BlockFilter, CaptureError, CaptureReader, CaptureWriter, CreateOptions, DropRow,

@@ -134,7 +134,22 @@ impl<W: Write> Console<W> {
         self.time = time;
         self.line.push(' ');
         if item.from.is_some() || item.to.is_some() {
-            push_peer(&mut self.line, item.from);
+            match &item.kind {
+                // A line several writers' pieces made: each of them.
+                Kind::Flagged(f) if item.from.is_none() && !f.writers.is_empty() => {
+                    let mut seen: Vec<Peer> = Vec::new();
+                    for w in &f.writers {
+                        if !seen.contains(&w.peer) {
+                            if !seen.is_empty() {
+                                self.line.push('+');
+                            }
+                            push_peer(&mut self.line, Some(w.peer));
+                            seen.push(w.peer);
+                        }
+                    }
+                }
+                _ => push_peer(&mut self.line, item.from),
+            }
             self.line.push_str(" → ");
             push_peer(&mut self.line, item.to);
             self.line.push(' ');
@@ -244,6 +259,10 @@ impl<W: Write> Console<W> {
         }
         if item.copies_differ {
             self.line.push_str(" [reader's copy differs]");
+        }
+        if item.interleaved {
+            self.line
+                .push_str(" [read in pieces, mixed with another writer's]");
         }
     }
 

@@ -124,6 +124,11 @@ impl<W: Write> Detail<W> {
         if item.copies_differ {
             flags.push("the writer's and the reader's copies differ (the writer's is shown)");
         }
+        if item.interleaved {
+            flags.push(
+                "interleaved: the reader received this line in pieces, mixed with another writer's",
+            );
+        }
         let batch = item
             .batch
             .map(|b| format!("element {} of {} in a batch", b.index + 1, b.len));

@@ -307,6 +307,26 @@ impl<W: Write> Jsonl<W> {
             self.string(&flag.detail);
             self.raw(",\"stream_bytes\":");
             self.number(flag.len);
+            if !flag.writers.is_empty() {
+                self.raw(",\"writers\":[");
+                for (i, w) in flag.writers.iter().enumerate() {
+                    if i > 0 {
+                        self.buf.push(b',');
+                    }
+                    self.raw("{\"pid\":");
+                    self.number(w.peer.pid);
+                    self.raw(",\"comm\":");
+                    self.string(&w.peer.comm());
+                    self.raw(",\"fd\":");
+                    self.number(w.fd);
+                    self.raw(",\"offset\":");
+                    self.number(w.start);
+                    self.raw(",\"end\":");
+                    self.number(w.end);
+                    self.raw("}");
+                }
+                self.raw("]");
+            }
             self.raw("}");
             self.key("text");
             self.string(&String::from_utf8_lossy(item.text));
@@ -325,6 +345,10 @@ impl<W: Write> Jsonl<W> {
         }
         if item.copies_differ {
             self.key("copies_differ");
+            self.raw("true");
+        }
+        if item.interleaved {
+            self.key("interleaved");
             self.raw("true");
         }
         self.key("records");

@@ -210,6 +210,7 @@ struct Columns {
     batch_index: UInt32Builder,
     batch_size: UInt32Builder,
     copies_differ: BooleanBuilder,
+    interleaved: BooleanBuilder,
     flag_reason: StringBuilder,
     flag_detail: StringBuilder,
     flag_stream_bytes: UInt64Builder,
@@ -320,6 +321,7 @@ impl Columns {
         self.batch_size
             .append_option(item.batch.map(|b| b.len as u32));
         self.copies_differ.append_value(item.copies_differ);
+        self.interleaved.append_value(item.interleaved);
         let flag = match &item.kind {
             Kind::Flagged(f) => Some(f),
             _ => None,
@@ -507,6 +509,7 @@ impl Columns {
                 false,
                 Arc::new(self.copies_differ.finish()),
             ),
+            ("interleaved", false, Arc::new(self.interleaved.finish())),
             ("flag_reason", true, Arc::new(self.flag_reason.finish())),
             ("flag_detail", true, Arc::new(self.flag_detail.finish())),
             (

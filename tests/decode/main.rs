@@ -13,6 +13,7 @@ mod golden;
 mod http;
 mod http_close;
 mod http_faults;
+mod interleaved;
 mod query_index;
 mod robustness;
 mod seal;

@@ -42,6 +42,7 @@ fn captures(dir: &Path) -> Vec<PathBuf> {
     all.push(mixed_session(&dir.join("mixed.db")));
     all.push(http_session(&dir.join("http.db")));
     all.push(unreadable_session(&dir.join("unreadable.db")));
+    all.push(two_writers(&dir.join("interleaved.db")).0);
     all
 }
 

@@ -491,6 +491,10 @@ pub struct Seen {
     /// HTTP: the connection number and what HTTP said.
     pub connection: Option<u64>,
     pub http: Option<mcpspy::decode::HttpMeta>,
+    /// A writer's line its reader received mixed with another writer's.
+    pub interleaved: bool,
+    /// An interleaved flag's pieces: (writer pid, start, end).
+    pub writers: Vec<(u32, u64, u64)>,
 }
 
 impl Seen {
@@ -530,6 +534,15 @@ impl Seen {
             transport: item.transport.map(|t| t.family()),
             connection: item.http.map(|h| h.connection),
             http: item.http.and_then(|h| h.meta).cloned(),
+            interleaved: item.interleaved,
+            writers: match &item.kind {
+                Kind::Flagged(f) => f
+                    .writers
+                    .iter()
+                    .map(|w| (w.peer.pid, w.start, w.end))
+                    .collect(),
+                _ => Vec::new(),
+            },
         }
     }
 }
@@ -558,6 +571,41 @@ pub fn decode_file_with(
     }
     dec.finish(&mut |it| seen.push(Seen::of(it)));
     (seen, dec.sessions().cloned().collect())
+}
+
+/// Two writers on one pipe, each line in pieces written in turns, and one
+/// reader: returns the capture and the lines the writers wrote (A's, B's).
+pub fn two_writers(path: &Path) -> (PathBuf, [String; 2], String) {
+    let (a, b) = (
+        Proc {
+            pid: 301,
+            comm: "writer-a",
+        },
+        Proc {
+            pid: 302,
+            comm: "writer-b",
+        },
+    );
+    let mut s = Synth::new(path);
+    let pipe = s.pipe();
+    let a0 = request(1, "tools/call", r#"{"name":"from-a"}"#) + "\n";
+    let b0 = request(2, "tools/call", r#"{"name":"from-b"}"#) + "\n";
+    // A, B, A, B (its newline: the reader's first line ends), A.
+    for (p, bytes) in [
+        (a, &a0[..10]),
+        (b, &b0[..12]),
+        (a, &a0[10..20]),
+        (b, &b0[12..]),
+        (a, &a0[20..]),
+    ] {
+        s.write(p, pipe, bytes.as_bytes());
+        s.advance(10_000);
+    }
+    s.drain(SERVER, pipe, 4096);
+    // A line written whole, alone.
+    let a1 = request(3, "tools/list", "{}");
+    s.send(a, SERVER, pipe, &a1);
+    (s.finish(), [a0, b0], a1)
 }
 
 /// JSON-RPC lines of a typical session.

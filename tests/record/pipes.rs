@@ -237,3 +237,141 @@ fn json_read_one_byte_at_a_time_is_not_taken_for_json_rpc() {
     let all = streams(&capture);
     assert!(all.is_empty(), "{name}: {all:?}");
 }
+
+/// Two processes write their lines into one pipe in 16-byte pieces, in
+/// turns (tests/workloads/two_writers.py): the reader's lines are shown as
+/// read, flagged `interleaved` with each writer's pieces, and the writers'
+/// lines as written, marked; a line written whole afterwards pairs as ever.
+#[test]
+fn two_writers_on_one_pipe_are_shown_as_the_reader_received_them() {
+    let name = "two_writers_on_one_pipe_are_shown_as_the_reader_received_them";
+    let Some((_serial, dir)) = bpf_test(name) else {
+        return;
+    };
+    let capture = dir.path().join("capture.db");
+    let rec = start_recorder(&capture, &["--comm", "two-writers"]);
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/workloads/two_writers.py"
+    );
+    let out = succeed(Command::new("python3").args([
+        script,
+        dir.path().to_str().unwrap(),
+        "two-writers",
+        "--chunk",
+        "16",
+        "--lines",
+        "3",
+        "--whole",
+        "1",
+    ]));
+    rec.stop();
+    let said = String::from_utf8(out.stdout).unwrap();
+    let pids: Vec<u64> = said
+        .split_whitespace()
+        .filter_map(|w| w.parse().ok())
+        .collect();
+    let [reader, a, b] = pids[..] else {
+        panic!("{name}: {said}")
+    };
+    let read = std::fs::read(dir.path().join("reader.bin")).unwrap();
+    let wrote = |pid: u64| std::fs::read(dir.path().join(format!("writer-{pid}.bin"))).unwrap();
+    // Each writer's lines: (start offset, text) in its own stream.
+    let lines = |bytes: Vec<u8>| {
+        let mut at = 0u64;
+        let mut v = Vec::new();
+        for l in bytes.split_inclusive(|&c| c == b'\n') {
+            v.push((at, String::from_utf8(l[..l.len() - 1].to_vec()).unwrap()));
+            at += l.len() as u64;
+        }
+        v
+    };
+    let (lines_a, lines_b) = (lines(wrote(a)), lines(wrote(b)));
+    assert_eq!((lines_a.len(), lines_b.len()), (4, 3), "{name}");
+
+    let items: Vec<serde_json::Value> = export_items(&capture, &[])
+        .into_iter()
+        .filter(|i| {
+            i["records"]["reader"]["pid"] == reader
+                || i["records"]["writer"]["pid"] != serde_json::Value::Null
+        })
+        .collect();
+    // The writers' lines: each once, as written, from its writer; all but
+    // A's last (written whole, alone) marked interleaved.
+    let mut requests: Vec<(u64, u64, bool, bool)> = items
+        .iter()
+        .filter(|i| i["type"] == "request")
+        .map(|i| {
+            let w = &i["records"]["writer"];
+            (
+                w["pid"].as_u64().unwrap(),
+                w["offset"].as_u64().unwrap(),
+                i["interleaved"] == true,
+                i["records"]["reader"]["pid"] == reader,
+            )
+        })
+        .collect();
+    requests.sort_unstable();
+    let mut want: Vec<(u64, u64, bool, bool)> = lines_a
+        .iter()
+        .enumerate()
+        .map(|(n, (at, _))| (a, *at, n < 3, n == 3))
+        .chain(lines_b.iter().map(|(at, _)| (b, *at, true, false)))
+        .collect();
+    want.sort_unstable();
+    assert_eq!(requests, want, "{name}");
+
+    // What the reader read: every line, in its order, the whole line last
+    // paired with A's; the others flagged, naming their writers' pieces.
+    let mut read_lines: Vec<(u64, String, &serde_json::Value)> = items
+        .iter()
+        .filter(|i| i["records"]["reader"]["pid"] == reader)
+        .map(|i| {
+            let r = &i["records"]["reader"];
+            let text = match i["text"].as_str() {
+                Some(t) => t.to_string(),
+                None => lines_a[3].1.clone(),
+            };
+            (r["offset"].as_u64().unwrap(), text, i)
+        })
+        .collect();
+    read_lines.sort_by_key(|l| l.0);
+    let joined: String = read_lines.iter().map(|l| format!("{}\n", l.1)).collect();
+    assert_eq!(joined.as_bytes(), &read[..], "{name}");
+    let flagged = &read_lines[..read_lines.len() - 1];
+    assert!(flagged.len() >= 3, "{name}: {flagged:?}");
+    let mut pieces: Vec<(u64, u64, u64)> = Vec::new();
+    for (_, _, item) in flagged {
+        assert_eq!(item["flag"]["reason"], "interleaved", "{name}: {item}");
+        for w in item["flag"]["writers"].as_array().unwrap() {
+            pieces.push((
+                w["pid"].as_u64().unwrap(),
+                w["offset"].as_u64().unwrap(),
+                w["end"].as_u64().unwrap(),
+            ));
+        }
+    }
+    // The pieces tile the text of every interleaved line of each writer.
+    pieces.sort_unstable();
+    let mut tiles: Vec<(u64, u64, u64)> = Vec::new();
+    for (pid, start, end) in pieces {
+        match tiles.last_mut() {
+            Some(t) if t.0 == pid && t.2 == start => t.2 = end,
+            _ => tiles.push((pid, start, end)),
+        }
+    }
+    let mut want: Vec<(u64, u64, u64)> = lines_a[..3]
+        .iter()
+        .map(|(at, t)| (a, *at, at + t.len() as u64))
+        .chain(lines_b.iter().map(|(at, t)| (b, *at, at + t.len() as u64)))
+        .collect();
+    want.sort_unstable();
+    assert_eq!(tiles, want, "{name}");
+    assert!(
+        flagged.iter().any(|(_, _, i)| {
+            let w = i["flag"]["writers"].as_array().unwrap();
+            w.iter().any(|p| p["pid"] == a) && w.iter().any(|p| p["pid"] == b)
+        }),
+        "{name}: no line names both writers"
+    );
+}

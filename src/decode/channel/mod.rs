@@ -8,13 +8,16 @@
 //! streams, and from then on copies pair by offset, which also tells which
 //! damaged frames of one side the other side has whole. A copy whose
 //! counterpart has not arrived waits for a hold time and is then shown alone;
-//! a counterpart that turns up later is recognised and absorbed.
+//! a counterpart that turns up later is recognised and absorbed. Lines of
+//! several writers that the reader received mixed are found by `splice`.
 
 use super::frame::{Frame, FrameBody};
 use super::item::HttpMeta;
 use super::MinSet;
 use std::collections::VecDeque;
 use std::sync::Arc;
+
+mod splice;
 
 /// The two ends of a channel (index into per-side arrays).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -85,6 +88,21 @@ pub struct Merged {
     /// HTTP: what the copies' framers learned (the writer's, its gaps
     /// filled from the reader's).
     pub http: Option<Arc<HttpMeta>>,
+    pub interleaved: Interleaved,
+}
+
+/// Several writers on one pipe whose lines the reader received mixed.
+#[derive(Debug, Default)]
+pub enum Interleaved {
+    #[default]
+    No,
+    /// A writer's line (shown alone) that the reader received in pieces,
+    /// mixed with other writers' bytes.
+    Sent,
+    /// A line the reader read (shown alone): pieces of these writers'
+    /// lines, in the order of their first byte; each span is the piece's
+    /// text in its writer's offsets, and names no records of its own.
+    Received(Vec<Span>),
 }
 
 impl Merged {
@@ -155,6 +173,13 @@ pub struct Channel {
     held_ts: MinSet,
     /// A copy has been shown alone for want of a counterpart.
     timed_out: bool,
+    /// Writers' lines that the reader has received only part of, mixed.
+    partial: Vec<splice::Partial>,
+    /// Changes to the writers' waiting lines (a push, a line shown), and
+    /// the reader's line (stream, start) they did not explain at that
+    /// count: nothing is searched twice.
+    writer_changes: u64,
+    unexplained: Option<(usize, u64, u64)>,
 }
 
 impl Channel {
@@ -171,6 +196,9 @@ impl Channel {
             held_bytes: 0,
             held_ts: MinSet::default(),
             timed_out: false,
+            partial: Vec::new(),
+            writer_changes: 0,
+            unexplained: None,
         }
     }
 
@@ -189,6 +217,7 @@ impl Channel {
             .iter()
             .chain(self.damaged.iter())
             .filter_map(|q| q.front().map(|h| h.deadline))
+            .chain(self.partial.iter().map(|p| p.held.deadline))
             .min()
     }
 
@@ -252,6 +281,9 @@ impl Channel {
             return out(self.alone(side, stream, frame));
         }
         self.progress[s] = Some(self.progress[s].map_or(frame.end, |p| p.max(frame.end)));
+        if side == Side::Writer {
+            self.writer_changes += 1;
+        }
         // Until the other side has been seen at all, its process may still
         // be starting (a server reads its first request late): wait longer.
         let first_contact = self.streams[side.other() as usize].is_empty() && !self.timed_out;
@@ -366,6 +398,7 @@ impl Channel {
                 Step::Drop(side) => {
                     self.pop(side);
                 }
+                Step::Wait if self.splice(out) => {}
                 Step::Wait => break,
             }
         }
@@ -434,6 +467,7 @@ impl Channel {
             peer: None,
             differs: false,
             http: kept.frame.http,
+            interleaved: Interleaved::No,
         });
         true
     }
@@ -557,6 +591,7 @@ impl Channel {
             peer: None,
             differs,
             http,
+            interleaved: Interleaved::No,
         });
     }
 
@@ -573,6 +608,7 @@ impl Channel {
             peer: self.single_stream(side.other()),
             differs: false,
             http: frame.http,
+            interleaved: Interleaved::No,
         }
     }
 
@@ -596,6 +632,12 @@ impl Channel {
                 })
                 .flatten()
                 .min_by_key(|&(d, ..)| d);
+            let partial = self.partial_deadline();
+            if partial.is_some_and(|p| next.is_none_or(|(d, ..)| p <= d) && (p <= now || over)) {
+                self.expire_partial(out);
+                self.settle(out);
+                continue;
+            }
             let Some((deadline, side, damaged)) = next else {
                 break;
             };

@@ -170,3 +170,133 @@ fn content_pairing_skips_a_copy_the_other_side_never_had() {
         ]
     );
 }
+
+/// What the channel says of interleaving: the reader's lines with the
+/// (stream, start, end) of each writer piece, and the writers' lines it
+/// marks as sent in pieces.
+fn interleaving(m: &Merged) -> (String, Vec<(usize, u64, u64)>, bool) {
+    let pieces = match &m.interleaved {
+        Interleaved::Received(p) => p.iter().map(|s| (s.stream, s.start, s.end)).collect(),
+        _ => Vec::new(),
+    };
+    let sent = matches!(m.interleaved, Interleaved::Sent);
+    (out_of_text(m), pieces, sent)
+}
+
+fn out_of_text(m: &Merged) -> String {
+    match &m.body {
+        FrameBody::Text { text, .. } => String::from_utf8_lossy(text).into_owned(),
+        _ => "<other>".into(),
+    }
+}
+
+#[test]
+fn lines_two_writers_wrote_in_pieces_are_taken_apart() {
+    let mut c = Channel::new(false);
+    let v = std::cell::RefCell::new(Vec::new());
+    let mut sink = |m: Merged| v.borrow_mut().push(interleaving(&m));
+    // Writer 1 wrote `{"a":1,"x":2}` as `{"a":1,` then `"x":2}\n`; writer 3
+    // wrote `{"b":3}\n` between them. The reader (2) read
+    // `{"a":1,{"b":3}\n"x":2}\n`: two lines, neither of them a message.
+    c.push(
+        Side::Writer,
+        3,
+        line(0, r#"{"b":3}"#, 2),
+        2,
+        HOLD,
+        &mut sink,
+    );
+    c.push(
+        Side::Reader,
+        2,
+        line(0, r#"{"a":1,{"b":3}"#, 3),
+        3,
+        HOLD,
+        &mut sink,
+    );
+    assert!(v.borrow().is_empty(), "writer 1's line is not whole yet");
+    c.push(
+        Side::Writer,
+        1,
+        line(0, r#"{"a":1,"x":2}"#, 4),
+        4,
+        HOLD,
+        &mut sink,
+    );
+    c.push(
+        Side::Reader,
+        2,
+        line(15, r#""x":2}"#, 5),
+        5,
+        HOLD,
+        &mut sink,
+    );
+    c.push(
+        Side::Writer,
+        1,
+        line(14, r#"{"c":4}"#, 6),
+        6,
+        HOLD,
+        &mut sink,
+    );
+    c.push(
+        Side::Reader,
+        2,
+        line(22, r#"{"c":4}"#, 7),
+        7,
+        HOLD,
+        &mut sink,
+    );
+    c.finish(&mut sink);
+    let s = |t: &str| t.to_string();
+    assert_eq!(
+        v.into_inner(),
+        vec![
+            (s(r#"{"a":1,{"b":3}"#), vec![(1, 0, 7), (3, 0, 7)], false),
+            (s(r#"{"b":3}"#), vec![], true),
+            (s(r#""x":2}"#), vec![(1, 7, 13)], false),
+            (s(r#"{"a":1,"x":2}"#), vec![], true),
+            // A line written whole and read whole pairs as ever.
+            (s(r#"{"c":4}"#), vec![], false),
+        ]
+    );
+}
+
+#[test]
+fn a_writers_line_read_only_in_part_is_shown_when_its_time_is_up() {
+    let mut c = Channel::new(false);
+    let v = std::cell::RefCell::new(Vec::new());
+    let mut sink = |m: Merged| v.borrow_mut().push(interleaving(&m));
+    c.push(
+        Side::Writer,
+        3,
+        line(0, r#"{"b":3}"#, 2),
+        2,
+        HOLD,
+        &mut sink,
+    );
+    c.push(
+        Side::Writer,
+        1,
+        line(0, r#"{"a":1,"x":2}"#, 3),
+        3,
+        HOLD,
+        &mut sink,
+    );
+    c.push(
+        Side::Reader,
+        2,
+        line(0, r#"{"a":1,{"b":3}"#, 4),
+        4,
+        HOLD,
+        &mut sink,
+    );
+    assert_eq!(v.borrow().len(), 2, "{:?}", v.borrow());
+    // The rest of writer 1's line never comes: it is shown, once.
+    c.expire(3 + HOLD.normal, usize::MAX, &mut sink);
+    let v = v.into_inner();
+    assert_eq!(v.len(), 3, "{v:?}");
+    assert_eq!(v[2], (r#"{"a":1,"x":2}"#.to_string(), vec![], true));
+    assert_eq!(c.held_bytes(), 0);
+    assert_eq!(c.deadline(), None);
+}

@@ -241,7 +241,8 @@ impl Decoder {
         match r.what {
             Pending::Damage(flag) => self.sessions.damage(r.ts, flag, sink),
             Pending::Merged(m, channel) => {
-                let route = self.route(&m, channel);
+                let pieces = self.pieces(&m);
+                let route = self.route(&m, channel, &pieces);
                 self.sessions.handle(&route, &m.body, sink);
             }
             Pending::Closed(c) => {

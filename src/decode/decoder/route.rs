@@ -1,15 +1,36 @@
 //! Who sent a merged message to whom, over what, and in which session.
 
 use super::{order, Decoder, Stream};
-use crate::decode::channel::{self, ChannelKey, Merged, TcpEnd};
-use crate::decode::item::{CopyInfo, HttpMeta, Transport};
+use crate::decode::channel::{self, ChannelKey, Interleaved, Merged, TcpEnd};
+use crate::decode::item::{CopyInfo, HttpMeta, Transport, WriterPiece};
 use crate::decode::session::{ConnKey, HttpRoute, Route, SessionKey};
 use crate::event::{fd_kind, flags};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 impl Decoder {
+    /// The writers' pieces a line read mixed is made of.
+    pub(super) fn pieces(&self, m: &Merged) -> Vec<WriterPiece> {
+        let Interleaved::Received(spans) = &m.interleaved else {
+            return Vec::new();
+        };
+        spans
+            .iter()
+            .map(|s| WriterPiece {
+                peer: self.streams[s.stream].peer(),
+                fd: self.streams[s.stream].hdr.fd,
+                start: s.start,
+                end: s.end,
+            })
+            .collect()
+    }
+
     /// Who sent a merged message to whom, over what, in which session.
-    pub(super) fn route<'m>(&self, m: &'m Merged, channel: usize) -> Route<'m> {
+    pub(super) fn route<'m>(
+        &self,
+        m: &'m Merged,
+        channel: usize,
+        pieces: &'m [WriterPiece],
+    ) -> Route<'m> {
         let stream_of =
             |span: &Option<channel::Span>| span.as_ref().map(|s| &self.streams[s.stream]);
         let guess = m.peer.map(|i| &self.streams[i]);
@@ -128,6 +149,8 @@ impl Decoder {
             writer: copy(&m.writer),
             reader: copy(&m.reader),
             copies_differ: m.differs,
+            interleaved: matches!(m.interleaved, Interleaved::Sent),
+            pieces,
             http,
         }
     }
@@ -164,6 +187,8 @@ impl order::Closed {
             writer: (!self.read_end).then(|| self.copy(ts_ns)),
             reader: self.read_end.then(|| self.copy(ts_ns)),
             copies_differ: false,
+            interleaved: false,
+            pieces: &[],
             http: Some(HttpRoute {
                 conn: ConnKey::Tcp {
                     tls: self.tls,

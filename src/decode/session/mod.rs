@@ -19,7 +19,7 @@ use super::channel::TcpEnd;
 use super::frame::{Cut, FrameBody};
 use super::item::{
     BatchPos, CopyInfo, Flag, FlagReason, HttpMeta, HttpView, Implementation, Item, Kind, Peer,
-    RequestRef, SessionSummary, Transport,
+    RequestRef, SessionSummary, Transport, WriterPiece,
 };
 use super::jsonrpc::{self, Invalid, InvalidReason, Message, MessageKind, Parsed};
 use super::mcp;
@@ -79,6 +79,10 @@ pub struct Route<'a> {
     pub writer: Option<CopyInfo<'a>>,
     pub reader: Option<CopyInfo<'a>>,
     pub copies_differ: bool,
+    /// A writer's line the reader received mixed with another writer's.
+    pub interleaved: bool,
+    /// A line the reader read mixed: the writers' pieces it is made of.
+    pub pieces: &'a [WriterPiece],
     /// HTTP transports (`key` is then None: sessions join by HTTP's rules).
     pub http: Option<HttpRoute<'a>>,
 }
@@ -108,6 +112,19 @@ impl Sessions {
         body: &FrameBody,
         sink: &mut impl FnMut(&Item<'_>),
     ) {
+        if !route.pieces.is_empty() {
+            let text = match body {
+                FrameBody::Text { text, .. } => text.as_slice(),
+                _ => &[],
+            };
+            let mut flag = Flag::new(
+                FlagReason::Interleaved,
+                interleaved_text(route.pieces),
+                text.len() as u64,
+            );
+            flag.writers = route.pieces.to_vec();
+            return self.flag(route, flag, text, None, false, sink);
+        }
         match body {
             FrameBody::Text {
                 text,
@@ -220,6 +237,8 @@ impl Sessions {
             writer: None,
             reader: None,
             copies_differ: false,
+            interleaved: false,
+            pieces: &[],
             http: None,
         };
         self.flag(&route, flag, b"", None, true, sink);
@@ -535,6 +554,7 @@ impl<'a> Route<'a> {
             writer: self.writer,
             reader: self.reader,
             copies_differ: self.copies_differ,
+            interleaved: self.interleaved,
             truncated,
         }
     }
@@ -550,6 +570,22 @@ impl<'a> Route<'a> {
 /// An id (or token) as a map key: its exact JSON text.
 fn raw_key(raw: Option<&RawValue>) -> Box<str> {
     raw.map_or("null", |r| r.get()).into()
+}
+
+/// What an interleaved line holds, in words.
+fn interleaved_text(pieces: &[WriterPiece]) -> String {
+    let name = |p: &WriterPiece| format!("{}[{}]", p.peer.comm(), p.peer.pid);
+    let mut writers: Vec<String> = pieces.iter().map(name).collect();
+    writers.dedup();
+    match writers.as_slice() {
+        [one] => format!(
+            "a piece of a line written by {one}, whose other pieces were read mixed with another writer's"
+        ),
+        _ => format!(
+            "pieces of lines written by {}, mixed on one pipe",
+            writers.join(" and ")
+        ),
+    }
 }
 
 fn invalid_flag(e: &Invalid, len: usize) -> Flag {

@@ -8,7 +8,7 @@
 use super::{fail, IndexError};
 use crate::query::{
     BatchPos, CopyInfo, Direction, Flag, FlagReason, HttpMeta, HttpView, Item, Kind, Peer,
-    RequestRef, Round, SessionSummary, Transport,
+    RequestRef, Round, SessionSummary, Transport, WriterPiece,
 };
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::value::RawValue;
@@ -45,9 +45,19 @@ pub(super) struct StoredItem<'a> {
     #[serde(borrow)]
     reader: Option<StoredCopy<'a>>,
     copies_differ: bool,
+    interleaved: bool,
     truncated: bool,
     #[serde(borrow)]
     kind: StoredKind<'a>,
+}
+
+/// A writer's piece of an interleaved line; `peer` numbers the process.
+#[derive(Serialize, Deserialize)]
+struct StoredPiece {
+    peer: u32,
+    fd: u32,
+    start: u64,
+    end: u64,
 }
 
 /// The item's session: its identity by version (see Builder), its
@@ -112,6 +122,7 @@ enum StoredKind<'a> {
         len: u64,
         #[serde(borrow)]
         cancels: Option<StoredRequest<'a>>,
+        writers: Vec<StoredPiece>,
     },
 }
 
@@ -215,6 +226,7 @@ pub(super) fn put_item<'a>(
         writer,
         reader,
         copies_differ,
+        interleaved,
         truncated,
     } = item;
     let ts = *ts_ns;
@@ -288,11 +300,21 @@ pub(super) fn put_item<'a>(
             detail,
             len,
             cancels,
+            writers,
         }) => StoredKind::Flagged {
             reason: *reason,
             detail,
             len: *len,
             cancels: request(&cancels.as_ref(), false),
+            writers: writers
+                .iter()
+                .map(|w| StoredPiece {
+                    peer: peers.id(Some(w.peer)).unwrap_or_default(),
+                    fd: w.fd,
+                    start: w.start,
+                    end: w.end,
+                })
+                .collect(),
         },
     };
     let stored = StoredItem {
@@ -315,6 +337,7 @@ pub(super) fn put_item<'a>(
         writer: copy(writer, &writer_seqs),
         reader: copy(reader, &reader_seqs),
         copies_differ: *copies_differ,
+        interleaved: *interleaved,
         truncated: *truncated,
         kind,
     };
@@ -558,12 +581,24 @@ pub(super) fn get_item<T>(
             reason,
             detail,
             len,
+            writers,
             ..
         } => Kind::Flagged(Flag {
             reason: *reason,
             detail: detail.to_string(),
             len: *len,
             cancels: refer.cloned(),
+            writers: writers
+                .iter()
+                .map(|w| {
+                    Ok(WriterPiece {
+                        peer: peer(Some(w.peer))?.ok_or_else(corrupt)?,
+                        fd: w.fd,
+                        start: w.start,
+                        end: w.end,
+                    })
+                })
+                .collect::<R<_>>()?,
         }),
     };
     // What the columns say is what the record rebuilds.
@@ -593,6 +628,7 @@ pub(super) fn get_item<T>(
         writer: writer.map(|c| c.info(writer_seqs)),
         reader: reader.map(|c| c.info(reader_seqs)),
         copies_differ: stored.copies_differ,
+        interleaved: stored.interleaved,
         truncated: stored.truncated,
     };
     Ok(f(&item))
