@@ -175,11 +175,12 @@ pub struct Channel {
     timed_out: bool,
     /// Writers' lines that the reader has received only part of, mixed.
     partial: Vec<splice::Partial>,
-    /// Changes to the writers' waiting lines (a push, a line shown), and
-    /// the reader's line (stream, start) they did not explain at that
-    /// count: nothing is searched twice.
-    writer_changes: u64,
-    unexplained: Option<(usize, u64, u64)>,
+    /// Changes to the waiting lines (a writer's pushed, any line shown),
+    /// and the last search that did not explain the reader's oldest line:
+    /// its (stream, start), the count of changes then, and how many
+    /// searches it has had. Nothing is searched twice, nor often.
+    changes: u64,
+    unexplained: Option<(usize, u64, u64, u32)>,
 }
 
 impl Channel {
@@ -197,7 +198,7 @@ impl Channel {
             held_ts: MinSet::default(),
             timed_out: false,
             partial: Vec::new(),
-            writer_changes: 0,
+            changes: 0,
             unexplained: None,
         }
     }
@@ -282,7 +283,7 @@ impl Channel {
         }
         self.progress[s] = Some(self.progress[s].map_or(frame.end, |p| p.max(frame.end)));
         if side == Side::Writer {
-            self.writer_changes += 1;
+            self.changes += 1;
         }
         // Until the other side has been seen at all, its process may still
         // be starting (a server reads its first request late): wait longer.
@@ -555,6 +556,7 @@ impl Channel {
     }
 
     fn unhold(&mut self, h: &Held) {
+        self.changes += 1;
         self.held_bytes -= h.frame.text().map_or(0, <[u8]>::len);
         self.held_ts.remove(h.frame.last_ts);
     }

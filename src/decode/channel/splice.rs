@@ -6,6 +6,7 @@
 use super::{Channel, Held, Interleaved, Merged, Side, Span};
 use crate::decode::frame::FrameBody;
 use std::collections::HashSet;
+use std::hash::{BuildHasher, RandomState};
 
 /// A writer's line that the reader has received part of.
 pub(super) struct Partial {
@@ -16,8 +17,13 @@ pub(super) struct Partial {
 
 /// Writers' lines looked through for each writer's oldest.
 const SEARCH: usize = 64;
-/// Longer lines are not taken apart (the search keeps 2 bytes per byte).
-const MAX_LINE: usize = 1 << 20;
+/// Longer lines are not taken apart: writes of up to the pipe's atomic
+/// size (4 KiB) are what interleave, and the search is bounded by length.
+const MAX_LINE: usize = 64 << 10;
+/// Searches one reader's line gets (each after a change to the writers'
+/// lines), and steps each search may take beyond the line's length.
+const MAX_SEARCHES: u32 = 8;
+const SPARE_STEPS: usize = 10_000;
 
 /// The text of a whole line with nothing else in its span (no HTTP, no
 /// cuts, no carriage return): what can be matched byte for byte.
@@ -55,10 +61,18 @@ impl Channel {
         let Some(front) = self.queues[Side::Reader as usize].front() else {
             return false;
         };
-        let attempt = (front.stream, front.frame.start, self.writer_changes);
-        if self.unexplained == Some(attempt) {
-            return false;
-        }
+        let searches = match self.unexplained {
+            Some((stream, start, changes, n))
+                if (stream, start) == (front.stream, front.frame.start) =>
+            {
+                if changes == self.changes || n >= MAX_SEARCHES {
+                    return false;
+                }
+                n + 1
+            }
+            _ => 1,
+        };
+        let failed = (front.stream, front.frame.start, self.changes, searches);
         let Some(line) = plain_text(front) else {
             return false;
         };
@@ -98,15 +112,16 @@ impl Channel {
         order.sort_by_key(|&i| began(&from[i]));
         let from: Vec<From> = order.iter().map(|&i| from[i]).collect();
         let sources: Vec<Source<'_>> = order.iter().map(|&i| sources[i]).collect();
-        let budget = (4 * line.len()).clamp(10_000, 1_000_000);
+        let budget = 2 * (line.len() + 1) + SPARE_STEPS;
         let Some(shares) = explain(line, &sources, budget) else {
-            self.unexplained = Some(attempt);
+            self.unexplained = Some(failed);
             return false;
         };
         // One writer's whole line is a copy out of order, for pairing.
         if let [one] = shares.as_slice() {
             if matches!(from[one.source], From::Queued(_)) && one.len == sources[one.source].left()
             {
+                self.unexplained = Some(failed);
                 return false;
             }
         }
@@ -175,7 +190,6 @@ impl Channel {
     pub(super) fn expire_partial(&mut self, out: &mut impl FnMut(Merged)) {
         let oldest = (0..self.partial.len()).min_by_key(|&i| self.partial[i].held.deadline);
         if let Some(i) = oldest {
-            self.writer_changes += 1;
             let p = self.partial.remove(i);
             self.show_sent(p.held, out);
         }
@@ -236,8 +250,11 @@ pub(super) fn explain(line: &[u8], sources: &[Source<'_>], budget: usize) -> Opt
     let mut taken: Vec<usize> = sources.iter().map(|s| s.taken).collect();
     // At each position: the source used, and its rank among the choices.
     let mut path: Vec<(u8, u8)> = Vec::with_capacity(len);
-    // States known to lead nowhere (positions follow from `taken`).
-    let mut dead: HashSet<Vec<usize>> = HashSet::new();
+    // States known to lead nowhere (positions follow from `taken`), by
+    // hash: 8 bytes each, at most one a step (a collision can only lose an
+    // explanation, never make one).
+    let state = RandomState::new();
+    let mut dead: HashSet<u64> = HashSet::new();
     let mut from_rank = 0;
     let mut steps = 0usize;
     while path.len() < len {
@@ -259,7 +276,7 @@ pub(super) fn explain(line: &[u8], sources: &[Source<'_>], budget: usize) -> Opt
                 continue;
             }
             taken[s] += 1;
-            if dead.contains(&taken) {
+            if dead.contains(&state.hash_one(&taken)) {
                 taken[s] -= 1;
                 continue;
             }
@@ -276,7 +293,7 @@ pub(super) fn explain(line: &[u8], sources: &[Source<'_>], budget: usize) -> Opt
                 from_rank = 0;
             }
             None => {
-                dead.insert(taken.clone());
+                dead.insert(state.hash_one(&taken));
                 let (s, rank) = path.pop()?;
                 taken[usize::from(s)] -= 1;
                 from_rank = usize::from(rank) + 1;

@@ -300,3 +300,32 @@ fn a_writers_line_read_only_in_part_is_shown_when_its_time_is_up() {
     assert_eq!(c.held_bytes(), 0);
     assert_eq!(c.deadline(), None);
 }
+
+#[test]
+fn a_line_no_search_explained_is_searched_again_once_a_writers_line_left() {
+    let mut c = Channel::new(false);
+    let v = std::cell::RefCell::new(Vec::new());
+    let mut sink = |m: Merged| v.borrow_mut().push(interleaving(&m));
+    // Writer 1's first line never reaches the reader; its second does,
+    // mixed with writer 3's.
+    c.push(Side::Writer, 1, line(0, r#"{"a":0}"#, 1), 1, HOLD, &mut sink);
+    c.push(Side::Writer, 1, line(8, r#"{"a":1,"x":2}"#, 2), 2, HOLD, &mut sink);
+    c.push(Side::Writer, 3, line(0, r#"{"b":3}"#, 3), 3, HOLD, &mut sink);
+    c.push(Side::Reader, 2, line(0, r#"{"a":1,{"b":3}"#, 4), 4, HOLD, &mut sink);
+    assert!(v.borrow().is_empty());
+    // Writer 1's first line times out; its second is now its oldest.
+    c.expire(1 + HOLD.normal, usize::MAX, &mut sink);
+    c.push(Side::Reader, 2, line(15, r#""x":2}"#, 5), 5, HOLD, &mut sink);
+    c.finish(&mut sink);
+    let s = |t: &str| t.to_string();
+    assert_eq!(
+        v.into_inner(),
+        vec![
+            (s(r#"{"a":0}"#), vec![], false),
+            (s(r#"{"a":1,{"b":3}"#), vec![(1, 8, 15), (3, 0, 7)], false),
+            (s(r#"{"b":3}"#), vec![], true),
+            (s(r#""x":2}"#), vec![(1, 15, 21)], false),
+            (s(r#"{"a":1,"x":2}"#), vec![], true),
+        ]
+    );
+}
