@@ -92,7 +92,11 @@ pub fn export(a: ExportArgs) -> Result<Done, Failure> {
         let mut sink: Box<dyn Sink + '_> = match a.format {
             ExportFormat::Jsonl => Box::new(Jsonl::new(clock, out)),
             ExportFormat::Parquet => {
-                Box::new(Parquet::new(out, clock, &CaptureId::from_meta(&meta))?)
+                let id = CaptureId::from_meta(&meta);
+                return std::thread::scope(|scope| {
+                    let mut sink = Parquet::new(scope, out, clock, &id)?;
+                    opened.read(&sel, &mut sink, a.filter.count, IndexUse::WhenItHelps)
+                });
             }
             ExportFormat::OtlpJson | ExportFormat::Otlp => Box::new(Otlp::new(
                 JsonLines::new(out),

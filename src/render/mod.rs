@@ -8,6 +8,7 @@ pub mod console;
 pub mod detail;
 pub mod info;
 pub mod jsonl;
+mod offload;
 pub mod otlp;
 pub mod parquet;
 pub mod size;

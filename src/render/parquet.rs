@@ -1,8 +1,10 @@
 //! Parquet export (schema: docs/parquet.md): one row per item, the JSONL's
 //! fields as typed columns and the message's JSON text, with the capture's
 //! id on every row so that many hosts' files union into one table. Rows go
-//! out in batches into zstd-compressed row groups: memory stays flat.
+//! out in batches into zstd-compressed row groups: memory stays flat. The
+//! batches are encoded, compressed and written on a second thread.
 
+use super::offload::Offload;
 use super::{CaptureId, WallClock};
 use crate::query::{CopyInfo, Direction, Flow, Item, Kind, Peer, SessionSummary, Sink, Transport};
 use arrow_array::builder::{
@@ -16,8 +18,10 @@ use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::metadata::KeyValue;
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::schema::types::ColumnPath;
+use std::borrow::Cow;
 use std::io::{self, Write};
 use std::sync::Arc;
+use std::thread::Scope;
 
 /// Rows per batch handed to the writer, and per row group: small enough to
 /// keep memory flat, large enough for the engines to read well.
@@ -64,17 +68,22 @@ const DICTIONARY: [&str; 33] = [
     "flag_reason",
 ];
 
-/// The Parquet sink, writing to `W`.
-pub struct Parquet<W: Write + Send> {
-    writer: Option<ArrowWriter<W>>,
+/// The Parquet sink; its writer runs on a thread of the caller's scope.
+pub struct Parquet<'scope> {
+    writer: Offload<'scope, RecordBatch>,
     schema: SchemaRef,
     columns: Columns,
     clock: WallClock,
     capture_id: String,
 }
 
-impl<W: Write + Send> Parquet<W> {
-    pub fn new(out: W, clock: WallClock, capture: &CaptureId) -> io::Result<Self> {
+impl<'scope> Parquet<'scope> {
+    pub fn new<'env, W: Write + Send + 'scope>(
+        scope: &'scope Scope<'scope, 'env>,
+        out: W,
+        clock: WallClock,
+        capture: &CaptureId,
+    ) -> io::Result<Self> {
         let mut columns = Columns::default();
         let schema = Arc::new(Schema::new(
             columns
@@ -107,10 +116,22 @@ impl<W: Write + Send> Parquet<W> {
         // Statistics of whole messages help no reader.
         props = props
             .set_column_statistics_enabled(ColumnPath::from("message"), EnabledStatistics::None);
-        let writer = ArrowWriter::try_new(out, Arc::clone(&schema), Some(props.build()))
-            .map_err(io::Error::other)?;
+        let mut file = Some(
+            ArrowWriter::try_new(out, Arc::clone(&schema), Some(props.build()))
+                .map_err(io::Error::other)?,
+        );
+        let writer = Offload::start(scope, move |batch: Option<RecordBatch>| {
+            match (batch, file.as_mut()) {
+                (Some(batch), Some(w)) => w.write(&batch).map_err(io::Error::other),
+                (None, Some(_)) => match file.take() {
+                    Some(w) => w.into_inner().map_err(io::Error::other)?.flush(),
+                    None => Ok(()),
+                },
+                (_, None) => Err(io::Error::other("the Parquet file is already closed")),
+            }
+        })?;
         Ok(Parquet {
-            writer: Some(writer),
+            writer,
             schema,
             columns,
             clock,
@@ -130,14 +151,11 @@ impl<W: Write + Send> Parquet<W> {
             .collect();
         let batch =
             RecordBatch::try_new(Arc::clone(&self.schema), arrays).map_err(io::Error::other)?;
-        match self.writer.as_mut() {
-            Some(w) => w.write(&batch).map_err(io::Error::other),
-            None => Err(io::Error::other("the Parquet file is already closed")),
-        }
+        self.writer.send(batch)
     }
 }
 
-impl<W: Write + Send> Sink for Parquet<W> {
+impl Sink for Parquet<'_> {
     fn item(&mut self, item: &Item<'_>, _text_len: u64) -> io::Result<Flow> {
         let wall = self
             .clock
@@ -152,10 +170,7 @@ impl<W: Write + Send> Sink for Parquet<W> {
 
     fn finish(&mut self, _sessions: &[SessionSummary]) -> io::Result<()> {
         self.write_batch()?;
-        if let Some(w) = self.writer.take() {
-            w.into_inner().map_err(io::Error::other)?.flush()?;
-        }
-        Ok(())
+        self.writer.finish()
     }
 }
 
@@ -267,8 +282,8 @@ fn pid(p: Option<Peer>) -> Option<u32> {
     p.map(|p| p.pid)
 }
 
-fn comm(p: &Option<Peer>) -> Option<String> {
-    p.as_ref().map(|p| p.comm().into_owned())
+fn comm(p: &Option<Peer>) -> Option<Cow<'_, str>> {
+    p.as_ref().map(Peer::comm)
 }
 
 impl Columns {
@@ -534,7 +549,15 @@ impl Columns {
             "reader_ts_ns",
             "reader_seqs",
         ]));
-        out.push(("message", false, Arc::new(self.message.finish())));
+        // The next batch's texts start with room for as much as this one's:
+        // growing the buffer from nothing copies it over and over.
+        let bytes = self.message.values_slice().len();
+        let message = std::mem::replace(
+            &mut self.message,
+            StringBuilder::with_capacity(BATCH_ROWS, bytes),
+        )
+        .finish();
+        out.push(("message", false, Arc::new(message)));
         out
     }
 }
