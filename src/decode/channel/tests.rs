@@ -308,14 +308,49 @@ fn a_line_no_search_explained_is_searched_again_once_a_writers_line_left() {
     let mut sink = |m: Merged| v.borrow_mut().push(interleaving(&m));
     // Writer 1's first line never reaches the reader; its second does,
     // mixed with writer 3's.
-    c.push(Side::Writer, 1, line(0, r#"{"a":0}"#, 1), 1, HOLD, &mut sink);
-    c.push(Side::Writer, 1, line(8, r#"{"a":1,"x":2}"#, 2), 2, HOLD, &mut sink);
-    c.push(Side::Writer, 3, line(0, r#"{"b":3}"#, 3), 3, HOLD, &mut sink);
-    c.push(Side::Reader, 2, line(0, r#"{"a":1,{"b":3}"#, 4), 4, HOLD, &mut sink);
+    c.push(
+        Side::Writer,
+        1,
+        line(0, r#"{"a":0}"#, 1),
+        1,
+        HOLD,
+        &mut sink,
+    );
+    c.push(
+        Side::Writer,
+        1,
+        line(8, r#"{"a":1,"x":2}"#, 2),
+        2,
+        HOLD,
+        &mut sink,
+    );
+    c.push(
+        Side::Writer,
+        3,
+        line(0, r#"{"b":3}"#, 3),
+        3,
+        HOLD,
+        &mut sink,
+    );
+    c.push(
+        Side::Reader,
+        2,
+        line(0, r#"{"a":1,{"b":3}"#, 4),
+        4,
+        HOLD,
+        &mut sink,
+    );
     assert!(v.borrow().is_empty());
     // Writer 1's first line times out; its second is now its oldest.
     c.expire(1 + HOLD.normal, usize::MAX, &mut sink);
-    c.push(Side::Reader, 2, line(15, r#""x":2}"#, 5), 5, HOLD, &mut sink);
+    c.push(
+        Side::Reader,
+        2,
+        line(15, r#""x":2}"#, 5),
+        5,
+        HOLD,
+        &mut sink,
+    );
     c.finish(&mut sink);
     let s = |t: &str| t.to_string();
     assert_eq!(
