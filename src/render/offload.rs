@@ -84,15 +84,21 @@ impl<'scope, T: Send + 'scope> Offload<'scope, T> {
 mod tests {
     use super::*;
 
+    /// A worker that notes what it gets.
+    fn noting(
+        seen: &mut Vec<Option<u32>>,
+    ) -> impl FnMut(Option<u32>) -> io::Result<()> + Send + '_ {
+        move |b| {
+            seen.push(b);
+            Ok(())
+        }
+    }
+
     #[test]
     fn batches_arrive_in_order_and_the_end_is_said_once() {
         let mut seen = Vec::new();
         std::thread::scope(|s| {
-            let mut o = Offload::start(s, |b: Option<u32>| {
-                seen.push(b);
-                Ok(())
-            })
-            .unwrap();
+            let mut o = Offload::start(s, noting(&mut seen)).unwrap();
             for i in 0..100 {
                 o.send(i).unwrap();
             }
@@ -107,11 +113,7 @@ mod tests {
     fn an_offload_dropped_unfinished_never_says_the_end() {
         let mut seen = Vec::new();
         std::thread::scope(|s| {
-            let mut o = Offload::start(s, |b: Option<u32>| {
-                seen.push(b);
-                Ok(())
-            })
-            .unwrap();
+            let mut o = Offload::start(s, noting(&mut seen)).unwrap();
             o.send(1).unwrap();
         });
         assert_eq!(seen, vec![Some(1)]);

@@ -190,6 +190,16 @@ fn out_of_text(m: &Merged) -> String {
     }
 }
 
+/// Pushes each (side, stream, start, text, time) in turn, at its time.
+fn feed(c: &mut Channel, steps: &[(Side, usize, u64, &str, u64)], sink: &mut impl FnMut(Merged)) {
+    for &(side, stream, start, text, ts) in steps {
+        c.push(side, stream, line(start, text, ts), ts, HOLD, sink);
+    }
+}
+
+const W: Side = Side::Writer;
+const R: Side = Side::Reader;
+
 #[test]
 fn lines_two_writers_wrote_in_pieces_are_taken_apart() {
     let mut c = Channel::new(false);
@@ -198,55 +208,16 @@ fn lines_two_writers_wrote_in_pieces_are_taken_apart() {
     // Writer 1 wrote `{"a":1,"x":2}` as `{"a":1,` then `"x":2}\n`; writer 3
     // wrote `{"b":3}\n` between them. The reader (2) read
     // `{"a":1,{"b":3}\n"x":2}\n`: two lines, neither of them a message.
-    c.push(
-        Side::Writer,
-        3,
-        line(0, r#"{"b":3}"#, 2),
-        2,
-        HOLD,
-        &mut sink,
-    );
-    c.push(
-        Side::Reader,
-        2,
-        line(0, r#"{"a":1,{"b":3}"#, 3),
-        3,
-        HOLD,
-        &mut sink,
-    );
+    let b = (W, 3, 0, r#"{"b":3}"#, 2);
+    feed(&mut c, &[b, (R, 2, 0, r#"{"a":1,{"b":3}"#, 3)], &mut sink);
     assert!(v.borrow().is_empty(), "writer 1's line is not whole yet");
-    c.push(
-        Side::Writer,
-        1,
-        line(0, r#"{"a":1,"x":2}"#, 4),
-        4,
-        HOLD,
-        &mut sink,
-    );
-    c.push(
-        Side::Reader,
-        2,
-        line(15, r#""x":2}"#, 5),
-        5,
-        HOLD,
-        &mut sink,
-    );
-    c.push(
-        Side::Writer,
-        1,
-        line(14, r#"{"c":4}"#, 6),
-        6,
-        HOLD,
-        &mut sink,
-    );
-    c.push(
-        Side::Reader,
-        2,
-        line(22, r#"{"c":4}"#, 7),
-        7,
-        HOLD,
-        &mut sink,
-    );
+    let rest = [
+        (W, 1, 0, r#"{"a":1,"x":2}"#, 4),
+        (R, 2, 15, r#""x":2}"#, 5),
+        (W, 1, 14, r#"{"c":4}"#, 6),
+        (R, 2, 22, r#"{"c":4}"#, 7),
+    ];
+    feed(&mut c, &rest, &mut sink);
     c.finish(&mut sink);
     let s = |t: &str| t.to_string();
     assert_eq!(
@@ -267,30 +238,12 @@ fn a_writers_line_read_only_in_part_is_shown_when_its_time_is_up() {
     let mut c = Channel::new(false);
     let v = std::cell::RefCell::new(Vec::new());
     let mut sink = |m: Merged| v.borrow_mut().push(interleaving(&m));
-    c.push(
-        Side::Writer,
-        3,
-        line(0, r#"{"b":3}"#, 2),
-        2,
-        HOLD,
-        &mut sink,
-    );
-    c.push(
-        Side::Writer,
-        1,
-        line(0, r#"{"a":1,"x":2}"#, 3),
-        3,
-        HOLD,
-        &mut sink,
-    );
-    c.push(
-        Side::Reader,
-        2,
-        line(0, r#"{"a":1,{"b":3}"#, 4),
-        4,
-        HOLD,
-        &mut sink,
-    );
+    let steps = [
+        (W, 3, 0, r#"{"b":3}"#, 2),
+        (W, 1, 0, r#"{"a":1,"x":2}"#, 3),
+        (R, 2, 0, r#"{"a":1,{"b":3}"#, 4),
+    ];
+    feed(&mut c, &steps, &mut sink);
     assert_eq!(v.borrow().len(), 2, "{:?}", v.borrow());
     // The rest of writer 1's line never comes: it is shown, once.
     c.expire(3 + HOLD.normal, usize::MAX, &mut sink);
@@ -308,49 +261,17 @@ fn a_line_no_search_explained_is_searched_again_once_a_writers_line_left() {
     let mut sink = |m: Merged| v.borrow_mut().push(interleaving(&m));
     // Writer 1's first line never reaches the reader; its second does,
     // mixed with writer 3's.
-    c.push(
-        Side::Writer,
-        1,
-        line(0, r#"{"a":0}"#, 1),
-        1,
-        HOLD,
-        &mut sink,
-    );
-    c.push(
-        Side::Writer,
-        1,
-        line(8, r#"{"a":1,"x":2}"#, 2),
-        2,
-        HOLD,
-        &mut sink,
-    );
-    c.push(
-        Side::Writer,
-        3,
-        line(0, r#"{"b":3}"#, 3),
-        3,
-        HOLD,
-        &mut sink,
-    );
-    c.push(
-        Side::Reader,
-        2,
-        line(0, r#"{"a":1,{"b":3}"#, 4),
-        4,
-        HOLD,
-        &mut sink,
-    );
+    let steps = [
+        (W, 1, 0, r#"{"a":0}"#, 1),
+        (W, 1, 8, r#"{"a":1,"x":2}"#, 2),
+        (W, 3, 0, r#"{"b":3}"#, 3),
+        (R, 2, 0, r#"{"a":1,{"b":3}"#, 4),
+    ];
+    feed(&mut c, &steps, &mut sink);
     assert!(v.borrow().is_empty());
     // Writer 1's first line times out; its second is now its oldest.
     c.expire(1 + HOLD.normal, usize::MAX, &mut sink);
-    c.push(
-        Side::Reader,
-        2,
-        line(15, r#""x":2}"#, 5),
-        5,
-        HOLD,
-        &mut sink,
-    );
+    feed(&mut c, &[(R, 2, 15, r#""x":2}"#, 5)], &mut sink);
     c.finish(&mut sink);
     let s = |t: &str| t.to_string();
     assert_eq!(
