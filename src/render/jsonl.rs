@@ -151,14 +151,8 @@ impl<W: Write> Jsonl<W> {
         let Some(c) = c else {
             return self.raw("null");
         };
-        self.raw("{\"pid\":");
-        self.number(c.pid);
-        self.raw(",\"fd\":");
-        self.number(c.fd);
-        self.raw(",\"offset\":");
-        self.number(c.start);
-        self.raw(",\"end\":");
-        self.number(c.end);
+        self.raw("{");
+        self.place(c.pid, c.fd, c.start, c.end);
         self.raw(",\"ts_ns\":");
         self.number(c.last_ts);
         self.raw(",\"seqs\":[");
@@ -169,6 +163,18 @@ impl<W: Write> Jsonl<W> {
             self.number(s);
         }
         self.raw("]}");
+    }
+
+    /// A byte range of one process's stream: `"pid":…,"fd":…,"offset":…,"end":…`.
+    fn place(&mut self, pid: u32, fd: u32, start: u64, end: u64) {
+        self.raw("\"pid\":");
+        self.number(pid);
+        self.raw(",\"fd\":");
+        self.number(fd);
+        self.raw(",\"offset\":");
+        self.number(start);
+        self.raw(",\"end\":");
+        self.number(end);
     }
 
     fn object(&mut self, item: &Item<'_>) {
@@ -313,16 +319,10 @@ impl<W: Write> Jsonl<W> {
                     if i > 0 {
                         self.buf.push(b',');
                     }
-                    self.raw("{\"pid\":");
-                    self.number(w.peer.pid);
+                    self.raw("{");
+                    self.place(w.peer.pid, w.fd, w.start, w.end);
                     self.raw(",\"comm\":");
                     self.string(&w.peer.comm());
-                    self.raw(",\"fd\":");
-                    self.number(w.fd);
-                    self.raw(",\"offset\":");
-                    self.number(w.start);
-                    self.raw(",\"end\":");
-                    self.number(w.end);
                     self.raw("}");
                 }
                 self.raw("]");
