@@ -112,6 +112,32 @@ fn a_slice_exports_what_the_filter_selects_on_every_fixture() {
     assert!(compared >= 30, "only {compared} slices had messages");
 }
 
+/// Two writers whose lines the reader read mixed: a slice of one writer
+/// keeps the whole mix, so its lines decode as they do in the parent
+/// (marked interleaved), and the reader's slice holds every piece.
+#[test]
+fn a_slice_of_one_of_two_writers_on_a_pipe_decodes_as_the_parent() {
+    let dir = tempfile::tempdir().unwrap();
+    let (original, ..) = two_writers(&dir.path().join("c.db"));
+    for pid in ["301", "302", "2000"] {
+        let want = mcpspy(&["export", s(&original), "--pid", pid]);
+        let out = dir.path().join(format!("{pid}.db"));
+        let o = mcpspy(&["slice", s(&original), "-o", s(&out), "--pid", pid]);
+        assert!(
+            o.status.success(),
+            "{pid}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        let got = normalized(&mcpspy(&["export", s(&out)]));
+        assert_eq!(got, normalized(&want), "--pid {pid}");
+        assert!(
+            got.iter().any(|i| i["interleaved"] == true),
+            "--pid {pid}: {got:#?}"
+        );
+        assert!(mcpspy(&["verify", s(&out)]).status.success(), "--pid {pid}");
+    }
+}
+
 /// A secret in a chunked HTTP body split across chunks, in a header line
 /// split across two reads, and in a second connection on a reused SSL*
 /// (its streams restarted at offset 0): all replaced, the framing intact,

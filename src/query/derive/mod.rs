@@ -5,6 +5,7 @@
 
 mod find;
 mod gate;
+mod mixes;
 pub mod redact;
 pub mod rules;
 pub mod slice;

@@ -2,14 +2,15 @@
 //! decode exactly as in the parent. Each message's streams are kept from
 //! their start to just past the message's end; the other direction of the
 //! same socket up to the same moment (an HTTP response needs its request);
-//! every tick; and the other records of the processes kept. The child's
-//! view lists the messages selected: readers show those only.
+//! every tick; the other records of the processes kept; and the whole of
+//! any mix of writers' lines on one pipe a message belongs to (mixes.rs).
+//! The child's view lists the messages selected: readers show those only.
 
-use super::{Incarnation, Incarnations, Plan};
+use super::{mixes, Incarnation, Incarnations, Plan};
 use crate::event::{kind, RawEvent, StreamId};
 use crate::query::{
-    run, view_key, BlockFilter, Flow, IndexUse, Item, Progress, QueryError, Record, Selection,
-    Sink, ViewKey,
+    run, view_key, BlockFilter, CopyInfo, Flow, IndexUse, Item, Progress, QueryError, Record,
+    Selection, Sink, ViewKey,
 };
 use crate::query::{CaptureError, CaptureReader};
 use std::collections::{HashMap, HashSet};
@@ -42,16 +43,33 @@ struct Reach {
 
 /// A selected message's copy, before its stream is known: its first
 /// record, how far its text reaches, and its last record.
-struct CopyEnd {
-    end: u64,
-    last_ts: u64,
-    last_seq: u64,
+#[derive(Clone, Copy)]
+pub(super) struct CopyEnd {
+    pub end: u64,
+    pub last_ts: u64,
+    pub last_seq: u64,
 }
 
-/// Collects, from the selected messages, their view keys and their copies.
+/// Notes a copy by its first record.
+pub(super) fn note_copy(copies: &mut HashMap<u64, CopyEnd>, copy: &CopyInfo<'_>) {
+    if let (Some(&first), Some(&last)) = (copy.seqs.first(), copy.seqs.iter().max()) {
+        let e = copies.entry(first).or_insert(CopyEnd {
+            end: 0,
+            last_ts: 0,
+            last_seq: 0,
+        });
+        e.end = e.end.max(copy.end);
+        e.last_ts = e.last_ts.max(copy.last_ts);
+        e.last_seq = e.last_seq.max(last);
+    }
+}
+
+/// Collects, from the selected messages, their view keys and their copies,
+/// and the interleaved ones among them.
 struct Collect<'a> {
     view: &'a mut HashSet<ViewKey>,
     copies: &'a mut HashMap<u64, CopyEnd>,
+    mixed: &'a mut HashSet<mixes::MixKey>,
 }
 
 impl Sink for Collect<'_> {
@@ -61,17 +79,9 @@ impl Sink for Collect<'_> {
 
     fn item(&mut self, item: &Item<'_>, _: u64) -> io::Result<Flow> {
         self.view.extend(view_key(item));
+        self.mixed.extend(mixes::key(item));
         for copy in [&item.writer, &item.reader].into_iter().flatten() {
-            if let (Some(&first), Some(&last)) = (copy.seqs.first(), copy.seqs.iter().max()) {
-                let e = self.copies.entry(first).or_insert(CopyEnd {
-                    end: 0,
-                    last_ts: 0,
-                    last_seq: 0,
-                });
-                e.end = e.end.max(copy.end);
-                e.last_ts = e.last_ts.max(copy.last_ts);
-                e.last_seq = e.last_seq.max(last);
-            }
+            note_copy(self.copies, copy);
         }
         Ok(Flow::Continue)
     }
@@ -87,11 +97,21 @@ impl Slice {
     ) -> Result<Slice, QueryError> {
         let mut view = HashSet::new();
         let mut copies = HashMap::new();
+        let mut mixed = HashSet::new();
         let mut collect = Collect {
             view: &mut view,
             copies: &mut copies,
+            mixed: &mut mixed,
         };
         let read = run(parent, sel, &mut collect, IndexUse::WhenItHelps, progress)?;
+        // Interleaved lines decode only with the rest of their mix: a
+        // second read finds it.
+        if !mixed.is_empty() {
+            let mut all = mixes::Mixes::new(mixed);
+            let every = Selection::default();
+            run(parent, &every, &mut all, IndexUse::WhenItHelps, progress)?;
+            all.add_to(&mut copies);
+        }
         // Said now, not as the records are copied: the selection may be
         // empty because of the damage.
         if read.damage > 0 {
