@@ -138,6 +138,65 @@ fn a_slice_of_one_of_two_writers_on_a_pipe_decodes_as_the_parent() {
     }
 }
 
+/// Two writers on one pipe, a token in A's line cut in the reader's by B's
+/// whole line: no rule matches either half there, so even with
+/// --keep-non-mcp the mixed lines are blanked; A's own line is redacted.
+#[test]
+fn redact_blanks_lines_two_writers_mixed_even_when_keeping_non_mcp() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut syn = Synth::new(&dir.path().join("c.db"));
+    let pipe = syn.pipe();
+    let (a, b) = (
+        CLIENT,
+        Proc {
+            pid: 1001,
+            comm: "python3",
+        },
+    );
+    let secret = "ghp_0123456789abcdefghijABCDEFGHIJ012345";
+    let line_a = request(
+        1,
+        "tools/call",
+        &format!(r#"{{"name":"a","arguments":{{"t":"{secret}"}}}}"#),
+    ) + "\n";
+    let line_b = request(2, "tools/list", "{}") + "\n";
+    let cut = line_a.find(secret).unwrap() + 20;
+    syn.write(a, pipe, &line_a.as_bytes()[..cut]);
+    syn.write(b, pipe, line_b.as_bytes());
+    syn.write(a, pipe, &line_a.as_bytes()[cut..]);
+    syn.drain(SERVER, pipe, 4096);
+    let cap = syn.finish();
+    let mixed = decode_file(&cap).0;
+    assert_eq!(
+        mixed
+            .iter()
+            .filter(|i| i.flag.as_ref().is_some_and(|f| f.0 == "interleaved"))
+            .count(),
+        2,
+        "{mixed:#?}"
+    );
+    let red = dir.path().join("r.db");
+    let o = mcpspy(&["redact", s(&cap), "-o", s(&red), "--keep-non-mcp"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let reader = mcpspy::capture::CaptureReader::open(&red).unwrap();
+    let mut all = Vec::new();
+    for b in reader.blocks(&Default::default()).unwrap() {
+        all.extend_from_slice(&b.unwrap().data);
+    }
+    for gone in [secret, &secret[..20], &secret[20..]] {
+        assert!(
+            memchr::memmem::find(&all, gone.as_bytes()).is_none(),
+            "{gone} is left"
+        );
+    }
+    // The writers' lines are still there, A's redacted, B's as it was.
+    let after = decode_file(&red).0;
+    let mut ids: Vec<_> = after.iter().filter_map(|i| i.id.clone()).collect();
+    ids.sort();
+    assert_eq!(ids, ["1", "2"], "{after:#?}");
+    assert!(after.iter().any(|i| i.text == line_b.trim_end()));
+}
+
 /// A secret in a chunked HTTP body split across chunks, in a header line
 /// split across two reads, and in a second connection on a reused SSL*
 /// (its streams restarted at offset 0): all replaced, the framing intact,

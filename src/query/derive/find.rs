@@ -14,8 +14,8 @@ use super::rules::{self, merge, Rules};
 use super::{Incarnation, Incarnations};
 use crate::event::{fd_kind, flags, kind, Direction, StreamId};
 use crate::query::{
-    run, BlockFilter, CaptureReader, Flow, IndexUse, Item, Kind, Progress, QueryError, Record,
-    Selection, Sink,
+    run, BlockFilter, CaptureReader, FlagReason, Flow, IndexUse, Item, Kind, Progress, QueryError,
+    Record, Selection, Sink,
 };
 use roaring::RoaringTreemap;
 use std::collections::{HashMap, HashSet};
@@ -133,10 +133,20 @@ impl Sink for Collect<'_> {
         let framed_as_lines = item
             .transport
             .is_some_and(|t| matches!(t.family(), "stdio" | "tcp"));
-        if let Kind::Flagged(_) = item.kind {
+        if let Kind::Flagged(f) = &item.kind {
             // A whole line, not one element of a batch whose others are MCP.
             let whole_line = item.batch.is_none();
-            if !self.keep_non_mcp && framed_as_lines && whole_line {
+            // A line mixed of several writers' pieces is blanked even when
+            // non-MCP lines are kept: a secret another writer's bytes cut
+            // matches no rule there (the writers' own lines are redacted).
+            let mixed = f.reason == FlagReason::Interleaved;
+            if mixed {
+                // It carries MCP writers' bytes: its stream is an MCP one.
+                for c in &copies {
+                    self.mcp_firsts.insert(c.0);
+                }
+            }
+            if (!self.keep_non_mcp || mixed) && framed_as_lines && whole_line {
                 for &(first, start, end) in &copies {
                     if end - start != item.text.len() as u64 {
                         continue;
