@@ -70,6 +70,8 @@ pub fn redact(a: RedactArgs) -> Result<Done, Failure> {
         if !a.keep_non_mcp {
             println!("non-MCP\tstreams left out\t{streams_out}");
             println!("non-MCP\tlines blanked\t{blanked}");
+        } else if blanked > 0 {
+            println!("mixed by two writers\tlines blanked\t{blanked}");
         }
         return Ok(Done::Ok);
     }
@@ -88,7 +90,9 @@ pub fn redact(a: RedactArgs) -> Result<Done, Failure> {
         "mcpspy: redact: {} replaced; {}{}",
         plural(found, "secret"),
         kept(&done),
-        if a.keep_non_mcp {
+        if a.keep_non_mcp && blanked > 0 {
+            format!("; blanked {} two writers mixed", plural(blanked, "line"))
+        } else if a.keep_non_mcp {
             String::new()
         } else {
             format!(

@@ -1,5 +1,5 @@
 //! A sink's encoding on a second thread: the reading thread decodes and
-//! hands over batches (Arrow record batches, OTLP requests); the other
+//! hands over batches (the Parquet export's record batches); the other
 //! encodes, compresses and writes them, so that an export costs its decode
 //! plus the larger of the two halves, not their sum. A bounded queue keeps
 //! memory flat; the thread lives in the caller's scope, so the output it
@@ -23,6 +23,8 @@ enum Msg<T> {
 pub struct Offload<'scope, T> {
     queue: Option<SyncSender<Msg<T>>>,
     worker: Option<ScopedJoinHandle<'scope, io::Result<()>>>,
+    /// The worker's error was returned: the output is not whole.
+    failed: bool,
 }
 
 impl<'scope, T: Send + 'scope> Offload<'scope, T> {
@@ -49,6 +51,7 @@ impl<'scope, T: Send + 'scope> Offload<'scope, T> {
         Ok(Offload {
             queue: Some(tx),
             worker: Some(worker),
+            failed: false,
         })
     }
 
@@ -71,11 +74,32 @@ impl<'scope, T: Send + 'scope> Offload<'scope, T> {
             // A worker that stopped has its error to give.
             let _ = q.send(Msg::End);
         }
-        match self.worker.take() {
-            Some(w) => w
-                .join()
-                .unwrap_or_else(|_| Err(io::Error::other("the encoding thread failed"))),
+        let done = match self.worker.take() {
+            Some(w) => w.join().unwrap_or_else(|panic| {
+                let why = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_default();
+                Err(io::Error::other(format!(
+                    "the encoding thread failed: {why}"
+                )))
+            }),
+            None if self.failed => Err(io::Error::other("the output failed earlier")),
             None => Ok(()),
+        };
+        self.failed |= done.is_err();
+        done
+    }
+}
+
+impl<T> Drop for Offload<'_, T> {
+    /// Dropped unfinished (the read failed): the worker stops without the
+    /// end, and whatever befell it stays here, not in the caller's scope.
+    fn drop(&mut self) {
+        self.queue = None;
+        if let Some(w) = self.worker.take() {
+            let _ = w.join();
         }
     }
 }
@@ -120,6 +144,24 @@ mod tests {
     }
 
     #[test]
+    fn a_worker_that_panics_is_an_error_and_never_the_callers_panic() {
+        let boom = |b: Option<u32>| -> io::Result<()> {
+            assert_ne!(b, Some(1), "boom");
+            Ok(())
+        };
+        std::thread::scope(|s| {
+            let mut o = Offload::start(s, boom).unwrap();
+            let err = (0..100).find_map(|i| o.send(i).err()).unwrap();
+            assert!(err.to_string().contains("boom"), "{err}");
+        });
+        // Dropped unfinished after the worker's panic: the scope ends well.
+        std::thread::scope(|s| {
+            let mut o = Offload::start(s, boom).unwrap();
+            let _ = o.send(1);
+        });
+    }
+
+    #[test]
     fn the_workers_error_is_returned_to_the_sender() {
         std::thread::scope(|s| {
             let mut o = Offload::start(s, |b: Option<u32>| match b {
@@ -129,7 +171,7 @@ mod tests {
             .unwrap();
             let err = (0..100).find_map(|i| o.send(i).err()).unwrap();
             assert_eq!(err.to_string(), "disk full");
-            assert!(o.finish().is_ok(), "the error is returned once");
+            assert!(o.finish().is_err(), "an output that failed never finishes");
         });
     }
 }

@@ -127,22 +127,23 @@ impl Channel {
         }
         let pieces: Vec<Span> = shares
             .iter()
-            .filter_map(|sh| {
+            .map(|sh| {
                 let (held, taken) = match from[sh.source] {
                     From::Partial(i) => (&self.partial[i].held, self.partial[i].taken),
                     From::Queued(i) => (&self.queues[Side::Writer as usize][i], 0),
                 };
                 let f = &held.frame;
                 let at = |n: usize| f.start + (n as u64).min(f.end - f.start);
+                // A piece of only the newline is empty, at its line's end.
                 let (start, end) = (at(taken), at(taken + sh.len));
-                (end > start).then(|| Span {
+                Span {
                     stream: held.stream,
                     start,
                     end,
                     first_ts: f.first_ts,
                     last_ts: f.last_ts,
                     seqs: Vec::new(),
-                })
+                }
             })
             .collect();
         let mut queued = Vec::new();

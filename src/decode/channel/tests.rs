@@ -285,3 +285,35 @@ fn a_line_no_search_explained_is_searched_again_once_a_writers_line_left() {
         ]
     );
 }
+
+#[test]
+fn a_writer_that_gave_a_line_only_its_newline_is_named_with_an_empty_piece() {
+    let mut c = Channel::new(false);
+    let v = std::cell::RefCell::new(Vec::new());
+    let mut sink = |m: Merged| v.borrow_mut().push(interleaving(&m));
+    // Writer 1 wrote `{"a":1}`, then its newline after writer 3 had
+    // written a whole line and the start of the next: the reader's second
+    // line is `{"c` and writer 1's newline.
+    let steps = [
+        (W, 1, 0, r#"{"a":1}"#, 1),
+        (W, 3, 0, r#"{"b":2}"#, 2),
+        (R, 2, 0, r#"{"a":1}{"b":2}"#, 3),
+        (R, 2, 15, r#"{"c"#, 4),
+        (W, 3, 8, r#"{"c":3}"#, 5),
+        (R, 2, 19, r#"":3}"#, 6),
+    ];
+    feed(&mut c, &steps, &mut sink);
+    c.finish(&mut sink);
+    let s = |t: &str| t.to_string();
+    assert_eq!(
+        v.into_inner(),
+        vec![
+            (s(r#"{"a":1}{"b":2}"#), vec![(1, 0, 7), (3, 0, 7)], false),
+            (s(r#"{"b":2}"#), vec![], true),
+            (s(r#"{"c"#), vec![(3, 8, 11), (1, 7, 7)], false),
+            (s(r#"{"a":1}"#), vec![], true),
+            (s(r#"":3}"#), vec![(3, 11, 15)], false),
+            (s(r#"{"c":3}"#), vec![], true),
+        ]
+    );
+}

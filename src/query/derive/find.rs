@@ -113,6 +113,8 @@ struct Collect<'a> {
     /// The first record of every MCP message's copies: a compressed
     /// bitmap, as a capture holds millions (a hash set took 1 GiB).
     mcp_firsts: RoaringTreemap,
+    /// Lines several writers mixed (item numbers): blanked in any stream.
+    mixed: HashSet<u64>,
     found: Found,
 }
 
@@ -141,10 +143,7 @@ impl Sink for Collect<'_> {
             // matches no rule there (the writers' own lines are redacted).
             let mixed = f.reason == FlagReason::Interleaved;
             if mixed {
-                // It carries MCP writers' bytes: its stream is an MCP one.
-                for c in &copies {
-                    self.mcp_firsts.insert(c.0);
-                }
+                self.mixed.insert(item.n);
             }
             if (!self.keep_non_mcp || mixed) && framed_as_lines && whole_line {
                 for &(first, start, end) in &copies {
@@ -230,6 +229,7 @@ pub fn find(
         pending: Vec::new(),
         align: Vec::new(),
         mcp_firsts: RoaringTreemap::new(),
+        mixed: HashSet::new(),
         found: Found::default(),
     };
     // As the child will show it: without the key log, which redact leaves
@@ -429,8 +429,14 @@ fn settle(
         c.found.mcp_streams.insert(id.reversed());
         c.found.pids.insert(id.tgid);
     }
-    // Blanks matter in MCP streams only: the others are left out whole.
-    blanks.retain(|at, _| c.found.mcp_streams.contains(&at.0));
+    // Blanks matter in MCP streams, the others being left out whole unless
+    // kept; in those, only mixed lines are blanked.
+    for (at, list) in blanks.iter_mut() {
+        if !c.found.mcp_streams.contains(&at.0) {
+            list.retain(|(item, _)| c.keep_non_mcp && c.mixed.contains(item));
+        }
+    }
+    blanks.retain(|_, list| !list.is_empty());
     let lines: HashSet<u64> = blanks.values().flatten().map(|(item, _)| *item).collect();
     c.found.blanked = lines.len() as u64;
     let mut blanks: HashMap<Incarnation, Vec<Span>> = blanks

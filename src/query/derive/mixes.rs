@@ -5,15 +5,17 @@
 //! records of all of it (its view still shows what was selected).
 
 use super::slice::{note_copy, CopyEnd};
-use crate::query::{CopyInfo, Flow, Item, Kind, Sink};
+use crate::query::{CopyInfo, Flow, Item, Kind, Sink, Transport};
 use std::collections::{HashMap, HashSet};
 use std::io;
 
-/// An interleaved item, by the copy that places it: (pid, fd, start).
-pub type MixKey = (u32, u32, u64);
+/// An interleaved item, by the first record of the copy that places it.
+pub type MixKey = u64;
 
-/// A writer's byte range: (pid, fd), start, end.
-type Range = ((u32, u32), u64, u64);
+/// A writer on one pipe: (the pipe's inode, pid, fd).
+type Writer = (u64, u32, u32);
+/// A byte range of a writer's stream.
+type Range = (Writer, u64, u64);
 
 /// The item's key, if it is part of a mix.
 pub fn key(item: &Item<'_>) -> Option<MixKey> {
@@ -22,7 +24,14 @@ pub fn key(item: &Item<'_>) -> Option<MixKey> {
         _ if item.interleaved => item.writer.as_ref(),
         _ => None,
     }?;
-    Some((copy.pid, copy.fd, copy.start))
+    copy.seqs.first().copied()
+}
+
+fn pipe(item: &Item<'_>) -> u64 {
+    match item.transport {
+        Some(Transport::Pipe { ino }) => ino,
+        _ => 0,
+    }
 }
 
 struct Node {
@@ -36,8 +45,9 @@ struct Node {
 pub struct Mixes {
     wanted: HashSet<MixKey>,
     nodes: Vec<Node>,
-    /// Writers' lines, by writer: their ranges and nodes.
-    sent: HashMap<(u32, u32), Vec<(Range, usize)>>,
+    /// Writers' lines, by writer: (start, end, node), in the order shown,
+    /// which is the writer's order.
+    sent: HashMap<Writer, Vec<(u64, u64, usize)>>,
     /// The reader's lines (nodes), and the writers' ranges each holds.
     read: Vec<(usize, Vec<Range>)>,
 }
@@ -75,15 +85,22 @@ impl Mixes {
 
     /// Adds the copies of every mix that holds a wanted item.
     pub fn add_to(mut self, copies: &mut HashMap<u64, CopyEnd>) {
+        for lines in self.sent.values_mut() {
+            lines.sort_unstable();
+        }
         for (line, ranges) in std::mem::take(&mut self.read) {
             for (writer, start, end) in ranges {
-                let touching: Vec<usize> = self
-                    .sent
-                    .get(&writer)
-                    .into_iter()
-                    .flatten()
-                    .filter(|&&((_, s, e), _)| s < end && start < e)
-                    .map(|&(_, n)| n)
+                let lines = self.sent.get(&writer).map_or(&[][..], Vec::as_slice);
+                // The writer's lines are disjoint and sorted: those from the
+                // first that ends at or past `start` (a piece of only the
+                // newline sits at its line's end) to the last that begins
+                // before `end`.
+                let from = lines.partition_point(|&(_, e, _)| e < start);
+                let touching: Vec<usize> = lines[from..]
+                    .iter()
+                    .take_while(|&&(s, _, _)| s < end || (s == start && start == end))
+                    .filter(|&&(_, e, _)| e > start || start == end)
+                    .map(|&(_, _, n)| n)
                     .collect();
                 for n in touching {
                     let (a, b) = (self.root(line), self.root(n));
@@ -120,18 +137,21 @@ impl Sink for Mixes {
         match (&item.kind, &item.writer, &item.reader) {
             (Kind::Flagged(f), _, Some(reader)) => {
                 let n = self.add(key, reader);
+                let ino = pipe(item);
                 let ranges = f
                     .writers
                     .iter()
-                    .map(|w| ((w.peer.pid, w.fd), w.start, w.end))
+                    .map(|w| ((ino, w.peer.pid, w.fd), w.start, w.end))
                     .collect();
                 self.read.push((n, ranges));
             }
             (_, Some(writer), _) => {
                 let n = self.add(key, writer);
-                let who = (writer.pid, writer.fd);
-                let range = (who, writer.start, writer.end);
-                self.sent.entry(who).or_default().push((range, n));
+                let who = (pipe(item), writer.pid, writer.fd);
+                self.sent
+                    .entry(who)
+                    .or_default()
+                    .push((writer.start, writer.end, n));
             }
             _ => {}
         }
