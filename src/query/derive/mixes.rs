@@ -4,7 +4,7 @@
 //! writers' pieces. A slice that keeps one item of such a mix keeps the
 //! records of all of it (its view still shows what was selected).
 
-use super::slice::{note_copy, CopyEnd};
+use super::slice::CopyEnd;
 use crate::query::{CopyInfo, Flow, Item, Kind, Sink, Transport};
 use std::collections::{HashMap, HashSet};
 use std::io;
@@ -64,11 +64,9 @@ impl Mixes {
 
     fn add(&mut self, key: MixKey, copy: &CopyInfo<'_>) -> usize {
         let i = self.nodes.len();
-        let mut one = HashMap::new();
-        note_copy(&mut one, copy);
         self.nodes.push(Node {
             key,
-            copy: one.into_iter().next(),
+            copy: CopyEnd::of(copy),
             parent: i,
         });
         i
@@ -114,11 +112,8 @@ impl Mixes {
         let roots: HashSet<usize> = wanted.into_iter().map(|i| self.root(i)).collect();
         for i in 0..self.nodes.len() {
             if roots.contains(&self.root(i)) {
-                if let Some((first, c)) = self.nodes[i].copy {
-                    let e = copies.entry(first).or_insert(c);
-                    e.end = e.end.max(c.end);
-                    e.last_ts = e.last_ts.max(c.last_ts);
-                    e.last_seq = e.last_seq.max(c.last_seq);
+                if let Some(c) = self.nodes[i].copy {
+                    CopyEnd::note(copies, c);
                 }
             }
         }

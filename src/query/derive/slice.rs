@@ -50,17 +50,26 @@ pub(super) struct CopyEnd {
     pub last_seq: u64,
 }
 
-/// Notes a copy by its first record.
-pub(super) fn note_copy(copies: &mut HashMap<u64, CopyEnd>, copy: &CopyInfo<'_>) {
-    if let (Some(&first), Some(&last)) = (copy.seqs.first(), copy.seqs.iter().max()) {
-        let e = copies.entry(first).or_insert(CopyEnd {
-            end: 0,
-            last_ts: 0,
-            last_seq: 0,
-        });
-        e.end = e.end.max(copy.end);
-        e.last_ts = e.last_ts.max(copy.last_ts);
-        e.last_seq = e.last_seq.max(last);
+impl CopyEnd {
+    /// A copy's first record and its reach, if it names records.
+    pub fn of(copy: &CopyInfo<'_>) -> Option<(u64, CopyEnd)> {
+        let (&first, &last) = (copy.seqs.first()?, copy.seqs.iter().max()?);
+        Some((
+            first,
+            CopyEnd {
+                end: copy.end,
+                last_ts: copy.last_ts,
+                last_seq: last,
+            },
+        ))
+    }
+
+    /// Notes a copy's reach by its first record, as far as any reaches.
+    pub fn note(copies: &mut HashMap<u64, CopyEnd>, (first, c): (u64, CopyEnd)) {
+        let e = copies.entry(first).or_insert(c);
+        e.end = e.end.max(c.end);
+        e.last_ts = e.last_ts.max(c.last_ts);
+        e.last_seq = e.last_seq.max(c.last_seq);
     }
 }
 
@@ -81,7 +90,9 @@ impl Sink for Collect<'_> {
         self.view.extend(view_key(item));
         self.mixed.extend(mixes::key(item));
         for copy in [&item.writer, &item.reader].into_iter().flatten() {
-            note_copy(self.copies, copy);
+            if let Some(c) = CopyEnd::of(copy) {
+                CopyEnd::note(self.copies, c);
+            }
         }
         Ok(Flow::Continue)
     }
