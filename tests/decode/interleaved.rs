@@ -61,3 +61,58 @@ fn lines_of_two_writers_read_mixed_are_shown_as_read_with_their_writers() {
         .iter()
         .all(|i| i.writers.is_empty() || i.flag.is_some()));
 }
+
+/// A hostile mix: sixteen writers of 4,000 `x` each and, never captured,
+/// a `y` the reader read among them. No interleaving of the writers' lines
+/// explains the reader's 64,001-byte line, and many nearly do: the search
+/// gives up within its budget, and the line is flagged as what it is.
+/// Without the `y` the same line is explained, naming all sixteen.
+#[test]
+fn a_line_sixteen_writers_nearly_explain_is_given_up_and_flagged() {
+    for hostile in [true, false] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Synth::new(&dir.path().join("c.db"));
+        let pipe = s.pipe();
+        let writers: Vec<Proc> = (0..16)
+            .map(|i| Proc {
+                pid: 400 + i,
+                comm: "w",
+            })
+            .collect();
+        let x = "x".repeat(4000);
+        for &w in &writers {
+            s.write(w, pipe, x.as_bytes());
+        }
+        if hostile {
+            s.write_lost(
+                Proc {
+                    pid: 499,
+                    comm: "unseen",
+                },
+                pipe,
+                b"y",
+            );
+        }
+        for &w in &writers {
+            s.write(w, pipe, b"\n");
+        }
+        s.drain(SERVER, pipe, 65536);
+        let (items, _) = decode_file(&s.finish());
+        let named: Vec<usize> = items
+            .iter()
+            .map(|i| i.writers.len())
+            .filter(|&n| n > 0)
+            .collect();
+        let read = items.iter().filter(|i| i.reader_off.is_some()).count();
+        if hostile {
+            assert!(
+                named.is_empty() && items.iter().all(|i| !i.interleaved),
+                "{named:?}"
+            );
+            assert_eq!((items.len(), read), (17, 1), "hostile");
+        } else {
+            assert_eq!(named, [16], "{items:?}");
+            assert_eq!(items.iter().filter(|i| i.interleaved).count(), 16);
+        }
+    }
+}
