@@ -13,7 +13,7 @@ use crate::query::{
 };
 use crate::render::console::{Console, ConsoleStyle};
 use crate::render::jsonl::Jsonl;
-use crate::render::otlp::{self, Http, JsonLines, Otlp};
+use crate::render::otlp::{self, Http, JsonLines, Offloaded, Otlp};
 use crate::render::parquet::Parquet;
 use crate::render::summary::{Format, Layout, Summary};
 use crate::render::{plural, CaptureId, TimeFormat, WallClock};
@@ -60,13 +60,16 @@ pub fn query(a: QueryArgs, color: ColorChoice) -> Result<Done, Failure> {
 pub fn export(a: ExportArgs) -> Result<Done, Failure> {
     check_export(&a)?;
     if let Some(endpoint) = a.endpoint.as_deref() {
-        let http = Http::new(endpoint).map_err(Failure::input)?;
+        let mut http = Http::new(endpoint).map_err(Failure::input)?;
         let opened = Opened::new(&a.input)?;
         let sel = selection(&a.filter, &opened.span)?;
         let meta = opened.reader.meta()?;
-        let mut sink = Otlp::new(http, otlp_options(&a), opened.span.clock, &meta);
-        let done = opened.read(&sel, &mut sink, a.filter.count, IndexUse::WhenItHelps)?;
-        let sent = sink.into_exporter().sent;
+        let done = std::thread::scope(|scope| {
+            let exporter = Offloaded::start(scope, &mut http)?;
+            let mut sink = Otlp::new(exporter, otlp_options(&a), opened.span.clock, &meta);
+            opened.read(&sel, &mut sink, a.filter.count, IndexUse::WhenItHelps)
+        })?;
+        let sent = http.sent;
         eprintln!(
             "mcpspy: sent {} and {} to {endpoint}",
             plural(sent.spans.sent, "span"),
@@ -98,12 +101,13 @@ pub fn export(a: ExportArgs) -> Result<Done, Failure> {
                     opened.read(&sel, &mut sink, a.filter.count, IndexUse::WhenItHelps)
                 });
             }
-            ExportFormat::OtlpJson | ExportFormat::Otlp => Box::new(Otlp::new(
-                JsonLines::new(out),
-                otlp_options(&a),
-                clock,
-                &meta,
-            )),
+            ExportFormat::OtlpJson | ExportFormat::Otlp => {
+                return std::thread::scope(|scope| {
+                    let exporter = Offloaded::start(scope, JsonLines::new(out))?;
+                    let mut sink = Otlp::new(exporter, otlp_options(&a), clock, &meta);
+                    opened.read(&sel, &mut sink, a.filter.count, IndexUse::WhenItHelps)
+                });
+            }
         };
         opened.read(&sel, sink.as_mut(), a.filter.count, IndexUse::WhenItHelps)
     };

@@ -14,6 +14,7 @@ mod http;
 mod http_close;
 mod http_faults;
 mod interleaved;
+mod otlp_reuse;
 mod query_index;
 mod robustness;
 mod seal;

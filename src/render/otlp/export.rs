@@ -1,7 +1,8 @@
 //! Where OTLP goes: JSON lines (the collector's file format), or OTLP/HTTP
 //! (protobuf) to a collector, either waiting for it (an export, which must
-//! not lose anything) or from a thread of its own behind a bounded queue (a
-//! recording, which must never wait for the network).
+//! not lose anything: [`super::offloaded`]) or from a thread of its own
+//! behind a bounded queue (a recording, which must never wait for the
+//! network).
 
 use opentelemetry_proto::tonic::collector::metrics::v1::{
     ExportMetricsServiceRequest, ExportMetricsServiceResponse,
@@ -23,6 +24,32 @@ pub trait Exporter {
     fn metrics(&mut self, req: ExportMetricsServiceRequest) -> io::Result<()>;
     /// Everything handed over has gone (or is counted as not sent).
     fn finish(&mut self) -> io::Result<()>;
+    /// A traces request it is done with, for its buffers to be reused.
+    fn spent(&mut self) -> Option<ExportTraceServiceRequest> {
+        None
+    }
+}
+
+/// Writes or posts requests it is lent, and reports the first failure.
+pub trait Destination {
+    fn traces(&mut self, req: &ExportTraceServiceRequest) -> io::Result<()>;
+    fn metrics(&mut self, req: &ExportMetricsServiceRequest) -> io::Result<()>;
+    fn finish(&mut self) -> io::Result<()>;
+}
+
+/// A destination the caller keeps, to read what it did afterwards.
+impl<D: Destination + ?Sized> Destination for &mut D {
+    fn traces(&mut self, req: &ExportTraceServiceRequest) -> io::Result<()> {
+        (**self).traces(req)
+    }
+
+    fn metrics(&mut self, req: &ExportMetricsServiceRequest) -> io::Result<()> {
+        (**self).metrics(req)
+    }
+
+    fn finish(&mut self) -> io::Result<()> {
+        (**self).finish()
+    }
 }
 
 /// OTLP/JSON, one request a line: what the collector's file exporter
@@ -42,13 +69,13 @@ impl<W: Write> JsonLines<W> {
     }
 }
 
-impl<W: Write> Exporter for JsonLines<W> {
-    fn traces(&mut self, req: ExportTraceServiceRequest) -> io::Result<()> {
-        self.line(&req)
+impl<W: Write> Destination for JsonLines<W> {
+    fn traces(&mut self, req: &ExportTraceServiceRequest) -> io::Result<()> {
+        self.line(req)
     }
 
-    fn metrics(&mut self, req: ExportMetricsServiceRequest) -> io::Result<()> {
-        self.line(&req)
+    fn metrics(&mut self, req: &ExportMetricsServiceRequest) -> io::Result<()> {
+        self.line(req)
     }
 
     fn finish(&mut self) -> io::Result<()> {
@@ -229,13 +256,13 @@ fn span_count(req: &ExportTraceServiceRequest) -> u64 {
 }
 
 /// An export: every request waits for the collector; a failure ends it.
-impl Exporter for Http {
-    fn traces(&mut self, req: ExportTraceServiceRequest) -> io::Result<()> {
-        self.send_traces(&req).map_err(io::Error::other)
+impl Destination for Http {
+    fn traces(&mut self, req: &ExportTraceServiceRequest) -> io::Result<()> {
+        self.send_traces(req).map_err(io::Error::other)
     }
 
-    fn metrics(&mut self, req: ExportMetricsServiceRequest) -> io::Result<()> {
-        self.send_metrics(&req).map_err(io::Error::other)
+    fn metrics(&mut self, req: &ExportMetricsServiceRequest) -> io::Result<()> {
+        self.send_metrics(req).map_err(io::Error::other)
     }
 
     fn finish(&mut self) -> io::Result<()> {

@@ -190,19 +190,19 @@ impl Hasher for Fnv {
 
 #[cfg(test)]
 mod tests {
-    use super::super::semconv::{string, METHOD, SERVER_PORT};
+    use super::super::attributes::List;
+    use super::super::semconv::{METHOD, SERVER_PORT};
     use super::*;
 
     #[test]
     fn buckets_are_upper_inclusive_and_keys_are_picked() {
         let mut m = Metrics::default();
-        let attrs = [
-            string(METHOD, "tools/call"),
-            string("mcp.session.id", "not kept"),
-            super::super::semconv::int(SERVER_PORT, 80),
-        ];
+        let mut attrs = List::default();
+        attrs.string(METHOD, "tools/call");
+        attrs.string("mcp.session.id", "not kept");
+        attrs.int(SERVER_PORT, 80);
         for s in [0.01, 0.011, 500.0] {
-            m.record(Instrument::ClientOperation, &attrs, s);
+            m.record(Instrument::ClientOperation, attrs.as_slice(), s);
         }
         let out = m.collect(1, 2);
         assert_eq!(out.len(), 1);

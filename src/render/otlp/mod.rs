@@ -11,26 +11,30 @@
 //! is reproducible; a `traceparent` in `params._meta` gives the trace and
 //! the parent instead, joining the traces instrumented peers send.
 
+mod attributes;
 mod export;
 mod metrics;
+mod offloaded;
 mod semconv;
 
-pub use export::{Background, Exporter, Http, JsonLines, Report, Sent, Tally};
+pub use export::{Background, Destination, Exporter, Http, JsonLines, Report, Sent, Tally};
+pub use offloaded::Offloaded;
 
 use super::{sha256, CaptureId, WallClock};
 use crate::query::{CopyInfo, Direction, Flag, Flow, Item, Kind, ProcessRow, SessionSummary, Sink};
+use attributes::List;
 use metrics::{Instrument, Metrics};
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use opentelemetry_proto::tonic::common::v1::{AnyValue, InstrumentationScope, KeyValue};
+use opentelemetry_proto::tonic::common::v1::AnyValue;
 use opentelemetry_proto::tonic::metrics::v1::{ResourceMetrics, ScopeMetrics};
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::span::{Event, SpanKind};
 use opentelemetry_proto::tonic::trace::v1::{status, ResourceSpans, ScopeSpans, Span, Status};
 use semconv::{Network, Outcome, Remote};
-use serde_json::value::RawValue;
 use std::collections::{BTreeMap, HashMap};
 use std::io;
+use std::ops::Range;
 
 /// How the sink batches and what it includes.
 #[derive(Clone, Copy, Debug)]
@@ -46,6 +50,8 @@ pub struct Options {
 /// Requests waiting for a response at most; beyond, the oldest is given
 /// up as unanswered, so that memory stays bounded.
 const MAX_PENDING: usize = 1 << 16;
+/// Finished requests kept for their buffers.
+const SPARE_PENDING: usize = 64;
 /// W3C trace flags: sampled (every span mcpspy makes is sent).
 const SAMPLED: u32 = 0x01;
 /// Span flags: whether the parent is remote is known, and it is.
@@ -65,6 +71,10 @@ pub struct Otlp<E> {
     processes: HashMap<u32, (Option<String>, Option<String>)>,
     pending: BTreeMap<u64, Pending>,
     spans: Vec<Span>,
+    /// Spans the exporter is done with, and finished requests: their
+    /// buffers are written over by the next (see [`attributes`]).
+    spare_spans: Vec<Span>,
+    spare_pending: Vec<Pending>,
     metrics: Metrics,
     /// Which sides of each session were captured (client, server).
     sides: BTreeMap<u64, (bool, bool)>,
@@ -75,10 +85,11 @@ pub struct Otlp<E> {
 }
 
 /// A request waiting for its response.
+#[derive(Default)]
 struct Pending {
     name: String,
     /// What both sides' spans carry.
-    attributes: Vec<KeyValue>,
+    attributes: List,
     network: Network,
     trace_id: [u8; 16],
     remote: Option<Remote>,
@@ -119,11 +130,13 @@ impl<E: Exporter> Otlp<E> {
                 .utc(0)
                 .and_then(|t| t.timestamp_nanos_opt())
                 .map(i128::from),
-            resource: resource(meta, &capture),
+            resource: semconv::resource(meta, &capture),
             key: [word(0), word(1), word(2)],
             processes: HashMap::new(),
             pending: BTreeMap::new(),
             spans: Vec::new(),
+            spare_spans: Vec::new(),
+            spare_pending: Vec::new(),
             metrics: Metrics::default(),
             sides: BTreeMap::new(),
             first_ts: None,
@@ -161,17 +174,14 @@ impl<E: Exporter> Otlp<E> {
     }
 
     /// The process attributes of one end.
-    fn process(&self, pid: u32, out: &mut Vec<KeyValue>) {
-        out.push(semconv::int(semconv::PROCESS_PID, i64::from(pid)));
+    fn process_attributes(&self, pid: u32, out: &mut List) {
+        out.int(semconv::PROCESS_PID, i64::from(pid));
         if let Some((exe, cmd)) = self.processes.get(&pid) {
             if let Some(e) = exe {
-                out.push(semconv::string(
-                    semconv::PROCESS_EXECUTABLE_NAME,
-                    e.as_str(),
-                ));
+                out.string(semconv::PROCESS_EXECUTABLE_NAME, e);
             }
             if let Some(c) = cmd {
-                out.push(semconv::string(semconv::PROCESS_COMMAND_LINE, c.as_str()));
+                out.string(semconv::PROCESS_COMMAND_LINE, c);
             }
         }
     }
@@ -187,29 +197,30 @@ impl<E: Exporter> Otlp<E> {
         else {
             return Ok(());
         };
-        let (name, attributes, network) =
-            message_attributes(item, method, subject.as_deref(), Some(id));
-        let remote = semconv::remote_parent(*params);
-        let (protocol, session_id) = session_facts(item);
-        let pending = Pending {
-            name,
-            attributes,
-            network,
-            trace_id: remote
-                .as_ref()
-                .map_or_else(|| self.trace_id(item.n), |r| r.trace_id),
-            remote,
-            direction: item.direction,
-            client: item.writer.map(|c| (c.last_ts, c.pid)),
-            server: item.reader.map(|c| (c.last_ts, c.pid)),
-            protocol,
-            session_id,
-            events: Vec::new(),
-            tool_call: *method == "tools/call",
-            arguments: (self.opts.content && *method == "tools/call")
-                .then(|| params.and_then(|p| semconv::member(p, "arguments")))
-                .flatten(),
-        };
+        let mut p = self.spare_pending.pop().unwrap_or_default();
+        p.network = semconv::message_attributes(
+            item,
+            (method, subject.as_deref(), Some(id)),
+            &mut p.attributes,
+            &mut p.name,
+        );
+        p.remote = semconv::remote_parent(*params);
+        p.trace_id = p
+            .remote
+            .as_ref()
+            .map_or_else(|| self.trace_id(item.n), |r| r.trace_id);
+        p.direction = item.direction;
+        p.client = item.writer.map(|c| (c.last_ts, c.pid));
+        p.server = item.reader.map(|c| (c.last_ts, c.pid));
+        let (protocol, session_id) = semconv::session_facts(item);
+        overwrite_text(&mut p.protocol, protocol);
+        overwrite_text(&mut p.session_id, session_id);
+        p.events.clear();
+        p.tool_call = *method == "tools/call";
+        p.arguments = (self.opts.content && p.tool_call)
+            .then(|| params.and_then(|p| semconv::member(p, "arguments")))
+            .flatten();
+        let pending = p;
         self.pending.insert(item.n, pending);
         if self.pending.len() > MAX_PENDING {
             if let Some((n, oldest)) = self.pending.pop_first() {
@@ -226,17 +237,17 @@ impl<E: Exporter> Otlp<E> {
         };
         let request_n = item.kind.answers().map_or(0, |r| r.n);
         let outcome = Outcome::of(&item.kind);
-        let (protocol, session_id) = session_facts(item);
-        let mut attributes = std::mem::take(&mut p.attributes);
+        let (protocol, session_id) = semconv::session_facts(item);
+        let attributes = &mut p.attributes;
         semconv::session(
-            protocol.as_deref().or(p.protocol.as_deref()),
-            session_id.as_deref().or(p.session_id.as_deref()),
-            &mut attributes,
+            protocol.or(p.protocol.as_deref()),
+            session_id.or(p.session_id.as_deref()),
+            attributes,
         );
-        attributes.push(semconv::int(semconv::RESPONSE_N, item.n as i64));
-        outcome.push(&mut attributes);
+        attributes.int(semconv::RESPONSE_N, item.n as i64);
+        outcome.push(attributes);
         if let (true, Some(args)) = (self.opts.content, &p.arguments) {
-            attributes.push(content(semconv::TOOL_ARGUMENTS, args.clone()));
+            attributes.any(semconv::TOOL_ARGUMENTS, args.clone());
         }
         // The result only of a call that succeeded, as the conventions say.
         if let (
@@ -250,7 +261,7 @@ impl<E: Exporter> Otlp<E> {
         ) = (self.opts.content, p.tool_call, &item.kind)
         {
             let value = serde_json::from_str(result.get()).unwrap_or(serde_json::Value::Null);
-            attributes.push(content(semconv::TOOL_RESULT, semconv::structured(&value)));
+            attributes.any(semconv::TOOL_RESULT, semconv::structured(&value));
         }
         let status = outcome.error_type.as_ref().map(|_| Status {
             code: status::StatusCode::Error as i32,
@@ -258,102 +269,115 @@ impl<E: Exporter> Otlp<E> {
         });
         let end = |copy: Option<CopyInfo<'_>>| copy.map_or(item.ts_ns, |c| c.last_ts);
         let ends = [end(item.reader), end(item.writer)];
-        for (side, span) in self.spans_of(request_n, &p, attributes, ends)? {
+        let made = self.spans_of(request_n, &p, ends)?;
+        for span in &mut self.spans[made] {
             let seconds = span
                 .end_time_unix_nano
                 .saturating_sub(span.start_time_unix_nano);
-            let which = match side {
-                Side::Client => Instrument::ClientOperation,
-                Side::Server => Instrument::ServerOperation,
+            let which = match span.kind() {
+                SpanKind::Client => Instrument::ClientOperation,
+                _ => Instrument::ServerOperation,
             };
             self.metrics
                 .record(which, &span.attributes, seconds as f64 / 1e9);
-            self.spans.push(Span {
-                status: status.clone(),
-                ..span
-            });
+            span.status.clone_from(&status);
         }
+        self.recycle(p);
         Ok(())
     }
 
-    /// The spans of an operation's captured sides, each ending at its end
-    /// of `ends` (client, server), with the `common` attributes.
-    fn spans_of(
-        &self,
-        n: u64,
-        p: &Pending,
-        common: Vec<KeyValue>,
-        ends: [u64; 2],
-    ) -> io::Result<Vec<(Side, Span)>> {
-        let sides: Vec<(Side, (u64, u32), u64)> =
-            [(Side::Client, p.client), (Side::Server, p.server)]
-                .into_iter()
-                .zip(ends)
-                .filter_map(|((side, start), end)| Some((side, start?, end)))
-                .collect();
-        let mut common = Some(common);
-        let mut out = Vec::with_capacity(sides.len());
-        for (i, &(side, (start, pid), end)) in sides.iter().enumerate() {
-            // The last side takes the attributes, the others a copy.
-            let attributes = if i + 1 == sides.len() {
-                common.take().unwrap_or_default()
-            } else {
-                common.clone().unwrap_or_default()
-            };
-            let span = self.span(n, side, p, attributes, pid, (start, end.max(start)))?;
-            out.push((side, span));
+    fn recycle(&mut self, p: Pending) {
+        if self.spare_pending.len() < SPARE_PENDING {
+            self.spare_pending.push(p);
         }
-        Ok(out)
     }
 
-    /// One side's span of an operation, over `times` (capture ns).
+    /// The spans of an operation's captured sides, each ending at its end
+    /// of `ends` (client, server), with the request's attributes: where
+    /// they are in `self.spans`.
+    fn spans_of(&mut self, n: u64, p: &Pending, ends: [u64; 2]) -> io::Result<Range<usize>> {
+        let first = self.spans.len();
+        let sides = [(Side::Client, p.client), (Side::Server, p.server)];
+        for ((side, start), end) in sides.into_iter().zip(ends) {
+            if let Some((start, pid)) = start {
+                let span = self.span(n, side, p, pid, (start, end.max(start)))?;
+                self.spans.push(span);
+            }
+        }
+        Ok(first..self.spans.len())
+    }
+
+    /// One side's span of an operation, over `times` (capture ns), written
+    /// over a spare span. Every field is named, so that none keeps a value
+    /// of the span it was.
     fn span(
-        &self,
+        &mut self,
         n: u64,
         side: Side,
         p: &Pending,
-        mut attributes: Vec<KeyValue>,
         pid: u32,
         (start_ts, end_ts): (u64, u64),
     ) -> io::Result<Span> {
-        match side {
-            Side::Client => p.network.client_side(&mut attributes),
-            Side::Server => p.network.server_side(&mut attributes),
-        }
-        self.process(pid, &mut attributes);
+        let times = (self.unix_ns(start_ts)?, self.unix_ns(end_ts)?);
         // The client's span is the server's parent; the client's own parent
         // is the remote span its message named.
         let local_parent =
             (side == Side::Server && p.client.is_some()).then(|| self.span_id(n, Side::Client));
-        let (parent, flags) = match (local_parent, &p.remote) {
-            (Some(id), r) => (id.to_vec(), trace_flags(r) | HAS_IS_REMOTE),
+        let (parent, parent_flags) = match (local_parent, &p.remote) {
+            (Some(id), r) => (Some(id), trace_flags(r) | HAS_IS_REMOTE),
             (None, Some(r)) => (
-                r.span_id.to_vec(),
+                Some(r.span_id),
                 trace_flags(&p.remote) | HAS_IS_REMOTE | IS_REMOTE,
             ),
-            (None, None) => (Vec::new(), SAMPLED | HAS_IS_REMOTE),
+            (None, None) => (None, SAMPLED | HAS_IS_REMOTE),
         };
-        Ok(Span {
-            trace_id: p.trace_id.to_vec(),
-            span_id: self.span_id(n, side).to_vec(),
-            trace_state: p
-                .remote
-                .as_ref()
-                .map(|r| r.state.clone())
-                .unwrap_or_default(),
-            parent_span_id: parent,
+        let mut span = self.spare_spans.pop().unwrap_or_default();
+        let Span {
+            trace_id,
+            span_id,
+            trace_state,
+            parent_span_id,
             flags,
-            name: p.name.clone(),
-            kind: match side {
-                Side::Client => SpanKind::Client,
-                Side::Server => SpanKind::Server,
-            } as i32,
-            start_time_unix_nano: self.unix_ns(start_ts)?,
-            end_time_unix_nano: self.unix_ns(end_ts)?,
+            name,
+            kind,
+            start_time_unix_nano,
+            end_time_unix_nano,
             attributes,
-            events: p.events.clone(),
-            ..Default::default()
-        })
+            dropped_attributes_count,
+            events,
+            dropped_events_count,
+            links,
+            dropped_links_count,
+            status,
+        } = &mut span;
+        overwrite(trace_id, &p.trace_id);
+        overwrite(span_id, &self.span_id(n, side));
+        trace_state.clear();
+        trace_state.push_str(p.remote.as_ref().map_or("", |r| r.state.as_str()));
+        overwrite(parent_span_id, parent.as_ref().map_or(&[], |id| &id[..]));
+        *flags = parent_flags;
+        name.clear();
+        name.push_str(&p.name);
+        *kind = match side {
+            Side::Client => SpanKind::Client,
+            Side::Server => SpanKind::Server,
+        } as i32;
+        (*start_time_unix_nano, *end_time_unix_nano) = times;
+        let mut list = List::over(std::mem::take(attributes));
+        list.extend(p.attributes.as_slice());
+        match side {
+            Side::Client => p.network.client_side(&mut list),
+            Side::Server => p.network.server_side(&mut list),
+        }
+        self.process_attributes(pid, &mut list);
+        *attributes = list.into_vec();
+        *dropped_attributes_count = 0;
+        events.clone_from(&p.events);
+        *dropped_events_count = 0;
+        links.clear();
+        *dropped_links_count = 0;
+        *status = None;
+        Ok(span)
     }
 
     /// A request that never got its response: its spans, of no length,
@@ -364,12 +388,10 @@ impl<E: Exporter> Otlp<E> {
             p.session_id.as_deref(),
             &mut p.attributes,
         );
-        p.attributes
-            .push(semconv::boolean(semconv::UNANSWERED, true));
-        let attributes = std::mem::take(&mut p.attributes);
+        p.attributes.boolean(semconv::UNANSWERED, true);
         let starts = [p.client, p.server].map(|s| s.map_or(0, |(ts, _)| ts));
-        let spans = self.spans_of(n, &p, attributes, starts)?;
-        self.spans.extend(spans.into_iter().map(|(_, span)| span));
+        self.spans_of(n, &p, starts)?;
+        self.recycle(p);
         Ok(())
     }
 
@@ -382,12 +404,8 @@ impl<E: Exporter> Otlp<E> {
         };
         let when = self.unix_ns(item.ts_ns)?;
         if let Some(req) = self.pending.get_mut(&r.n) {
-            req.events.push(Event {
-                time_unix_nano: when,
-                name: flag.reason.code().to_string(),
-                attributes: vec![semconv::int(semconv::ITEM_N, item.n as i64)],
-                ..Default::default()
-            });
+            req.events
+                .push(event(when, flag.reason.code().to_string(), item.n));
         }
         Ok(())
     }
@@ -405,20 +423,20 @@ impl<E: Exporter> Otlp<E> {
         else {
             return Ok(());
         };
-        let (name, mut attributes, network) =
-            message_attributes(item, method, subject.as_deref(), None);
-        let (protocol, session_id) = session_facts(item);
-        semconv::session(protocol.as_deref(), session_id.as_deref(), &mut attributes);
+        let mut p = self.spare_pending.pop().unwrap_or_default();
+        p.network = semconv::message_attributes(
+            item,
+            (method, subject.as_deref(), None),
+            &mut p.attributes,
+            &mut p.name,
+        );
+        let (protocol, session_id) = semconv::session_facts(item);
+        semconv::session(protocol, session_id, &mut p.attributes);
         let when = self.unix_ns(item.ts_ns)?;
         let request = refers_to.and_then(|r| Some((r.n, self.pending.get_mut(&r.n)?)));
-        let (trace_id, remote, parent) = match request {
+        let parent = match request {
             Some((req_n, req)) => {
-                req.events.push(Event {
-                    time_unix_nano: when,
-                    name: method.to_string(),
-                    attributes: vec![semconv::int(semconv::ITEM_N, item.n as i64)],
-                    ..Default::default()
-                });
+                req.events.push(event(when, method.to_string(), item.n));
                 // Sent by the request's receiver (progress: the other way)
                 // or by its sender (cancellation: the same way).
                 let by_receiver =
@@ -428,41 +446,39 @@ impl<E: Exporter> Otlp<E> {
                 } else {
                     (Side::Client, req.client.is_some())
                 };
-                let (trace, remote) = (req.trace_id, req.remote.clone());
-                (trace, remote, captured.then_some((req_n, side)))
+                p.trace_id = req.trace_id;
+                p.remote.clone_from(&req.remote);
+                captured.then_some((req_n, side))
             }
             None => {
-                let remote = semconv::remote_parent(*params);
-                let trace = remote
+                p.remote = semconv::remote_parent(*params);
+                p.trace_id = p
+                    .remote
                     .as_ref()
                     .map_or_else(|| self.trace_id(item.n), |r| r.trace_id);
-                (trace, remote, None)
+                None
             }
         };
-        let mut pending = Pending {
-            name,
-            attributes,
-            network,
-            trace_id,
-            remote,
-            direction: item.direction,
-            client: item.writer.map(|c| (c.last_ts, c.pid)),
-            server: item.reader.map(|c| (c.last_ts, c.pid)),
-            protocol: None,
-            session_id: None,
-            events: Vec::new(),
-            tool_call: false,
-            arguments: None,
-        };
-        let attributes = std::mem::take(&mut pending.attributes);
-        let instants = [pending.client, pending.server].map(|s| s.map_or(0, |(ts, _)| ts));
-        for (side, mut span) in self.spans_of(item.n, &pending, attributes, instants)? {
-            if let (Side::Client, Some((req_n, req_side))) = (side, parent) {
-                span.parent_span_id = self.span_id(req_n, req_side).to_vec();
-                span.flags = trace_flags(&pending.remote) | HAS_IS_REMOTE;
+        p.direction = item.direction;
+        p.client = item.writer.map(|c| (c.last_ts, c.pid));
+        p.server = item.reader.map(|c| (c.last_ts, c.pid));
+        (p.protocol, p.session_id) = (None, None);
+        p.events.clear();
+        p.tool_call = false;
+        p.arguments = None;
+        let instants = [p.client, p.server].map(|s| s.map_or(0, |(ts, _)| ts));
+        let made = self.spans_of(item.n, &p, instants)?;
+        if let Some((req_n, req_side)) = parent {
+            let id = self.span_id(req_n, req_side);
+            let flags = trace_flags(&p.remote) | HAS_IS_REMOTE;
+            for span in &mut self.spans[made] {
+                if span.kind() == SpanKind::Client {
+                    overwrite(&mut span.parent_span_id, &id);
+                    span.flags = flags;
+                }
             }
-            self.spans.push(span);
         }
+        self.recycle(p);
         Ok(())
     }
 
@@ -484,18 +500,25 @@ impl<E: Exporter> Otlp<E> {
         if self.spans.is_empty() {
             return Ok(());
         }
-        let spans = std::mem::take(&mut self.spans);
+        let spans = std::mem::replace(&mut self.spans, Vec::with_capacity(self.opts.batch));
         self.exporter.traces(ExportTraceServiceRequest {
             resource_spans: vec![ResourceSpans {
                 resource: Some(self.resource.clone()),
                 scope_spans: vec![ScopeSpans {
-                    scope: Some(scope()),
+                    scope: Some(semconv::scope()),
                     spans,
                     ..Default::default()
                 }],
                 ..Default::default()
             }],
-        })
+        })?;
+        while let Some(req) = self.exporter.spent() {
+            let room = (2 * self.opts.batch).saturating_sub(self.spare_spans.len());
+            let spans = req.resource_spans.into_iter().flat_map(|r| r.scope_spans);
+            self.spare_spans
+                .extend(spans.flat_map(|s| s.spans).take(room));
+        }
+        Ok(())
     }
 
     fn send_metrics(&mut self) -> io::Result<()> {
@@ -513,7 +536,7 @@ impl<E: Exporter> Otlp<E> {
             resource_metrics: vec![ResourceMetrics {
                 resource: Some(self.resource.clone()),
                 scope_metrics: vec![ScopeMetrics {
-                    scope: Some(scope()),
+                    scope: Some(semconv::scope()),
                     metrics,
                     ..Default::default()
                 }],
@@ -528,9 +551,9 @@ impl<E: Exporter> Otlp<E> {
             let Some(&(client, server)) = self.sides.get(&s.id) else {
                 continue;
             };
-            let mut attributes = Vec::new();
+            let mut attributes = List::default();
             if let Some(p) = &s.protocol_version {
-                attributes.push(semconv::string(semconv::PROTOCOL_VERSION, p.as_str()));
+                attributes.string(semconv::PROTOCOL_VERSION, p);
             }
             let network = s.transport.map(|t| {
                 Network::of_transport(&t, s.http.as_ref().and_then(|h| h.host.as_deref()))
@@ -540,12 +563,12 @@ impl<E: Exporter> Otlp<E> {
             let seconds = s.last_ts.saturating_sub(s.first_ts) as f64 / 1e9;
             if server {
                 self.metrics
-                    .record(Instrument::ServerSession, &attributes, seconds);
+                    .record(Instrument::ServerSession, attributes.as_slice(), seconds);
             }
             if client {
                 network.client_side(&mut attributes);
                 self.metrics
-                    .record(Instrument::ClientSession, &attributes, seconds);
+                    .record(Instrument::ClientSession, attributes.as_slice(), seconds);
             }
         }
     }
@@ -597,48 +620,32 @@ impl<E: Exporter> Sink for Otlp<E> {
     }
 }
 
-/// What a request's or notification's spans carry on either side: the
-/// span's name, the attributes, and how the message travelled.
-fn message_attributes(
-    item: &Item<'_>,
-    method: &str,
-    subject: Option<&str>,
-    id: Option<&RawValue>,
-) -> (String, Vec<KeyValue>, Network) {
-    let mut attributes = Vec::with_capacity(20);
-    let name = semconv::operation(method, subject, &mut attributes);
-    if let Some(id) = id {
-        semconv::request_id(id, &mut attributes);
-    }
-    semconv::jsonrpc_version(item.text, &mut attributes);
-    let network = Network::of(item);
-    network.common(&mut attributes);
-    attributes.push(semconv::int(semconv::ITEM_N, item.n as i64));
-    if let Some(s) = item.session {
-        attributes.push(semconv::int(semconv::MCPSPY_SESSION, s.id as i64));
-    }
-    (name, attributes, network)
-}
-
-/// A tool call's content: structured, as the conventions prefer.
-fn content(key: &'static str, value: AnyValue) -> KeyValue {
-    KeyValue {
-        key: key.to_string(),
-        value: Some(value),
+/// An event on a request's spans: a message `n` that concerns it.
+fn event(time_unix_nano: u64, name: String, n: u64) -> Event {
+    let mut attributes = List::default();
+    attributes.int(semconv::ITEM_N, n as i64);
+    Event {
+        time_unix_nano,
+        name,
+        attributes: attributes.into_vec(),
         ..Default::default()
     }
 }
 
-/// The protocol version and the `Mcp-Session-Id` an item's session and
-/// HTTP headers give.
-fn session_facts(item: &Item<'_>) -> (Option<String>, Option<String>) {
-    let meta = item.http.and_then(|h| h.meta);
-    let protocol = item
-        .session
-        .and_then(|s| s.protocol_version.clone())
-        .or_else(|| meta.and_then(|m| m.protocol_version.as_deref().map(str::to_string)));
-    let session_id = meta.and_then(|m| m.session_id.as_deref().map(str::to_string));
-    (protocol, session_id)
+/// `to` holds `from`, in its own buffer.
+fn overwrite(to: &mut Vec<u8>, from: &[u8]) {
+    to.clear();
+    to.extend_from_slice(from);
+}
+
+fn overwrite_text(to: &mut Option<String>, from: Option<&str>) {
+    match (to.as_mut(), from) {
+        (Some(t), Some(f)) => {
+            t.clear();
+            t.push_str(f);
+        }
+        (_, f) => *to = f.map(str::to_string),
+    }
 }
 
 fn trace_flags(remote: &Option<Remote>) -> u32 {
@@ -650,46 +657,4 @@ fn mix(mut z: u64) -> u64 {
     z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
     z ^ (z >> 31)
-}
-
-fn scope() -> InstrumentationScope {
-    InstrumentationScope {
-        name: "mcpspy".to_string(),
-        version: env!("CARGO_PKG_VERSION").to_string(),
-        ..Default::default()
-    }
-}
-
-/// The host and the capture the spans came from.
-fn resource(meta: &BTreeMap<String, String>, capture: &CaptureId) -> Resource {
-    let mut attributes = vec![semconv::string("service.name", "mcpspy")];
-    let fact = |k: &str| meta.get(k).map(String::as_str);
-    if let Some(h) = fact("hostname") {
-        attributes.push(semconv::string("host.name", h));
-    }
-    if let Some(m) = fact("machine") {
-        // The conventions' names for the two common ones; others as uname says.
-        let arch = match m {
-            "x86_64" => "amd64",
-            "aarch64" => "arm64",
-            other => other,
-        };
-        attributes.push(semconv::string("host.arch", arch));
-    }
-    attributes.push(semconv::string("os.type", "linux"));
-    if let Some(k) = fact("kernel_release") {
-        attributes.push(semconv::string("os.version", k));
-    }
-    attributes.push(semconv::string("mcpspy.capture.id", capture.id.as_str()));
-    attributes.push(semconv::boolean(
-        "mcpspy.capture.id_derived",
-        capture.derived,
-    ));
-    if let Some(d) = fact("manifest_digest") {
-        attributes.push(semconv::string("mcpspy.capture.manifest_digest", d));
-    }
-    Resource {
-        attributes,
-        ..Default::default()
-    }
 }

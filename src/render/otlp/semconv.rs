@@ -3,13 +3,18 @@
 //! mcpspy's items. The names live here only, so that a newer text of the
 //! conventions is one file's change.
 
+use super::attributes::List;
 use crate::query::{Item, Kind, Transport};
+use crate::render::CaptureId;
 use memchr::memmem;
 use opentelemetry_proto::tonic::common::v1::{
-    any_value::Value, AnyValue, ArrayValue, KeyValue, KeyValueList,
+    any_value::Value, AnyValue, ArrayValue, InstrumentationScope, KeyValue, KeyValueList,
 };
+use opentelemetry_proto::tonic::resource::v1::Resource;
 use serde::Deserialize;
 use serde_json::value::RawValue;
+use std::borrow::Cow;
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::LazyLock;
 
@@ -68,39 +73,20 @@ pub const SESSION_METRIC_KEYS: &[&str] = OPERATION_METRIC_KEYS.split_at(6).1;
 /// MUST NOT be set from it on. Versions are dates, so text order is time order.
 const SESSIONLESS_FROM: &str = "2026-07-28";
 
-pub fn string(key: &'static str, value: impl Into<String>) -> KeyValue {
-    any(key, Value::StringValue(value.into()))
-}
-
-pub fn int(key: &'static str, value: i64) -> KeyValue {
-    any(key, Value::IntValue(value))
-}
-
-pub fn boolean(key: &'static str, value: bool) -> KeyValue {
-    any(key, Value::BoolValue(value))
-}
-
-fn any(key: &'static str, value: Value) -> KeyValue {
-    KeyValue {
-        key: key.to_string(),
-        value: Some(AnyValue { value: Some(value) }),
-        ..Default::default()
-    }
-}
-
-/// The attributes that name the operation, and the span's name:
-/// `{mcp.method.name} {target}`, the target being the tool or prompt (the
-/// resource URI is never a target: the conventions keep it out by default).
-pub fn operation(method: &str, subject: Option<&str>, out: &mut Vec<KeyValue>) -> String {
-    out.push(string(METHOD, method));
+/// The attributes that name the operation, and the span's name, written
+/// into `name`: `{mcp.method.name} {target}`, the target being the tool or
+/// prompt (the resource URI is never a target: the conventions keep it out
+/// by default).
+pub fn operation(method: &str, subject: Option<&str>, out: &mut List, name: &mut String) {
+    out.string(METHOD, method);
     let target = match (method, subject) {
         ("tools/call", Some(tool)) => {
-            out.push(string(TOOL_NAME, tool));
-            out.push(string(OPERATION_NAME, "execute_tool"));
+            out.string(TOOL_NAME, tool);
+            out.string(OPERATION_NAME, "execute_tool");
             Some(tool)
         }
         ("prompts/get", Some(prompt)) => {
-            out.push(string(PROMPT_NAME, prompt));
+            out.string(PROMPT_NAME, prompt);
             Some(prompt)
         }
         (
@@ -110,28 +96,30 @@ pub fn operation(method: &str, subject: Option<&str>, out: &mut Vec<KeyValue>) -
             | "notifications/resources/updated",
             Some(uri),
         ) => {
-            out.push(string(RESOURCE_URI, uri));
+            out.string(RESOURCE_URI, uri);
             None
         }
         _ => None,
     };
-    match target {
-        Some(t) => format!("{method} {t}"),
-        None => method.to_string(),
+    name.clear();
+    name.push_str(method);
+    if let Some(t) = target {
+        name.push(' ');
+        name.push_str(t);
     }
 }
 
 /// `jsonrpc.request.id`: the id as text (a string id without its quotes);
 /// none for a null id.
-pub fn request_id(id: &RawValue, out: &mut Vec<KeyValue>) {
+pub fn request_id(id: &RawValue, out: &mut List) {
     let text = id.get();
     let value = match text.as_bytes().first() {
-        Some(b'"') => serde_json::from_str::<String>(text).ok(),
+        Some(b'"') => serde_json::from_str::<Cow<str>>(text).ok(),
         _ if text == "null" => None,
-        _ => Some(text.to_string()),
+        _ => Some(Cow::Borrowed(text)),
     };
     if let Some(v) = value {
-        out.push(string(REQUEST_ID, v));
+        out.string(REQUEST_ID, &v);
     }
 }
 
@@ -143,7 +131,7 @@ static TRACEPARENT: LazyLock<memmem::Finder<'static>> =
 /// `jsonrpc.protocol.version`, recommended only when it is not 2.0. The
 /// compact member, the common case, is found without parsing; anything
 /// else is read.
-pub fn jsonrpc_version(text: &[u8], out: &mut Vec<KeyValue>) {
+pub fn jsonrpc_version(text: &[u8], out: &mut List) {
     #[derive(Deserialize)]
     struct Envelope {
         jsonrpc: Option<String>,
@@ -153,7 +141,7 @@ pub fn jsonrpc_version(text: &[u8], out: &mut Vec<KeyValue>) {
     }
     if let Ok(Envelope { jsonrpc: Some(v) }) = serde_json::from_slice::<Envelope>(text) {
         if v != "2.0" {
-            out.push(string(JSONRPC_VERSION, v));
+            out.string(JSONRPC_VERSION, &v);
         }
     }
 }
@@ -161,13 +149,13 @@ pub fn jsonrpc_version(text: &[u8], out: &mut Vec<KeyValue>) {
 /// The protocol version and the session id, as the conventions want them:
 /// `mcp.session.id` only from an `Mcp-Session-Id` header, and never for a
 /// session of 2026-07-28 or later.
-pub fn session(protocol: Option<&str>, session_id: Option<&str>, out: &mut Vec<KeyValue>) {
+pub fn session(protocol: Option<&str>, session_id: Option<&str>, out: &mut List) {
     if let Some(p) = protocol {
-        out.push(string(PROTOCOL_VERSION, p));
+        out.string(PROTOCOL_VERSION, p);
     }
     if let Some(id) = session_id {
         if protocol.is_none_or(|p| p < SESSIONLESS_FROM) {
-            out.push(string(SESSION_ID, id));
+            out.string(SESSION_ID, id);
         }
     }
 }
@@ -234,31 +222,31 @@ impl Network {
     }
 
     /// What both sides' spans carry.
-    pub fn common(&self, out: &mut Vec<KeyValue>) {
+    pub fn common(&self, out: &mut List) {
         if let Some(t) = self.transport {
-            out.push(string(NETWORK_TRANSPORT, t));
+            out.string(NETWORK_TRANSPORT, t);
         }
         if self.http {
-            out.push(string(NETWORK_PROTOCOL_NAME, "http"));
+            out.string(NETWORK_PROTOCOL_NAME, "http");
         }
         if let Some(v) = &self.http_version {
-            out.push(string(NETWORK_PROTOCOL_VERSION, v.as_str()));
+            out.string(NETWORK_PROTOCOL_VERSION, v);
         }
     }
 
     /// What the client's side sees: the server's address.
-    pub fn client_side(&self, out: &mut Vec<KeyValue>) {
+    pub fn client_side(&self, out: &mut List) {
         if let Some((address, port)) = &self.server {
-            out.push(string(SERVER_ADDRESS, address.as_str()));
-            out.push(int(SERVER_PORT, i64::from(*port)));
+            out.string(SERVER_ADDRESS, address);
+            out.int(SERVER_PORT, i64::from(*port));
         }
     }
 
     /// What the server's side sees: the client's address.
-    pub fn server_side(&self, out: &mut Vec<KeyValue>) {
+    pub fn server_side(&self, out: &mut List) {
         if let Some(c) = self.client {
-            out.push(string(CLIENT_ADDRESS, c.ip().to_string()));
-            out.push(int(CLIENT_PORT, i64::from(c.port())));
+            out.display(CLIENT_ADDRESS, c.ip());
+            out.int(CLIENT_PORT, i64::from(c.port()));
         }
     }
 }
@@ -298,12 +286,12 @@ impl Outcome {
         }
     }
 
-    pub fn push(&self, out: &mut Vec<KeyValue>) {
+    pub fn push(&self, out: &mut List) {
         if let Some(e) = &self.error_type {
-            out.push(string(ERROR_TYPE, e.as_str()));
+            out.string(ERROR_TYPE, e);
         }
         if let Some(c) = &self.status_code {
-            out.push(string(STATUS_CODE, c.as_str()));
+            out.string(STATUS_CODE, c);
         }
     }
 }
@@ -412,6 +400,82 @@ pub fn structured(v: &serde_json::Value) -> AnyValue {
     AnyValue { value }
 }
 
+/// What a request's or notification's spans carry on either side: the
+/// span's name, the attributes, and how the message travelled.
+pub fn message_attributes(
+    item: &Item<'_>,
+    (method, subject, id): (&str, Option<&str>, Option<&RawValue>),
+    out: &mut List,
+    name: &mut String,
+) -> Network {
+    out.clear();
+    operation(method, subject, out, name);
+    if let Some(id) = id {
+        request_id(id, out);
+    }
+    jsonrpc_version(item.text, out);
+    let network = Network::of(item);
+    network.common(out);
+    out.int(ITEM_N, item.n as i64);
+    if let Some(s) = item.session {
+        out.int(MCPSPY_SESSION, s.id as i64);
+    }
+    network
+}
+
+/// The protocol version and the `Mcp-Session-Id` an item's session and
+/// HTTP headers give.
+pub fn session_facts<'a>(item: &Item<'a>) -> (Option<&'a str>, Option<&'a str>) {
+    let meta = item.http.and_then(|h| h.meta);
+    let protocol = item
+        .session
+        .and_then(|s| s.protocol_version.as_deref())
+        .or_else(|| meta.and_then(|m| m.protocol_version.as_deref()));
+    let session_id = meta.and_then(|m| m.session_id.as_deref());
+    (protocol, session_id)
+}
+
+/// mcpspy, as the instrumentation scope of its spans and metrics.
+pub fn scope() -> InstrumentationScope {
+    InstrumentationScope {
+        name: "mcpspy".to_string(),
+        version: env!("CARGO_PKG_VERSION").to_string(),
+        ..Default::default()
+    }
+}
+
+/// The host and the capture the spans came from.
+pub fn resource(meta: &BTreeMap<String, String>, capture: &CaptureId) -> Resource {
+    let mut attributes = List::default();
+    attributes.string("service.name", "mcpspy");
+    let fact = |k: &str| meta.get(k).map(String::as_str);
+    if let Some(h) = fact("hostname") {
+        attributes.string("host.name", h);
+    }
+    if let Some(m) = fact("machine") {
+        // The conventions' names for the two common ones; others as uname says.
+        let arch = match m {
+            "x86_64" => "amd64",
+            "aarch64" => "arm64",
+            other => other,
+        };
+        attributes.string("host.arch", arch);
+    }
+    attributes.string("os.type", "linux");
+    if let Some(k) = fact("kernel_release") {
+        attributes.string("os.version", k);
+    }
+    attributes.string("mcpspy.capture.id", &capture.id);
+    attributes.boolean("mcpspy.capture.id_derived", capture.derived);
+    if let Some(d) = fact("manifest_digest") {
+        attributes.string("mcpspy.capture.manifest_digest", d);
+    }
+    Resource {
+        attributes: attributes.into_vec(),
+        ..Default::default()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -441,9 +505,12 @@ mod tests {
     #[test]
     fn session_id_only_before_2026_07_28() {
         let keys = |p: Option<&str>| {
-            let mut v = Vec::new();
+            let mut v = List::default();
             session(p, Some("abc"), &mut v);
-            v.into_iter().map(|kv| kv.key).collect::<Vec<_>>()
+            v.into_vec()
+                .into_iter()
+                .map(|kv| kv.key)
+                .collect::<Vec<_>>()
         };
         assert_eq!(keys(Some("2025-06-18")), [PROTOCOL_VERSION, SESSION_ID]);
         assert_eq!(keys(Some("2026-07-28")), [PROTOCOL_VERSION]);
@@ -452,16 +519,17 @@ mod tests {
 
     #[test]
     fn versions_and_ids() {
-        let mut v = Vec::new();
+        let mut v = List::default();
         jsonrpc_version(br#"{"jsonrpc":"2.0","id":1}"#, &mut v);
         jsonrpc_version(br#"{"id":1, "jsonrpc": "2.0"}"#, &mut v);
-        assert!(v.is_empty());
+        assert!(v.as_slice().is_empty());
         jsonrpc_version(br#"{"jsonrpc":"1.0","id":1}"#, &mut v);
         let id: &RawValue = serde_json::from_str(r#""req-7""#).unwrap();
         request_id(id, &mut v);
         let null: &RawValue = serde_json::from_str("null").unwrap();
         request_id(null, &mut v);
         let shown: Vec<_> = v
+            .as_slice()
             .iter()
             .map(|kv| (kv.key.as_str(), kv.value.clone().and_then(|a| a.value)))
             .collect();
