@@ -7,7 +7,7 @@ use opentelemetry_proto::tonic::metrics::v1::{
     metric, AggregationTemporality, Histogram, HistogramDataPoint, Metric,
 };
 use std::collections::HashMap;
-use std::hash::{Hash, Hasher};
+use std::hash::{BuildHasherDefault, Hash, Hasher};
 
 /// The bucket boundaries the conventions advise for all four, seconds.
 pub const BOUNDS: [f64; 14] = [
@@ -68,7 +68,10 @@ struct Point {
 #[derive(Default)]
 pub struct Metrics {
     points: Vec<(Instrument, Point)>,
-    by_hash: HashMap<u64, Vec<usize>>,
+    /// Its keys are hashes already: FNV, not SipHash, hashes them again.
+    by_hash: HashMap<u64, Vec<usize>, BuildHasherDefault<Fnv>>,
+    /// Which of a span's attributes are kept (reused from span to span).
+    kept: Vec<usize>,
 }
 
 impl Metrics {
@@ -76,11 +79,11 @@ impl Metrics {
     /// instrument keeps are picked out).
     pub fn record(&mut self, which: Instrument, span_attributes: &[KeyValue], seconds: f64) {
         let keys = which.keys();
-        let kept = || {
-            span_attributes
-                .iter()
-                .filter(|kv| keys.contains(&kv.key.as_str()))
-        };
+        self.kept.clear();
+        self.kept.extend(
+            (0..span_attributes.len()).filter(|&i| keys.contains(&span_attributes[i].key.as_str())),
+        );
+        let kept = || self.kept.iter().map(|&i| &span_attributes[i]);
         let mut h = Fnv::default();
         which.hash(&mut h);
         for kv in kept() {

@@ -32,7 +32,7 @@ use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::span::{Event, SpanKind};
 use opentelemetry_proto::tonic::trace::v1::{status, ResourceSpans, ScopeSpans, Span, Status};
 use semconv::{Network, Outcome, Remote};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::io;
 use std::ops::Range;
 
@@ -68,7 +68,7 @@ pub struct Otlp<E> {
     /// The capture's id as key material for span and trace ids.
     key: [u64; 3],
     /// pid → executable name and command line.
-    processes: HashMap<u32, (Option<String>, Option<String>)>,
+    processes: BTreeMap<u32, (Option<String>, Option<String>)>,
     pending: BTreeMap<u64, Pending>,
     spans: Vec<Span>,
     /// Spans the exporter is done with, and finished requests: their
@@ -132,7 +132,7 @@ impl<E: Exporter> Otlp<E> {
                 .map(i128::from),
             resource: semconv::resource(meta, &capture),
             key: [word(0), word(1), word(2)],
-            processes: HashMap::new(),
+            processes: BTreeMap::new(),
             pending: BTreeMap::new(),
             spans: Vec::new(),
             spare_spans: Vec::new(),
