@@ -7,6 +7,7 @@
 //! and `meta.features`). It writes what the recorder hands it (the writer
 //! is the recorder's `Store`) and reads it back for every later stage.
 
+mod beside;
 mod block;
 mod cgroups;
 mod derived;
@@ -24,6 +25,7 @@ mod writer;
 
 pub use crate::event::open_regular;
 pub use crate::event::{DropRow, ProcessRow};
+pub use beside::remove_side_files;
 pub use block::{append_event, Numbered, Record, Records, KEYLOG_FEATURE};
 pub use derived::{Parent, Step, ViewKey};
 pub use keys::{fingerprint, generate as generate_key, load_public_key, SigningIdentity};
@@ -33,7 +35,7 @@ pub use reader::{
 pub use schema::OTLP_EXPORT;
 pub use small_file::{read_small, read_small_text, same_file, MAX_SMALL_FILE};
 pub use verify::{Report, Verdict, VerifyOptions};
-pub use writer::{remove_side_files, CaptureWriter, CreateOptions, Tap, BLOCK_TARGET};
+pub use writer::{CaptureWriter, CreateOptions, Tap, BLOCK_TARGET};
 
 /// A row of the `streams` table.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -72,6 +72,9 @@ pub struct Block {
     /// The smallest event time in the block, as its row says.
     pub first_ts_ns: Option<u64>,
     pub data: Vec<u8>,
+    /// `data` as the file stores it (compressed), checked against the seal
+    /// when there is one.
+    pub stored: Vec<u8>,
 }
 
 impl Block {
@@ -490,6 +493,7 @@ impl Iterator for BlockIter<'_> {
                 first_seq,
                 first_ts_ns,
                 data: raw,
+                stored: data,
             }),
             Ok(raw) => Err(fail(format!(
                 "decompressed to {} bytes, expected {raw_bytes}",

@@ -141,7 +141,7 @@ pub struct Counts {
 }
 
 /// The digest of a block as the writer just wrote it.
-pub fn block_digest(row: &BlockRow<'_>, streams: &std::collections::HashMap<i64, u64>) -> Hash {
+pub fn block_digest(row: &BlockRow<'_>, streams: &foldhash::HashMap<i64, u64>) -> Hash {
     let mut rows: Vec<(i64, i64)> = streams.iter().map(|(s, n)| (*s, *n as i64)).collect();
     rows.sort_unstable();
     seal::block_digest(row, &rows)

@@ -11,7 +11,9 @@ use crate::event::{Batch, Recorded, Store, StoreStats};
 use crate::event::{Direction, RawEvent, StreamId};
 use anyhow::{bail, Context, Result};
 use rusqlite::{params, Connection};
-use std::collections::HashMap;
+// A fast seeded hash: both maps are looked up for every record.
+use super::beside::{remove_orphans, remove_side_files};
+use foldhash::{HashMap, HashMapExt};
 use std::path::{Path, PathBuf};
 
 /// Raw bytes per block before it is sealed. Larger blocks compress better;
@@ -76,45 +78,6 @@ pub struct CaptureWriter {
     stats: StoreStats,
     tap: Option<Box<dyn Tap>>,
     sealer: Sealer,
-}
-
-/// Removes what SQLite keeps beside the file at `path` (a journal, a WAL),
-/// before a new file takes its place: SQLite would apply an old journal to
-/// the new file.
-pub fn remove_side_files(path: &Path) -> Result<()> {
-    for suffix in ["-journal", "-wal", "-shm"] {
-        let p = PathBuf::from(format!("{}{suffix}", path.display()));
-        match std::fs::remove_file(&p) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(e).with_context(|| format!("removing {}", p.display())),
-        }
-    }
-    Ok(())
-}
-
-/// Removes the half-made files (`.mcpspy-PID-*.db.part`) of recorders that
-/// were killed while they made their file: their PID no longer runs.
-fn remove_orphans(dir: &Path) {
-    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        let name = e.file_name();
-        let Some(pid) = name
-            .to_str()
-            .filter(|n| n.ends_with(".db.part"))
-            .and_then(|n| {
-                n.strip_prefix(".mcpspy-")?
-                    .split('-')
-                    .next()?
-                    .parse::<u32>()
-                    .ok()
-            })
-        else {
-            continue;
-        };
-        if !Path::new(&format!("/proc/{pid}")).exists() {
-            let _ = std::fs::remove_file(e.path());
-        }
-    }
 }
 
 impl CaptureWriter {
@@ -427,7 +390,7 @@ impl CaptureWriter {
     /// returns, a killed recorder leaves everything so far in the file.
     pub fn commit(&mut self) -> Result<()> {
         self.write_streams()?;
-        let growing = self.write_block()?.map(|(_, digest)| digest);
+        let growing = self.write_block(None)?.map(|(_, digest)| digest);
         self.checkpoint(growing)?;
         self.conn.execute_batch("COMMIT; BEGIN")?;
         Ok(())
@@ -446,7 +409,7 @@ impl CaptureWriter {
     /// file closed and complete.
     pub fn finish(mut self) -> Result<StoreStats> {
         self.write_streams()?;
-        self.seal_growing()?;
+        self.seal_growing(None)?;
         self.checkpoint(None)?;
         if let Some(mut tap) = self.tap.take() {
             // After a commit: however long the tap takes, the records are
@@ -523,8 +486,24 @@ impl CaptureWriter {
     }
 
     fn seal_block(&mut self) -> Result<()> {
+        self.seal_block_as(None)
+    }
+
+    /// Ends the growing block here: a derived capture ends its blocks where
+    /// its parent's end. When the block holds exactly the parent block's
+    /// records (`raw`), the parent's compressed bytes (`stored`) are
+    /// written as they are instead of compressing the same bytes again.
+    pub fn end_block(&mut self, raw: &[u8], stored: &[u8]) -> Result<()> {
+        if self.block_records == 0 {
+            return Ok(());
+        }
+        let same = self.block_buf == raw;
+        self.seal_block_as(same.then_some(stored))
+    }
+
+    fn seal_block_as(&mut self, stored: Option<&[u8]>) -> Result<()> {
         self.write_streams()?;
-        self.seal_growing()?;
+        self.seal_growing(stored)?;
         self.block_id = None;
         self.block_first_seq = self.next_seq;
         self.block_buf.clear();
@@ -536,21 +515,29 @@ impl CaptureWriter {
     }
 
     /// Writes the growing block for the last time, into the seal's chain.
-    fn seal_growing(&mut self) -> Result<()> {
-        if let Some((block_id, digest)) = self.write_block()? {
+    fn seal_growing(&mut self, stored: Option<&[u8]>) -> Result<()> {
+        if let Some((block_id, digest)) = self.write_block(stored)? {
             self.sealer.seal_block(&self.conn, digest, block_id)?;
         }
         Ok(())
     }
 
-    /// Writes the growing block (rewritten in place until it is sealed);
-    /// returns its id and its digest as written.
-    fn write_block(&mut self) -> Result<Option<(i64, Hash)>> {
+    /// Writes the growing block (rewritten in place until it is sealed),
+    /// compressed here unless `stored` is its compression already; returns
+    /// its id and its digest as written.
+    fn write_block(&mut self, stored: Option<&[u8]>) -> Result<Option<(i64, Hash)>> {
         if self.block_records == 0 {
             return Ok(None);
         }
-        let data =
-            zstd::bulk::compress(&self.block_buf, ZSTD_LEVEL).context("compressing a block")?;
+        let compressed;
+        let data = match stored {
+            Some(d) => d,
+            None => {
+                compressed = zstd::bulk::compress(&self.block_buf, ZSTD_LEVEL)
+                    .context("compressing a block")?;
+                &compressed
+            }
+        };
         let (lo, hi) = match self.block_ts {
             Some((lo, hi)) => (Some(lo as i64), Some(hi as i64)),
             None => (None, None),
@@ -569,7 +556,7 @@ impl CaptureWriter {
                 lo,
                 hi,
                 self.block_buf.len() as i64,
-                &data
+                data
             ],
         )?;
         let block_id = *self
@@ -589,7 +576,7 @@ impl CaptureWriter {
             first_ts_ns: lo,
             last_ts_ns: hi,
             raw_bytes: self.block_buf.len() as i64,
-            data: &data,
+            data,
         };
         Ok(Some((
             block_id,

@@ -6,6 +6,7 @@ mod architecture;
 mod capture_file;
 mod damage;
 mod derive;
+mod derive_blocks;
 mod event_layout;
 mod fuzz_harness;
 mod fuzz_regressions;

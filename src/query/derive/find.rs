@@ -18,7 +18,8 @@ use crate::query::{
     Record, Selection, Sink,
 };
 use roaring::RoaringTreemap;
-use std::collections::{HashMap, HashSet};
+// A fast seeded hash: these maps are looked up for every record.
+use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 use std::io;
 
 /// Bytes [start, end) of a stream (or of a record's payload) and what

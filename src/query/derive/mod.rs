@@ -15,7 +15,8 @@ use super::{
     Step, ViewKey,
 };
 use crate::event::{flags, RawEvent, StreamId, HEADER_LEN};
-use std::collections::{HashMap, HashSet};
+use foldhash::{HashMap, HashMapExt, HashSetExt};
+use std::collections::HashSet;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
@@ -259,9 +260,9 @@ fn write_child(
 struct Copied {
     events: u64,
     kept: u64,
-    pids: HashSet<u32>,
+    pids: foldhash::HashSet<u32>,
     /// The streams any kept record belongs to.
-    streams: HashSet<StreamId>,
+    streams: foldhash::HashSet<StreamId>,
     /// The view, renumbered for the child.
     view: Vec<ViewKey>,
 }
@@ -279,8 +280,8 @@ fn copy_records(
     let mut c = Copied {
         events: 0,
         kept: 0,
-        pids: HashSet::new(),
-        streams: HashSet::new(),
+        pids: foldhash::HashSet::new(),
+        streams: foldhash::HashSet::new(),
         view: Vec::new(),
     };
     let mut bytes = Vec::new();
@@ -332,6 +333,9 @@ fn copy_records(
                 }
             }
         }
+        // The child's blocks end where the parent's do, so that a block
+        // the derivation left as it was keeps its compressed bytes.
+        w.end_block(&block.data, &block.stored)?;
     }
     // A block that did not match its seal is found only as it is read.
     if let Some(alarm) = parent.seal_alarm() {
