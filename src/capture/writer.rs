@@ -491,13 +491,14 @@ impl CaptureWriter {
 
     /// Ends the growing block here: a derived capture ends its blocks where
     /// its parent's end. When the block holds exactly the parent block's
-    /// records (`raw`), the parent's compressed bytes (`stored`) are
-    /// written as they are instead of compressing the same bytes again.
+    /// records (`raw`), and `stored` is one plain zstd frame of them, the
+    /// parent's compressed bytes are written as they are instead of
+    /// compressing the same bytes again.
     pub fn end_block(&mut self, raw: &[u8], stored: &[u8]) -> Result<()> {
         if self.block_records == 0 {
             return Ok(());
         }
-        let same = self.block_buf == raw;
+        let same = self.block_buf == raw && one_plain_frame(stored, raw.len());
         self.seal_block_as(same.then_some(stored))
     }
 
@@ -628,6 +629,19 @@ impl CaptureWriter {
         }
         Ok(())
     }
+}
+
+/// Whether `stored` is one zstd frame that says it holds `len` bytes and
+/// nothing else: no skippable frame, second frame, trailing bytes or
+/// dictionary, which would ride along unseen into a derived capture (and
+/// under its seal) though they decompress to the same records.
+fn one_plain_frame(stored: &[u8], len: usize) -> bool {
+    use zstd::zstd_safe;
+    const MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
+    stored.starts_with(&MAGIC)
+        && zstd_safe::find_frame_compressed_size(stored) == Ok(stored.len())
+        && zstd_safe::get_frame_content_size(stored).ok().flatten() == Some(len as u64)
+        && zstd_safe::get_dict_id_from_frame(stored).is_none()
 }
 
 impl Store for CaptureWriter {

@@ -1,7 +1,9 @@
 //! The OTLP export writes each span over one of a request sent before (its
-//! strings and lists reused): on every fixture, with one operation a
-//! request so that nearly every span is written over another, the requests
-//! equal those of spans made afresh, content included.
+//! strings and lists reused), and each request's facts over a finished
+//! one's: on every fixture, with one operation a request so that nearly
+//! every span is written over another, the requests equal those of spans
+//! made afresh, content included; and in a session whose operations differ,
+//! none carries what the one before had.
 
 use super::support::*;
 use mcpspy::capture::CaptureReader;
@@ -130,4 +132,69 @@ fn spans_written_over_others_equal_fresh_ones() {
         }
     }
     assert!(reused > 100, "only {reused} requests were written over");
+}
+
+/// Every span of an export's requests.
+fn spans(json: &[String]) -> Vec<serde_json::Value> {
+    let mut out = Vec::new();
+    for line in json {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        for rs in v["resourceSpans"].as_array().into_iter().flatten() {
+            for ss in rs["scopeSpans"].as_array().into_iter().flatten() {
+                out.extend(ss["spans"].as_array().into_iter().flatten().cloned());
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn no_operation_carries_what_the_one_before_had() {
+    let dir = tempfile::tempdir().unwrap();
+    let (json, _) = export(&varied(&dir.path().join("v.db")), true, true);
+    let all = spans(&json);
+    let named = |name: &str| -> Vec<&serde_json::Value> {
+        let found: Vec<_> = all.iter().filter(|s| s["name"] == name).collect();
+        assert_eq!(found.len(), 2, "{name}: both sides");
+        found
+    };
+    let keys = |s: &serde_json::Value| -> Vec<String> {
+        let list = s["attributes"].as_array().unwrap();
+        list.iter()
+            .map(|a| a["key"].as_str().unwrap().to_string())
+            .collect()
+    };
+    for s in named("tools/call t") {
+        assert_eq!(s["traceState"], "rojo=00f067aa0ba902b7");
+        assert_eq!(s["events"][0]["name"], "notifications/progress");
+        assert!(keys(s).contains(&"gen_ai.tool.call.arguments".to_string()));
+    }
+    for s in named("tools/call u") {
+        assert_eq!(s["traceState"], "", "{s}");
+        assert_eq!(s["events"], serde_json::json!([]), "{s}");
+        assert_ne!(s["traceId"], "4bf92f3577b34da6a3ce929d0e0e4736", "{s}");
+        assert!(
+            !keys(s).contains(&"gen_ai.tool.call.arguments".to_string()),
+            "{s}"
+        );
+        assert!(
+            keys(s).contains(&"error.type".to_string()),
+            "a tool error: {s}"
+        );
+    }
+    for s in named("resources/read") {
+        assert!(keys(s).contains(&"error.type".to_string()), "{s}");
+        assert!(keys(s).contains(&"mcp.resource.uri".to_string()), "{s}");
+    }
+    for s in named("tools/list") {
+        assert!(s["status"].is_null(), "{s}");
+        for k in [
+            "error.type",
+            "gen_ai.tool.name",
+            "mcp.resource.uri",
+            "rpc.response.status_code",
+        ] {
+            assert!(!keys(s).contains(&k.to_string()), "{k} in {s}");
+        }
+    }
 }

@@ -222,6 +222,12 @@ impl Synth {
         self.now += ns;
     }
 
+    /// Ends the writer's block here, before it fills as a recorder's would
+    /// (given no parent block, `end_block` compresses it as it is).
+    pub fn end_block(&mut self) {
+        self.writer.end_block(&[], &[]).unwrap();
+    }
+
     pub fn tick(&mut self) {
         self.writer.push_tick(self.now).unwrap();
     }

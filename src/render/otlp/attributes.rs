@@ -44,6 +44,7 @@ impl List {
             kv.key.clear();
             kv.key.push_str(key);
         }
+        kv.key_strindex = 0;
         &mut kv.value
     }
 

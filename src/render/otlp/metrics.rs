@@ -6,8 +6,7 @@ use opentelemetry_proto::tonic::common::v1::{any_value::Value, KeyValue};
 use opentelemetry_proto::tonic::metrics::v1::{
     metric, AggregationTemporality, Histogram, HistogramDataPoint, Metric,
 };
-use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hash, Hasher};
+use std::hash::{Hash, Hasher};
 
 /// The bucket boundaries the conventions advise for all four, seconds.
 pub const BOUNDS: [f64; 14] = [
@@ -68,8 +67,9 @@ struct Point {
 #[derive(Default)]
 pub struct Metrics {
     points: Vec<(Instrument, Point)>,
-    /// Its keys are hashes already: FNV, not SipHash, hashes them again.
-    by_hash: HashMap<u64, Vec<usize>, BuildHasherDefault<Fnv>>,
+    /// Seeded (foldhash, not SipHash): a hostile capture's attribute sets
+    /// cannot be chosen to fill one bucket.
+    by_hash: foldhash::HashMap<u64, Vec<usize>>,
     /// Which of a span's attributes are kept (reused from span to span).
     kept: Vec<usize>,
 }

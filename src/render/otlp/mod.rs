@@ -286,8 +286,11 @@ impl<E: Exporter> Otlp<E> {
         Ok(())
     }
 
-    fn recycle(&mut self, p: Pending) {
+    /// Keeps a finished request's buffers, without its content.
+    fn recycle(&mut self, mut p: Pending) {
         if self.spare_pending.len() < SPARE_PENDING {
+            p.arguments = None;
+            p.events.clear();
             self.spare_pending.push(p);
         }
     }
@@ -512,13 +515,18 @@ impl<E: Exporter> Otlp<E> {
                 ..Default::default()
             }],
         })?;
+        self.take_spent();
+        Ok(())
+    }
+
+    /// Takes back what the exporter is done with: spans to write over.
+    fn take_spent(&mut self) {
         while let Some(req) = self.exporter.spent() {
             let room = (2 * self.opts.batch).saturating_sub(self.spare_spans.len());
             let spans = req.resource_spans.into_iter().flat_map(|r| r.scope_spans);
             self.spare_spans
                 .extend(spans.flat_map(|s| s.spans).take(room));
         }
-        Ok(())
     }
 
     fn send_metrics(&mut self) -> io::Result<()> {
@@ -542,7 +550,10 @@ impl<E: Exporter> Otlp<E> {
                 }],
                 ..Default::default()
             }],
-        })
+        })?;
+        // Metrics requests come back too (and are freed here).
+        self.take_spent();
+        Ok(())
     }
 
     /// The session-duration metrics, from the sessions as they ended.
