@@ -21,14 +21,15 @@ use roaring::RoaringTreemap;
 // A fast seeded hash: these maps are looked up for every record.
 use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 use std::io;
+use std::rc::Rc;
 
 /// Bytes [start, end) of a stream (or of a record's payload) and what
-/// replaces them.
+/// replaces them (shared by a message's two copies).
 #[derive(Clone, Debug)]
 pub struct Span {
     pub start: u64,
     pub end: u64,
-    pub with: Vec<u8>,
+    pub with: Rc<[u8]>,
 }
 
 /// Everything `redact` replaces and leaves out.
@@ -51,11 +52,9 @@ pub struct Found {
 }
 
 impl Found {
-    pub fn tally(&self) -> Vec<(String, String, u64)> {
-        self.tally
-            .iter()
-            .map(|((r, l), n)| (r.clone(), l.clone(), *n))
-            .collect()
+    /// What was found where (rule, location, count), handed over once.
+    pub fn take_tally(&mut self) -> HashMap<(String, String), u64> {
+        std::mem::take(&mut self.tally)
     }
 
     pub fn keeps_stream(&self, id: &StreamId) -> bool {
@@ -156,7 +155,7 @@ impl Sink for Collect<'_> {
                         span: Span {
                             start,
                             end,
-                            with: vec![b' '; (end - start) as usize],
+                            with: vec![b' '; (end - start) as usize].into(),
                         },
                         blank: Some(item.n),
                     });
@@ -175,15 +174,20 @@ impl Sink for Collect<'_> {
         for f in &finds {
             self.count(f.rule, format!("message {}", item.n));
         }
+        // Made once for both copies.
+        let tokens: Vec<Rc<[u8]>> = finds
+            .iter()
+            .map(|f| token(self.key, &item.text[f.start..f.end]).into())
+            .collect();
         for &(first, start, end) in &copies {
             if end - start == item.text.len() as u64 {
-                for f in &finds {
+                for (f, with) in finds.iter().zip(&tokens) {
                     self.pending.push(Pending {
                         first,
                         span: Span {
                             start: start + f.start as u64,
                             end: start + f.end as u64,
-                            with: token(self.key, &item.text[f.start..f.end]),
+                            with: Rc::clone(with),
                         },
                         blank: None,
                     });
@@ -269,7 +273,7 @@ pub fn find(
                     c.found.records.entry(rec.seq).or_default().push(Span {
                         start: f.start as u64,
                         end: f.end as u64,
-                        with: token(key, &ev.payload[f.start..f.end]),
+                        with: token(key, &ev.payload[f.start..f.end]).into(),
                     });
                 }
                 continue;
@@ -375,7 +379,7 @@ fn scan_headers(
             let span = Span {
                 start: carry.tail_off + f.start as u64,
                 end: carry.tail_off + f.end as u64,
-                with: token(key, &lines[f.start..f.end]),
+                with: token(key, &lines[f.start..f.end]).into(),
             };
             (f, span)
         })
@@ -417,7 +421,7 @@ fn settle(
                     c.found.spans.entry(*id).or_default().push(Span {
                         start: at,
                         end: at + 1,
-                        with: vec![tok[i]],
+                        with: Rc::from([tok[i]]),
                     });
                 }
             }

@@ -80,7 +80,7 @@ impl Redaction {
             keylog_left_out: 0,
             found,
         };
-        for (rule, loc, n) in r.found.tally() {
+        for ((rule, loc), n) in r.found.take_tally() {
             *r.counts.entry(rule.clone()).or_default() += n;
             *r.by_location.entry((rule, loc)).or_default() += n;
         }
