@@ -13,11 +13,12 @@ use crate::query::{
 };
 use crate::render::console::{Console, ConsoleStyle};
 use crate::render::jsonl::Jsonl;
-use crate::render::otlp::{self, Http, JsonLines, Offloaded, Otlp};
+use crate::render::otlp::{self, Destination, Http, JsonLines, Offloaded, Otlp};
 use crate::render::parquet::Parquet;
 use crate::render::summary::{Format, Layout, Summary};
 use crate::render::{plural, CaptureId, TimeFormat, WallClock};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use std::collections::BTreeMap;
 use std::io::{self, BufWriter, IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
 
@@ -64,11 +65,7 @@ pub fn export(a: ExportArgs) -> Result<Done, Failure> {
         let opened = Opened::new(&a.input)?;
         let sel = selection(&a.filter, &opened.span)?;
         let meta = opened.reader.meta()?;
-        let done = std::thread::scope(|scope| {
-            let exporter = Offloaded::start(scope, &mut http)?;
-            let mut sink = Otlp::new(exporter, otlp_options(&a), opened.span.clock, &meta);
-            opened.read(&sel, &mut sink, a.filter.count, IndexUse::WhenItHelps)
-        })?;
+        let done = otlp_export(&opened, &sel, &a, &meta, &mut http)?;
         let sent = http.sent;
         eprintln!(
             "mcpspy: sent {} and {} to {endpoint}",
@@ -102,16 +99,27 @@ pub fn export(a: ExportArgs) -> Result<Done, Failure> {
                 });
             }
             ExportFormat::OtlpJson | ExportFormat::Otlp => {
-                return std::thread::scope(|scope| {
-                    let exporter = Offloaded::start(scope, JsonLines::new(out))?;
-                    let mut sink = Otlp::new(exporter, otlp_options(&a), clock, &meta);
-                    opened.read(&sel, &mut sink, a.filter.count, IndexUse::WhenItHelps)
-                });
+                return otlp_export(&opened, &sel, &a, &meta, JsonLines::new(out));
             }
         };
         opened.read(&sel, sink.as_mut(), a.filter.count, IndexUse::WhenItHelps)
     };
     output.write(write)
+}
+
+/// An OTLP export to `destination`, written or posted on a second thread.
+fn otlp_export<D: Destination + Send>(
+    opened: &Opened,
+    sel: &Selection,
+    a: &ExportArgs,
+    meta: &BTreeMap<String, String>,
+    destination: D,
+) -> Result<Done, Failure> {
+    std::thread::scope(|scope| {
+        let exporter = Offloaded::start(scope, destination)?;
+        let mut sink = Otlp::new(exporter, otlp_options(a), opened.span.clock, meta);
+        opened.read(sel, &mut sink, a.filter.count, IndexUse::WhenItHelps)
+    })
 }
 
 /// The options that go together, and those that do not.

@@ -6,7 +6,7 @@ use opentelemetry_proto::tonic::common::v1::{any_value::Value, KeyValue};
 use opentelemetry_proto::tonic::metrics::v1::{
     metric, AggregationTemporality, Histogram, HistogramDataPoint, Metric,
 };
-use std::hash::{Hash, Hasher};
+use std::hash::{BuildHasher, Hash, Hasher};
 
 /// The bucket boundaries the conventions advise for all four, seconds.
 pub const BOUNDS: [f64; 14] = [
@@ -70,6 +70,7 @@ pub struct Metrics {
     /// Seeded (foldhash, not SipHash): a hostile capture's attribute sets
     /// cannot be chosen to fill one bucket.
     by_hash: foldhash::HashMap<u64, Vec<usize>>,
+    seed: foldhash::fast::RandomState,
     /// Which of a span's attributes are kept (reused from span to span).
     kept: Vec<usize>,
 }
@@ -84,7 +85,7 @@ impl Metrics {
             (0..span_attributes.len()).filter(|&i| keys.contains(&span_attributes[i].key.as_str())),
         );
         let kept = || self.kept.iter().map(|&i| &span_attributes[i]);
-        let mut h = Fnv::default();
+        let mut h = self.seed.build_hasher();
         which.hash(&mut h);
         for kv in kept() {
             kv.key.hash(&mut h);
@@ -166,28 +167,6 @@ impl Metrics {
             }
         }
         out
-    }
-}
-
-/// FNV-1a: attribute sets are short and hashed once per span, where
-/// SipHash's start-up cost would show.
-struct Fnv(u64);
-
-impl Default for Fnv {
-    fn default() -> Self {
-        Fnv(0xcbf2_9ce4_8422_2325)
-    }
-}
-
-impl Hasher for Fnv {
-    fn write(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.0 = (self.0 ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3);
-        }
-    }
-
-    fn finish(&self) -> u64 {
-        self.0
     }
 }
 

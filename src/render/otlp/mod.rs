@@ -32,6 +32,7 @@ use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::span::{Event, SpanKind};
 use opentelemetry_proto::tonic::trace::v1::{status, ResourceSpans, ScopeSpans, Span, Status};
 use semconv::{Network, Outcome, Remote};
+use serde_json::value::RawValue;
 use std::collections::BTreeMap;
 use std::io;
 use std::ops::Range;
@@ -197,31 +198,20 @@ impl<E: Exporter> Otlp<E> {
         else {
             return Ok(());
         };
-        let mut p = self.spare_pending.pop().unwrap_or_default();
-        p.network = semconv::message_attributes(
-            item,
-            (method, subject.as_deref(), Some(id)),
-            &mut p.attributes,
-            &mut p.name,
-        );
+        let mut p = self.start_pending(item, (method, subject.as_deref(), Some(id)));
         p.remote = semconv::remote_parent(*params);
         p.trace_id = p
             .remote
             .as_ref()
             .map_or_else(|| self.trace_id(item.n), |r| r.trace_id);
-        p.direction = item.direction;
-        p.client = item.writer.map(|c| (c.last_ts, c.pid));
-        p.server = item.reader.map(|c| (c.last_ts, c.pid));
         let (protocol, session_id) = semconv::session_facts(item);
         overwrite_text(&mut p.protocol, protocol);
         overwrite_text(&mut p.session_id, session_id);
-        p.events.clear();
         p.tool_call = *method == "tools/call";
         p.arguments = (self.opts.content && p.tool_call)
             .then(|| params.and_then(|p| semconv::member(p, "arguments")))
             .flatten();
-        let pending = p;
-        self.pending.insert(item.n, pending);
+        self.pending.insert(item.n, p);
         if self.pending.len() > MAX_PENDING {
             if let Some((n, oldest)) = self.pending.pop_first() {
                 self.unanswered(n, oldest)?;
@@ -284,6 +274,25 @@ impl<E: Exporter> Otlp<E> {
         }
         self.recycle(p);
         Ok(())
+    }
+
+    /// A request's or notification's facts, written over a finished
+    /// request's buffers: what is not set here is set by the caller.
+    fn start_pending(
+        &mut self,
+        item: &Item<'_>,
+        message: (&str, Option<&str>, Option<&RawValue>),
+    ) -> Pending {
+        let mut p = self.spare_pending.pop().unwrap_or_default();
+        p.network = semconv::message_attributes(item, message, &mut p.attributes, &mut p.name);
+        p.direction = item.direction;
+        p.client = item.writer.map(|c| (c.last_ts, c.pid));
+        p.server = item.reader.map(|c| (c.last_ts, c.pid));
+        (p.protocol, p.session_id, p.remote) = (None, None, None);
+        p.events.clear();
+        p.tool_call = false;
+        p.arguments = None;
+        p
     }
 
     /// Keeps a finished request's buffers, without its content.
@@ -426,13 +435,7 @@ impl<E: Exporter> Otlp<E> {
         else {
             return Ok(());
         };
-        let mut p = self.spare_pending.pop().unwrap_or_default();
-        p.network = semconv::message_attributes(
-            item,
-            (method, subject.as_deref(), None),
-            &mut p.attributes,
-            &mut p.name,
-        );
+        let mut p = self.start_pending(item, (method, subject.as_deref(), None));
         let (protocol, session_id) = semconv::session_facts(item);
         semconv::session(protocol, session_id, &mut p.attributes);
         let when = self.unix_ns(item.ts_ns)?;
@@ -462,13 +465,6 @@ impl<E: Exporter> Otlp<E> {
                 None
             }
         };
-        p.direction = item.direction;
-        p.client = item.writer.map(|c| (c.last_ts, c.pid));
-        p.server = item.reader.map(|c| (c.last_ts, c.pid));
-        (p.protocol, p.session_id) = (None, None);
-        p.events.clear();
-        p.tool_call = false;
-        p.arguments = None;
         let instants = [p.client, p.server].map(|s| s.map_or(0, |(ts, _)| ts));
         let made = self.spans_of(item.n, &p, instants)?;
         if let Some((req_n, req_side)) = parent {
