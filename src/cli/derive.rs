@@ -64,7 +64,7 @@ pub fn redact(a: RedactArgs) -> Result<Done, Failure> {
         plan.preview_tables(&opened.reader)
             .map_err(|e| Failure::other(e.to_string()))?;
         println!("rule\twhere\tcount");
-        for ((rule, loc), n) in plan.report() {
+        for (rule, loc, n) in plan.report() {
             println!("{rule}\t{loc}\t{n}");
         }
         if !a.keep_non_mcp {
@@ -85,7 +85,7 @@ pub fn redact(a: RedactArgs) -> Result<Done, Failure> {
     let output = a.output.expect("clap requires --output without --dry-run");
     let done = derive(&opened.reader, target(output, a.force, signer), &mut plan)
         .map_err(|e| Failure::other(e.to_string()))?;
-    let found: u64 = plan.report().values().sum();
+    let found = plan.replaced();
     eprintln!(
         "mcpspy: redact: {} replaced; {}{}",
         plural(found, "secret"),

@@ -2,6 +2,7 @@
 //! damage), borrowing from the decoder for the duration of the callback.
 
 use super::reassembly::Loss;
+use crate::event::StreamId;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use std::borrow::Cow;
@@ -136,7 +137,8 @@ pub enum Direction {
 /// One side's copy of the message: the stream and the records it came from.
 #[derive(Clone, Copy, Debug)]
 pub struct CopyInfo<'a> {
-    pub pid: u32,
+    /// The stream its bytes travelled in (its process is `stream.tgid`).
+    pub stream: StreamId,
     pub fd: u32,
     /// Stream offsets [start, end) of the text (without the newline).
     pub start: u64,

@@ -4,6 +4,7 @@
 //! them byte for byte; every reader parses them with [`RawEvent::parse`].
 //! tests/event_layout.rs checks this mirror against the C header.
 
+use serde::{Deserialize, Serialize};
 use std::fmt;
 
 mod clock;
@@ -127,7 +128,7 @@ pub mod end_counter {
 }
 
 /// Which way the bytes moved, seen from the process.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum Direction {
     /// Into the process (read, recv, SSL_read).
     Read,
@@ -138,7 +139,7 @@ pub enum Direction {
 /// One stream: one process's side of one pipe, socket or TLS connection, in
 /// one direction. The kernel numbers each stream's bytes (`stream_off`); the
 /// file's `streams` table, the decoder and `info` all key streams by this.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct StreamId {
     pub tgid: u32,
     /// Plaintext seen through the TLS library.
@@ -226,11 +227,7 @@ impl<'a> RawEvent<'a> {
     }
 
     pub fn direction(&self) -> Direction {
-        if self.hdr.direction == 1 {
-            Direction::Write
-        } else {
-            Direction::Read
-        }
+        self.hdr.direction()
     }
 
     /// The process name as the kernel reported it.
@@ -244,17 +241,30 @@ impl<'a> RawEvent<'a> {
 
     /// The stream this record belongs to.
     pub fn stream_id(&self) -> StreamId {
-        let tls = self.is_tls();
-        StreamId {
-            tgid: self.hdr.tgid,
-            tls,
-            id: if tls { self.hdr.ssl } else { self.hdr.ino },
-            direction: self.direction(),
-        }
+        self.hdr.stream_id()
     }
 }
 
 impl EventHeader {
+    pub fn direction(&self) -> Direction {
+        if self.direction == 1 {
+            Direction::Write
+        } else {
+            Direction::Read
+        }
+    }
+
+    /// The stream a record with this header belongs to.
+    pub fn stream_id(&self) -> StreamId {
+        let tls = self.flags & flags::TLS != 0;
+        StreamId {
+            tgid: self.tgid,
+            tls,
+            id: if tls { self.ssl } else { self.ino },
+            direction: self.direction(),
+        }
+    }
+
     /// The header's bytes, as the kernel lays them out.
     pub fn to_bytes(&self) -> [u8; HEADER_LEN] {
         // SAFETY: EventHeader is repr(C) with explicit padding fields, so every

@@ -4,8 +4,8 @@
 
 use super::index::{self, Builder, Index, IndexError, Key, Select};
 use super::{
-    BlockFilter, CaptureError, CaptureReader, DecodeOptions, Decoder, Flow, Item, Selection,
-    SessionSummary, Sink,
+    BlockFilter, CaptureError, CaptureReader, DecodeOptions, Decoder, Flow, Item, Numbered,
+    Selection, SessionSummary, Sink,
 };
 use std::collections::HashSet;
 use std::fmt;
@@ -264,6 +264,19 @@ pub(super) fn decode(
     progress: &mut dyn Progress,
     label: &'static str,
     keylog: bool,
+    each: impl FnMut(&Item<'_>) -> io::Result<Flow>,
+) -> Result<(Vec<SessionSummary>, Flow), QueryError> {
+    decode_tapped(reader, progress, label, keylog, |_| {}, each)
+}
+
+/// [`decode`], showing `tap` each readable record before the decoder
+/// sees it (so that a record is tapped before any item made of it).
+pub(super) fn decode_tapped(
+    reader: &CaptureReader,
+    progress: &mut dyn Progress,
+    label: &'static str,
+    keylog: bool,
+    mut tap: impl FnMut(&Numbered<'_>),
     mut each: impl FnMut(&Item<'_>) -> io::Result<Flow>,
 ) -> Result<(Vec<SessionSummary>, Flow), QueryError> {
     progress.pass(label, reader.raw_bytes()?);
@@ -279,6 +292,7 @@ pub(super) fn decode(
             Ok(b) => {
                 decoder.enter_block(b.first_ts_ns);
                 for rec in b.records() {
+                    tap(&rec);
                     decoder.push(&rec, &mut until_ended(&mut each, &mut ended));
                 }
                 progress.advance(b.data.len() as u64);

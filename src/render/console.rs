@@ -357,7 +357,10 @@ fn push_peer(line: &mut String, p: Option<Peer>) {
 /// Where damage sits: the transport and each copy's stream offset.
 fn place(item: &Item<'_>) -> Option<String> {
     let copy = |label: &str, c: &CopyInfo<'_>| {
-        format!("{label} pid {} fd {} offset {}", c.pid, c.fd, c.start)
+        format!(
+            "{label} pid {} fd {} offset {}",
+            c.stream.tgid, c.fd, c.start
+        )
     };
     let mut parts = Vec::new();
     if let Some(t) = &item.transport {

@@ -253,7 +253,7 @@ fn copy(c: &CopyInfo<'_>) -> String {
     let seqs: Vec<String> = c.seqs.iter().map(u64::to_string).collect();
     format!(
         "pid {} fd {}, stream bytes {}..{}, records {}",
-        c.pid,
+        c.stream.tgid,
         c.fd,
         c.start,
         c.end,

@@ -152,7 +152,7 @@ impl<W: Write> Jsonl<W> {
             return self.raw("null");
         };
         self.raw("{");
-        self.place(c.pid, c.fd, c.start, c.end);
+        self.place(c.stream.tgid, c.fd, c.start, c.end);
         self.raw(",\"ts_ns\":");
         self.number(c.last_ts);
         self.raw(",\"seqs\":[");

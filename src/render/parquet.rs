@@ -256,7 +256,7 @@ struct CopyColumns {
 
 impl CopyColumns {
     fn push(&mut self, c: Option<&CopyInfo<'_>>) {
-        self.pid.append_option(c.map(|c| c.pid));
+        self.pid.append_option(c.map(|c| c.stream.tgid));
         self.fd.append_option(c.map(|c| c.fd));
         self.offset.append_option(c.map(|c| c.start));
         self.end.append_option(c.map(|c| c.end));

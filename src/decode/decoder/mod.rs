@@ -298,6 +298,7 @@ impl Decoder {
                 read_end: ev.direction() == Direction::Read,
                 by_client,
                 seq,
+                stream: id,
                 fd: h.fd,
                 stream_off: h.stream_off,
             };

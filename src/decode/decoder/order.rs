@@ -5,6 +5,7 @@
 use super::{Decoder, Stream};
 use crate::decode::channel::{Merged, TcpEnd};
 use crate::decode::item::{Flag, HttpMeta, Item, Peer};
+use crate::event::StreamId;
 use std::cmp::{Ordering, Reverse};
 
 /// What holds data back and has a timer: a stream or a channel.
@@ -36,8 +37,9 @@ pub(super) struct Closed {
     pub(super) read_end: bool,
     /// The client closed (else the server).
     pub(super) by_client: bool,
-    /// The END record: its number, descriptor and place in its stream.
+    /// The END record: its number, stream, descriptor and place in it.
     pub(super) seq: u64,
+    pub(super) stream: StreamId,
     pub(super) fd: u32,
     pub(super) stream_off: u64,
 }

@@ -38,7 +38,7 @@ impl Decoder {
         let rs = stream_of(&m.reader).or(guess.filter(|_| m.reader.is_none()));
         let copy = |span: &'m Option<channel::Span>| {
             span.as_ref().map(|s| CopyInfo {
-                pid: self.streams[s.stream].hdr.tgid,
+                stream: self.streams[s.stream].hdr.stream_id(),
                 fd: self.streams[s.stream].hdr.fd,
                 start: s.start,
                 end: s.end,
@@ -205,7 +205,7 @@ impl order::Closed {
 impl order::Closed {
     fn copy(&self, ts_ns: u64) -> CopyInfo<'_> {
         CopyInfo {
-            pid: self.by.pid,
+            stream: self.stream,
             fd: self.fd,
             start: self.stream_off,
             end: self.stream_off,

@@ -1,26 +1,28 @@
-//! Where `redact`'s secrets are, as stream offsets of the raw records.
+//! Where `redact`'s secrets are, as stream offsets of the raw records,
+//! found in one read of the capture.
 //!
-//! First the decoder's messages: the rules run on each message's text, and
-//! a secret's place in the text is its place in the stream (the text of an
-//! NDJSON line, an HTTP body or an SSE event is the stream's bytes), or,
-//! where framing lies inside the text (chunked bodies), is found by lining
-//! the text up with the stream's bytes. Then one pass over the records
-//! learns each message's streams, reads HTTP header lines and exec names,
-//! and gathers the bytes that need lining up. Nothing is guessed: a secret
-//! whose bytes cannot be located is counted, and `redact` refuses.
+//! The decoder's messages: the rules run on each message's text, and a
+//! secret's place in the text is its place in the stream the copy names
+//! (the text of an NDJSON line, an HTTP body or an SSE event is the
+//! stream's bytes), or, where framing lies inside the text (chunked
+//! bodies), is found by lining the text up with the stream's bytes, which
+//! a second read gathers. Beside the decoder, the same read's records
+//! give the streams' incarnations, HTTP header lines and exec names.
+//! Nothing is guessed: a secret whose bytes cannot be located is counted,
+//! and `redact` refuses.
 
-use super::redact::token;
+use super::redact::{token, Place};
 use super::rules::{self, merge, Rules};
 use super::{Incarnation, Incarnations};
-use crate::event::{fd_kind, flags, kind, Direction, StreamId};
+use crate::event::{fd_kind, flags, kind, Direction, RawEvent, StreamId};
+use crate::query::driver::decode_tapped;
 use crate::query::{
-    run, BlockFilter, CaptureReader, FlagReason, Flow, IndexUse, Item, Kind, Progress, QueryError,
-    Record, Selection, Sink,
+    BlockFilter, CaptureReader, FlagReason, Flow, Item, Kind, Numbered, Progress, QueryError,
+    Record,
 };
-use roaring::RoaringTreemap;
 // A fast seeded hash: these maps are looked up for every record.
 use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
-use std::io;
+use std::cell::RefCell;
 use std::rc::Rc;
 
 /// Bytes [start, end) of a stream (or of a record's payload) and what
@@ -37,23 +39,23 @@ pub struct Span {
 pub struct Found {
     spans: HashMap<Incarnation, Vec<Span>>,
     records: HashMap<u64, Vec<Span>>,
+    incarnations: Incarnations,
     mcp_streams: HashSet<StreamId>,
-    /// Streams whose HTTP names an MCP session (Mcp-Session-Id): they are
-    /// the session's too (its DELETE, its GET stream) though no message
-    /// travels in them.
-    session_streams: HashSet<StreamId>,
     pids: HashSet<u32>,
     all_streams: HashSet<StreamId>,
     /// Non-MCP lines in MCP stdio streams, blanked (both copies).
     pub blanked: u64,
     /// Secrets whose bytes could not be located in the records.
     pub unlocated: u64,
-    tally: HashMap<(String, String), u64>,
+    tally: Tally,
 }
 
+/// How many secrets each rule found where: (rule, place) → count.
+pub type Tally = HashMap<(usize, Place), u64>;
+
 impl Found {
-    /// What was found where (rule, location, count), handed over once.
-    pub fn take_tally(&mut self) -> HashMap<(String, String), u64> {
+    /// What was found where, handed over once.
+    pub fn take_tally(&mut self) -> Tally {
         std::mem::take(&mut self.tally)
     }
 
@@ -67,6 +69,11 @@ impl Found {
 
     pub fn streams_left_out(&self) -> usize {
         self.all_streams.difference(&self.mcp_streams).count()
+    }
+
+    /// The incarnation of the stream that data record `seq` belongs to.
+    pub fn incarnation(&self, seq: u64, ev: &RawEvent<'_>) -> Incarnation {
+        self.incarnations.at(ev.stream_id(), seq)
     }
 
     /// The spans of stream incarnation `at` that overlap [off, off + len).
@@ -83,17 +90,18 @@ impl Found {
     }
 }
 
-/// A span not yet tied to its stream: the copy's first record names it.
-struct Pending {
-    first: u64,
+/// A non-MCP line's copy, blanked once it is known whether its stream
+/// carries MCP.
+struct Blank {
+    at: Incarnation,
     span: Span,
-    /// Blanked, not a secret (wins over secrets it overlaps): the item.
-    blank: Option<u64>,
+    item: u64,
 }
 
 /// A copy whose text has framing inside it: lined up with the stream's
 /// bytes once they are gathered.
 struct Align {
+    stream: StreamId,
     first: u64,
     start: u64,
     end: u64,
@@ -104,33 +112,88 @@ struct Align {
     filled: u64,
 }
 
+/// What the records say as the decoder reads them: stream incarnations,
+/// HTTP header lines, exec records.
+struct Scan<'a> {
+    rules: &'a Rules,
+    key: &'a [u8],
+    incarnations: Incarnations,
+    carries: HashMap<Incarnation, Carry>,
+    all_streams: HashSet<StreamId>,
+    /// Streams whose HTTP names an MCP session (Mcp-Session-Id): they are
+    /// the session's too (its DELETE, its GET stream) though no message
+    /// travels in them.
+    session_streams: HashSet<StreamId>,
+    spans: HashMap<Incarnation, Vec<Span>>,
+    records: HashMap<u64, Vec<Span>>,
+    tally: Tally,
+}
+
+/// What the decoder's messages say.
 struct Collect<'a> {
     rules: &'a Rules,
     key: &'a [u8],
     keep_non_mcp: bool,
-    pending: Vec<Pending>,
+    spans: HashMap<Incarnation, Vec<Span>>,
+    blanks: Vec<Blank>,
     align: Vec<Align>,
-    /// The first record of every MCP message's copies: a compressed
-    /// bitmap, as a capture holds millions (a hash set took 1 GiB).
-    mcp_firsts: RoaringTreemap,
+    /// The streams that carry MCP messages.
+    of_messages: HashSet<StreamId>,
     /// Lines several writers mixed (item numbers): blanked in any stream.
     mixed: HashSet<u64>,
-    found: Found,
+    tally: Tally,
 }
 
-impl Collect<'_> {
-    fn count(&mut self, rule: usize, loc: String) {
-        let name = self.rules.name(rule).to_string();
-        *self.found.tally.entry((name, loc)).or_default() += 1;
+impl Scan<'_> {
+    fn record(&mut self, rec: &Numbered<'_>) {
+        let Record::Event(ev) = &rec.record else {
+            return;
+        };
+        let h = &ev.hdr;
+        if h.kind != kind::DATA {
+            let mut finds = Vec::new();
+            self.rules.in_text(ev.payload, &mut finds);
+            for f in merge(finds) {
+                *self.tally.entry((f.rule, Place::Exec(h.tgid))).or_default() += 1;
+                self.records.entry(rec.seq).or_default().push(Span {
+                    start: f.start as u64,
+                    end: f.end as u64,
+                    with: token(self.key, &ev.payload[f.start..f.end]).into(),
+                });
+            }
+            return;
+        }
+        let at = self.incarnations.of(rec.seq, ev);
+        self.all_streams.insert(at.0);
+        let network =
+            h.flags & flags::TLS != 0 || matches!(h.fd_kind, fd_kind::TCP4 | fd_kind::TCP6);
+        if !network {
+            return;
+        }
+        let carry = self.carries.entry(at).or_default();
+        let (found, names_session) =
+            scan_headers(carry, h.stream_off, ev.payload, self.rules, self.key);
+        if names_session {
+            self.session_streams.insert(at.0);
+        }
+        let place = Place::Headers {
+            written: ev.direction() == Direction::Write,
+            pid: h.tgid,
+        };
+        for (f, span) in found {
+            *self.tally.entry((f.rule, place.clone())).or_default() += 1;
+            self.spans.entry(at).or_default().push(span);
+        }
     }
 }
 
-impl Sink for Collect<'_> {
-    fn item(&mut self, item: &Item<'_>, _: u64) -> io::Result<Flow> {
+impl Collect<'_> {
+    /// Takes one item; `scan` has seen every record it is made of.
+    fn item(&mut self, item: &Item<'_>, scan: &Scan<'_>) {
         let copies: Vec<_> = [&item.writer, &item.reader]
             .into_iter()
             .flatten()
-            .filter_map(|c| Some((*c.seqs.iter().min()?, c.start, c.end)))
+            .filter_map(|c| Some((c.stream, *c.seqs.iter().min()?, c.start, c.end)))
             .collect();
         let framed_as_lines = item
             .transport
@@ -146,54 +209,58 @@ impl Sink for Collect<'_> {
                 self.mixed.insert(item.n);
             }
             if (!self.keep_non_mcp || mixed) && framed_as_lines && whole_line {
-                for &(first, start, end) in &copies {
+                for &(stream, first, start, end) in &copies {
                     if end - start != item.text.len() as u64 {
                         continue;
                     }
-                    self.pending.push(Pending {
-                        first,
+                    self.blanks.push(Blank {
+                        at: scan.incarnations.at(stream, first),
                         span: Span {
                             start,
                             end,
                             with: vec![b' '; (end - start) as usize].into(),
                         },
-                        blank: Some(item.n),
+                        item: item.n,
                     });
                 }
-                return Ok(Flow::Continue);
+                return;
             }
         } else {
-            for c in &copies {
-                self.mcp_firsts.insert(c.0);
-            }
+            self.of_messages
+                .extend(copies.iter().map(|&(stream, ..)| stream));
         }
         let mut finds = Vec::new();
         self.rules
             .in_message(item.text, item.is_whole_json(), &mut finds);
         let finds = merge(finds);
+        if finds.is_empty() {
+            return;
+        }
         for f in &finds {
-            self.count(f.rule, format!("message {}", item.n));
+            *self
+                .tally
+                .entry((f.rule, Place::Message(item.n)))
+                .or_default() += 1;
         }
         // Made once for both copies.
         let tokens: Vec<Rc<[u8]>> = finds
             .iter()
             .map(|f| token(self.key, &item.text[f.start..f.end]).into())
             .collect();
-        for &(first, start, end) in &copies {
+        for &(stream, first, start, end) in &copies {
             if end - start == item.text.len() as u64 {
-                for (f, with) in finds.iter().zip(&tokens) {
-                    self.pending.push(Pending {
-                        first,
-                        span: Span {
-                            start: start + f.start as u64,
-                            end: start + f.end as u64,
-                            with: Rc::clone(with),
-                        },
-                        blank: None,
-                    });
-                }
-            } else if !finds.is_empty() {
+                let spans = self
+                    .spans
+                    .entry(scan.incarnations.at(stream, first))
+                    .or_default();
+                spans.extend(finds.iter().zip(&tokens).map(|(f, with)| Span {
+                    start: start + f.start as u64,
+                    end: start + f.end as u64,
+                    with: Rc::clone(with),
+                }));
+            } else {
                 self.align.push(Align {
+                    stream,
                     first,
                     start,
                     end,
@@ -204,7 +271,6 @@ impl Sink for Collect<'_> {
                 });
             }
         }
-        Ok(Flow::Continue)
     }
 }
 
@@ -220,6 +286,8 @@ struct Carry {
     tail_off: u64,
 }
 
+/// Finds what `rules` redact in `parent`, in one read (and a second,
+/// from the first record of a framed text, when a secret lies in one).
 pub fn find(
     parent: &CaptureReader,
     rules: &Rules,
@@ -227,101 +295,123 @@ pub fn find(
     keep_non_mcp: bool,
     progress: &mut dyn Progress,
 ) -> Result<Found, QueryError> {
+    let scan = RefCell::new(Scan {
+        rules,
+        key,
+        incarnations: Incarnations::default(),
+        carries: HashMap::new(),
+        all_streams: HashSet::new(),
+        session_streams: HashSet::new(),
+        spans: HashMap::new(),
+        records: HashMap::new(),
+        tally: Tally::default(),
+    });
     let mut c = Collect {
         rules,
         key,
         keep_non_mcp,
-        pending: Vec::new(),
+        spans: HashMap::new(),
+        blanks: Vec::new(),
         align: Vec::new(),
-        mcp_firsts: RoaringTreemap::new(),
+        of_messages: HashSet::new(),
         mixed: HashSet::new(),
-        found: Found::default(),
+        tally: Tally::default(),
     };
     // As the child will show it: without the key log, which redact leaves
     // out, TLS ciphertext is not MCP (and its records are not rewritten).
-    let every = Selection {
-        whole: true,
-        without_keylog: true,
-        ..Selection::default()
+    decode_tapped(
+        parent,
+        progress,
+        "",
+        false,
+        |rec| scan.borrow_mut().record(rec),
+        |item| {
+            c.item(item, &scan.borrow());
+            Ok(Flow::Continue)
+        },
+    )?;
+    let scan = scan.into_inner();
+    let mut found = Found {
+        records: scan.records,
+        incarnations: scan.incarnations,
+        all_streams: scan.all_streams,
+        ..Found::default()
     };
-    run(parent, &every, &mut c, IndexUse::Never, progress)?;
-    let mut wanted: HashSet<u64> = c.pending.iter().map(|p| p.first).collect();
-    wanted.extend(c.align.iter().map(|a| a.first));
-    let mut stream_of: HashMap<u64, Incarnation> = HashMap::new();
-    // The streams that carry MCP messages.
-    let mut of_messages: HashSet<StreamId> = HashSet::new();
-    let mut incarnations = Incarnations::default();
-    let mut carries: HashMap<Incarnation, Carry> = HashMap::new();
-    // Regions to line up, by stream, from their first record until whole.
-    let mut open: HashMap<Incarnation, Vec<usize>> = HashMap::new();
+    let mut spans = scan.spans;
+    for (at, list) in std::mem::take(&mut c.spans) {
+        spans.entry(at).or_default().extend(list);
+    }
+    align(parent, &mut c.align, &found.incarnations)?;
+    for a in std::mem::take(&mut c.align) {
+        let at = found.incarnations.at(a.stream, a.first);
+        let maps = line_up(&a.text, &a.raw);
+        if maps.is_empty() || a.filled < a.end - a.start {
+            found.unlocated += a.finds.len() as u64;
+            continue;
+        }
+        for map in maps {
+            for f in &a.finds {
+                let tok = token(key, &a.text[f.start..f.end]);
+                for (i, j) in (f.start..f.end).enumerate() {
+                    let off = a.start + map[j] as u64;
+                    spans.entry(at).or_default().push(Span {
+                        start: off,
+                        end: off + 1,
+                        with: Rc::from([tok[i]]),
+                    });
+                }
+            }
+        }
+    }
+    found.tally = scan.tally;
+    for (k, n) in std::mem::take(&mut c.tally) {
+        *found.tally.entry(k).or_default() += n;
+    }
+    for id in c.of_messages.iter().chain(&scan.session_streams) {
+        // The other direction too: an HTTP response needs its request.
+        found.mcp_streams.insert(*id);
+        found.mcp_streams.insert(id.reversed());
+        found.pids.insert(id.tgid);
+    }
+    blank(&mut found, spans, c);
+    Ok(found)
+}
+
+/// Gathers the stream bytes of each framed text, from its first record
+/// until it is whole: a read of the records from the earliest.
+fn align(
+    parent: &CaptureReader,
+    aligns: &mut [Align],
+    incarnations: &Incarnations,
+) -> Result<(), QueryError> {
     let mut align_at: HashMap<u64, Vec<usize>> = HashMap::new();
-    for (i, a) in c.align.iter().enumerate() {
+    for (i, a) in aligns.iter().enumerate() {
         align_at.entry(a.first).or_default().push(i);
     }
+    // Regions to line up, by stream, from their first record until whole.
+    let mut open: HashMap<Incarnation, Vec<usize>> = HashMap::new();
     for block in parent.blocks(&BlockFilter::default())? {
+        if align_at.is_empty() && open.values().all(Vec::is_empty) {
+            break;
+        }
         let Ok(block) = block else { continue };
         for rec in block.records() {
             let Record::Event(ev) = rec.record else {
                 continue;
             };
-            let h = &ev.hdr;
-            if h.kind != kind::DATA {
-                let mut finds = Vec::new();
-                rules.in_text(ev.payload, &mut finds);
-                for f in merge(finds) {
-                    c.count(f.rule, format!("exec of pid {}", h.tgid));
-                    c.found.records.entry(rec.seq).or_default().push(Span {
-                        start: f.start as u64,
-                        end: f.end as u64,
-                        with: token(key, &ev.payload[f.start..f.end]).into(),
-                    });
-                }
+            if ev.hdr.kind != kind::DATA {
                 continue;
             }
-            let at = incarnations.of(&ev);
-            c.found.all_streams.insert(at.0);
-            if wanted.contains(&rec.seq) {
-                stream_of.insert(rec.seq, at);
-            }
-            if c.mcp_firsts.contains(rec.seq) {
-                of_messages.insert(at.0);
-            }
+            let at = incarnations.at(ev.stream_id(), rec.seq);
             if let Some(list) = align_at.remove(&rec.seq) {
                 open.entry(at).or_default().extend(list);
             }
             if let Some(list) = open.get_mut(&at) {
-                list.retain(|&i| gather(&mut c.align[i], h.stream_off, ev.payload));
-            }
-            let network =
-                h.flags & flags::TLS != 0 || matches!(h.fd_kind, fd_kind::TCP4 | fd_kind::TCP6);
-            if network {
-                let carry = carries.entry(at).or_default();
-                let (found, names_session) =
-                    scan_headers(carry, h.stream_off, ev.payload, rules, key);
-                if names_session {
-                    c.found.session_streams.insert(at.0);
-                }
-                // Made only for a record with findings.
-                let loc = || {
-                    format!(
-                        "HTTP headers {} pid {}",
-                        if ev.direction() == Direction::Write {
-                            "written by"
-                        } else {
-                            "read by"
-                        },
-                        h.tgid
-                    )
-                };
-                for (f, span) in found {
-                    let name = rules.name(f.rule).to_string();
-                    *c.found.tally.entry((name, loc())).or_default() += 1;
-                    c.found.spans.entry(at).or_default().push(span);
-                }
+                list.retain(|&i| gather(&mut aligns[i], ev.hdr.stream_off, ev.payload));
             }
         }
     }
-    settle(c, &stream_of, of_messages)
+    Ok(())
 }
 
 /// Copies the part of a record inside an alignment's region; false once
@@ -389,77 +479,33 @@ fn scan_headers(
     (out, names_session)
 }
 
-/// Ties every span to its stream, lines up the framed texts, and sorts.
-fn settle(
-    mut c: Collect<'_>,
-    stream_of: &HashMap<u64, Incarnation>,
-    of_messages: HashSet<StreamId>,
-) -> Result<Found, QueryError> {
-    let mut blanks: HashMap<Incarnation, Vec<(u64, Span)>> = HashMap::new();
-    for p in std::mem::take(&mut c.pending) {
-        match (stream_of.get(&p.first), p.blank) {
-            (Some(id), Some(item)) => blanks.entry(*id).or_default().push((item, p.span)),
-            (Some(id), None) => c.found.spans.entry(*id).or_default().push(p.span),
-            (None, _) => c.found.unlocated += 1,
-        }
-    }
-    for a in std::mem::take(&mut c.align) {
-        let Some(id) = stream_of.get(&a.first) else {
-            c.found.unlocated += a.finds.len() as u64;
-            continue;
+/// Blanks the non-MCP lines of MCP streams (and the mixed lines of any,
+/// when non-MCP lines are kept): a blank wins over the secrets it
+/// overlaps. Then sorts every stream's spans.
+fn blank(found: &mut Found, mut spans: HashMap<Incarnation, Vec<Span>>, c: Collect<'_>) {
+    let mut lines: HashSet<u64> = HashSet::new();
+    let mut blanks: HashMap<Incarnation, Vec<Span>> = HashMap::new();
+    for b in c.blanks {
+        let wanted = if found.mcp_streams.contains(&b.at.0) {
+            true
+        } else {
+            c.keep_non_mcp && c.mixed.contains(&b.item)
         };
-        let maps = line_up(&a.text, &a.raw);
-        if maps.is_empty() || a.filled < a.end - a.start {
-            c.found.unlocated += a.finds.len() as u64;
-            continue;
-        }
-        for map in maps {
-            for f in &a.finds {
-                let tok = token(c.key, &a.text[f.start..f.end]);
-                for (i, j) in (f.start..f.end).enumerate() {
-                    let at = a.start + map[j] as u64;
-                    c.found.spans.entry(*id).or_default().push(Span {
-                        start: at,
-                        end: at + 1,
-                        with: Rc::from([tok[i]]),
-                    });
-                }
-            }
+        if wanted {
+            lines.insert(b.item);
+            blanks.entry(b.at).or_default().push(b.span);
         }
     }
-    let of_sessions: Vec<StreamId> = c.found.session_streams.iter().copied().collect();
-    for id in of_messages.into_iter().chain(of_sessions) {
-        // The other direction too: an HTTP response needs its request.
-        c.found.mcp_streams.insert(id);
-        c.found.mcp_streams.insert(id.reversed());
-        c.found.pids.insert(id.tgid);
+    found.blanked = lines.len() as u64;
+    for (at, blank) in blanks {
+        let list = spans.entry(at).or_default();
+        list.retain(|s| !blank.iter().any(|b| b.start < s.end && s.start < b.end));
+        list.extend(blank);
     }
-    // Blanks matter in MCP streams, the others being left out whole unless
-    // kept; in those, only mixed lines are blanked.
-    for (at, list) in blanks.iter_mut() {
-        if !c.found.mcp_streams.contains(&at.0) {
-            list.retain(|(item, _)| c.keep_non_mcp && c.mixed.contains(item));
-        }
+    for list in spans.values_mut() {
+        list.sort_by_key(|s| s.start);
     }
-    blanks.retain(|_, list| !list.is_empty());
-    let lines: HashSet<u64> = blanks.values().flatten().map(|(item, _)| *item).collect();
-    c.found.blanked = lines.len() as u64;
-    let mut blanks: HashMap<Incarnation, Vec<Span>> = blanks
-        .into_iter()
-        .map(|(at, b)| (at, b.into_iter().map(|(_, s)| s).collect()))
-        .collect();
-    for (id, spans) in c.found.spans.iter_mut() {
-        let blank = blanks.remove(id).unwrap_or_default();
-        spans.retain(|s| !blank.iter().any(|b| b.start < s.end && s.start < b.end));
-        spans.extend(blank);
-        spans.sort_by_key(|s| s.start);
-    }
-    for (id, blank) in blanks {
-        let mut blank = blank;
-        blank.sort_by_key(|s| s.start);
-        c.found.spans.insert(id, blank);
-    }
-    Ok(c.found)
+    found.spans = spans;
 }
 
 /// Where each byte of `text` lies in `raw` (the stream bytes it was

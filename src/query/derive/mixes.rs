@@ -142,7 +142,7 @@ impl Sink for Mixes {
             }
             (_, Some(writer), _) => {
                 let n = self.add(key, writer);
-                let who = (pipe(item), writer.pid, writer.fd);
+                let who = (pipe(item), writer.stream.tgid, writer.fd);
                 self.sent
                     .entry(who)
                     .or_default()

@@ -51,28 +51,50 @@ pub trait Plan {
 /// A stream's incarnation: an SSL* or a socket reused by a new connection
 /// starts its stream over (STREAM_START, offsets from 0 again), under the
 /// same [`StreamId`]. Every pass that keys anything by stream offset keys
-/// it by incarnation too, counting them the same way in file order.
+/// it by incarnation too, as counted here in file order.
 #[derive(Default)]
-pub struct Incarnations(HashMap<StreamId, (u32, u64)>);
+pub struct Incarnations(HashMap<StreamId, Lives>);
+
+/// One stream's incarnations so far.
+struct Lives {
+    /// The offset after its bytes so far.
+    next: u64,
+    /// The records where each incarnation began (their count is the
+    /// current one's number).
+    starts: Vec<u64>,
+}
 
 /// A stream and its incarnation.
 pub type Incarnation = (StreamId, u32);
 
 impl Incarnations {
-    /// The incarnation a data record belongs to (records of each stream
-    /// must be shown to it in file order).
-    pub fn of(&mut self, ev: &RawEvent<'_>) -> Incarnation {
+    /// The incarnation data record `seq` belongs to (records of each
+    /// stream must be shown to it in file order).
+    pub fn of(&mut self, seq: u64, ev: &RawEvent<'_>) -> Incarnation {
         let id = ev.stream_id();
         let h = &ev.hdr;
         let end = h.stream_off.saturating_add(ev.payload.len() as u64);
-        let (epoch, next) = self.0.entry(id).or_insert((0, end));
-        if h.flags & flags::STREAM_START != 0 && h.stream_off < *next {
-            *epoch += 1;
-            *next = end;
+        let l = self.0.entry(id).or_insert_with(|| Lives {
+            next: end,
+            starts: Vec::new(),
+        });
+        if h.flags & flags::STREAM_START != 0 && h.stream_off < l.next {
+            l.starts.push(seq);
+            l.next = end;
         } else {
-            *next = (*next).max(end);
+            l.next = l.next.max(end);
         }
-        (id, *epoch)
+        (id, l.starts.len() as u32)
+    }
+
+    /// The incarnation of stream `id` that record `seq` belongs to, once
+    /// [`Self::of`] has been shown the records up to it.
+    pub fn at(&self, id: StreamId, seq: u64) -> Incarnation {
+        let n = self
+            .0
+            .get(&id)
+            .map_or(0, |l| l.starts.partition_point(|&s| s <= seq));
+        (id, n as u32)
     }
 }
 

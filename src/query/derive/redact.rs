@@ -12,16 +12,50 @@
 
 use super::find::{self, Found, Span};
 use super::rules::{merge, Rules};
-use super::{Incarnations, Plan};
+use super::Plan;
 use crate::event::{kind, RawEvent};
 use crate::query::{CaptureReader, ProcessRow, Progress, QueryError, ViewKey};
 use hmac::{KeyInit, Mac};
 use std::collections::{BTreeMap, HashSet};
+use std::fmt;
 
 type HmacSha256 = hmac::Hmac<sha2::Sha256>;
 
-/// Where what is redacted was: a message, HTTP headers, a command line, `meta`.
-pub type Location = String;
+/// Where something redacted was (kept small: a capture may hold millions).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Place {
+    /// The item numbered so.
+    Message(u64),
+    /// HTTP header lines a process wrote or read.
+    Headers {
+        written: bool,
+        pid: u32,
+    },
+    /// An exec record's arguments.
+    Exec(u32),
+    /// A `processes` row.
+    CommandLine(u32),
+    Executable(u32),
+    /// A `meta` value.
+    Meta(String),
+}
+
+impl fmt::Display for Place {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Place::Message(n) => write!(f, "message {n}"),
+            Place::Headers { written, pid } => write!(
+                f,
+                "HTTP headers {} pid {pid}",
+                if *written { "written by" } else { "read by" }
+            ),
+            Place::Exec(pid) => write!(f, "exec of pid {pid}"),
+            Place::CommandLine(pid) => write!(f, "command line of pid {pid}"),
+            Place::Executable(pid) => write!(f, "executable of pid {pid}"),
+            Place::Meta(key) => write!(f, "meta {key}"),
+        }
+    }
+}
 
 pub struct Redaction {
     rules: Rules,
@@ -30,10 +64,9 @@ pub struct Redaction {
     found: Found,
     /// Tokens of what is replaced outside the records, counted there too.
     counts: BTreeMap<String, u64>,
-    by_location: BTreeMap<(String, Location), u64>,
+    /// Rule (number) and place.
+    by_place: BTreeMap<(usize, Place), u64>,
     view: Option<HashSet<ViewKey>>,
-    /// The incarnation of each record's stream, as the finding pass counted them.
-    incarnations: Incarnations,
     keylog_left_out: u64,
 }
 
@@ -59,8 +92,7 @@ pub fn token(key: &[u8], secret: &[u8]) -> Vec<u8> {
 }
 
 impl Redaction {
-    /// Finds what `rules` redact in `parent` (two reads: its messages,
-    /// then its records).
+    /// Finds what `rules` redact in `parent` ([`find::find`]).
     pub fn plan(
         parent: &CaptureReader,
         rules: Rules,
@@ -74,31 +106,38 @@ impl Redaction {
             key,
             keep_non_mcp,
             counts: BTreeMap::new(),
-            by_location: BTreeMap::new(),
+            by_place: BTreeMap::new(),
             view: parent.view()?,
-            incarnations: Incarnations::default(),
             keylog_left_out: 0,
             found,
         };
-        for ((rule, loc), n) in r.found.take_tally() {
-            *r.counts.entry(rule.clone()).or_default() += n;
-            *r.by_location.entry((rule, loc)).or_default() += n;
+        for ((rule, place), n) in r.found.take_tally() {
+            r.note(rule, place, n);
         }
         Ok(r)
     }
 
+    fn note(&mut self, rule: usize, place: Place, n: u64) {
+        let name = self.rules.name(rule);
+        match self.counts.get_mut(name) {
+            Some(c) => *c += n,
+            None => {
+                self.counts.insert(name.to_string(), n);
+            }
+        }
+        *self.by_place.entry((rule, place)).or_default() += n;
+    }
+
     /// Replaces what the rules find in `text`, in place; notes it at `loc`.
-    fn redact_in(&mut self, text: &mut [u8], spans: Vec<super::rules::Found>, loc: &str) {
+    fn redact_in(&mut self, text: &mut [u8], spans: Vec<super::rules::Found>, loc: &Place) {
         for f in merge(spans) {
             let tok = token(&self.key, &text[f.start..f.end]);
             text[f.start..f.end].copy_from_slice(&tok);
-            let rule = self.rules.name(f.rule).to_string();
-            *self.counts.entry(rule.clone()).or_default() += 1;
-            *self.by_location.entry((rule, loc.to_string())).or_default() += 1;
+            self.note(f.rule, loc.clone(), 1);
         }
     }
 
-    fn redact_args(&mut self, args: &mut [String], loc: &str) {
+    fn redact_args(&mut self, args: &mut [String], loc: &Place) {
         let spans = self.rules.in_args(args);
         for (i, f) in spans {
             let mut bytes = std::mem::take(&mut args[i]).into_bytes();
@@ -122,9 +161,14 @@ impl Redaction {
         Ok(())
     }
 
-    /// What would be (or was) redacted: rule, location, count.
-    pub fn report(&self) -> &BTreeMap<(String, Location), u64> {
-        &self.by_location
+    /// What would be (or was) redacted: rule, place, count.
+    pub fn report(&self) -> impl Iterator<Item = (&str, &Place, u64)> {
+        (self.by_place.iter()).map(|((rule, place), n)| (self.rules.name(*rule), place, *n))
+    }
+
+    /// How many secrets were (or would be) replaced.
+    pub fn replaced(&self) -> u64 {
+        self.by_place.values().sum()
     }
 
     /// Secrets whose bytes could not be located in the records, if any.
@@ -177,7 +221,7 @@ impl Plan for Redaction {
     fn rewrite(&mut self, seq: u64, ev: &RawEvent<'_>, payload: &mut [u8]) {
         if ev.hdr.kind == kind::DATA {
             let off = ev.hdr.stream_off;
-            let at = self.incarnations.of(ev);
+            let at = self.found.incarnation(seq, ev);
             for s in self.found.spans_over(&at, off, payload.len() as u64) {
                 apply(s, off, payload);
             }
@@ -189,7 +233,7 @@ impl Plan for Redaction {
     }
 
     fn process(&mut self, row: &mut ProcessRow) {
-        let loc = format!("command line of pid {}", row.pid);
+        let loc = Place::CommandLine(row.pid);
         if let Some(cmd) = row.cmdline.take() {
             row.cmdline = Some(match serde_json::from_str::<Vec<String>>(&cmd) {
                 Ok(mut args) => {
@@ -209,13 +253,13 @@ impl Plan for Redaction {
             let mut bytes = exe.into_bytes();
             let mut spans = Vec::new();
             self.rules.in_text(&bytes, &mut spans);
-            self.redact_in(&mut bytes, spans, &format!("executable of pid {}", row.pid));
+            self.redact_in(&mut bytes, spans, &Place::Executable(row.pid));
             row.exe = Some(String::from_utf8(bytes).unwrap_or_default());
         }
     }
 
     fn meta(&mut self, key: &str, value: &mut String) {
-        let loc = format!("meta {key}");
+        let loc = Place::Meta(key.to_string());
         if key == "command_line" {
             if let Ok(mut args) = serde_json::from_str::<Vec<String>>(value) {
                 self.redact_args(&mut args, &loc);

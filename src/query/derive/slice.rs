@@ -147,7 +147,7 @@ impl Slice {
                 if ev.hdr.kind != kind::DATA {
                     continue;
                 }
-                let at = incarnations.of(&ev);
+                let at = incarnations.of(rec.seq, &ev);
                 let Some(c) = copies.get(&rec.seq) else {
                     continue;
                 };
@@ -196,7 +196,7 @@ impl Plan for Slice {
         if h.kind != kind::DATA {
             return self.pids.contains(&h.tgid);
         }
-        let at = self.incarnations.of(ev);
+        let at = self.incarnations.of(seq, ev);
         self.streams
             .get(&at)
             .is_some_and(|r| h.stream_off < r.below || seq <= r.last_seq)

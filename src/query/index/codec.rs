@@ -6,6 +6,7 @@
 //! the row's columns.
 
 use super::{fail, IndexError};
+use crate::event::StreamId;
 use crate::query::{
     BatchPos, CopyInfo, Direction, Flag, FlagReason, HttpMeta, HttpView, Item, Kind, Peer,
     RequestRef, Round, SessionSummary, Transport, WriterPiece,
@@ -75,7 +76,7 @@ struct SessionAt {
 
 #[derive(Serialize, Deserialize)]
 struct StoredCopy<'a> {
-    pid: u32,
+    stream: StreamId,
     fd: u32,
     start: u64,
     /// Relative to `start`, and to the item's time.
@@ -242,7 +243,7 @@ pub(super) fn put_item<'a>(
     let (writer_seqs, reader_seqs) = (pack(writer)?, pack(reader)?);
     let copy = |c: &Option<CopyInfo<'_>>, seqs| {
         c.map(|c| StoredCopy {
-            pid: c.pid,
+            stream: c.stream,
             fd: c.fd,
             start: c.start,
             end: rel(c.end, c.start),
@@ -497,7 +498,7 @@ pub(super) fn get_item<T>(
             rest = more;
         }
         Ok(Some(CopyFields {
-            pid: c.pid,
+            stream: c.stream,
             fd: c.fd,
             start: c.start,
             end: abs(c.start, c.end),
@@ -637,7 +638,7 @@ pub(super) fn get_item<T>(
 /// A copy's fields but its records, which go to a buffer kept from item
 /// to item (CopyInfo borrows them).
 struct CopyFields {
-    pid: u32,
+    stream: StreamId,
     fd: u32,
     start: u64,
     end: u64,
@@ -648,7 +649,7 @@ struct CopyFields {
 impl CopyFields {
     fn info<'s>(&self, seqs: &'s [u64]) -> CopyInfo<'s> {
         CopyInfo {
-            pid: self.pid,
+            stream: self.stream,
             fd: self.fd,
             start: self.start,
             end: self.end,

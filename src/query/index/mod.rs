@@ -40,7 +40,7 @@ use std::fmt;
 /// 'MCPI': PRAGMA application_id of index files.
 const APPLICATION_ID: i32 = 0x4d43_5049;
 /// PRAGMA user_version: the layout of this file and of its records.
-const FORMAT: i32 = 6;
+const FORMAT: i32 = 7;
 /// Texts are compressed together in chunks of about this many bytes.
 const CHUNK_BYTES: usize = 1 << 20;
 /// Decompressed chunks above this size are refused (a chunk holds one

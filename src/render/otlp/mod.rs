@@ -286,8 +286,8 @@ impl<E: Exporter> Otlp<E> {
         let mut p = self.spare_pending.pop().unwrap_or_default();
         p.network = semconv::message_attributes(item, message, &mut p.attributes, &mut p.name);
         p.direction = item.direction;
-        p.client = item.writer.map(|c| (c.last_ts, c.pid));
-        p.server = item.reader.map(|c| (c.last_ts, c.pid));
+        p.client = item.writer.map(|c| (c.last_ts, c.stream.tgid));
+        p.server = item.reader.map(|c| (c.last_ts, c.stream.tgid));
         (p.protocol, p.session_id, p.remote) = (None, None, None);
         p.events.clear();
         p.tool_call = false;
