@@ -6,7 +6,7 @@
 //! (schema/README.md): a reader that does not know one skips it, and the
 //! record still takes its number.
 
-use crate::event::{EventHeader, RawEvent};
+use crate::event::{kind, EventHeader, RawEvent, StreamId};
 
 pub const TAG_EVENT: u8 = 1;
 pub const TAG_TICK: u8 = 2;
@@ -44,6 +44,56 @@ pub enum Record<'a> {
 pub struct Numbered<'a> {
     pub seq: u64,
     pub record: Record<'a>,
+}
+
+/// What a block's records are, learned as they were read: what a writer
+/// counts as it stores them, so that it can take the block whole.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct BlockFacts {
+    /// Records of every kind.
+    pub records: u64,
+    /// Data and exec records; the data records' payload bytes.
+    pub events: u64,
+    pub payload_bytes: u64,
+    /// The data and exec records' time range.
+    pub ts: Option<(u64, u64)>,
+    /// Data records by stream.
+    pub streams: Vec<(StreamId, u64)>,
+    pub ends: u64,
+    pub keylog_lines: u64,
+    /// Bytes that do not parse as records: such a block is never taken.
+    pub damaged: u64,
+    /// The block's decompressed size.
+    pub raw_bytes: u64,
+}
+
+impl BlockFacts {
+    /// Counts one more record of the block, as the writer counts it.
+    pub fn add(&mut self, rec: &Record<'_>) {
+        self.records += 1;
+        match rec {
+            Record::Event(ev) => {
+                let ts = ev.hdr.ts_ns;
+                self.events += 1;
+                self.ts = Some(
+                    self.ts
+                        .map_or((ts, ts), |(lo, hi)| (lo.min(ts), hi.max(ts))),
+                );
+                if ev.hdr.kind == kind::DATA {
+                    self.payload_bytes += ev.payload.len() as u64;
+                    let key = ev.stream_id();
+                    match self.streams.iter_mut().find(|(k, _)| *k == key) {
+                        Some((_, n)) => *n += 1,
+                        None => self.streams.push((key, 1)),
+                    }
+                }
+            }
+            Record::End(_) => self.ends += 1,
+            Record::KeyLog { .. } => self.keylog_lines += 1,
+            Record::Damaged { .. } => self.damaged += 1,
+            Record::Tick { .. } => {}
+        }
+    }
 }
 
 /// Appends an event: its header, then exactly `len` payload bytes; an END

@@ -19,6 +19,7 @@ mod schema;
 mod seal;
 mod sealer;
 mod small_file;
+mod streams;
 mod verify;
 mod verify_deep;
 mod writer;
@@ -26,14 +27,16 @@ mod writer;
 pub use crate::event::open_regular;
 pub use crate::event::{DropRow, ProcessRow};
 pub use beside::remove_side_files;
-pub use block::{append_event, Numbered, Record, Records, KEYLOG_FEATURE};
+pub use block::{append_event, BlockFacts, Numbered, Record, Records, KEYLOG_FEATURE};
 pub use derived::{Parent, Step, ViewKey};
 pub use keys::{fingerprint, generate as generate_key, load_public_key, SigningIdentity};
 pub use reader::{
-    Block, BlockError, BlockFilter, BlockIter, CaptureError, CaptureReader, Totals, SQLITE_HEADER,
+    Block, BlockError, BlockFilter, BlockIter, CaptureError, CaptureReader, StoredBlock, Totals,
+    SQLITE_HEADER,
 };
 pub use schema::OTLP_EXPORT;
 pub use small_file::{read_small, read_small_text, same_file, MAX_SMALL_FILE};
+pub use streams::Streams;
 pub use verify::{Report, Verdict, VerifyOptions};
 pub use writer::{CaptureWriter, CreateOptions, Tap, BLOCK_TARGET};
 

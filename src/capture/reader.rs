@@ -422,7 +422,8 @@ pub struct Totals {
     pub processes: u64,
 }
 
-/// Blocks in record order; reads and decompresses one block per step.
+/// Blocks in record order; reads and decompresses one block per step
+/// (or only reads it: [`BlockIter::next_stored`]).
 pub struct BlockIter<'r> {
     reader: &'r CaptureReader,
     ids: std::vec::IntoIter<BlockRef>,
@@ -443,10 +444,54 @@ struct BlockRef {
 /// Decompressed blocks above this size are refused: no real block comes near it.
 const MAX_BLOCK_RAW: u64 = 256 << 20;
 
-impl Iterator for BlockIter<'_> {
-    type Item = Result<Block, BlockError>;
+/// A block as the file stores it, checked against the seal when there is
+/// one, not yet decompressed.
+pub struct StoredBlock {
+    pub block_id: i64,
+    pub first_seq: u64,
+    pub records: u64,
+    pub raw_bytes: u64,
+    first_ts_ns: Option<u64>,
+    last_ts_ns: Option<u64>,
+    /// The compressed bytes.
+    pub stored: Vec<u8>,
+}
 
-    fn next(&mut self) -> Option<Self::Item> {
+impl StoredBlock {
+    fn error(&self, why: String) -> BlockError {
+        BlockError {
+            block_id: Some(self.block_id),
+            first_seq: self.first_seq,
+            records: self.records,
+            first_ts_ns: self.first_ts_ns,
+            last_ts_ns: self.last_ts_ns,
+            why,
+        }
+    }
+
+    /// Decompresses it.
+    pub fn open(self) -> Result<Block, BlockError> {
+        match zstd::bulk::decompress(&self.stored, self.raw_bytes as usize) {
+            Ok(raw) if raw.len() as u64 == self.raw_bytes => Ok(Block {
+                block_id: self.block_id,
+                first_seq: self.first_seq,
+                first_ts_ns: self.first_ts_ns,
+                data: raw,
+                stored: self.stored,
+            }),
+            Ok(raw) => Err(self.error(format!(
+                "decompressed to {} bytes, expected {}",
+                raw.len(),
+                self.raw_bytes
+            ))),
+            Err(e) => Err(self.error(format!("zstd: {e}"))),
+        }
+    }
+}
+
+impl BlockIter<'_> {
+    /// The next block as stored (read, and checked against the seal).
+    pub fn next_stored(&mut self) -> Option<Result<StoredBlock, BlockError>> {
         let Some(b) = self.ids.next() else {
             return self.rest.take().map(Err);
         };
@@ -458,24 +503,25 @@ impl Iterator for BlockIter<'_> {
             first_ts_ns,
             last_ts_ns,
         } = b;
-        let fail = |why: String| BlockError {
-            block_id: Some(block_id),
+        let mut block = StoredBlock {
+            block_id,
             first_seq,
             records,
+            raw_bytes,
             first_ts_ns,
             last_ts_ns,
-            why,
+            stored: Vec::new(),
         };
         if raw_bytes > MAX_BLOCK_RAW {
-            return Some(Err(fail(format!("declares {raw_bytes} raw bytes"))));
+            return Some(Err(block.error(format!("declares {raw_bytes} raw bytes"))));
         }
-        let data: Vec<u8> = match self.reader.conn.query_row(
+        block.stored = match self.reader.conn.query_row(
             "SELECT data FROM blocks WHERE block_id = ?1",
             params![block_id],
             |r| r.get(0),
         ) {
             Ok(d) => d,
-            Err(e) => return Some(Err(fail(e.to_string()))),
+            Err(e) => return Some(Err(block.error(e.to_string()))),
         };
         if let Some(guard) = self.reader.guard.borrow_mut().as_mut() {
             guard.check(
@@ -484,22 +530,17 @@ impl Iterator for BlockIter<'_> {
                 first_seq,
                 records,
                 raw_bytes,
-                &data,
+                &block.stored,
             );
         }
-        Some(match zstd::bulk::decompress(&data, raw_bytes as usize) {
-            Ok(raw) if raw.len() as u64 == raw_bytes => Ok(Block {
-                block_id,
-                first_seq,
-                first_ts_ns,
-                data: raw,
-                stored: data,
-            }),
-            Ok(raw) => Err(fail(format!(
-                "decompressed to {} bytes, expected {raw_bytes}",
-                raw.len()
-            ))),
-            Err(e) => Err(fail(format!("zstd: {e}"))),
-        })
+        Some(Ok(block))
+    }
+}
+
+impl Iterator for BlockIter<'_> {
+    type Item = Result<Block, BlockError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.next_stored().map(|b| b.and_then(StoredBlock::open))
     }
 }

@@ -1,14 +1,15 @@
 //! Writing a capture file: the recorder's only way to touch it. The writer
 //! is the recorder's [`Store`]; a [`Tap`] sees each record as it is stored.
 
-use super::block;
+use super::block::{self, BlockFacts};
 use super::keys::SigningIdentity;
 use super::schema;
 use super::seal::{BlockRow, Hash};
 use super::sealer::{self, Counts, Sealer};
+use super::streams::Streams;
 use super::{DropRow, ProcessRow};
+use crate::event::RawEvent;
 use crate::event::{Batch, Recorded, Store, StoreStats};
-use crate::event::{Direction, RawEvent, StreamId};
 use anyhow::{bail, Context, Result};
 use rusqlite::{params, Connection};
 // A fast seeded hash: both maps are looked up for every record.
@@ -20,21 +21,6 @@ use std::path::{Path, PathBuf};
 /// smaller ones make time-range reads cheaper. See BENCHMARKS.md.
 pub const BLOCK_TARGET: usize = 4 << 20;
 const ZSTD_LEVEL: i32 = 3;
-
-struct StreamRow {
-    id: i64,
-    fd: u32,
-    fd_kind: u8,
-    ssl: u64,
-    ino: u64,
-    peer_ino: u64,
-    tcp: Option<(String, u16, String, u16)>,
-    first_ts: u64,
-    last_ts: u64,
-    events: u64,
-    bytes: u64,
-    dirty: bool,
-}
 
 /// Sees every record as it is stored, numbered as readers number it, every
 /// fact of the `meta` table and every process: the live view of a recording,
@@ -74,7 +60,13 @@ pub struct CaptureWriter {
     ends_listed: bool,
     block_ts: Option<(u64, u64)>,
     block_streams: HashMap<i64, u64>,
-    streams: HashMap<StreamId, StreamRow>,
+    streams: Streams,
+    /// The streams table was given whole ([`Self::give_streams`]): records
+    /// are counted in their blocks only.
+    streams_given: bool,
+    /// The growing block was taken whole ([`Self::take_block`]), and holds
+    /// this many raw bytes (its buffer is empty).
+    taken_raw: Option<u64>,
     stats: StoreStats,
     tap: Option<Box<dyn Tap>>,
     sealer: Sealer,
@@ -157,7 +149,9 @@ impl CaptureWriter {
             ends_listed: false,
             block_ts: None,
             block_streams: HashMap::new(),
-            streams: HashMap::new(),
+            streams: Streams::default(),
+            streams_given: false,
+            taken_raw: None,
             stats: StoreStats::default(),
             tap: None,
             sealer,
@@ -232,7 +226,13 @@ impl CaptureWriter {
             Some((lo, hi)) => (lo.min(ts), hi.max(ts)),
         });
         if ev.hdr.kind == crate::event::kind::DATA {
-            let stream_id = self.note_stream(ev);
+            let stream_id = if self.streams_given {
+                self.streams
+                    .id(&ev.stream_id())
+                    .context("a record of a stream the given streams table lacks")?
+            } else {
+                self.streams.note(ev)
+            };
             *self.block_streams.entry(stream_id).or_insert(0) += 1;
             self.stats.payload_bytes += ev.payload.len() as u64;
         }
@@ -296,51 +296,6 @@ impl CaptureWriter {
         self.stats.records += 1;
     }
 
-    fn note_stream(&mut self, ev: &RawEvent) -> i64 {
-        let h = &ev.hdr;
-        let key = ev.stream_id();
-        let next_id = self.streams.len() as i64 + 1;
-        let row = self.streams.entry(key).or_insert_with(|| StreamRow {
-            id: next_id,
-            fd: h.fd,
-            fd_kind: h.fd_kind,
-            ssl: h.ssl,
-            ino: h.ino,
-            peer_ino: h.peer_ino,
-            tcp: crate::event::tcp_endpoints(h),
-            first_ts: h.ts_ns,
-            last_ts: h.ts_ns,
-            events: 0,
-            bytes: 0,
-            dirty: true,
-        });
-        row.first_ts = row.first_ts.min(h.ts_ns);
-        row.last_ts = row.last_ts.max(h.ts_ns);
-        row.events += 1;
-        row.bytes += ev.payload.len() as u64;
-        row.dirty = true;
-        let id = row.id;
-        // A TLS stream learns its socket after its first calls, maybe in the
-        // other direction: both directions of the SSL* take it.
-        if ev.is_tls() && h.ino != 0 {
-            for dir in [Direction::Read, Direction::Write] {
-                if let Some(r) = self.streams.get_mut(&StreamId {
-                    direction: dir,
-                    ..key
-                }) {
-                    if r.ino == 0 {
-                        r.ino = h.ino;
-                        r.fd = h.fd;
-                        r.fd_kind = h.fd_kind;
-                        r.tcp = crate::event::tcp_endpoints(h);
-                        r.dirty = true;
-                    }
-                }
-            }
-        }
-        id
-    }
-
     pub fn add_process(&mut self, p: &ProcessRow) -> Result<()> {
         if let Some(tap) = self.tap.as_mut() {
             tap.process(p);
@@ -389,7 +344,7 @@ impl CaptureWriter {
     /// Writes the growing block and the stream index, and commits: after this
     /// returns, a killed recorder leaves everything so far in the file.
     pub fn commit(&mut self) -> Result<()> {
-        self.write_streams()?;
+        self.streams.write(&self.conn)?;
         let growing = self.write_block(None)?.map(|(_, digest)| digest);
         self.checkpoint(growing)?;
         self.conn.execute_batch("COMMIT; BEGIN")?;
@@ -408,7 +363,7 @@ impl CaptureWriter {
     /// Seals the last block, writes the manifest, commits, and leaves the
     /// file closed and complete.
     pub fn finish(mut self) -> Result<StoreStats> {
-        self.write_streams()?;
+        self.streams.write(&self.conn)?;
         self.seal_growing(None)?;
         self.checkpoint(None)?;
         if let Some(mut tap) = self.tap.take() {
@@ -502,12 +457,68 @@ impl CaptureWriter {
         self.seal_block_as(same.then_some(stored))
     }
 
+    /// Takes the whole `streams` table, before any record is stored, from
+    /// a derivation that knows every kept stream's row beforehand (it keeps
+    /// streams whole): records are then counted in their blocks only, and
+    /// blocks can be taken whole ([`Self::take_block`]).
+    pub fn give_streams(&mut self, streams: Streams) -> Result<()> {
+        if self.next_seq != 0 {
+            bail!("a streams table is given before any record");
+        }
+        self.streams = streams;
+        self.streams_given = true;
+        Ok(())
+    }
+
+    /// Stores a parent's block as it is, without reading its records:
+    /// `stored` is its compressed bytes, `facts` what its records are
+    /// (learned when they were read). Only with a given streams table, and
+    /// between blocks; and only when `stored` is one plain zstd frame of
+    /// the block's size. False when it cannot: the caller then pushes the
+    /// block's records.
+    pub fn take_block(&mut self, stored: &[u8], facts: &BlockFacts) -> Result<bool> {
+        if !self.streams_given
+            || self.tap.is_some()
+            || self.block_records != 0
+            || facts.records == 0
+            || facts.damaged != 0
+            || !one_plain_frame(stored, facts.raw_bytes as usize)
+        {
+            return Ok(false);
+        }
+        for (key, n) in &facts.streams {
+            let id = self
+                .streams
+                .id(key)
+                .context("a block of a stream the given streams table lacks")?;
+            *self.block_streams.entry(id).or_insert(0) += n;
+        }
+        if facts.ends > 0 && !self.ends_listed {
+            self.add_feature(super::block::END_FEATURE)?;
+            self.ends_listed = true;
+        }
+        if facts.keylog_lines > 0 && !self.keylog_listed {
+            self.add_feature(super::block::KEYLOG_FEATURE)?;
+            self.keylog_listed = true;
+        }
+        self.block_ts = facts.ts;
+        self.block_records = facts.records;
+        self.taken_raw = Some(facts.raw_bytes);
+        self.next_seq += facts.records;
+        self.stats.records += facts.records;
+        self.stats.events += facts.events;
+        self.stats.payload_bytes += facts.payload_bytes;
+        self.seal_block_as(Some(stored))?;
+        Ok(true)
+    }
+
     fn seal_block_as(&mut self, stored: Option<&[u8]>) -> Result<()> {
-        self.write_streams()?;
+        self.streams.write(&self.conn)?;
         self.seal_growing(stored)?;
         self.block_id = None;
         self.block_first_seq = self.next_seq;
         self.block_buf.clear();
+        self.taken_raw = None;
         self.block_records = 0;
         self.block_ts = None;
         self.block_streams.clear();
@@ -530,6 +541,7 @@ impl CaptureWriter {
         if self.block_records == 0 {
             return Ok(None);
         }
+        let raw_bytes = self.taken_raw.unwrap_or(self.block_buf.len() as u64);
         let compressed;
         let data = match stored {
             Some(d) => d,
@@ -556,7 +568,7 @@ impl CaptureWriter {
                 self.block_records as i64,
                 lo,
                 hi,
-                self.block_buf.len() as i64,
+                raw_bytes as i64,
                 data
             ],
         )?;
@@ -576,58 +588,13 @@ impl CaptureWriter {
             records: self.block_records as i64,
             first_ts_ns: lo,
             last_ts_ns: hi,
-            raw_bytes: self.block_buf.len() as i64,
+            raw_bytes: raw_bytes as i64,
             data,
         };
         Ok(Some((
             block_id,
             sealer::block_digest(&row, &self.block_streams),
         )))
-    }
-
-    fn write_streams(&mut self) -> Result<()> {
-        let mut stmt = self.conn.prepare_cached(
-            "INSERT INTO streams (stream_id, pid, fd, fd_kind, tls, ssl, ino, peer_ino, direction,
-               laddr, lport, raddr, rport, first_ts_ns, last_ts_ns, events, bytes)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)
-             ON CONFLICT (stream_id) DO UPDATE SET ino = excluded.ino, fd = excluded.fd,
-               fd_kind = excluded.fd_kind,
-               laddr = excluded.laddr, lport = excluded.lport, raddr = excluded.raddr,
-               rport = excluded.rport, first_ts_ns = excluded.first_ts_ns,
-               last_ts_ns = excluded.last_ts_ns, events = excluded.events, bytes = excluded.bytes",
-        )?;
-        for (key, row) in self.streams.iter_mut().filter(|(_, r)| r.dirty) {
-            let (laddr, lport, raddr, rport) = match &row.tcp {
-                Some((la, lp, ra, rp)) => {
-                    (Some(la.as_str()), Some(*lp), Some(ra.as_str()), Some(*rp))
-                }
-                None => (None, None, None, None),
-            };
-            stmt.execute(params![
-                row.id,
-                key.tgid,
-                row.fd,
-                row.fd_kind,
-                key.tls,
-                row.ssl as i64,
-                row.ino as i64,
-                row.peer_ino as i64,
-                match key.direction {
-                    Direction::Read => "read",
-                    Direction::Write => "write",
-                },
-                laddr,
-                lport,
-                raddr,
-                rport,
-                row.first_ts as i64,
-                row.last_ts as i64,
-                row.events as i64,
-                row.bytes as i64
-            ])?;
-            row.dirty = false;
-        }
-        Ok(())
     }
 }
 

@@ -44,9 +44,9 @@ pub use crate::capture::{
     read_small, remove_side_files, same_file, KEYLOG_FEATURE, MAX_SMALL_FILE,
 };
 pub use crate::capture::{
-    BlockError, BlockFilter, CaptureError, CaptureReader, CaptureWriter, CreateOptions, DropRow,
-    Numbered, Parent, ProcessRow, Record, Report, SigningIdentity, Step, Tap, Totals, Verdict,
-    VerifyOptions, ViewKey,
+    Block, BlockError, BlockFacts, BlockFilter, CaptureError, CaptureReader, CaptureWriter,
+    CreateOptions, DropRow, Numbered, Parent, ProcessRow, Record, Report, SigningIdentity, Step,
+    Streams, Tap, Totals, Verdict, VerifyOptions, ViewKey,
 };
 
 #[derive(Clone, Debug)]

@@ -4,7 +4,7 @@
 
 use super::index::{self, Builder, Index, IndexError, Key, Select};
 use super::{
-    BlockFilter, CaptureError, CaptureReader, DecodeOptions, Decoder, Flow, Item, Numbered,
+    Block, BlockFilter, CaptureError, CaptureReader, DecodeOptions, Decoder, Flow, Item, Numbered,
     Selection, SessionSummary, Sink,
 };
 use std::collections::HashSet;
@@ -266,17 +266,30 @@ pub(super) fn decode(
     keylog: bool,
     each: impl FnMut(&Item<'_>) -> io::Result<Flow>,
 ) -> Result<(Vec<SessionSummary>, Flow), QueryError> {
-    decode_tapped(reader, progress, label, keylog, |_| {}, each)
+    decode_tapped(reader, progress, label, keylog, &mut (), each)
 }
 
-/// [`decode`], showing `tap` each readable record before the decoder
-/// sees it (so that a record is tapped before any item made of it).
+/// Sees what the decoder reads, before the decoder does: each readable
+/// block, then its records (so that a record is seen before any item
+/// made of it).
+pub(super) trait ReadTap {
+    fn block(&mut self, block: &Block);
+    fn record(&mut self, rec: &Numbered<'_>);
+}
+
+/// No tap.
+impl ReadTap for () {
+    fn block(&mut self, _: &Block) {}
+    fn record(&mut self, _: &Numbered<'_>) {}
+}
+
+/// [`decode`], showing `tap` what it reads.
 pub(super) fn decode_tapped(
     reader: &CaptureReader,
     progress: &mut dyn Progress,
     label: &'static str,
     keylog: bool,
-    mut tap: impl FnMut(&Numbered<'_>),
+    tap: &mut dyn ReadTap,
     mut each: impl FnMut(&Item<'_>) -> io::Result<Flow>,
 ) -> Result<(Vec<SessionSummary>, Flow), QueryError> {
     progress.pass(label, reader.raw_bytes()?);
@@ -291,8 +304,9 @@ pub(super) fn decode_tapped(
         match block {
             Ok(b) => {
                 decoder.enter_block(b.first_ts_ns);
+                tap.block(&b);
                 for rec in b.records() {
-                    tap(&rec);
+                    tap.record(&rec);
                     decoder.push(&rec, &mut until_ended(&mut each, &mut ended));
                 }
                 progress.advance(b.data.len() as u64);

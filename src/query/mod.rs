@@ -33,6 +33,7 @@ pub use crate::decode::{
     WriterPiece,
 };
 pub use crate::decode::{
-    BlockError, BlockFilter, CaptureError, CaptureReader, CaptureWriter, CreateOptions, DropRow,
-    ProcessRow, Report, SigningIdentity, Step, Tap, Totals, Verdict, VerifyOptions, ViewKey,
+    Block, BlockError, BlockFacts, BlockFilter, CaptureError, CaptureReader, CaptureWriter,
+    CreateOptions, DropRow, ProcessRow, Report, SigningIdentity, Step, Streams, Tap, Totals,
+    Verdict, VerifyOptions, ViewKey,
 };

@@ -7,6 +7,7 @@ mod capture_file;
 mod damage;
 mod derive;
 mod derive_blocks;
+mod derive_whole;
 mod event_layout;
 mod fuzz_harness;
 mod fuzz_regressions;

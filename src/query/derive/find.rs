@@ -13,12 +13,13 @@
 
 use super::redact::{token, Place};
 use super::rules::{self, merge, Rules};
+use super::whole::{Seen, Sightings, Whole};
 use super::{Incarnation, Incarnations};
 use crate::event::{fd_kind, flags, kind, Direction, RawEvent, StreamId};
-use crate::query::driver::decode_tapped;
+use crate::query::driver::{decode_tapped, ReadTap};
 use crate::query::{
-    BlockFilter, CaptureReader, FlagReason, Flow, Item, Kind, Numbered, Progress, QueryError,
-    Record,
+    Block, BlockFilter, CaptureReader, FlagReason, Flow, Item, Kind, Numbered, Progress,
+    QueryError, Record, Streams,
 };
 // A fast seeded hash: these maps are looked up for every record.
 use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
@@ -40,9 +41,14 @@ pub struct Found {
     spans: HashMap<Incarnation, Vec<Span>>,
     records: HashMap<u64, Vec<Span>>,
     incarnations: Incarnations,
+    keep_non_mcp: bool,
     mcp_streams: HashSet<StreamId>,
     pids: HashSet<u32>,
     all_streams: HashSet<StreamId>,
+    /// The child's streams table, known before the copy: streams are kept
+    /// or left out whole, both directions together.
+    streams: Option<Streams>,
+    whole: Whole,
     /// Non-MCP lines in MCP stdio streams, blanked (both copies).
     pub blanked: u64,
     /// Secrets whose bytes could not be located in the records.
@@ -59,12 +65,41 @@ impl Found {
         std::mem::take(&mut self.tally)
     }
 
+    /// Whether a data record of stream `id` is kept.
     pub fn keeps_stream(&self, id: &StreamId) -> bool {
-        self.mcp_streams.contains(id)
+        self.keep_non_mcp || self.mcp_streams.contains(id)
     }
 
+    /// Whether an exec record (or process row) of `pid` is kept.
     pub fn keeps_pid(&self, pid: u32) -> bool {
-        self.pids.contains(&pid)
+        self.keep_non_mcp || self.pids.contains(&pid)
+    }
+
+    /// The child's streams table, handed over once.
+    pub fn take_streams(&mut self) -> Option<Streams> {
+        self.streams.take()
+    }
+
+    /// The parent's blocks that are kept as they are.
+    pub fn whole(&self) -> &Whole {
+        &self.whole
+    }
+
+    /// Whether the block `seen` is kept as it is: every record kept, and
+    /// none rewritten.
+    fn unchanged(&self, seen: &Seen) -> bool {
+        let f = &seen.facts;
+        f.damaged == 0
+            && f.keylog_lines == 0
+            && !seen.exec_secret
+            && seen.exec_pids.iter().all(|&p| self.keeps_pid(p))
+            && seen
+                .ends
+                .iter()
+                .all(|(s, had)| *had && self.keeps_stream(s))
+            && seen.ranges.iter().all(|(at, lo, hi)| {
+                self.keeps_stream(&at.0) && self.spans_over(at, *lo, hi - lo).next().is_none()
+            })
     }
 
     pub fn streams_left_out(&self) -> usize {
@@ -127,6 +162,9 @@ struct Scan<'a> {
     spans: HashMap<Incarnation, Vec<Span>>,
     records: HashMap<u64, Vec<Span>>,
     tally: Tally,
+    /// Every stream's row, as a writer of every record would make it.
+    streams: Streams,
+    sightings: Sightings,
 }
 
 /// What the decoder's messages say.
@@ -144,10 +182,35 @@ struct Collect<'a> {
     tally: Tally,
 }
 
+/// The scan, shown the records beside the decoder.
+struct Tapped<'s, 'a>(&'s RefCell<Scan<'a>>);
+
+impl ReadTap for Tapped<'_, '_> {
+    fn block(&mut self, block: &Block) {
+        self.0.borrow_mut().sightings.block(block);
+    }
+
+    fn record(&mut self, rec: &Numbered<'_>) {
+        self.0.borrow_mut().record(rec);
+    }
+}
+
 impl Scan<'_> {
     fn record(&mut self, rec: &Numbered<'_>) {
-        let Record::Event(ev) = &rec.record else {
-            return;
+        let mut seen = self.sightings.current();
+        if let Some(s) = seen.as_deref_mut() {
+            s.facts.add(&rec.record);
+        }
+        let ev = match &rec.record {
+            Record::Event(ev) => ev,
+            Record::End(ev) => {
+                if let Some(s) = seen {
+                    let id = ev.stream_id();
+                    s.ends.push((id, self.streams.id(&id).is_some()));
+                }
+                return;
+            }
+            _ => return,
         };
         let h = &ev.hdr;
         if h.kind != kind::DATA {
@@ -161,10 +224,21 @@ impl Scan<'_> {
                     with: token(self.key, &ev.payload[f.start..f.end]).into(),
                 });
             }
+            if let Some(s) = seen {
+                if !s.exec_pids.contains(&h.tgid) {
+                    s.exec_pids.push(h.tgid);
+                }
+                s.exec_secret |= self.records.contains_key(&rec.seq);
+            }
             return;
         }
         let at = self.incarnations.of(rec.seq, ev);
         self.all_streams.insert(at.0);
+        self.streams.note(ev);
+        if let Some(s) = seen {
+            let end = h.stream_off.saturating_add(ev.payload.len() as u64);
+            s.data(at, h.stream_off, end);
+        }
         let network =
             h.flags & flags::TLS != 0 || matches!(h.fd_kind, fd_kind::TCP4 | fd_kind::TCP6);
         if !network {
@@ -305,6 +379,8 @@ pub fn find(
         spans: HashMap::new(),
         records: HashMap::new(),
         tally: Tally::default(),
+        streams: Streams::default(),
+        sightings: Sightings::default(),
     });
     let mut c = Collect {
         rules,
@@ -319,21 +395,15 @@ pub fn find(
     };
     // As the child will show it: without the key log, which redact leaves
     // out, TLS ciphertext is not MCP (and its records are not rewritten).
-    decode_tapped(
-        parent,
-        progress,
-        "",
-        false,
-        |rec| scan.borrow_mut().record(rec),
-        |item| {
-            c.item(item, &scan.borrow());
-            Ok(Flow::Continue)
-        },
-    )?;
-    let scan = scan.into_inner();
+    decode_tapped(parent, progress, "", false, &mut Tapped(&scan), |item| {
+        c.item(item, &scan.borrow());
+        Ok(Flow::Continue)
+    })?;
+    let mut scan = scan.into_inner();
     let mut found = Found {
         records: scan.records,
         incarnations: scan.incarnations,
+        keep_non_mcp,
         all_streams: scan.all_streams,
         ..Found::default()
     };
@@ -374,6 +444,9 @@ pub fn find(
         found.pids.insert(id.tgid);
     }
     blank(&mut found, spans, c);
+    found.whole = scan.sightings.choose(|seen| found.unchanged(seen));
+    scan.streams.retain(|id| found.keeps_stream(id));
+    found.streams = Some(scan.streams);
     Ok(found)
 }
 

@@ -12,9 +12,10 @@
 
 use super::find::{self, Found, Span};
 use super::rules::{merge, Rules};
+use super::whole::Seen;
 use super::Plan;
 use crate::event::{kind, RawEvent};
-use crate::query::{CaptureReader, ProcessRow, Progress, QueryError, ViewKey};
+use crate::query::{CaptureReader, ProcessRow, Progress, QueryError, Streams, ViewKey};
 use hmac::{KeyInit, Mac};
 use std::collections::{BTreeMap, HashSet};
 use std::fmt;
@@ -151,7 +152,7 @@ impl Redaction {
     /// --dry-run: the records' part is counted by the plan already).
     pub fn preview_tables(&mut self, parent: &CaptureReader) -> Result<(), QueryError> {
         for mut p in parent.processes()? {
-            if self.keep_non_mcp || self.found.keeps_pid(p.pid) {
+            if self.found.keeps_pid(p.pid) {
                 self.process(&mut p);
             }
         }
@@ -208,10 +209,15 @@ impl Plan for Redaction {
         false
     }
 
+    fn streams(&mut self) -> Option<Streams> {
+        self.found.take_streams()
+    }
+
+    fn whole_block(&self, first_seq: u64, stored: &[u8]) -> Result<Option<&Seen>, String> {
+        self.found.whole().get(first_seq, stored)
+    }
+
     fn keeps(&mut self, _seq: u64, ev: &RawEvent<'_>) -> bool {
-        if self.keep_non_mcp {
-            return true;
-        }
         match ev.hdr.kind {
             kind::DATA => self.found.keeps_stream(&ev.stream_id()),
             _ => self.found.keeps_pid(ev.hdr.tgid),
