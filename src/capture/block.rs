@@ -48,7 +48,7 @@ pub struct Numbered<'a> {
 
 /// What a block's records are, learned as they were read: what a writer
 /// counts as it stores them, so that it can take the block whole.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BlockFacts {
     /// Records of every kind.
     pub records: u64,
@@ -61,13 +61,39 @@ pub struct BlockFacts {
     pub streams: Vec<(StreamId, u64)>,
     pub ends: u64,
     pub keylog_lines: u64,
-    /// Bytes that do not parse as records: such a block is never taken.
+    /// Bytes that do not parse as records, and records of optional
+    /// features this reader skips: a block with either is never taken
+    /// whole (its records are not all seen, so not all searched).
     pub damaged: u64,
+    pub skipped: u64,
     /// The block's decompressed size.
     pub raw_bytes: u64,
 }
 
 impl BlockFacts {
+    /// The facts of decompressed block `data` before its records are
+    /// counted: its size, and the optional records [`Records`] skips.
+    pub fn new(data: &[u8]) -> BlockFacts {
+        let mut skipped = 0;
+        let mut rest = data;
+        while let Ok((tag, _, used)) = next_frame(rest) {
+            skipped += u64::from(skips(tag));
+            rest = &rest[used..];
+        }
+        BlockFacts {
+            records: 0,
+            events: 0,
+            payload_bytes: 0,
+            ts: None,
+            streams: Vec::new(),
+            ends: 0,
+            keylog_lines: 0,
+            damaged: 0,
+            skipped,
+            raw_bytes: data.len() as u64,
+        }
+    }
+
     /// Counts one more record of the block, as the writer counts it.
     pub fn add(&mut self, rec: &Record<'_>) {
         self.records += 1;
@@ -139,6 +165,11 @@ pub fn next_frame(data: &[u8]) -> Result<(u8, &[u8], usize), String> {
             data.len() - FRAME_HEADER
         )),
     }
+}
+
+/// An optional feature's record this reader does not know: skipped.
+fn skips(tag: u8) -> bool {
+    tag >= TAG_OPTIONAL && tag != TAG_KEYLOG && tag != TAG_END
 }
 
 /// Walks the records of a decompressed block.
@@ -234,7 +265,7 @@ impl<'a> Records<'a> {
             self.seq += 1;
             // An optional feature's record: skipped, its number taken.
             if let Ok((tag, _, used)) = next_frame(rest) {
-                if tag >= TAG_OPTIONAL && tag != TAG_KEYLOG && tag != TAG_END {
+                if skips(tag) {
                     self.pos += used;
                     continue;
                 }

@@ -448,9 +448,9 @@ const MAX_BLOCK_RAW: u64 = 256 << 20;
 /// one, not yet decompressed.
 pub struct StoredBlock {
     pub block_id: i64,
-    pub first_seq: u64,
-    pub records: u64,
-    pub raw_bytes: u64,
+    first_seq: u64,
+    records: u64,
+    raw_bytes: u64,
     first_ts_ns: Option<u64>,
     last_ts_ns: Option<u64>,
     /// The compressed bytes.

@@ -27,12 +27,8 @@ pub struct Streams {
 }
 
 impl Streams {
-    pub fn len(&self) -> usize {
+    pub(super) fn len(&self) -> usize {
         self.rows.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.rows.is_empty()
     }
 
     /// The number of stream `key`, if it has a row.

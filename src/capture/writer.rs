@@ -482,6 +482,7 @@ impl CaptureWriter {
             || self.block_records != 0
             || facts.records == 0
             || facts.damaged != 0
+            || facts.skipped != 0
             || !one_plain_frame(stored, facts.raw_bytes as usize)
         {
             return Ok(false);

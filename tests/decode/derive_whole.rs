@@ -142,10 +142,7 @@ fn store_again(src: &Path, dst: &Path, whole: bool) {
     }
     for b in blocks() {
         if whole {
-            let mut facts = BlockFacts {
-                raw_bytes: b.data.len() as u64,
-                ..BlockFacts::default()
-            };
+            let mut facts = BlockFacts::new(&b.data);
             for rec in b.records() {
                 facts.add(&rec.record);
             }

@@ -18,8 +18,8 @@ use super::{Incarnation, Incarnations};
 use crate::event::{fd_kind, flags, kind, Direction, RawEvent, StreamId};
 use crate::query::driver::{decode_tapped, ReadTap};
 use crate::query::{
-    Block, BlockFilter, CaptureReader, FlagReason, Flow, Item, Kind, Numbered, Progress,
-    QueryError, Record, Streams,
+    Block, BlockFilter, CaptureError, CaptureReader, FlagReason, Flow, Item, Kind, Numbered,
+    Progress, QueryError, Record, Streams,
 };
 // A fast seeded hash: these maps are looked up for every record.
 use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
@@ -38,7 +38,9 @@ pub struct Span {
 /// Everything `redact` replaces and leaves out.
 #[derive(Default)]
 pub struct Found {
-    spans: HashMap<Incarnation, Vec<Span>>,
+    /// By stream incarnation: the widest span's length, and the spans by
+    /// start (they may overlap: a header line's and a message's).
+    spans: HashMap<Incarnation, (u64, Vec<Span>)>,
     records: HashMap<u64, Vec<Span>>,
     incarnations: Incarnations,
     keep_non_mcp: bool,
@@ -90,6 +92,7 @@ impl Found {
     fn unchanged(&self, seen: &Seen) -> bool {
         let f = &seen.facts;
         f.damaged == 0
+            && f.skipped == 0
             && f.keylog_lines == 0
             && !seen.exec_secret
             && seen.exec_pids.iter().all(|&p| self.keeps_pid(p))
@@ -113,11 +116,16 @@ impl Found {
 
     /// The spans of stream incarnation `at` that overlap [off, off + len).
     pub fn spans_over(&self, at: &Incarnation, off: u64, len: u64) -> impl Iterator<Item = &Span> {
-        let spans = self.spans.get(at).map_or(&[][..], Vec::as_slice);
-        let from = spans.partition_point(|s| s.end <= off);
+        let (widest, spans) = self
+            .spans
+            .get(at)
+            .map_or((0, &[][..]), |(w, l)| (*w, &l[..]));
+        // Those before `from` end before `off`, being no wider.
+        let from = spans.partition_point(|s| s.start.saturating_add(widest) <= off);
         spans[from..]
             .iter()
             .take_while(move |s| s.start < off.saturating_add(len))
+            .filter(move |s| s.end > off)
     }
 
     pub fn record_spans(&self, seq: u64) -> &[Span] {
@@ -165,6 +173,10 @@ struct Scan<'a> {
     /// Every stream's row, as a writer of every record would make it.
     streams: Streams,
     sightings: Sightings,
+    /// The last record's number, and the first that did not follow it:
+    /// incarnations and exec records are keyed by record number.
+    last_seq: Option<u64>,
+    disordered: Option<(u64, u64)>,
 }
 
 /// What the decoder's messages say.
@@ -197,6 +209,10 @@ impl ReadTap for Tapped<'_, '_> {
 
 impl Scan<'_> {
     fn record(&mut self, rec: &Numbered<'_>) {
+        if let Some(last) = self.last_seq.filter(|&l| rec.seq <= l) {
+            self.disordered.get_or_insert((last, rec.seq));
+        }
+        self.last_seq = Some(rec.seq);
         let mut seen = self.sightings.current();
         if let Some(s) = seen.as_deref_mut() {
             s.facts.add(&rec.record);
@@ -381,6 +397,8 @@ pub fn find(
         tally: Tally::default(),
         streams: Streams::default(),
         sightings: Sightings::default(),
+        last_seq: None,
+        disordered: None,
     });
     let mut c = Collect {
         rules,
@@ -400,6 +418,14 @@ pub fn find(
         Ok(Flow::Continue)
     })?;
     let mut scan = scan.into_inner();
+    if let Some((last, seq)) = scan.disordered {
+        return Err(QueryError::Capture(CaptureError::Damaged {
+            path: parent.name().to_path_buf(),
+            why: format!(
+                "record {seq} comes after record {last}: the records are not numbered in order"
+            ),
+        }));
+    }
     let mut found = Found {
         records: scan.records,
         incarnations: scan.incarnations,
@@ -575,10 +601,15 @@ fn blank(found: &mut Found, mut spans: HashMap<Incarnation, Vec<Span>>, c: Colle
         list.retain(|s| !blank.iter().any(|b| b.start < s.end && s.start < b.end));
         list.extend(blank);
     }
-    for list in spans.values_mut() {
-        list.sort_by_key(|s| s.start);
-    }
-    found.spans = spans;
+    found.spans = spans
+        .into_iter()
+        .map(|(at, mut list)| {
+            list.sort_by_key(|s| s.start);
+            list.shrink_to_fit();
+            let widest = list.iter().map(|s| s.end - s.start).max().unwrap_or(0);
+            (at, (widest, list))
+        })
+        .collect();
 }
 
 /// Where each byte of `text` lies in `raw` (the stream bytes it was
@@ -605,4 +636,38 @@ fn line_up(text: &[u8], raw: &[u8]) -> Vec<Vec<usize>> {
         i += 1;
     }
     vec![map]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A header line's span inside a message's: a record past the inner
+    /// span's end is still covered by the outer one.
+    #[test]
+    fn spans_that_overlap_are_all_found() {
+        let at = (
+            StreamId {
+                tgid: 1,
+                tls: false,
+                id: 2,
+                direction: Direction::Write,
+            },
+            1,
+        );
+        let span = |start, end| Span {
+            start,
+            end,
+            with: vec![b'x'; (end - start) as usize].into(),
+        };
+        let mut found = Found::default();
+        found
+            .spans
+            .insert(at, (100, vec![span(0, 100), span(10, 20), span(30, 40)]));
+        let over =
+            |off, len| -> Vec<u64> { found.spans_over(&at, off, len).map(|s| s.start).collect() };
+        assert_eq!(over(50, 10), [0]);
+        assert_eq!(over(15, 20), [0, 10, 30]);
+        assert_eq!(over(100, 5), Vec::<u64>::new());
+    }
 }

@@ -54,11 +54,12 @@ pub trait Plan {
     fn streams(&mut self) -> Option<Streams> {
         None
     }
-    /// Parent block `first_seq`, when it is kept as it is (every record
-    /// kept, none rewritten): what its records are, learned when the plan
-    /// read them. An error when `stored` is not what the plan read.
-    fn whole_block(&self, first_seq: u64, stored: &[u8]) -> Result<Option<&Seen>, String> {
-        let _ = (first_seq, stored);
+    /// Parent block `id`, stored as `stored`, when it is kept as it is
+    /// (every record kept, none rewritten): what its records are, learned
+    /// when the plan read them. An error when the block is not what the
+    /// plan read.
+    fn whole_block(&self, id: i64, stored: &[u8]) -> Result<Option<&Seen>, String> {
+        let _ = (id, stored);
         Ok(None)
     }
 }
@@ -331,9 +332,9 @@ fn copy_records(
         let stored = next.map_err(unreadable)?;
         // A block left as it is goes over compressed, its records unread
         // (a view names records, which the child numbers anew one by one).
+        let seen = (plan.whole_block(stored.block_id, &stored.stored))
+            .map_err(|why| DeriveError::Refused(format!("{}: {why}", parent.name().display())))?;
         if wanted.is_empty() {
-            let seen = (plan.whole_block(stored.first_seq, &stored.stored))
-                .map_err(DeriveError::Refused)?;
             if let Some(seen) = seen {
                 if w.take_block(&stored.stored, &seen.facts)? {
                     c.events += seen.facts.events;

@@ -213,8 +213,8 @@ impl Plan for Redaction {
         self.found.take_streams()
     }
 
-    fn whole_block(&self, first_seq: u64, stored: &[u8]) -> Result<Option<&Seen>, String> {
-        self.found.whole().get(first_seq, stored)
+    fn whole_block(&self, id: i64, stored: &[u8]) -> Result<Option<&Seen>, String> {
+        self.found.whole().get(id, stored)
     }
 
     fn keeps(&mut self, _seq: u64, ev: &RawEvent<'_>) -> bool {

@@ -33,8 +33,6 @@ pub struct Seen {
     /// Its END records' streams, and whether a data record of that stream
     /// came before (an END is copied only after one of its stream's).
     pub ends: Vec<(StreamId, bool)>,
-    /// The hash of its stored bytes, to know them again.
-    hash: u64,
 }
 
 impl Seen {
@@ -58,11 +56,14 @@ impl Seen {
 /// What the finding read remembers of the blocks it read.
 #[derive(Default)]
 pub struct Sightings {
-    /// Seeded per run: the stored bytes read again must be those read
-    /// first, or the child would hold what was not searched.
+    /// Seeded per run, and kept for every block: the stored bytes copied
+    /// must be those searched, or the child would hold what was not
+    /// searched. (Not a cryptographic hash: it finds a file changed
+    /// meanwhile, by accident or by someone who cannot see the seed.)
     hasher: foldhash::quality::RandomState,
-    blocks: HashMap<u64, Seen>,
-    current: Option<(u64, Seen)>,
+    hashes: HashMap<i64, u64>,
+    blocks: HashMap<i64, Seen>,
+    current: Option<(i64, Seen)>,
     /// Entries remembered so far.
     entries: usize,
 }
@@ -71,24 +72,22 @@ impl Sightings {
     /// A block begins (its records follow).
     pub fn block(&mut self, b: &Block) {
         self.end_block();
+        let hash = self.hasher.hash_one(b.stored.as_slice());
+        self.hashes.insert(b.block_id, hash);
         if self.entries < BUDGET {
             let seen = Seen {
-                facts: BlockFacts {
-                    raw_bytes: b.data.len() as u64,
-                    ..BlockFacts::default()
-                },
+                facts: BlockFacts::new(&b.data),
                 ranges: Vec::new(),
                 exec_pids: Vec::new(),
                 exec_secret: false,
                 ends: Vec::new(),
-                hash: self.hasher.hash_one(b.stored.as_slice()),
             };
-            self.current = Some((b.first_seq, seen));
+            self.current = Some((b.block_id, seen));
         }
     }
 
     /// The block being read, when it is remembered (and still within
-    /// bounds: a record makes at most one more entry).
+    /// bounds: a record makes at most two more entries).
     pub fn current(&mut self) -> Option<&mut Seen> {
         if self
             .current
@@ -101,9 +100,9 @@ impl Sightings {
     }
 
     fn end_block(&mut self) {
-        if let Some((first_seq, seen)) = self.current.take() {
+        if let Some((id, seen)) = self.current.take() {
             self.entries += seen.entries() + BLOCK_COST;
-            self.blocks.insert(first_seq, seen);
+            self.blocks.insert(id, seen);
         }
     }
 
@@ -113,31 +112,34 @@ impl Sightings {
         self.blocks.retain(|_, s| whole(s));
         Whole {
             hasher: self.hasher,
+            hashes: self.hashes,
             blocks: self.blocks,
         }
     }
 }
 
-/// The blocks taken whole, by their first record's number.
+/// Every block's hash, and the blocks taken whole, by block id.
 #[derive(Default)]
 pub struct Whole {
     hasher: foldhash::quality::RandomState,
-    blocks: HashMap<u64, Seen>,
+    hashes: HashMap<i64, u64>,
+    blocks: HashMap<i64, Seen>,
 }
 
 impl Whole {
-    /// Block `first_seq`, when it is taken whole; an error when its stored
-    /// bytes are not the ones read before (the file changed meanwhile).
-    pub fn get(&self, first_seq: u64, stored: &[u8]) -> Result<Option<&Seen>, String> {
-        let Some(seen) = self.blocks.get(&first_seq) else {
-            return Ok(None);
-        };
-        if self.hasher.hash_one(stored) != seen.hash {
-            return Err(format!(
-                "the block of records from {first_seq} changed while it was being redacted"
-            ));
+    /// Block `id`, stored as `stored`, when it is taken whole. An error
+    /// when it is not what was searched: its stored bytes changed, or it
+    /// could not be read then.
+    pub fn get(&self, id: i64, stored: &[u8]) -> Result<Option<&Seen>, String> {
+        match self.hashes.get(&id) {
+            None => Err(format!(
+                "block {id} could not be read when it was searched (it is damaged, or it changed since)"
+            )),
+            Some(&h) if h != self.hasher.hash_one(stored) => Err(format!(
+                "block {id} changed while it was being redacted"
+            )),
+            Some(_) => Ok(self.blocks.get(&id)),
         }
-        Ok(Some(seen))
     }
 }
 
@@ -148,19 +150,19 @@ mod tests {
     #[test]
     fn a_block_read_again_must_be_the_one_read_first() {
         let mut seen = Sightings::default();
-        seen.block(&Block {
-            block_id: 1,
-            first_seq: 7,
-            first_ts_ns: None,
-            data: vec![0; 10],
-            stored: vec![1, 2, 3],
-        });
+        for (block_id, raw) in [(1, 10), (2, 20)] {
+            seen.block(&Block {
+                block_id,
+                first_seq: 7,
+                first_ts_ns: None,
+                data: vec![0; raw],
+                stored: vec![1, 2, 3],
+            });
+        }
         let whole = seen.choose(|s| s.facts.raw_bytes == 10);
-        assert!(whole.get(7, &[1, 2, 3]).unwrap().is_some());
-        assert!(whole.get(7, &[1, 2, 4]).is_err(), "changed meanwhile");
-        assert!(
-            whole.get(8, &[1, 2, 3]).unwrap().is_none(),
-            "not taken whole"
-        );
+        assert!(whole.get(1, &[1, 2, 3]).unwrap().is_some());
+        assert!(whole.get(1, &[1, 2, 4]).is_err(), "changed meanwhile");
+        assert!(whole.get(2, &[1, 2, 3]).unwrap().is_none(), "not whole");
+        assert!(whole.get(3, &[1, 2, 3]).is_err(), "not read then");
     }
 }
