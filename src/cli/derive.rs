@@ -56,6 +56,7 @@ pub fn redact(a: RedactArgs) -> Result<Done, Failure> {
         rules,
         key,
         a.keep_non_mcp,
+        a.dry_run,
         &mut Bar::default(),
     )
     .map_err(|e| Failure::other(e.to_string()))?;

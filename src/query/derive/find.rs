@@ -24,6 +24,7 @@ use crate::query::{
 // A fast seeded hash: these maps are looked up for every record.
 use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 use std::cell::RefCell;
+use std::collections::hash_map::Entry;
 use std::rc::Rc;
 
 /// Bytes [start, end) of a stream (or of a record's payload) and what
@@ -60,6 +61,16 @@ pub struct Found {
 
 /// How many secrets each rule found where: (rule, place) → count.
 pub type Tally = HashMap<(usize, Place), u64>;
+
+/// What the user asked of the finding.
+#[derive(Clone, Copy)]
+pub struct Asked {
+    /// Records of streams that carry no MCP are kept.
+    pub keep_non_mcp: bool,
+    /// Secrets in messages are counted by message (an entry each, for a
+    /// listing), else by rule.
+    pub itemised: bool,
+}
 
 impl Found {
     /// What was found where, handed over once.
@@ -183,7 +194,7 @@ struct Scan<'a> {
 struct Collect<'a> {
     rules: &'a Rules,
     key: &'a [u8],
-    keep_non_mcp: bool,
+    asked: Asked,
     spans: HashMap<Incarnation, Vec<Span>>,
     blanks: Vec<Blank>,
     align: Vec<Align>,
@@ -298,7 +309,7 @@ impl Collect<'_> {
             if mixed {
                 self.mixed.insert(item.n);
             }
-            if (!self.keep_non_mcp || mixed) && framed_as_lines && whole_line {
+            if (!self.asked.keep_non_mcp || mixed) && framed_as_lines && whole_line {
                 for &(stream, first, start, end) in &copies {
                     if end - start != item.text.len() as u64 {
                         continue;
@@ -326,11 +337,13 @@ impl Collect<'_> {
         if finds.is_empty() {
             return;
         }
+        let place = if self.asked.itemised {
+            Place::Message(item.n)
+        } else {
+            Place::Messages
+        };
         for f in &finds {
-            *self
-                .tally
-                .entry((f.rule, Place::Message(item.n)))
-                .or_default() += 1;
+            *self.tally.entry((f.rule, place.clone())).or_default() += 1;
         }
         // Made once for both copies.
         let tokens: Vec<Rc<[u8]>> = finds
@@ -382,7 +395,7 @@ pub fn find(
     parent: &CaptureReader,
     rules: &Rules,
     key: &[u8],
-    keep_non_mcp: bool,
+    asked: Asked,
     progress: &mut dyn Progress,
 ) -> Result<Found, QueryError> {
     let scan = RefCell::new(Scan {
@@ -403,7 +416,7 @@ pub fn find(
     let mut c = Collect {
         rules,
         key,
-        keep_non_mcp,
+        asked,
         spans: HashMap::new(),
         blanks: Vec::new(),
         align: Vec::new(),
@@ -429,13 +442,18 @@ pub fn find(
     let mut found = Found {
         records: scan.records,
         incarnations: scan.incarnations,
-        keep_non_mcp,
+        keep_non_mcp: asked.keep_non_mcp,
         all_streams: scan.all_streams,
         ..Found::default()
     };
     let mut spans = scan.spans;
     for (at, list) in std::mem::take(&mut c.spans) {
-        spans.entry(at).or_default().extend(list);
+        match spans.entry(at) {
+            Entry::Vacant(v) => {
+                v.insert(list);
+            }
+            Entry::Occupied(mut o) => o.get_mut().extend(list),
+        }
     }
     align(parent, &mut c.align, &found.incarnations)?;
     for a in std::mem::take(&mut c.align) {
@@ -588,7 +606,7 @@ fn blank(found: &mut Found, mut spans: HashMap<Incarnation, Vec<Span>>, c: Colle
         let wanted = if found.mcp_streams.contains(&b.at.0) {
             true
         } else {
-            c.keep_non_mcp && c.mixed.contains(&b.item)
+            c.asked.keep_non_mcp && c.mixed.contains(&b.item)
         };
         if wanted {
             lines.insert(b.item);

@@ -10,7 +10,7 @@
 //! carry no MCP message are left out, and non-MCP lines inside MCP stdio
 //! streams are blanked, unless the user keeps them.
 
-use super::find::{self, Found, Span};
+use super::find::{self, Found, Span, Tally};
 use super::rules::{merge, Rules};
 use super::whole::Seen;
 use super::Plan;
@@ -27,6 +27,8 @@ type HmacSha256 = hmac::Hmac<sha2::Sha256>;
 pub enum Place {
     /// The item numbered so.
     Message(u64),
+    /// Messages, not itemised (a redaction that lists nothing).
+    Messages,
     /// HTTP header lines a process wrote or read.
     Headers {
         written: bool,
@@ -38,13 +40,14 @@ pub enum Place {
     CommandLine(u32),
     Executable(u32),
     /// A `meta` value.
-    Meta(String),
+    Meta(Box<str>),
 }
 
 impl fmt::Display for Place {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Place::Message(n) => write!(f, "message {n}"),
+            Place::Messages => f.write_str("messages"),
             Place::Headers { written, pid } => write!(
                 f,
                 "HTTP headers {} pid {pid}",
@@ -65,8 +68,9 @@ pub struct Redaction {
     found: Found,
     /// Tokens of what is replaced outside the records, counted there too.
     counts: BTreeMap<String, u64>,
-    /// Rule (number) and place.
-    by_place: BTreeMap<(usize, Place), u64>,
+    /// Rule (number) and place; one entry a message with a secret, so
+    /// kept as found, and sorted only to be shown.
+    by_place: Tally,
     view: Option<HashSet<ViewKey>>,
     keylog_left_out: u64,
 }
@@ -93,40 +97,44 @@ pub fn token(key: &[u8], secret: &[u8]) -> Vec<u8> {
 }
 
 impl Redaction {
-    /// Finds what `rules` redact in `parent` ([`find::find`]).
+    /// Finds what `rules` redact in `parent` ([`find::find`]); `itemised`:
+    /// counted by message (for a listing), else by rule.
     pub fn plan(
         parent: &CaptureReader,
         rules: Rules,
         key: Vec<u8>,
         keep_non_mcp: bool,
+        itemised: bool,
         progress: &mut dyn Progress,
     ) -> Result<Redaction, QueryError> {
-        let found = find::find(parent, &rules, &key, keep_non_mcp, progress)?;
-        let mut r = Redaction {
+        let asked = find::Asked {
+            keep_non_mcp,
+            itemised,
+        };
+        let mut found = find::find(parent, &rules, &key, asked, progress)?;
+        let by_place = found.take_tally();
+        let mut counts = BTreeMap::new();
+        for ((rule, _), n) in &by_place {
+            *counts.entry(rules.name(*rule).to_string()).or_default() += n;
+        }
+        Ok(Redaction {
             rules,
             key,
             keep_non_mcp,
-            counts: BTreeMap::new(),
-            by_place: BTreeMap::new(),
+            counts,
+            by_place,
             view: parent.view()?,
             keylog_left_out: 0,
             found,
-        };
-        for ((rule, place), n) in r.found.take_tally() {
-            r.note(rule, place, n);
-        }
-        Ok(r)
+        })
     }
 
-    fn note(&mut self, rule: usize, place: Place, n: u64) {
-        let name = self.rules.name(rule);
-        match self.counts.get_mut(name) {
-            Some(c) => *c += n,
-            None => {
-                self.counts.insert(name.to_string(), n);
-            }
-        }
-        *self.by_place.entry((rule, place)).or_default() += n;
+    fn note(&mut self, rule: usize, place: Place) {
+        *self
+            .counts
+            .entry(self.rules.name(rule).to_string())
+            .or_default() += 1;
+        *self.by_place.entry((rule, place)).or_default() += 1;
     }
 
     /// Replaces what the rules find in `text`, in place; notes it at `loc`.
@@ -134,7 +142,7 @@ impl Redaction {
         for f in merge(spans) {
             let tok = token(&self.key, &text[f.start..f.end]);
             text[f.start..f.end].copy_from_slice(&tok);
-            self.note(f.rule, loc.clone(), 1);
+            self.note(f.rule, loc.clone());
         }
     }
 
@@ -163,8 +171,12 @@ impl Redaction {
     }
 
     /// What would be (or was) redacted: rule, place, count.
-    pub fn report(&self) -> impl Iterator<Item = (&str, &Place, u64)> {
-        (self.by_place.iter()).map(|((rule, place), n)| (self.rules.name(*rule), place, *n))
+    pub fn report(&self) -> Vec<(&str, &Place, u64)> {
+        let mut all: Vec<_> = (self.by_place.iter())
+            .map(|((rule, place), n)| (self.rules.name(*rule), place, *n))
+            .collect();
+        all.sort_unstable();
+        all
     }
 
     /// How many secrets were (or would be) replaced.
@@ -265,7 +277,7 @@ impl Plan for Redaction {
     }
 
     fn meta(&mut self, key: &str, value: &mut String) {
-        let loc = Place::Meta(key.to_string());
+        let loc = Place::Meta(key.into());
         if key == "command_line" {
             if let Ok(mut args) = serde_json::from_str::<Vec<String>>(value) {
                 self.redact_args(&mut args, &loc);
