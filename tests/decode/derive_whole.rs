@@ -229,3 +229,28 @@ fn a_redaction_writes_what_its_records_make() {
         }
     }
 }
+
+/// Stream incarnations and exec records are keyed by record number: a
+/// capture whose records are not numbered in order (here an unsealed one
+/// whose second block starts one record early) is refused, not redacted.
+#[test]
+fn records_numbered_out_of_order_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = parent(&dir.path().join("p.db"));
+    let conn = rusqlite::Connection::open(&p).unwrap();
+    conn.execute_batch(
+        "UPDATE meta SET value = '[\"stream_ends\"]' WHERE key = 'features';
+         UPDATE blocks SET first_seq = first_seq - 1 WHERE block_id = 2;",
+    )
+    .unwrap();
+    drop(conn);
+    let child = dir.path().join("c.db");
+    let out = mcpspy_command()
+        .args(["redact", p.to_str().unwrap(), "-o", child.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("not numbered in order"), "{stderr}");
+    assert!(!child.exists());
+}
