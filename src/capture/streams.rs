@@ -31,6 +31,11 @@ impl Streams {
         self.rows.len()
     }
 
+    /// The streams that have a row.
+    pub fn ids(&self) -> impl Iterator<Item = &StreamId> {
+        self.rows.keys()
+    }
+
     /// The number of stream `key`, if it has a row.
     pub fn id(&self, key: &StreamId) -> Option<i64> {
         self.rows.get(key).map(|r| r.id)

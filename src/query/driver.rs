@@ -289,7 +289,7 @@ pub(super) fn decode_tapped(
     progress: &mut dyn Progress,
     label: &'static str,
     keylog: bool,
-    tap: &mut dyn ReadTap,
+    tap: &mut impl ReadTap,
     mut each: impl FnMut(&Item<'_>) -> io::Result<Flow>,
 ) -> Result<(Vec<SessionSummary>, Flow), QueryError> {
     progress.pass(label, reader.raw_bytes()?);

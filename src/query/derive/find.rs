@@ -47,7 +47,8 @@ pub struct Found {
     keep_non_mcp: bool,
     mcp_streams: HashSet<StreamId>,
     pids: HashSet<u32>,
-    all_streams: HashSet<StreamId>,
+    /// Streams that carry no MCP message (left out unless kept).
+    non_mcp_streams: usize,
     /// The child's streams table, known before the copy: streams are kept
     /// or left out whole, both directions together.
     streams: Option<Streams>,
@@ -117,7 +118,7 @@ impl Found {
     }
 
     pub fn streams_left_out(&self) -> usize {
-        self.all_streams.difference(&self.mcp_streams).count()
+        self.non_mcp_streams
     }
 
     /// The incarnation of the stream that data record `seq` belongs to.
@@ -173,7 +174,6 @@ struct Scan<'a> {
     key: &'a [u8],
     incarnations: Incarnations,
     carries: HashMap<Incarnation, Carry>,
-    all_streams: HashSet<StreamId>,
     /// Streams whose HTTP names an MCP session (Mcp-Session-Id): they are
     /// the session's too (its DELETE, its GET stream) though no message
     /// travels in them.
@@ -260,7 +260,6 @@ impl Scan<'_> {
             return;
         }
         let at = self.incarnations.of(rec.seq, ev);
-        self.all_streams.insert(at.0);
         self.streams.note(ev);
         if let Some(s) = seen {
             let end = h.stream_off.saturating_add(ev.payload.len() as u64);
@@ -403,7 +402,6 @@ pub fn find(
         key,
         incarnations: Incarnations::default(),
         carries: HashMap::new(),
-        all_streams: HashSet::new(),
         session_streams: HashSet::new(),
         spans: HashMap::new(),
         records: HashMap::new(),
@@ -443,7 +441,6 @@ pub fn find(
         records: scan.records,
         incarnations: scan.incarnations,
         keep_non_mcp: asked.keep_non_mcp,
-        all_streams: scan.all_streams,
         ..Found::default()
     };
     let mut spans = scan.spans;
@@ -489,6 +486,9 @@ pub fn find(
     }
     blank(&mut found, spans, c);
     found.whole = scan.sightings.choose(|seen| found.unchanged(seen));
+    found.non_mcp_streams = (scan.streams.ids())
+        .filter(|id| !found.mcp_streams.contains(id))
+        .count();
     scan.streams.retain(|id| found.keeps_stream(id));
     found.streams = Some(scan.streams);
     Ok(found)
