@@ -3,6 +3,7 @@
 
 use crate::event::{tcp_endpoints, Direction, RawEvent, StreamId};
 use anyhow::Result;
+// A fast seeded hash: a row is looked up for every data record.
 use foldhash::HashMap;
 use rusqlite::{params, Connection};
 

@@ -1,6 +1,7 @@
 //! Writing a capture file: the recorder's only way to touch it. The writer
 //! is the recorder's [`Store`]; a [`Tap`] sees each record as it is stored.
 
+use super::beside::{remove_orphans, remove_side_files};
 use super::block::{self, BlockFacts};
 use super::keys::SigningIdentity;
 use super::schema;
@@ -12,8 +13,7 @@ use crate::event::RawEvent;
 use crate::event::{Batch, Recorded, Store, StoreStats};
 use anyhow::{bail, Context, Result};
 use rusqlite::{params, Connection};
-// A fast seeded hash: both maps are looked up for every record.
-use super::beside::{remove_orphans, remove_side_files};
+// A fast seeded hash: the block's stream counts are looked up for every record.
 use foldhash::{HashMap, HashMapExt};
 use std::path::{Path, PathBuf};
 
