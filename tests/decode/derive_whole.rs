@@ -254,3 +254,56 @@ fn records_numbered_out_of_order_are_refused() {
     assert!(stderr.contains("not numbered in order"), "{stderr}");
     assert!(!child.exists());
 }
+
+/// A record of an optional feature this mcpspy does not know (tag 130,
+/// which readers skip) is never searched: a block holding one is not taken
+/// whole, so the record, and the secret in it, stay out of the child.
+#[test]
+fn a_block_with_records_this_reader_skips_is_not_taken_whole() {
+    const HIDDEN: &[u8] = b"ghp_0123456789abcdefghijABCDEFGHIJ012345";
+    let dir = tempfile::tempdir().unwrap();
+    let p = parent(&dir.path().join("p.db"));
+    let conn = rusqlite::Connection::open(&p).unwrap();
+    // Unsealed (a seal would break), and the feature not listed (a listed
+    // one unknown to this mcpspy is refused outright).
+    conn.execute(
+        "UPDATE meta SET value = '[\"stream_ends\"]' WHERE key = 'features'",
+        [],
+    )
+    .unwrap();
+    let last: i64 = conn
+        .query_row("SELECT max(block_id) FROM blocks", [], |r| r.get(0))
+        .unwrap();
+    let stored: Vec<u8> = conn
+        .query_row("SELECT data FROM blocks WHERE block_id = ?1", [last], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    let mut raw = zstd::stream::decode_all(&stored[..]).unwrap();
+    raw.push(130);
+    raw.extend_from_slice(&(HIDDEN.len() as u32).to_le_bytes());
+    raw.extend_from_slice(HIDDEN);
+    let stored = zstd::bulk::compress(&raw, 3).unwrap();
+    conn.execute(
+        "UPDATE blocks SET data = ?1, raw_bytes = ?2 WHERE block_id = ?3",
+        rusqlite::params![stored, raw.len() as i64, last],
+    )
+    .unwrap();
+    drop(conn);
+    let child = dir.path().join("c.db");
+    let out = mcpspy_command()
+        .args(["redact", p.to_str().unwrap(), "-o", child.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let reader = CaptureReader::open(&child).unwrap();
+    for b in reader.blocks(&BlockFilter::default()).unwrap() {
+        let b = b.unwrap();
+        assert!(memchr::memmem::find(&b.data, HIDDEN).is_none());
+        assert!(memchr::memmem::find(&b.data, SECRET.as_bytes()).is_none());
+    }
+}
