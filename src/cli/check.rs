@@ -3,7 +3,7 @@
 
 use super::args::parse_duration;
 use super::read::{Bar, Opened, Output};
-use super::{CheckArgs, CheckFormat, Done, FailOn, Failure, Input};
+use super::{print_lines, CheckArgs, CheckFormat, Done, FailOn, Failure, Input};
 use crate::query::check::{self, Config, Inventory, Severity, RULES};
 use crate::query::derive::rules::Rules;
 use crate::query::CaptureReader;
@@ -13,9 +13,8 @@ use std::path::{Path, PathBuf};
 
 pub fn run(a: CheckArgs) -> Result<Done, Failure> {
     if a.list_rules {
-        for r in RULES {
-            println!("{:<30} {:<8} {}", r.id, r.severity.name(), r.title);
-        }
+        let rules = RULES.iter();
+        print_lines(rules.map(|r| format!("{:<30} {:<8} {}", r.id, r.severity.name(), r.title)))?;
         return Ok(Done::Ok);
     }
     let config = config(&a)?;

@@ -1,7 +1,7 @@
 //! `mcpspy slice` and `mcpspy redact`: derived captures.
 
 use super::read::{selection, Bar, Opened};
-use super::{Done, Failure, RedactArgs, SliceArgs};
+use super::{print_lines, Done, Failure, RedactArgs, SliceArgs};
 use crate::capture::SigningIdentity;
 use crate::query::derive::redact::Redaction;
 use crate::query::derive::rules::Rules;
@@ -64,16 +64,23 @@ pub fn redact(a: RedactArgs) -> Result<Done, Failure> {
     if a.dry_run {
         plan.preview_tables(&opened.reader)
             .map_err(|e| Failure::other(e.to_string()))?;
-        println!("rule\twhere\tcount");
-        for (rule, loc, n) in plan.report() {
-            println!("{rule}\t{loc}\t{n}");
-        }
-        if !a.keep_non_mcp {
-            println!("non-MCP\tstreams left out\t{streams_out}");
-            println!("non-MCP\tlines blanked\t{blanked}");
+        let tail = if !a.keep_non_mcp {
+            vec![
+                format!("non-MCP\tstreams left out\t{streams_out}"),
+                format!("non-MCP\tlines blanked\t{blanked}"),
+            ]
         } else if blanked > 0 {
-            println!("mixed by two writers\tlines blanked\t{blanked}");
-        }
+            vec![format!("mixed by two writers\tlines blanked\t{blanked}")]
+        } else {
+            Vec::new()
+        };
+        let report = plan.report();
+        let found = (report.iter()).map(|(rule, loc, n)| format!("{rule}\t{loc}\t{n}"));
+        print_lines(
+            std::iter::once("rule\twhere\tcount".to_string())
+                .chain(found)
+                .chain(tail),
+        )?;
         return Ok(Done::Ok);
     }
     if let Some(n) = plan.unlocated() {

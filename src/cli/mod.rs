@@ -558,6 +558,25 @@ pub struct Failure {
     pub message: String,
 }
 
+/// Writes `lines` to standard output. A reader that went away (`| head`)
+/// ends the output quietly, as it ends the read commands'.
+pub fn print_lines<T: std::fmt::Display>(
+    lines: impl IntoIterator<Item = T>,
+) -> Result<(), Failure> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let written = lines
+        .into_iter()
+        .try_for_each(|line| writeln!(out, "{line}"))
+        .and_then(|()| out.flush());
+    match written {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(Failure::other(format!("writing to standard output: {e}")))
+        }
+        _ => Ok(()),
+    }
+}
+
 impl Failure {
     /// Bad input: a file that is not a capture, bad arguments.
     pub fn input(message: impl Into<String>) -> Self {

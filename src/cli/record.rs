@@ -315,7 +315,7 @@ pub fn scan_tls(programs: &[std::path::PathBuf], no_cache: bool) -> Result<(), F
             "seconds": started.elapsed().as_secs_f64(),
             "scan": outcome,
         });
-        println!("{line}");
+        super::print_lines([line])?;
     }
     Ok(())
 }

@@ -42,7 +42,10 @@ pub fn run(a: VerifyArgs) -> Result<Done, Failure> {
 
 /// A damaged capture: altered or incomplete (exit 1), said as a report.
 fn damaged(name: &str, e: &CaptureError) -> Failure {
-    println!("{name}: ALTERED OR INCOMPLETE\n  first failure: the file is damaged: {e}");
+    let said = format!("{name}: ALTERED OR INCOMPLETE\n  first failure: the file is damaged: {e}");
+    if let Err(f) = super::print_lines([said]) {
+        return f;
+    }
     Failure {
         code: 1,
         message: String::new(),

@@ -313,9 +313,19 @@ fn a_closed_pipe_ends_output_quietly() {
         s2.send(CLIENT, SERVER, c2s, &request(i, "ping", "{}"));
     }
     let cap = s2.finish();
-    for cmd in ["replay", "export"] {
+    // A rule that finds something in every request: a line each in the listing.
+    let rules = dir.path().join("ping.toml");
+    std::fs::write(
+        &rules,
+        "[[rule]]\nname = \"ping\"\nkind = \"value\"\npattern = 'ping'\n\
+         examples = [ { text = 'a ping', secret = 'ping' } ]\nkeep = ['pong']\n",
+    )
+    .unwrap();
+    let dry = ["redact", s(&cap), "--dry-run", "--rules", s(&rules)];
+    for args in [&["replay", s(&cap)][..], &["export", s(&cap)], &dry] {
+        let cmd = args.join(" ");
         let mut child = Command::new(env!("CARGO_BIN_EXE_mcpspy"))
-            .args([cmd, s(&cap)])
+            .args(args)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
