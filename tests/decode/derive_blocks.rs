@@ -43,20 +43,7 @@ fn blocks_a_redaction_left_alone_keep_their_compressed_bytes() {
     s.tick();
     let parent = s.finish();
     let child = dir.path().join("c.db");
-    let out = mcpspy_command()
-        .args([
-            "redact",
-            parent.to_str().unwrap(),
-            "-o",
-            child.to_str().unwrap(),
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    redact_ok(&parent, &child, &[]);
     let verified = mcpspy_command().arg("verify").arg(&child).output().unwrap();
     assert!(verified.status.success(), "{verified:?}");
 

@@ -196,17 +196,7 @@ fn a_redaction_writes_what_its_records_make() {
         .collect();
     for keep in [false, true] {
         let child = dir.path().join(format!("c-{keep}.db"));
-        let mut cmd = mcpspy_command();
-        cmd.args(["redact", p.to_str().unwrap(), "-o", child.to_str().unwrap()]);
-        if keep {
-            cmd.arg("--keep-non-mcp");
-        }
-        let out = cmd.output().unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        redact_ok(&p, &child, if keep { &["--keep-non-mcp"] } else { &[] });
         let again = dir.path().join(format!("again-{keep}.db"));
         store_again(&child, &again, false);
         same_tables(
@@ -230,6 +220,18 @@ fn a_redaction_writes_what_its_records_make() {
     }
 }
 
+/// The parent opened to be altered, its seal taken off (it would break):
+/// an unsealed capture, as an mcpspy without a seal made them.
+fn unsealed(p: &Path) -> rusqlite::Connection {
+    let conn = rusqlite::Connection::open(p).unwrap();
+    conn.execute(
+        "UPDATE meta SET value = '[\"stream_ends\"]' WHERE key = 'features'",
+        [],
+    )
+    .unwrap();
+    conn
+}
+
 /// Stream incarnations and exec records are keyed by record number: a
 /// capture whose records are not numbered in order (here an unsealed one
 /// whose second block starts one record early) is refused, not redacted.
@@ -237,18 +239,15 @@ fn a_redaction_writes_what_its_records_make() {
 fn records_numbered_out_of_order_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let p = parent(&dir.path().join("p.db"));
-    let conn = rusqlite::Connection::open(&p).unwrap();
-    conn.execute_batch(
-        "UPDATE meta SET value = '[\"stream_ends\"]' WHERE key = 'features';
-         UPDATE blocks SET first_seq = first_seq - 1 WHERE block_id = 2;",
+    let conn = unsealed(&p);
+    conn.execute(
+        "UPDATE blocks SET first_seq = first_seq - 1 WHERE block_id = 2",
+        [],
     )
     .unwrap();
     drop(conn);
     let child = dir.path().join("c.db");
-    let out = mcpspy_command()
-        .args(["redact", p.to_str().unwrap(), "-o", child.to_str().unwrap()])
-        .output()
-        .unwrap();
+    let out = redact(&p, &child, &[]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("not numbered in order"), "{stderr}");
@@ -263,14 +262,9 @@ fn a_block_with_records_this_reader_skips_is_not_taken_whole() {
     const HIDDEN: &[u8] = b"ghp_0123456789abcdefghijABCDEFGHIJ012345";
     let dir = tempfile::tempdir().unwrap();
     let p = parent(&dir.path().join("p.db"));
-    let conn = rusqlite::Connection::open(&p).unwrap();
-    // Unsealed (a seal would break), and the feature not listed (a listed
-    // one unknown to this mcpspy is refused outright).
-    conn.execute(
-        "UPDATE meta SET value = '[\"stream_ends\"]' WHERE key = 'features'",
-        [],
-    )
-    .unwrap();
+    // The feature not listed: a listed one unknown to this mcpspy is
+    // refused outright.
+    let conn = unsealed(&p);
     let last: i64 = conn
         .query_row("SELECT max(block_id) FROM blocks", [], |r| r.get(0))
         .unwrap();
@@ -291,15 +285,7 @@ fn a_block_with_records_this_reader_skips_is_not_taken_whole() {
     .unwrap();
     drop(conn);
     let child = dir.path().join("c.db");
-    let out = mcpspy_command()
-        .args(["redact", p.to_str().unwrap(), "-o", child.to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    redact_ok(&p, &child, &[]);
     let reader = CaptureReader::open(&child).unwrap();
     for b in reader.blocks(&BlockFilter::default()).unwrap() {
         let b = b.unwrap();

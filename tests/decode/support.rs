@@ -1019,3 +1019,20 @@ pub fn mcpspy_command() -> Command {
         .env_remove("NO_COLOR");
     c
 }
+
+/// `mcpspy redact PARENT -o CHILD`, with `more` arguments.
+pub fn redact(parent: &Path, child: &Path, more: &[&str]) -> std::process::Output {
+    let mut c = mcpspy_command();
+    c.arg("redact").arg(parent).arg("-o").arg(child).args(more);
+    c.output().expect("mcpspy runs")
+}
+
+/// The same, which must succeed.
+pub fn redact_ok(parent: &Path, child: &Path, more: &[&str]) {
+    let out = redact(parent, child, more);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
